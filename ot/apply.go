@@ -28,17 +28,20 @@ type Slicer interface {
 	Slice(pos, n int) string
 }
 
-// check verifies that every component is valid and that the op reaches no
-// further than length code points. It returns ErrPastEnd wrapped with the
-// figures, or a component error.
-func (o Op) check(length int) error {
+// Check reports whether op applies to a text of length code points: every
+// component valid (no zero length, inserts valid UTF-8) and the op reaching
+// no further than the text. It returns ErrPastEnd wrapped with the figures,
+// or a component error. Apply and ApplyTo call it before changing anything.
+func (o Op) Check(length int) error {
 	reach := 0
 	for i, c := range o {
-		if c.n == 0 {
+		switch {
+		case c.n == 0:
 			return fmt.Errorf("component %d: %w", i, ErrZeroLength)
-		}
-		if c.s == "" {
+		case c.s == "":
 			reach += c.Len()
+		case !utf8.ValidString(c.s):
+			return fmt.Errorf("component %d: %w", i, ErrInvalidUTF8)
 		}
 	}
 	if reach > length {
@@ -50,7 +53,7 @@ func (o Op) check(length int) error {
 // Apply returns the result of applying op to s. It fails, and returns "",
 // when op reaches past the end of s or holds a zero-length component.
 func Apply(s string, op Op) (string, error) {
-	if err := op.check(utf8.RuneCountInString(s)); err != nil {
+	if err := op.Check(utf8.RuneCountInString(s)); err != nil {
 		return "", err
 	}
 	var sb strings.Builder
@@ -76,7 +79,7 @@ func Apply(s string, op Op) (string, error) {
 // the end of t or holds a zero-length component it returns an error and t is
 // unchanged.
 func ApplyTo(t Text, op Op) error {
-	if err := op.check(t.Len()); err != nil {
+	if err := op.Check(t.Len()); err != nil {
 		return err
 	}
 	pos := 0

@@ -15,7 +15,7 @@ func Invert(op Op, base string) (Op, error) {
 // InvertText is Invert for a text held in a [Slicer], such as a rope, read
 // before op is applied to it.
 func InvertText(op Op, base Slicer) (Op, error) {
-	if err := op.check(base.Len()); err != nil {
+	if err := op.Check(base.Len()); err != nil {
 		return nil, err
 	}
 	var b Builder

@@ -46,6 +46,7 @@ func TestApplyRejects(t *testing.T) {
 		{"😀", ot.Op{ot.Retain(2), ot.Insert("x")}, ot.ErrPastEnd}, // one code point, four bytes
 		{"abc", ot.Op{ot.Retain(0), ot.Insert("x")}, ot.ErrZeroLength},
 		{"abc", ot.Op{ot.Insert("x"), ot.Delete(0)}, ot.ErrZeroLength},
+		{"abc", ot.Op{ot.Retain(1), ot.Insert("\xff")}, ot.ErrInvalidUTF8},
 	}
 	for _, tt := range tests {
 		if got, err := ot.Apply(tt.text, tt.op); !errors.Is(err, tt.want) || got != "" {

@@ -1,0 +1,88 @@
+package doc
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/tandemhq/tandem/ot"
+)
+
+// Info is a document's metadata as storage keeps it.
+type Info struct {
+	ID      string    `json:"id"`
+	Title   string    `json:"title,omitempty"`
+	Created time.Time `json:"created"`
+	// Version is the document's current version: the number of ops applied
+	// since it was created.
+	Version int `json:"version"`
+}
+
+// OpRecord is one entry of a document's op log: the op that took the
+// document from Version to Version+1, who made it and when.
+type OpRecord struct {
+	// Version is the version the op applied to.
+	Version int `json:"version"`
+	// Op is canonical and already transformed to apply at Version.
+	Op ot.Op `json:"op"`
+	// UID is the client-chosen unique id of the op, used for exactly-once
+	// delivery across reconnects.
+	UID      string    `json:"uid"`
+	User     string    `json:"user,omitempty"`
+	ClientID string    `json:"client_id,omitempty"`
+	Time     time.Time `json:"ts"`
+}
+
+// Snapshot is a document's full content at a version.
+type Snapshot struct {
+	Version int    `json:"version"`
+	Content string `json:"content"`
+}
+
+// Comment is a comment anchored to a range of a document's text. Replies
+// name their thread's first comment in Parent.
+type Comment struct {
+	ID string `json:"id"`
+	// Range is where the comment sits at document version Version; moving
+	// it through the ops after Version gives where it sits now.
+	Range   ot.Range `json:"range"`
+	Version int      `json:"version"`
+	// User is the author's user id; UserName their name when written.
+	User      string    `json:"user"`
+	UserName  string    `json:"user_name,omitempty"`
+	Text      string    `json:"text"`
+	Parent    string    `json:"parent,omitempty"`
+	Resolved  bool      `json:"resolved"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// Message is one published message of a channel's history. A retracted
+// message keeps its offset as a tombstone: Retracted is true and Data is
+// empty.
+type Message struct {
+	Channel string `json:"channel"`
+	// Offset is the message's position in its channel, from 1, consecutive.
+	Offset   uint64          `json:"offset"`
+	Event    string          `json:"event,omitempty"`
+	Data     json.RawMessage `json:"data,omitempty"`
+	User     string          `json:"user,omitempty"`
+	ClientID string          `json:"client_id,omitempty"`
+	Time     time.Time       `json:"ts"`
+	// Retracted marks a tombstone; RetractedBy is who retracted it.
+	Retracted   bool   `json:"retracted,omitempty"`
+	RetractedBy string `json:"retracted_by,omitempty"`
+}
+
+// User is a user the server has seen, for @mentions by name.
+type User struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// HistoryLimit bounds how much of a channel's history storage keeps: at
+// most MaxCount messages and none older than MaxAge. A zero field means no
+// bound of that kind. Offsets keep counting past trimmed messages.
+type HistoryLimit struct {
+	MaxCount int           `json:"max_count,omitempty"`
+	MaxAge   time.Duration `json:"max_age,omitempty"`
+}
