@@ -2,9 +2,18 @@ package doc
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/tandemhq/tandem/ot"
+)
+
+// ErrNotFound and ErrExists are what a store returns, wrapped, for a record
+// that is missing or already there. They live here, beside the records, so
+// that the session can test for them without importing a storage package.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
 )
 
 // Info is a document's metadata as storage keeps it.

@@ -41,7 +41,7 @@ type command struct {
 // commands lists every subcommand in the order `tandem help` shows them.
 func commands() []command {
 	return []command{
-		{"serve", "run the server with the bundled demo", notYet("serve")},
+		{"serve", "run the server with the bundled demo", runServe},
 		{"export", "write one document's whole history as JSON", runExport},
 		{"import", "load an exported history into a data directory", runImport},
 		{"token", "mint a JWT for development and scripts", notYet("token")},

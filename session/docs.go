@@ -1,0 +1,305 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/ot"
+)
+
+// Errors of live documents; the web layer maps them to wire codes.
+var (
+	// ErrBadDocID: a document id that is empty, too long or has characters
+	// outside letters, digits and `_-.@#=`.
+	ErrBadDocID = errors.New("session: bad document id")
+	// ErrDocNotFound: the document does not exist and may not be created.
+	ErrDocNotFound = errors.New("session: document not found")
+	// ErrNotOpen: an op, cursor or comment on a document this connection has
+	// not opened.
+	ErrNotOpen = errors.New("session: document not open")
+	// ErrFutureVersion: a version the server has not reached, or negative.
+	ErrFutureVersion = errors.New("session: version not reached yet")
+	// ErrDocTooLarge: the op would make the document, or is itself, larger
+	// than the limits allow.
+	ErrDocTooLarge = errors.New("session: document or op too large")
+	// ErrOpRate: a user is sending ops to one document too fast.
+	ErrOpRate = errors.New("session: too many ops")
+	// ErrBadComment: a comment request that is malformed (unknown action,
+	// missing field, range outside the text, unknown comment id).
+	ErrBadComment = errors.New("session: bad comment request")
+	// ErrCommentForbidden: editing or deleting someone else's comment.
+	ErrCommentForbidden = errors.New("session: not your comment")
+	// ErrStorage: the document's storage failed; it was closed for everyone
+	// and reloads on the next open.
+	ErrStorage = errors.New("session: storage failure")
+)
+
+// MaxDocID is the longest document id, in bytes.
+const MaxDocID = 200
+
+// ValidDocID checks a document id.
+func ValidDocID(id string) error {
+	if id == "" || len(id) > MaxDocID {
+		return fmt.Errorf("%w: must be 1 to %d bytes", ErrBadDocID, MaxDocID)
+	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("%w: invalid UTF-8", ErrBadDocID)
+	}
+	for _, r := range id {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_-.@#=", r) {
+			return fmt.Errorf("%w: character %q not allowed", ErrBadDocID, r)
+		}
+	}
+	return nil
+}
+
+// DocsConfig configures live documents. The storage fields and Hub are
+// required; zero limits take the defaults their comments give.
+type DocsConfig struct {
+	Documents Documents
+	OpLog     OpLog
+	Snapshots Snapshots
+	Comments  Comments
+	// Hub delivers @mention notifications of comments.
+	Hub *Hub
+
+	// IdleTimeout is how long a document with nobody in it stays loaded
+	// before it writes a snapshot and unloads. By default 30 * time.Second.
+	IdleTimeout time.Duration
+	// MaxDocLen bounds a document's length in code points. By default
+	// 4,000,000.
+	MaxDocLen int
+	// MaxOpBytes bounds the text one op inserts, in bytes. By default 64 KiB.
+	MaxOpBytes int
+	// OpRate and OpBurst limit the ops one user sends to one document per
+	// second. By default 500 and 1000.
+	OpRate  float64
+	OpBurst int
+	// CursorInterval is the shortest time between two broadcasts of one
+	// client's cursor; later updates within it are coalesced (the latest
+	// wins). By default 50 * time.Millisecond.
+	CursorInterval time.Duration
+	// RecentOps is how many recent ops each document keeps in memory for
+	// transforming late ops and answering reopens. By default 1024.
+	RecentOps int
+	// QueueLen bounds each document's request queue; when it is full the
+	// sending connection's read loop waits. By default 1024.
+	QueueLen int
+	Logger   zerolog.Logger
+	// Now returns the current time; by default time.Now.
+	Now func() time.Time
+}
+
+func (c *DocsConfig) setDefaults() {
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 30 * time.Second
+	}
+	if c.MaxDocLen <= 0 {
+		c.MaxDocLen = 4_000_000
+	}
+	if c.MaxOpBytes <= 0 {
+		c.MaxOpBytes = 64 << 10
+	}
+	if c.OpRate <= 0 {
+		c.OpRate = 500
+	}
+	if c.OpBurst <= 0 {
+		c.OpBurst = 1000
+	}
+	if c.CursorInterval <= 0 {
+		c.CursorInterval = 50 * time.Millisecond
+	}
+	if c.RecentOps <= 0 {
+		c.RecentOps = 1024
+	}
+	if c.QueueLen <= 0 {
+		c.QueueLen = 1024
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// DocClient is a connection as live documents see it.
+type DocClient struct {
+	Sub  Subscriber
+	User proto.User
+	// Fail sends an error frame answering request id; it must not block.
+	Fail func(id *int64, err error)
+}
+
+// Docs runs one goroutine per open document. It is safe for concurrent use.
+type Docs struct {
+	cfg DocsConfig
+	log zerolog.Logger
+
+	mu       sync.Mutex             // guards sessions and closed
+	sessions map[string]*docSession // loaded documents
+	closed   bool
+	wg       sync.WaitGroup // one per session goroutine, and resubmitters
+}
+
+// NewDocs returns the live-document manager.
+func NewDocs(cfg DocsConfig) *Docs {
+	cfg.setDefaults()
+	return &Docs{
+		cfg:      cfg,
+		log:      cfg.Logger.With().Str("component", "docs").Logger(),
+		sessions: make(map[string]*docSession),
+	}
+}
+
+// Loaded returns how many documents are loaded.
+func (d *Docs) Loaded() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.sessions)
+}
+
+// Close flushes and unloads every document (each writes a snapshot) and
+// waits for their goroutines. Requests after Close fail with ErrClosed.
+func (d *Docs) Close() {
+	d.mu.Lock()
+	d.closed = true
+	sessions := make([]*docSession, 0, len(d.sessions))
+	for _, s := range d.sessions {
+		sessions = append(sessions, s)
+	}
+	d.mu.Unlock()
+	for _, s := range sessions {
+		close(s.stop)
+	}
+	d.wg.Wait()
+}
+
+// submit hands r to the document's goroutine, loading the document first
+// if needed. It blocks while the document's queue is full.
+func (d *Docs) submit(docID string, r *docRequest) {
+	for {
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			r.fail(ErrClosed)
+			return
+		}
+		s := d.sessions[docID]
+		if s == nil {
+			s = newDocSession(d, docID)
+			d.sessions[docID] = s
+			d.wg.Add(1)
+			go s.run()
+		}
+		d.mu.Unlock()
+		select {
+		case s.reqs <- r:
+			return
+		case <-s.done: // it unloaded as we came; the next one takes r
+		}
+	}
+}
+
+// Open opens a document for a client: a snapshot, or with version the ops
+// since then. A document that does not exist is created empty when create
+// is true, otherwise the client gets ErrDocNotFound. Replies go to c.Sub.
+func (d *Docs) Open(c DocClient, id *int64, docID string, version *int, create bool) {
+	d.submit(docID, &docRequest{kind: reqOpen, client: c, id: id, version: version, create: create})
+}
+
+// Submit sends an op made against version.
+func (d *Docs) Submit(c DocClient, id *int64, docID string, version int, op ot.Op, uid string) {
+	d.submit(docID, &docRequest{kind: reqOp, client: c, id: id, version: &version, op: op, uid: uid})
+}
+
+// Cursor sets the client's cursor: ranges in the document at version.
+func (d *Docs) Cursor(c DocClient, docID string, version int, ranges []ot.Selection) {
+	d.submit(docID, &docRequest{kind: reqCursor, client: c, version: &version, ranges: ranges})
+}
+
+// CommentRequest is a comment action.
+type CommentRequest struct {
+	Action string // add, edit, resolve, reopen, delete
+	// CommentID names the comment for every action but add.
+	CommentID string
+	// Version is the version Range was made against (add).
+	Version int
+	Range   *ot.Range
+	Text    *string
+	Parent  *string
+}
+
+// Comment performs a comment action; mayModerate lets the client edit and
+// delete others' comments (an admin).
+func (d *Docs) Comment(c DocClient, id *int64, docID string, cr CommentRequest, mayModerate bool) {
+	d.submit(docID, &docRequest{kind: reqComment, client: c, id: id, comment: cr, moderate: mayModerate})
+}
+
+// CloseDoc closes a document for a client; id, when set, is answered with
+// closed.
+func (d *Docs) CloseDoc(c DocClient, id *int64, docID string) {
+	d.submit(docID, &docRequest{kind: reqClose, client: c, id: id})
+}
+
+// Leave removes a disconnected client from a document, without a reply.
+// It never loads a document that is not loaded.
+func (d *Docs) Leave(clientID, docID string) {
+	d.mu.Lock()
+	s := d.sessions[docID]
+	d.mu.Unlock()
+	if s == nil {
+		return
+	}
+	r := &docRequest{kind: reqLeave, client: DocClient{Sub: leftClient(clientID)}}
+	select {
+	case s.reqs <- r:
+	case <-s.done:
+	}
+}
+
+// leftClient is the Subscriber of a Leave request: only its id matters.
+type leftClient string
+
+func (l leftClient) ClientID() string   { return string(l) }
+func (l leftClient) Send(_ []byte) bool { return false }
+
+type reqKind uint8
+
+const (
+	reqOpen reqKind = iota
+	reqOp
+	reqCursor
+	reqComment
+	reqClose
+	reqLeave
+)
+
+// docRequest is one request to a document's goroutine.
+type docRequest struct {
+	kind     reqKind
+	client   DocClient
+	id       *int64
+	version  *int
+	create   bool
+	op       ot.Op
+	uid      string
+	ranges   []ot.Selection
+	comment  CommentRequest
+	moderate bool
+}
+
+func (r *docRequest) fail(err error) {
+	if r.client.Fail != nil && r.kind != reqLeave {
+		r.client.Fail(r.id, err)
+	}
+}
+
+func isNotFound(err error) bool { return errors.Is(err, doc.ErrNotFound) }
+func isExists(err error) bool   { return errors.Is(err, doc.ErrExists) }

@@ -1,0 +1,131 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// PresenceMode says how a namespace's channels track who is there.
+type PresenceMode uint8
+
+const (
+	// PresenceFull: subscribed lists the members; join, update and leave
+	// events reach every subscriber allowed to see presence.
+	PresenceFull PresenceMode = iota
+	// PresenceCount: only a count, for very large channels; subscribed
+	// carries member_count and a periodic count event replaces join/leave.
+	PresenceCount
+	// PresenceOff: no presence at all.
+	PresenceOff
+)
+
+func (m PresenceMode) String() string {
+	switch m {
+	case PresenceFull:
+		return "full"
+	case PresenceCount:
+		return "count"
+	default:
+		return "off"
+	}
+}
+
+// ParsePresenceMode parses "full", "count" or "off".
+func ParsePresenceMode(s string) (PresenceMode, error) {
+	switch s {
+	case "full", "":
+		return PresenceFull, nil
+	case "count":
+		return PresenceCount, nil
+	case "off":
+		return PresenceOff, nil
+	}
+	return 0, fmt.Errorf("presence mode %q: want full, count or off", s)
+}
+
+// Namespace holds the options shared by every channel whose name starts
+// with `Name:`. The zero value of a field means what its comment says.
+type Namespace struct {
+	Name string
+	// HistorySize is how many messages a channel keeps; 0 keeps none
+	// (every publish is then delivered live only, with an offset).
+	HistorySize int
+	// HistoryAge drops messages older than this; 0 keeps them forever.
+	HistoryAge time.Duration
+	// Presence is how presence is tracked.
+	Presence PresenceMode
+	// ClientPublish lets clients with a publish grant publish; otherwise
+	// only the HTTP API (server-side keys) and admins do.
+	ClientPublish bool
+	// Private channels are `ns:<user id>`: only that user (and admins) may
+	// subscribe, whatever the grants say.
+	Private bool
+	// Reserved namespaces cannot be subscribed or published as channels
+	// (doc: carries documents' live traffic through their own requests).
+	Reserved bool
+	// Mentions makes a published `data.text` notify each @mentioned user
+	// the server knows on `user:<id>`.
+	Mentions bool
+	// MaxPayload bounds a message's data in bytes; 0 means the frame limit.
+	MaxPayload int
+	// PublishRate is how many messages per second one connection may publish
+	// in a channel of this namespace (burst PublishBurst); 0: no limit
+	// beyond the connection's own.
+	PublishRate  float64
+	PublishBurst int
+}
+
+// DefaultNamespaces returns the namespaces a new server has without any
+// configuration: the default namespace (names without `:`), chat, doc,
+// dashboard, user and system. Each call returns fresh values.
+func DefaultNamespaces() map[string]*Namespace {
+	return map[string]*Namespace{
+		"": {Name: "", HistorySize: 100, HistoryAge: 24 * time.Hour, Presence: PresenceFull,
+			ClientPublish: true, PublishRate: 20, PublishBurst: 40},
+		"chat": {Name: "chat", HistorySize: 1000, HistoryAge: 7 * 24 * time.Hour, Presence: PresenceFull,
+			ClientPublish: true, Mentions: true, PublishRate: 10, PublishBurst: 20, MaxPayload: 16 << 10},
+		"doc": {Name: "doc", Reserved: true, Presence: PresenceFull},
+		"dashboard": {Name: "dashboard", HistorySize: 100, HistoryAge: 24 * time.Hour, Presence: PresenceCount,
+			ClientPublish: false},
+		"user":   {Name: "user", HistorySize: 100, HistoryAge: 7 * 24 * time.Hour, Presence: PresenceOff, Private: true},
+		"system": {Name: "system", HistorySize: 60, HistoryAge: time.Hour, Presence: PresenceCount},
+	}
+}
+
+// MaxChannelName is the longest channel name, in bytes.
+const MaxChannelName = 255
+
+// ErrBadChannel: a channel name that is empty, too long or has a character
+// outside letters, digits and `_-:.@#=`.
+var ErrBadChannel = errors.New("session: bad channel name")
+
+// ValidChannel checks a channel name against the protocol's rules.
+func ValidChannel(name string) error {
+	if name == "" || len(name) > MaxChannelName {
+		return fmt.Errorf("%w: must be 1 to %d bytes", ErrBadChannel, MaxChannelName)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: invalid UTF-8", ErrBadChannel)
+	}
+	for _, r := range name {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("_-:.@#=", r) {
+			continue
+		}
+		return fmt.Errorf("%w: character %q not allowed", ErrBadChannel, r)
+	}
+	return nil
+}
+
+// NamespaceOf returns the namespace part of a channel name: what comes
+// before the first `:`, or "" for the default namespace.
+func NamespaceOf(channel string) string {
+	ns, _, ok := strings.Cut(channel, ":")
+	if !ok {
+		return ""
+	}
+	return ns
+}

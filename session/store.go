@@ -1,0 +1,81 @@
+package session
+
+import (
+	"context"
+
+	"github.com/tandemhq/tandem/doc"
+)
+
+// The storage the session uses, declared here as small interfaces (one per
+// use) and implemented by storage.DB; cmd/tandem asserts the fit at compile
+// time. Errors are storage's sentinels (storage.ErrConflict, ErrNotFound,
+// ...), which the session tests with errors.Is through the web layer's error
+// mapping.
+
+// Documents finds and creates documents.
+type Documents interface {
+	// CreateDoc creates an empty document at version 0 and returns its
+	// stored metadata; it fails if the id is taken.
+	CreateDoc(ctx context.Context, info doc.Info) (doc.Info, error)
+	// GetDoc returns a document's metadata and current version.
+	GetDoc(id string) (doc.Info, error)
+}
+
+// OpLog is a document's durable op log, as the document's goroutine uses
+// it: append without waiting (ack each op when its done reports nil), look
+// an op up by uid for exactly-once, and read the history an incoming op
+// must be transformed over.
+type OpLog interface {
+	// AppendOpAsync queues rec, whose Version must be the log's next one,
+	// and calls done once it is durable or has failed. Appends submitted in
+	// order are committed in order. done must not block.
+	AppendOpAsync(docID string, rec doc.OpRecord, done func(error))
+	// OpByUID returns the op with the given uid, if the log still holds it.
+	OpByUID(docID, uid string) (doc.OpRecord, bool, error)
+	// Ops returns the ops with versions in [from, to).
+	Ops(docID string, from, to int) ([]doc.OpRecord, error)
+}
+
+// Snapshots loads a document to open it and saves its content on close.
+type Snapshots interface {
+	// Head returns the latest snapshot and the ops after it.
+	Head(docID string) (doc.Snapshot, []doc.OpRecord, error)
+	// PutSnapshot stores the content at a version.
+	PutSnapshot(ctx context.Context, docID string, snap doc.Snapshot) error
+}
+
+// Comments stores a document's comments; each Range is valid at its
+// comment's Version, and the session moves it through the later ops.
+type Comments interface {
+	Comments(docID string) ([]doc.Comment, error)
+	PutComment(ctx context.Context, docID string, c doc.Comment) error
+	DeleteComment(ctx context.Context, docID, id string) error
+}
+
+// ChannelHistory is the hub's durable channel history. The hub assigns
+// offsets consecutively from 1 and appends without waiting.
+type ChannelHistory interface {
+	// AppendMessageAsync queues msg, trims the history to limits in the
+	// same commit, and calls done once it is durable or has failed.
+	AppendMessageAsync(msg doc.Message, limits doc.HistoryLimit, done func(error))
+	// ChannelState returns the last offset and the epoch; 0 and "" for a
+	// channel without history.
+	ChannelState(channel string) (lastOffset uint64, epoch string, err error)
+	// MessagesSince returns up to limit messages after offset.
+	MessagesSince(channel string, offset uint64, limit int) ([]doc.Message, error)
+	// Retract replaces a message with a tombstone.
+	Retract(ctx context.Context, channel string, offset uint64, by string) error
+}
+
+// Receipts stores read receipts; a receipt only moves forward.
+type Receipts interface {
+	SetReceipt(ctx context.Context, user, channel string, offset uint64) error
+	Receipts(channel string) (map[string]uint64, error)
+}
+
+// Users remembers the users the server has seen, for @mentions by name.
+type Users interface {
+	PutUser(ctx context.Context, u doc.User) error
+	GetUser(id string) (doc.User, bool, error)
+	UserByName(name string) (doc.User, bool, error)
+}

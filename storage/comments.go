@@ -1,0 +1,104 @@
+package storage
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tandemhq/tandem/doc"
+)
+
+// PutComment creates or replaces (by c.ID) a comment of document docID.
+// c.Range must be a valid range (0 <= From <= To) at c.Version, which must
+// lie between the compaction point and the current version. It blocks until
+// the write is durable.
+func (db *DB) PutComment(ctx context.Context, docID string, c doc.Comment) error {
+	if err := checkID("doc id", docID); err != nil {
+		return fmt.Errorf("put comment: %w", err)
+	}
+	if err := checkID("comment id", c.ID); err != nil {
+		return fmt.Errorf("put comment on %q: %w", docID, err)
+	}
+	if c.Range.From < 0 || c.Range.To < c.Range.From {
+		return fmt.Errorf("put comment %q on %q: range [%d, %d): %w", c.ID, docID, c.Range.From, c.Range.To, ErrInvalid)
+	}
+	val, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("put comment %q on %q: %w", c.ID, docID, err)
+	}
+	return db.update(ctx, func(w *writeTx) error {
+		b, err := mustDoc(w.tx, docID)
+		if err != nil {
+			return fmt.Errorf("put comment %q: %w", c.ID, err)
+		}
+		head, err := readHead(b)
+		if err != nil {
+			return err
+		}
+		base, err := readBase(b)
+		if err != nil {
+			return err
+		}
+		if c.Version < base || c.Version > head {
+			return fmt.Errorf("put comment %q on %q at v%d, history is [v%d, v%d]: %w", c.ID, docID, c.Version, base, head, ErrInvalid)
+		}
+		return abort(b.Bucket(bucketComms).Put([]byte(c.ID), val))
+	})
+}
+
+// DeleteComment deletes comment id of document docID, or fails with
+// ErrNotFound. Replies are the caller's to delete. It blocks until the
+// deletion is durable.
+func (db *DB) DeleteComment(ctx context.Context, docID, id string) error {
+	return db.update(ctx, func(w *writeTx) error {
+		b, err := mustDoc(w.tx, docID)
+		if err != nil {
+			return fmt.Errorf("delete comment %q: %w", id, err)
+		}
+		cb := b.Bucket(bucketComms)
+		if id == "" || cb.Get([]byte(id)) == nil {
+			return fmt.Errorf("delete comment %q of %q: %w", id, docID, ErrNotFound)
+		}
+		return abort(cb.Delete([]byte(id)))
+	})
+}
+
+// Comments returns the comments of document docID ordered by creation time,
+// then id. Each Range is valid at its comment's Version; the session moves
+// it through the later ops.
+func (db *DB) Comments(docID string) ([]doc.Comment, error) {
+	var out []doc.Comment
+	err := db.view(func(tx *bolt.Tx) error {
+		b, err := mustDoc(tx, docID)
+		if err != nil {
+			return err
+		}
+		out, err = readComments(b)
+		return err
+	})
+	return out, err
+}
+
+// readComments decodes every comment of a document bucket, sorted.
+func readComments(b *bolt.Bucket) ([]doc.Comment, error) {
+	var out []doc.Comment
+	err := b.Bucket(bucketComms).ForEach(func(k, v []byte) error {
+		var c doc.Comment
+		if err := json.Unmarshal(v, &c); err != nil {
+			return corrupt(fmt.Sprintf("comment %q", k), err)
+		}
+		out = append(out, c)
+		return nil
+	})
+	slices.SortFunc(out, func(a, b doc.Comment) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, err
+}

@@ -1,0 +1,269 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// writeFunc is one write request's work inside the shared transaction of a
+// group commit.
+//
+// Contract: a writeFunc validates everything before it mutates. A plain
+// error it returns rejects the request and promises that it changed
+// nothing; the transaction goes on with the other requests. When a mutation
+// fails after it began mutating, it returns abort(err): the committer rolls
+// the whole transaction back and retries it without that request.
+type writeFunc func(w *writeTx) error
+
+// writeTx is the state shared by the requests of one transaction.
+type writeTx struct {
+	tx  *bolt.Tx
+	db  *DB
+	now time.Time
+	// grew collects the documents whose op log grew, for the snapshotter.
+	grew map[string]struct{}
+}
+
+// abortError marks a failure after a writeFunc began mutating.
+type abortError struct{ err error }
+
+func (e *abortError) Error() string { return e.err.Error() }
+
+// abort wraps a mutation failure; see writeFunc. It returns nil for nil.
+func abort(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &abortError{err: err}
+}
+
+// request is one queued write and its completion.
+type request struct {
+	fn   writeFunc
+	done func(error)
+}
+
+// Stats counts the committer's work since Open, for metrics. Averages are
+// Requests/Commits and CommitTime/Commits.
+type Stats struct {
+	// Commits is the number of write transactions run (one fsync each
+	// unless NoSync).
+	Commits uint64
+	// Requests is the number of write requests completed, successfully or
+	// not; Rejected of them failed validation (conflict, duplicate uid, bad
+	// input, missing document) and Failed of them failed with their
+	// transaction.
+	Requests, Rejected, Failed uint64
+	// MaxGroup and LastGroup are the largest and the latest number of
+	// requests in one transaction.
+	MaxGroup, LastGroup int
+	// CommitTime is the total time spent in write transactions, from begin
+	// to the end of commit (including fsync); MaxCommitTime and
+	// LastCommitTime the longest and the latest.
+	CommitTime, MaxCommitTime, LastCommitTime time.Duration
+	// Snapshots is the number of automatic snapshots written.
+	Snapshots uint64
+}
+
+// committer is the one goroutine that writes. Requests queue up while a
+// commit runs; the next commit takes all of them, in submission order, into
+// one bbolt transaction with one fsync, then completes each. There is no
+// artificial delay: a lone writer waits for one commit.
+type committer struct {
+	db *DB
+
+	mu     sync.Mutex
+	queue  []request // guarded by mu
+	closed bool      // guarded by mu; set once by stop
+
+	wake   chan struct{} // cap 1: a queued request or stop
+	exited chan struct{} // closed when run returns
+
+	statsMu sync.Mutex
+	stats   Stats // guarded by statsMu
+}
+
+func newCommitter(db *DB) *committer {
+	return &committer{
+		db:     db,
+		wake:   make(chan struct{}, 1),
+		exited: make(chan struct{}),
+	}
+}
+
+// submit queues fn. done is called exactly once: on the committer goroutine
+// after the commit, or at once on the caller's goroutine with ErrClosed when
+// the committer is stopped. Requests submitted in order by one goroutine are
+// applied and committed in that order.
+func (c *committer) submit(fn writeFunc, done func(error)) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		done(ErrClosed)
+		return
+	}
+	c.queue = append(c.queue, request{fn: fn, done: done})
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// stop refuses new requests, waits until everything queued is committed
+// and completed, and returns.
+func (c *committer) stop() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	<-c.exited
+}
+
+// run is the committer goroutine.
+func (c *committer) run() {
+	defer close(c.exited)
+	var batch []request
+	for range c.wake {
+		for {
+			c.mu.Lock()
+			batch, c.queue = c.queue, batch[:0]
+			closed := c.closed
+			c.mu.Unlock()
+			if len(batch) == 0 {
+				if closed {
+					return
+				}
+				break
+			}
+			c.commit(batch)
+			clear(batch) // drop the closures
+		}
+	}
+}
+
+// commit writes batch in one transaction and completes every request.
+func (c *committer) commit(batch []request) {
+	start := time.Now()
+	errs := make([]error, len(batch))
+	skip := make([]bool, len(batch)) // requests aborted in an earlier attempt
+	var due []string
+	var txErr error
+	for {
+		clear(due)
+		for i := range errs {
+			if !skip[i] {
+				errs[i] = nil
+			}
+		}
+		var aborted int
+		aborted, due, txErr = c.attempt(batch, errs, skip)
+		if aborted < 0 {
+			break
+		}
+		skip[aborted] = true
+		c.db.log.Error().Err(errs[aborted]).Msg("write aborted; retrying its transaction without it")
+	}
+	if txErr != nil {
+		c.db.log.Error().Err(txErr).Int("requests", len(batch)).Msg("commit failed")
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("commit: %w", txErr)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	if len(due) > 0 {
+		c.db.snaps.notify(due)
+	}
+
+	var rejected, failed uint64
+	for i := range batch {
+		switch {
+		case errs[i] == nil:
+		case skip[i] || txErr != nil:
+			failed++
+		default:
+			rejected++
+		}
+	}
+	// Count before completing, so that a caller that saw its request done
+	// sees it in Stats.
+	c.statsMu.Lock()
+	s := &c.stats
+	s.Commits++
+	s.Requests += uint64(len(batch))
+	s.Rejected += rejected
+	s.Failed += failed
+	s.LastGroup = len(batch)
+	s.MaxGroup = max(s.MaxGroup, len(batch))
+	s.CommitTime += elapsed
+	s.LastCommitTime = elapsed
+	s.MaxCommitTime = max(s.MaxCommitTime, elapsed)
+	c.statsMu.Unlock()
+
+	for i := range batch {
+		batch[i].done(errs[i])
+	}
+}
+
+// attempt runs the requests not skipped in one transaction. It returns the
+// index of a request that aborted (the transaction was rolled back), or -1
+// with the documents due for a snapshot and the begin/commit error.
+func (c *committer) attempt(batch []request, errs []error, skip []bool) (aborted int, due []string, err error) {
+	tx, err := c.db.bolt.Begin(true)
+	if err != nil {
+		return -1, nil, err
+	}
+	w := &writeTx{tx: tx, db: c.db, now: c.db.cfg.Now(), grew: make(map[string]struct{})}
+	for i, r := range batch {
+		if skip[i] {
+			continue
+		}
+		err := callWrite(r.fn, w)
+		if ab, ok := errors.AsType[*abortError](err); ok {
+			_ = tx.Rollback()
+			errs[i] = ab.err
+			return i, nil, nil
+		}
+		errs[i] = err
+	}
+	due = w.snapshotsDue()
+	if err := tx.Commit(); err != nil {
+		return -1, nil, err
+	}
+	return -1, due, nil
+}
+
+// callWrite runs fn, turning a panic (a bug, or bbolt meeting a damaged
+// page) into an abort of that request rather than a dead committer.
+func callWrite(fn writeFunc, w *writeTx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = abort(fmt.Errorf("write panicked: %v", r))
+		}
+	}()
+	return fn(w)
+}
+
+// Stats returns a copy of the committer's counters.
+func (db *DB) Stats() Stats {
+	c := db.commits
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	return c.stats
+}
+
+// addSnapshotStat counts an automatic snapshot.
+func (c *committer) addSnapshotStat(n int) {
+	c.statsMu.Lock()
+	c.stats.Snapshots += uint64(n)
+	c.statsMu.Unlock()
+}

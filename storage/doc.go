@@ -1,0 +1,70 @@
+// Package storage keeps everything Tandem persists in one bbolt file:
+// documents with their op logs, snapshots and comments, channel histories
+// with their epochs, read receipts, and the users the server has seen. It
+// implements the small interfaces the session package declares, speaking in
+// doc's records ([doc.Info], [doc.OpRecord], [doc.Snapshot], [doc.Comment],
+// [doc.Message], [doc.User]); it never imports session.
+//
+// # Basics
+//
+// [Open] a file, use the DB from any number of goroutines, [DB.Close] it.
+// Appends go through a group commit: [DB.AppendOp] blocks until its op is
+// durable, [DB.AppendOpAsync] reports to a callback, so that a document's
+// session can keep applying ops while earlier ones are being written.
+// Reads ([DB.Ops], [DB.ContentAt], [DB.Head], [DB.MessagesSince], ...) run
+// in read-only transactions and never wait for writes. [DB.Export] and
+// [DB.Import] move one document's whole history in a versioned JSON format.
+//
+// # File layout
+//
+// Keys holding versions and offsets are 8-byte big-endian integers (be64),
+// so cursors walk history in order.
+//
+//	meta/schema                 "1"
+//	docs/<id>/info              JSON: id, title, created, incarnation
+//	docs/<id>/head              be64 current version (number of ops)
+//	docs/<id>/ops/<be64 v>      JSON doc.OpRecord of the op from v to v+1
+//	docs/<id>/uids/<uid>        be64 v: the uid index, for exactly-once
+//	docs/<id>/snaps/<be64 v>    content at v (UTF-8); the first key is the
+//	                            document's base: ops before it were compacted
+//	docs/<id>/comments/<id>     JSON doc.Comment
+//	channels/<name>/state       JSON: epoch, first and last offset
+//	channels/<name>/msgs/<be64> be64 Unix-nano time, then JSON doc.Message
+//	receipts/<channel>/<user>   be64 offset read
+//	users/<id>                  JSON doc.User
+//	usernames/<name>            user id
+//
+// A document is one bucket, so deleting it deletes everything attached. A
+// new document gets a snapshot of the empty text at version 0; the
+// background snapshotter adds one every Config.SnapshotEvery ops past the
+// latest, so ContentAt and Head replay at most about that many ops whatever
+// the length of the history.
+//
+// # Durability
+//
+// One committer goroutine owns the writes. Requests from any goroutine
+// queue while a commit runs; the committer then writes everything queued in
+// one bbolt transaction, with one fsync, and completes each request. No
+// request waits for a timer, so a lone writer waits for one commit. An
+// append returns (or calls back) without error only after its transaction
+// is on disk: after a crash or kill -9, every acknowledged op is in the log.
+// Each request is validated inside the transaction before it writes
+// anything, so one that fails (a version conflict, a duplicate uid, a
+// missing document) changes nothing while the others in its transaction
+// commit. Config.NoSync drops the fsync and with it every guarantee; it is
+// for throwaway benchmarks only.
+//
+// # Concurrency
+//
+// Every DB method is safe for concurrent use. Requests submitted in order
+// from one goroutine are committed in that order. Callbacks of the async
+// appends run on the committer goroutine and must not block.
+//
+// # Caveats
+//
+// Open fails with ErrLocked when another process holds the file (bbolt's
+// flock) and with ErrCorrupt when bbolt's checks reject it; it does not
+// check every page, and a file damaged in the middle is found only when
+// that page is read. Storage does not check that an op applies to the
+// content: the session that owns the document does; Import does check.
+package storage

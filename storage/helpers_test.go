@@ -1,0 +1,215 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/ot"
+)
+
+// openTestDB opens a fresh store in t.TempDir(). Its cleanup checks the
+// store's invariants and bbolt's page structure, then closes it.
+func openTestDB(t testing.TB, cfg Config) *DB {
+	t.Helper()
+	return openAt(t, filepath.Join(t.TempDir(), "tandem.db"), cfg)
+}
+
+// openAt opens the store at path with a test logger; its cleanup checks and
+// closes it (closing twice is harmless, so tests may close it themselves).
+func openAt(t testing.TB, path string, cfg Config) *DB {
+	t.Helper()
+	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	db, err := Open(path, cfg)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			if err := checkStore(db); err != nil && !errors.Is(err, ErrClosed) {
+				t.Errorf("store invariants at cleanup: %v", err)
+			}
+		}
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+// ctx returns a context that ends with the test (and after a minute).
+func ctx(t testing.TB) context.Context {
+	t.Helper()
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// mustCreate creates an empty document.
+func mustCreate(t testing.TB, db *DB, id string) {
+	t.Helper()
+	if _, err := db.CreateDoc(ctx(t), doc.Info{ID: id, Title: "title of " + id}); err != nil {
+		t.Fatalf("CreateDoc(%q): %v", id, err)
+	}
+}
+
+// history is an in-memory document: its ops and the content at every
+// version, the oracle the store is compared with.
+type history struct {
+	id       string
+	typist   *doc.Typist
+	recs     []doc.OpRecord
+	contents []string // contents[v] is the content at version v
+}
+
+func newHistory(id string, seed uint64) *history {
+	return &history{id: id, typist: doc.NewTypist(seed), contents: []string{""}}
+}
+
+// next makes the next op record (not yet appended).
+func (h *history) next() doc.OpRecord {
+	cur := h.contents[len(h.contents)-1]
+	op := h.typist.Next(utf8.RuneCountInString(cur))
+	v := len(h.recs)
+	return doc.OpRecord{
+		Version:  v,
+		Op:       op,
+		UID:      fmt.Sprintf("%s-u%d", h.id, v),
+		User:     fmt.Sprintf("user%d", v%3),
+		ClientID: "c1",
+		Time:     time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(v) * time.Second),
+	}
+}
+
+// commit records rec as appended.
+func (h *history) commit(t testing.TB, rec doc.OpRecord) {
+	t.Helper()
+	s, err := ot.Apply(h.contents[len(h.contents)-1], rec.Op)
+	if err != nil {
+		t.Fatalf("oracle: op v%d %v does not apply: %v", rec.Version, rec.Op, err)
+	}
+	h.recs = append(h.recs, rec)
+	h.contents = append(h.contents, s)
+}
+
+// head is the oracle's current version.
+func (h *history) head() int { return len(h.recs) }
+
+// appendN appends n ops to the store and the oracle, pipelined through
+// AppendOpAsync as a session does, and waits for them all.
+func (h *history) appendN(t testing.TB, db *DB, n int) {
+	t.Helper()
+	errs := make(chan error, n)
+	for range n {
+		rec := h.next()
+		h.commit(t, rec)
+		db.AppendOpAsync(h.id, rec, func(err error) { errs <- err })
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("append to %q: %v", h.id, err)
+		}
+	}
+}
+
+// checkStore verifies every document's invariants: ops contiguous from the
+// base to the head, each uid indexed once and pointing at its op, snapshots
+// between base and head that match replaying the log. It waits for the
+// snapshotter first, and runs bbolt's page check.
+func checkStore(db *DB) error {
+	db.snaps.waitIdle()
+	// bbolt's Check reads the freelist, which a concurrent commit writes:
+	// run it in a write transaction (rolled back) to keep writers out.
+	tx, err := db.bolt.Begin(true)
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	} else if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for err := range tx.Check() {
+		return fmt.Errorf("bbolt check: %w", err)
+	}
+	return func() error {
+		return tx.Bucket(bucketDocs).ForEachBucket(func(k []byte) error {
+			if err := checkDoc(tx.Bucket(bucketDocs).Bucket(k)); err != nil {
+				return fmt.Errorf("doc %q: %w", k, err)
+			}
+			return nil
+		})
+	}()
+}
+
+// checkDoc verifies one document bucket; see checkStore.
+func checkDoc(b *bolt.Bucket) error {
+	head, err := readHead(b)
+	if err != nil {
+		return err
+	}
+	base, err := readBase(b)
+	if err != nil {
+		return err
+	}
+	if base > head {
+		return fmt.Errorf("base v%d past head v%d", base, head)
+	}
+	ops, err := readOps(b, base, head)
+	if err != nil {
+		return err
+	}
+	if n := b.Bucket(bucketOps).Stats().KeyN; n != len(ops) {
+		return fmt.Errorf("%d ops stored, %d in [base, head)", n, len(ops))
+	}
+	uids := map[string]int{}
+	for _, rec := range ops {
+		if rec.UID == "" {
+			continue
+		}
+		if prev, ok := uids[rec.UID]; ok {
+			return fmt.Errorf("uid %q at v%d and v%d", rec.UID, prev, rec.Version)
+		}
+		uids[rec.UID] = rec.Version
+		v, ok := unbe64(b.Bucket(bucketUIDs).Get([]byte(rec.UID)))
+		if !ok || int(v) != rec.Version {
+			return fmt.Errorf("uid %q of v%d indexed at v%d (%t)", rec.UID, rec.Version, v, ok)
+		}
+	}
+	if n := b.Bucket(bucketUIDs).Stats().KeyN; n != len(uids) {
+		return fmt.Errorf("uid index holds %d entries, the log %d uids", n, len(uids))
+	}
+	var snaps []doc.Snapshot
+	err = b.Bucket(bucketSnaps).ForEach(func(k, v []byte) error {
+		ver, _ := unbe64(k)
+		snaps = append(snaps, doc.Snapshot{Version: int(ver), Content: string(v)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r := doc.NewRope(snaps[0].Content)
+	next := 1
+	for _, rec := range ops {
+		if err := ot.ApplyTo(r, rec.Op); err != nil {
+			return fmt.Errorf("op v%d does not apply: %w", rec.Version, err)
+		}
+		if next < len(snaps) && snaps[next].Version == rec.Version+1 {
+			if r.String() != snaps[next].Content {
+				return fmt.Errorf("snapshot v%d differs from the replay", snaps[next].Version)
+			}
+			next++
+		}
+	}
+	if next != len(snaps) {
+		return fmt.Errorf("snapshot v%d past head v%d", snaps[next].Version, head)
+	}
+	return nil
+}

@@ -1,0 +1,182 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/tandemhq/tandem/doc"
+)
+
+// oracleDoc is the in-memory model of one stored document.
+type oracleDoc struct {
+	*history
+	base int // compaction point
+}
+
+// TestOracle runs random sequences of appends (pipelined and blocking, good
+// and bad), snapshots, compactions, deletions and reopens against the store
+// and an in-memory model, comparing them after every step and in full at
+// the end.
+func TestOracle(t *testing.T) {
+	seeds := []uint64{1, 2, 3}
+	steps := 120
+	if testing.Short() {
+		seeds, steps = seeds[:1], 40
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			runOracle(t, seed, steps)
+		})
+	}
+}
+
+func runOracle(t *testing.T, seed uint64, steps int) {
+	r := rand.New(rand.NewPCG(seed, 99))
+	cfg := Config{SnapshotEvery: 1 + r.IntN(20)}
+	db := openTestDB(t, cfg)
+	path := db.Path()
+	model := map[string]*oracleDoc{}
+	created := 0
+	ids := func() []string {
+		var out []string
+		for id := range model {
+			out = append(out, id)
+		}
+		slices.Sort(out)
+		return out
+	}
+	pick := func() *oracleDoc {
+		all := ids()
+		if len(all) == 0 {
+			return nil
+		}
+		return model[all[r.IntN(len(all))]]
+	}
+
+	for step := range steps {
+		d := pick()
+		switch k := r.IntN(100); {
+		case k < 10 || d == nil: // create
+			id := fmt.Sprintf("doc%d", created%5)
+			created++
+			_, err := db.CreateDoc(ctx(t), doc.Info{ID: id})
+			_, exists := model[id]
+			if exists != errors.Is(err, ErrExists) || (!exists && err != nil) {
+				t.Fatalf("step %d: CreateDoc(%s): %v (exists in model: %t)", step, id, err, exists)
+			}
+			if !exists {
+				model[id] = &oracleDoc{history: newHistory(id, r.Uint64())}
+			}
+		case k < 45: // pipelined appends
+			d.appendN(t, db, 1+r.IntN(60))
+		case k < 55: // blocking appends
+			for range 1 + r.IntN(5) {
+				rec := d.next()
+				if err := db.AppendOp(ctx(t), d.id, rec); err != nil {
+					t.Fatalf("step %d: AppendOp: %v", step, err)
+				}
+				d.commit(t, rec)
+			}
+		case k < 62: // a bad append changes nothing
+			rec := d.next()
+			switch r.IntN(3) {
+			case 0:
+				rec.Version += 1 + r.IntN(3)
+			case 1:
+				if rec.Version == 0 {
+					continue
+				}
+				rec.Version = r.IntN(rec.Version)
+			default:
+				if d.head() == d.base {
+					continue
+				}
+				rec.UID = d.recs[d.base+r.IntN(d.head()-d.base)].UID
+			}
+			if err := db.AppendOp(ctx(t), d.id, rec); !errors.Is(err, ErrConflict) && !errors.Is(err, ErrDuplicateUID) {
+				t.Fatalf("step %d: bad append v%d (head %d) uid %q: %v", step, rec.Version, d.head(), rec.UID, err)
+			}
+		case k < 70: // a session's snapshot
+			v := d.base + r.IntN(d.head()-d.base+1)
+			if err := db.PutSnapshot(ctx(t), d.id, doc.Snapshot{Version: v, Content: d.contents[v]}); err != nil {
+				t.Fatalf("step %d: PutSnapshot(%d): %v", step, v, err)
+			}
+		case k < 78: // compaction
+			v := d.base + r.IntN(d.head()-d.base+1)
+			if err := db.Compact(ctx(t), d.id, v); err != nil {
+				t.Fatalf("step %d: Compact(%d): %v", step, v, err)
+			}
+			d.base = v
+		case k < 82: // deletion
+			if err := db.DeleteDoc(ctx(t), d.id); err != nil {
+				t.Fatalf("step %d: DeleteDoc: %v", step, err)
+			}
+			delete(model, d.id)
+		case k < 87: // reopen
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = openAt(t, path, cfg)
+		default: // a uid lookup, here and there
+			if d.head() > 0 {
+				v := r.IntN(d.head())
+				rec, found, err := db.OpByUID(d.id, d.recs[v].UID)
+				if err != nil || found != (v >= d.base) || (found && rec.Version != v) {
+					t.Fatalf("step %d: OpByUID(v%d, base %d) = v%d, %t, %v", step, v, d.base, rec.Version, found, err)
+				}
+			}
+		}
+		// After every step: versions and heads agree, and a random version's
+		// content.
+		for _, id := range ids() {
+			d := model[id]
+			info, err := db.GetDoc(id)
+			if err != nil || info.Version != d.head() {
+				t.Fatalf("step %d: GetDoc(%s) = %+v, %v; model at v%d", step, id, info, err, d.head())
+			}
+			v := d.base + r.IntN(d.head()-d.base+1)
+			if s, err := db.ContentAt(id, v); err != nil || s != d.contents[v] {
+				t.Fatalf("step %d: ContentAt(%s, %d) = %q, %v; want %q", step, id, v, s, err, d.contents[v])
+			}
+		}
+	}
+
+	// In full.
+	list, err := db.ListDocs()
+	if err != nil || len(list) != len(model) {
+		t.Fatalf("ListDocs = %v, %v; model has %v", list, err, ids())
+	}
+	for _, id := range ids() {
+		d := model[id]
+		for v := d.base; v <= d.head(); v++ {
+			if s, err := db.ContentAt(id, v); err != nil || s != d.contents[v] {
+				t.Fatalf("%s: ContentAt(%d) = %q, %v; want %q", id, v, s, err, d.contents[v])
+			}
+		}
+		if d.base > 0 {
+			if _, err := db.ContentAt(id, d.base-1); !errors.Is(err, ErrCompacted) {
+				t.Fatalf("%s: ContentAt(base-1): %v", id, err)
+			}
+		}
+		ops, err := db.Ops(id, d.base, d.head())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, rec := range ops {
+			w := d.recs[d.base+i]
+			if rec.Version != w.Version || !rec.Op.Equal(w.Op) || rec.UID != w.UID {
+				t.Fatalf("%s: op %d = %+v, want %+v", id, d.base+i, rec, w)
+			}
+		}
+		snap, tail, err := db.Head(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, err := doc.Replay(snap, tail, d.head()); err != nil || s != d.contents[d.head()] {
+			t.Fatalf("%s: Head replays to %q, %v", id, s, err)
+		}
+	}
+}

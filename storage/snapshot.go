@@ -1,0 +1,511 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/ot"
+)
+
+// PutSnapshot stores the content of document docID at snap.Version, as a
+// session does when it closes. The version must lie between the document's
+// compaction point and its current version; the content must be valid UTF-8.
+// A snapshot already stored at that version is replaced. PutSnapshot trusts
+// the content: it must be what replaying the log gives. It blocks until the
+// snapshot is durable.
+func (db *DB) PutSnapshot(ctx context.Context, docID string, snap doc.Snapshot) error {
+	if err := checkID("doc id", docID); err != nil {
+		return fmt.Errorf("put snapshot: %w", err)
+	}
+	if snap.Version < 0 || !utf8.ValidString(snap.Content) {
+		return fmt.Errorf("put snapshot v%d of %q: negative version or invalid UTF-8: %w", snap.Version, docID, ErrInvalid)
+	}
+	return db.update(ctx, func(w *writeTx) error {
+		b, err := mustDoc(w.tx, docID)
+		if err != nil {
+			return fmt.Errorf("put snapshot: %w", err)
+		}
+		head, err := readHead(b)
+		if err != nil {
+			return err
+		}
+		base, err := readBase(b)
+		if err != nil {
+			return err
+		}
+		switch {
+		case snap.Version > head:
+			return fmt.Errorf("put snapshot v%d of %q at v%d: %w", snap.Version, docID, head, ErrInvalid)
+		case snap.Version < base:
+			return fmt.Errorf("put snapshot v%d of %q, history starts at v%d: %w", snap.Version, docID, base, ErrCompacted)
+		}
+		return abort(b.Bucket(bucketSnaps).Put(be64(uint64(snap.Version)), []byte(snap.Content)))
+	})
+}
+
+// ContentAt returns the content of document docID at version v: the
+// nearest snapshot at or below v, then the ops up to v replayed on it. It
+// fails with ErrInvalid unless 0 <= v <= the current version and with
+// ErrCompacted when v lies before the compaction point.
+func (db *DB) ContentAt(docID string, v int) (string, error) {
+	var content string
+	err := db.view(func(tx *bolt.Tx) error {
+		b, err := mustDoc(tx, docID)
+		if err != nil {
+			return err
+		}
+		head, err := readHead(b)
+		if err != nil {
+			return err
+		}
+		if v < 0 || v > head {
+			return fmt.Errorf("content of %q at v%d, head is v%d: %w", docID, v, head, ErrInvalid)
+		}
+		content, err = contentAt(b, v)
+		return err
+	})
+	return content, err
+}
+
+// contentAt rebuilds a document's content at v from the nearest snapshot.
+func contentAt(b *bolt.Bucket, v int) (string, error) {
+	c := b.Bucket(bucketSnaps).Cursor()
+	k, val := c.Seek(be64(uint64(v)))
+	switch sv, _ := unbe64(k); {
+	case k == nil:
+		k, val = c.Last()
+	case int(sv) > v:
+		k, val = c.Prev()
+	}
+	if k == nil {
+		return "", fmt.Errorf("content at v%d: %w", v, ErrCompacted)
+	}
+	sv, ok := unbe64(k)
+	if !ok {
+		return "", corrupt("snapshot key", fmt.Errorf("%d bytes", len(k)))
+	}
+	if int(sv) == v {
+		return string(val), nil
+	}
+	ops, err := readOps(b, int(sv), v)
+	if err != nil {
+		return "", err
+	}
+	s, err := doc.Replay(doc.Snapshot{Version: int(sv), Content: string(val)}, ops, v)
+	if err != nil {
+		return "", corrupt(fmt.Sprintf("replay to v%d", v), err)
+	}
+	return s, nil
+}
+
+// Head returns what opening document docID needs: its latest snapshot and
+// the ops after it, up to the current version. Its cost depends on the
+// distance from the latest snapshot (at most about SnapshotEvery ops once
+// the snapshotter has caught up), not on the length of the history.
+func (db *DB) Head(docID string) (doc.Snapshot, []doc.OpRecord, error) {
+	var snap doc.Snapshot
+	var tail []doc.OpRecord
+	err := db.view(func(tx *bolt.Tx) error {
+		b, err := mustDoc(tx, docID)
+		if err != nil {
+			return err
+		}
+		head, err := readHead(b)
+		if err != nil {
+			return err
+		}
+		k, v := b.Bucket(bucketSnaps).Cursor().Last()
+		sv, ok := unbe64(k)
+		if !ok {
+			return corrupt("snapshots", fmt.Errorf("no snapshot"))
+		}
+		snap = doc.Snapshot{Version: int(sv), Content: string(v)}
+		tail, err = readOps(b, int(sv), head)
+		return err
+	})
+	return snap, tail, err
+}
+
+// snapshotsDue returns the documents that grew in this transaction and are
+// now SnapshotEvery or more ops past their latest snapshot.
+func (w *writeTx) snapshotsDue() []string {
+	var due []string
+	for id := range w.grew {
+		b := docBucket(w.tx, id)
+		if b == nil {
+			continue
+		}
+		head, err := readHead(b)
+		if err != nil {
+			continue
+		}
+		k, _ := b.Bucket(bucketSnaps).Cursor().Last()
+		if last, ok := unbe64(k); ok && head-int(last) >= w.db.cfg.SnapshotEvery {
+			due = append(due, id)
+		}
+	}
+	return due
+}
+
+// snapshotter is the background goroutine that writes automatic snapshots.
+// The committer tells it which documents are due; it replays each from its
+// latest snapshot outside any write transaction and submits the new
+// snapshots to the committer, one every SnapshotEvery ops, so that no
+// version is more than SnapshotEvery-1 ops from a snapshot below it.
+type snapshotter struct {
+	db *DB
+
+	mu      sync.Mutex
+	pending map[string]struct{} // guarded by mu: documents due
+	busy    bool                // guarded by mu: a pass is running
+	failed  map[string]bool     // guarded by mu: documents whose replay failed; skipped until restart
+	idle    *sync.Cond          // on mu: signalled when pending is empty and no pass runs
+
+	wake   chan struct{} // cap 1
+	quit   chan struct{}
+	exited chan struct{}
+}
+
+func newSnapshotter(db *DB) *snapshotter {
+	s := &snapshotter{
+		db:      db,
+		pending: make(map[string]struct{}),
+		failed:  make(map[string]bool),
+		wake:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		exited:  make(chan struct{}),
+	}
+	s.idle = sync.NewCond(&s.mu)
+	return s
+}
+
+// notify marks documents as due. It never blocks.
+func (s *snapshotter) notify(ids []string) {
+	s.mu.Lock()
+	for _, id := range ids {
+		if !s.failed[id] {
+			s.pending[id] = struct{}{}
+		}
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the snapshotter goroutine. On stop it finishes the documents it
+// has been told about, then exits.
+func (s *snapshotter) run() {
+	defer close(s.exited)
+	for {
+		select {
+		case <-s.wake:
+			s.pass()
+		case <-s.quit:
+			s.pass()
+			return
+		}
+	}
+}
+
+// stop makes run finish its pending work and waits for it.
+func (s *snapshotter) stop() {
+	close(s.quit)
+	<-s.exited
+	s.mu.Lock()
+	clear(s.pending)
+	s.idle.Broadcast()
+	s.mu.Unlock()
+}
+
+// pass writes the due snapshots of every pending document.
+func (s *snapshotter) pass() {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.pending))
+	for id := range s.pending {
+		ids = append(ids, id)
+	}
+	clear(s.pending)
+	s.busy = true
+	s.mu.Unlock()
+
+	slices.Sort(ids)
+	for _, id := range ids {
+		n, err := s.db.writeDueSnapshots(id)
+		if err != nil {
+			s.db.log.Error().Err(err).Str("doc", id).Msg("automatic snapshot failed; not retried until restart")
+			s.mu.Lock()
+			s.failed[id] = true
+			s.mu.Unlock()
+		}
+		s.db.commits.addSnapshotStat(n)
+	}
+
+	s.mu.Lock()
+	s.busy = false
+	if len(s.pending) == 0 {
+		s.idle.Broadcast()
+	}
+	s.mu.Unlock()
+}
+
+// waitIdle blocks until the snapshotter has nothing pending and no pass
+// running. Tests and benchmarks use it to let snapshots settle.
+func (s *snapshotter) waitIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.pending) > 0 || s.busy {
+		s.idle.Wait()
+	}
+}
+
+// writeDueSnapshots writes document id's missing automatic snapshots: one
+// at every SnapshotEvery ops past its latest snapshot, up to its head. It
+// returns how many it wrote. A document deleted (or deleted and created
+// anew) meanwhile is left alone.
+func (db *DB) writeDueSnapshots(id string) (int, error) {
+	every := db.cfg.SnapshotEvery
+	var snaps []doc.Snapshot
+	var inc string
+	err := db.view(func(tx *bolt.Tx) error {
+		b := docBucket(tx, id)
+		if b == nil {
+			return nil
+		}
+		si, err := readInfo(b)
+		if err != nil {
+			return err
+		}
+		inc = si.Incarnation
+		head, err := readHead(b)
+		if err != nil {
+			return err
+		}
+		k, v := b.Bucket(bucketSnaps).Cursor().Last()
+		last, ok := unbe64(k)
+		if !ok {
+			return corrupt("snapshots", fmt.Errorf("no snapshot"))
+		}
+		n := (head - int(last)) / every
+		if n == 0 {
+			return nil
+		}
+		ops, err := readOps(b, int(last), int(last)+n*every)
+		if err != nil {
+			return err
+		}
+		rope := doc.NewRope(string(v))
+		for i, rec := range ops {
+			if err := ot.ApplyTo(rope, rec.Op); err != nil {
+				return corrupt(fmt.Sprintf("op v%d", rec.Version), err)
+			}
+			if (i+1)%every == 0 {
+				snaps = append(snaps, doc.Snapshot{Version: rec.Version + 1, Content: rope.String()})
+			}
+		}
+		return nil
+	})
+	if err != nil || len(snaps) == 0 {
+		return 0, err
+	}
+	written := 0
+	err = db.update(context.Background(), func(w *writeTx) error {
+		b := docBucket(w.tx, id)
+		if b == nil {
+			return nil
+		}
+		si, err := readInfo(b)
+		if err != nil || si.Incarnation != inc {
+			return err
+		}
+		base, err := readBase(b)
+		if err != nil {
+			return err
+		}
+		sb := b.Bucket(bucketSnaps)
+		for _, s := range snaps {
+			if s.Version < base {
+				continue // compacted meanwhile
+			}
+			if err := sb.Put(be64(uint64(s.Version)), []byte(s.Content)); err != nil {
+				return abort(err)
+			}
+			written++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return written, nil
+}
+
+// Compact drops the history of document docID before version before: it
+// keeps (or writes) a snapshot at before, deletes older ops with their uid
+// entries and older snapshots, and moves every comment anchored at an older
+// version to version before, so it can still be transformed to the head.
+// Afterwards ContentAt, Ops and Export start at before. before must lie
+// between the current compaction point and the current version. It blocks
+// until the compaction is durable; the write happens in one transaction.
+func (db *DB) Compact(ctx context.Context, docID string, before int) error {
+	db.compactMu.Lock()
+	defer db.compactMu.Unlock()
+
+	var content, inc string
+	var base int
+	err := db.view(func(tx *bolt.Tx) error {
+		b, err := mustDoc(tx, docID)
+		if err != nil {
+			return err
+		}
+		si, err := readInfo(b)
+		if err != nil {
+			return err
+		}
+		inc = si.Incarnation
+		head, err := readHead(b)
+		if err != nil {
+			return err
+		}
+		if base, err = readBase(b); err != nil {
+			return err
+		}
+		switch {
+		case before < 0 || before > head:
+			return fmt.Errorf("before v%d, head is v%d: %w", before, head, ErrInvalid)
+		case before < base:
+			return fmt.Errorf("before v%d, history starts at v%d: %w", before, base, ErrCompacted)
+		}
+		content, err = contentAt(b, before)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("compact %q: %w", docID, err)
+	}
+	if before == base {
+		return nil // nothing older to drop
+	}
+	err = db.update(ctx, func(w *writeTx) error {
+		b, err := mustDoc(w.tx, docID)
+		if err != nil {
+			return err
+		}
+		si, err := readInfo(b)
+		if err != nil {
+			return err
+		}
+		if si.Incarnation != inc {
+			return fmt.Errorf("deleted and created anew meanwhile: %w", ErrNotFound)
+		}
+		if b2, err := readBase(b); err != nil || b2 != base {
+			return fmt.Errorf("compaction point moved to v%d meanwhile (%v): %w", b2, err, ErrConflict)
+		}
+
+		// Validate and compute everything first.
+		comments, err := commentsToMove(b, before)
+		if err != nil {
+			return err
+		}
+		var opKeys, uids, snapKeys [][]byte
+		c := b.Bucket(bucketOps).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if ver, _ := unbe64(k); int(ver) >= before {
+				break
+			}
+			var u struct {
+				UID string `json:"uid"`
+			}
+			if err := json.Unmarshal(v, &u); err != nil {
+				return corrupt("op", err)
+			}
+			opKeys = append(opKeys, k)
+			if u.UID != "" {
+				uids = append(uids, []byte(u.UID))
+			}
+		}
+		sc := b.Bucket(bucketSnaps).Cursor()
+		for k, _ := sc.First(); k != nil; k, _ = sc.Next() {
+			if ver, _ := unbe64(k); int(ver) >= before {
+				break
+			}
+			snapKeys = append(snapKeys, k)
+		}
+
+		// Then mutate.
+		if err := b.Bucket(bucketSnaps).Put(be64(uint64(before)), []byte(content)); err != nil {
+			return abort(err)
+		}
+		for id, val := range comments {
+			if err := b.Bucket(bucketComms).Put([]byte(id), val); err != nil {
+				return abort(err)
+			}
+		}
+		for _, k := range opKeys {
+			if err := b.Bucket(bucketOps).Delete(k); err != nil {
+				return abort(err)
+			}
+		}
+		for _, u := range uids {
+			if err := b.Bucket(bucketUIDs).Delete(u); err != nil {
+				return abort(err)
+			}
+		}
+		for _, k := range snapKeys {
+			if err := b.Bucket(bucketSnaps).Delete(k); err != nil {
+				return abort(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("compact %q before v%d: %w", docID, before, err)
+	}
+	db.log.Info().Str("doc", docID).Int("before", before).Msg("compacted")
+	return nil
+}
+
+// commentsToMove returns the comments of a document bucket anchored before
+// version before, moved to before through the ops between, encoded.
+func commentsToMove(b *bolt.Bucket, before int) (map[string][]byte, error) {
+	var old []doc.Comment
+	minV := before
+	err := b.Bucket(bucketComms).ForEach(func(k, v []byte) error {
+		var cm doc.Comment
+		if err := json.Unmarshal(v, &cm); err != nil {
+			return corrupt(fmt.Sprintf("comment %q", k), err)
+		}
+		if cm.Version < before {
+			old = append(old, cm)
+			minV = min(minV, cm.Version)
+		}
+		return nil
+	})
+	if err != nil || len(old) == 0 {
+		return nil, err
+	}
+	ops, err := readOps(b, minV, before)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(old))
+	for _, cm := range old {
+		for _, rec := range ops[cm.Version-minV:] {
+			cm.Range = ot.TransformRange(rec.Op, cm.Range)
+		}
+		cm.Version = before
+		val, err := json.Marshal(cm)
+		if err != nil {
+			return nil, err
+		}
+		out[cm.ID] = val
+	}
+	return out, nil
+}

@@ -1,0 +1,386 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/url"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/proto"
+)
+
+// Close codes, as the protocol names them.
+const (
+	closeGoingAway    = proto.CloseGoingAway
+	closeInvalidUTF8  = proto.CloseInvalidUTF8
+	closeUnauthorized = proto.CloseUnauthorized
+	closeAbuse        = proto.CloseAbuse
+	closeRateLimit    = proto.CloseRateLimit
+	closeTooLarge     = proto.CloseTooLarge
+	closeSlowReader   = proto.CloseSlowReader
+)
+
+// closeGrace is how long the writer waits, after sending a close frame, for
+// the client to answer before it drops the TCP connection.
+const closeGrace = 2 * time.Second
+
+// conn is one WebSocket connection. The read goroutine owns the fields
+// marked so; the send queue is guarded by qmu; the identity by idMu.
+type conn struct {
+	srv *Server
+	ws  *websocket.Conn
+	id  string
+	log zerolog.Logger
+
+	idMu      sync.Mutex // guards ident, user and connected
+	ident     auth.Identity
+	user      proto.User
+	connected bool
+
+	// Owned by the read goroutine.
+	subs       map[string]struct{} // subscribed channels
+	docs       map[string]struct{} // open documents
+	limiter    *rate.Limiter
+	violations []time.Time
+	nsLimiters map[string]*rate.Limiter
+	expiry     *time.Timer
+	draining   bool // a close was requested: discard frames until the end
+
+	qmu       sync.Mutex // guards the fields below, up to wake
+	queue     [][]byte
+	qbytes    int
+	closing   bool // no more frames are queued
+	closeCode int
+	closeText string
+	flush     bool // write what is queued before the close frame
+
+	wake     chan struct{} // cap 1: queue or closing changed
+	readDone chan struct{} // closed when the read goroutine ends
+}
+
+func newConn(s *Server, ws *websocket.Conn) *conn {
+	id := newClientID()
+	return &conn{
+		srv:      s,
+		ws:       ws,
+		id:       id,
+		log:      s.log.With().Str("client", id).Logger(),
+		subs:     make(map[string]struct{}),
+		docs:     make(map[string]struct{}),
+		limiter:  rate.NewLimiter(rate.Limit(s.cfg.FrameRate), s.cfg.FrameBurst),
+		wake:     make(chan struct{}, 1),
+		readDone: make(chan struct{}),
+	}
+}
+
+func newClientID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "c_" + hex.EncodeToString(b[:])
+}
+
+// ClientID implements session.Subscriber.
+func (c *conn) ClientID() string { return c.id }
+
+func (c *conn) userID() string {
+	c.idMu.Lock()
+	defer c.idMu.Unlock()
+	return c.ident.UserID
+}
+
+func (c *conn) identity() auth.Identity {
+	c.idMu.Lock()
+	defer c.idMu.Unlock()
+	return c.ident
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Send queues a frame without blocking (session.Subscriber). When the queue
+// is over its bounds the connection is closed as a slow reader: what is
+// queued is dropped and Send returns false.
+func (c *conn) Send(frame []byte) bool {
+	c.qmu.Lock()
+	if c.closing {
+		c.qmu.Unlock()
+		return false
+	}
+	if len(c.queue)+1 > c.srv.cfg.MaxQueueFrames || c.qbytes+len(frame) > c.srv.cfg.MaxQueueBytes {
+		c.closing, c.flush = true, false
+		c.closeCode, c.closeText = closeSlowReader, "slow reader: send queue overflowed"
+		c.queue, c.qbytes = nil, 0
+		c.qmu.Unlock()
+		c.log.Warn().Msg("slow reader: closing")
+		c.signal()
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.qbytes += len(frame)
+	c.qmu.Unlock()
+	c.signal()
+	return true
+}
+
+// send encodes and queues a frame.
+func (c *conn) send(v any) { c.Send(proto.Encode(v)) }
+
+// close asks the writer to flush what is queued, send a close frame and
+// end the connection. The first close wins.
+func (c *conn) close(code int, text string) { c.requestClose(code, text, true) }
+
+// closeNow is close without the flush.
+func (c *conn) closeNow(code int, text string) { c.requestClose(code, text, false) }
+
+func (c *conn) requestClose(code int, text string, flush bool) {
+	c.qmu.Lock()
+	if c.closing {
+		c.qmu.Unlock()
+		return
+	}
+	c.closing, c.flush, c.closeCode, c.closeText = true, flush, code, text
+	if !flush {
+		c.queue, c.qbytes = nil, 0
+	}
+	c.qmu.Unlock()
+	c.signal()
+}
+
+// writeLoop is the connection's write goroutine: it writes everything
+// queued as one frame, pings, and performs the close.
+func (c *conn) writeLoop() {
+	defer c.srv.wg.Done()
+	ping := time.NewTicker(c.srv.cfg.PingInterval)
+	defer ping.Stop()
+	var batch [][]byte
+	for {
+		select {
+		case <-c.wake:
+		case <-ping.C:
+			deadline := time.Now().Add(c.srv.cfg.WriteTimeout)
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+				c.abort()
+				return
+			}
+			continue
+		case <-c.readDone:
+			c.abort()
+			return
+		}
+		c.qmu.Lock()
+		batch, c.queue = c.queue, batch[:0]
+		c.qbytes = 0
+		closing, flush, code, text := c.closing, c.flush, c.closeCode, c.closeText
+		c.qmu.Unlock()
+		if len(batch) > 0 && (!closing || flush) {
+			if err := c.writeBatch(batch); err != nil {
+				c.log.Debug().Err(err).Msg("write failed")
+				c.abort()
+				return
+			}
+		}
+		clear(batch)
+		if closing {
+			c.finishClose(code, text)
+			return
+		}
+	}
+}
+
+// writeBatch writes frames as one WebSocket message, separated by newlines.
+func (c *conn) writeBatch(frames [][]byte) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	w, err := c.ws.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	for i, f := range frames {
+		if i > 0 {
+			if _, err := w.Write([]byte{'\n'}); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(f); err != nil {
+			return err
+		}
+	}
+	return w.Close()
+}
+
+// finishClose sends the close frame, gives the client closeGrace to answer,
+// then drops the connection.
+func (c *conn) finishClose(code int, text string) {
+	timeout := c.srv.cfg.WriteTimeout
+	if code == closeSlowReader {
+		timeout = time.Second // its socket is likely full
+	}
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(timeout))
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+	select {
+	case <-c.readDone:
+	case <-time.After(closeGrace):
+	}
+	_ = c.ws.Close()
+	<-c.readDone
+}
+
+// abort drops the connection without a close frame and waits for the
+// reader to finish.
+func (c *conn) abort() {
+	c.qmu.Lock()
+	c.closing = true
+	c.queue, c.qbytes = nil, 0
+	c.qmu.Unlock()
+	_ = c.ws.Close()
+	<-c.readDone
+}
+
+// readLoop is the connection's read goroutine.
+func (c *conn) readLoop() {
+	defer c.teardown()
+	cfg := &c.srv.cfg
+	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.ConnectTimeout))
+	c.ws.SetPongHandler(func(string) error {
+		if !c.draining {
+			_ = c.ws.SetReadDeadline(time.Now().Add(2 * cfg.PingInterval))
+		}
+		return nil
+	})
+	for {
+		mt, r, err := c.ws.NextReader()
+		if err != nil {
+			if !c.draining {
+				c.log.Debug().Err(err).Msg("read ended")
+			}
+			return
+		}
+		if c.draining {
+			continue // NextReader discards the rest of each frame
+		}
+		data, err := io.ReadAll(io.LimitReader(r, int64(cfg.MaxFrameBytes)+1))
+		if err != nil {
+			return
+		}
+		switch {
+		case len(data) > cfg.MaxFrameBytes:
+			c.fatal(closeTooLarge, "frame too large")
+			continue
+		case mt == websocket.BinaryMessage:
+			c.sendError(nil, badRequest("binary frames are not part of the protocol; send JSON text"))
+			continue
+		case !utf8.Valid(data):
+			c.fatal(closeInvalidUTF8, "invalid UTF-8")
+			continue
+		}
+		if c.isConnected() {
+			_ = c.ws.SetReadDeadline(time.Now().Add(2 * cfg.PingInterval))
+			if !c.limiter.Allow() {
+				c.rateLimited(data)
+				continue
+			}
+		}
+		c.handle(data)
+	}
+}
+
+// fatal closes the connection with code and stops handling frames.
+func (c *conn) fatal(code int, text string) {
+	c.log.Warn().Int("code", code).Str("reason", text).Msg("closing connection")
+	c.draining = true
+	c.close(code, text)
+}
+
+// rateLimited answers a frame over the rate limit and closes the connection
+// when that happens too often.
+func (c *conn) rateLimited(data []byte) {
+	now := time.Now()
+	window := now.Add(-c.srv.cfg.ViolationWindow)
+	kept := c.violations[:0]
+	for _, t := range c.violations {
+		if t.After(window) {
+			kept = append(kept, t)
+		}
+	}
+	c.violations = append(kept, now)
+	if len(c.violations) >= c.srv.cfg.MaxViolations {
+		c.fatal(closeRateLimit, "rate limit exceeded repeatedly")
+		return
+	}
+	c.sendError(peekID(data), &requestError{proto.CodeRateLimited, "too many frames; slow down"})
+}
+
+// teardown runs when the read goroutine ends: it leaves every channel and
+// lets the writer finish.
+func (c *conn) teardown() {
+	for ch := range c.subs {
+		c.srv.cfg.Hub.Unsubscribe(ch, c.id)
+	}
+	for id := range c.docs {
+		c.srv.cfg.Docs.Leave(c.id, id)
+	}
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	close(c.readDone)
+	c.srv.removeConn(c)
+	c.srv.wg.Done()
+	c.log.Debug().Msg("disconnected")
+}
+
+func (c *conn) isConnected() bool {
+	c.idMu.Lock()
+	defer c.idMu.Unlock()
+	return c.connected
+}
+
+// peekID extracts a frame's id from JSON that did not decode as a whole.
+func peekID(data []byte) *int64 {
+	var f struct {
+		ID *int64 `json:"id"`
+	}
+	if json.Unmarshal(data, &f) != nil {
+		return nil
+	}
+	return f.ID
+}
+
+// sendError answers a request with an error frame; internal errors are
+// logged and shown to the client as a generic message.
+func (c *conn) sendError(id *int64, err error) {
+	code, msg, internal := errorCode(err)
+	if internal {
+		c.log.Error().Err(err).Msg("request failed")
+	}
+	c.send(proto.Error{ID: id, Type: proto.TypeError, Code: code, Message: msg})
+}
+
+func sameHost(origin, host string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == host
+}
+
+// isJSONObject reports whether raw is a JSON object.
+func isJSONObject(raw json.RawMessage) bool {
+	t := bytes.TrimLeft(raw, " \t\r\n")
+	return len(t) > 0 && t[0] == '{'
+}
+
+// requestContext bounds the storage work of one request.
+func requestContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}

@@ -1,0 +1,124 @@
+package web
+
+import (
+	"fmt"
+
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/session"
+)
+
+// docChannel is the channel a document's grants name.
+func docChannel(id string) string { return "doc:" + id }
+
+// docClient is this connection as live documents see it.
+func (c *conn) docClient() session.DocClient {
+	c.idMu.Lock()
+	user := c.user
+	c.idMu.Unlock()
+	return session.DocClient{Sub: c, User: user, Fail: c.sendError}
+}
+
+// checkDoc validates a document request: a valid id, the grant for action,
+// and (unless opening) the document open on this connection.
+func (c *conn) checkDoc(req *proto.Request, action string, mustBeOpen bool) error {
+	if c.srv.cfg.Docs == nil {
+		return &requestError{proto.CodeUnavailable, "this server serves no documents"}
+	}
+	if err := session.ValidDocID(req.Doc); err != nil {
+		return badRequest(err.Error())
+	}
+	if !c.identity().Grants.Allows(action, docChannel(req.Doc)) {
+		return forbidden(fmt.Sprintf("no %s grant for %s", action, docChannel(req.Doc)))
+	}
+	if _, open := c.docs[req.Doc]; mustBeOpen && !open {
+		return badRequest(fmt.Sprintf("document %q is not open on this connection: open it first", req.Doc))
+	}
+	return nil
+}
+
+func (c *conn) handleOpen(req *proto.Request) error {
+	if err := c.checkDoc(req, auth.ActionRead, false); err != nil {
+		return err
+	}
+	if _, again := c.docs[req.Doc]; !again && len(c.docs) >= c.srv.cfg.MaxSubscriptions {
+		return badRequest(fmt.Sprintf("at most %d open documents per connection", c.srv.cfg.MaxSubscriptions))
+	}
+	if req.Version != nil && *req.Version < 0 {
+		return badRequest("version must not be negative")
+	}
+	create := c.identity().Grants.Allows(auth.ActionWrite, docChannel(req.Doc))
+	c.docs[req.Doc] = struct{}{}
+	c.srv.cfg.Docs.Open(c.docClient(), req.ID, req.Doc, req.Version, create)
+	return nil
+}
+
+func (c *conn) handleCloseDoc(req *proto.Request) error {
+	if err := session.ValidDocID(req.Doc); err != nil {
+		return badRequest(err.Error())
+	}
+	if _, open := c.docs[req.Doc]; !open {
+		if req.ID != nil {
+			c.send(docReply{ID: req.ID, Type: proto.TypeClosed, Doc: req.Doc})
+		}
+		return nil
+	}
+	delete(c.docs, req.Doc)
+	c.srv.cfg.Docs.CloseDoc(c.docClient(), req.ID, req.Doc)
+	return nil
+}
+
+func (c *conn) handleOp(req *proto.Request) error {
+	if err := c.checkDoc(req, auth.ActionWrite, true); err != nil {
+		return err
+	}
+	switch {
+	case req.Version == nil:
+		return badRequest("op needs the version it was made against")
+	case *req.Version < 0:
+		return badRequest("version must not be negative")
+	case req.Op == nil:
+		return badRequest("op needs an op")
+	case req.UID == "":
+		return badRequest("op needs a uid")
+	}
+	c.srv.cfg.Docs.Submit(c.docClient(), req.ID, req.Doc, *req.Version, req.Op, req.UID)
+	return nil
+}
+
+func (c *conn) handleCursor(req *proto.Request) error {
+	if err := c.checkDoc(req, auth.ActionRead, true); err != nil {
+		return err
+	}
+	if req.Version == nil || *req.Version < 0 {
+		return badRequest("cursor needs a non-negative version")
+	}
+	c.srv.cfg.Docs.Cursor(c.docClient(), req.Doc, *req.Version, req.Ranges)
+	return nil
+}
+
+func (c *conn) handleComment(req *proto.Request) error {
+	if err := c.checkDoc(req, auth.ActionComment, true); err != nil {
+		return err
+	}
+	cr := session.CommentRequest{Action: req.Action, CommentID: req.CommentID, Range: req.Range, Text: req.Text, Parent: req.Parent}
+	if req.Action == "add" {
+		if req.Version == nil {
+			return badRequest("adding a comment needs the version its range was made against")
+		}
+		cr.Version = *req.Version
+	} else if req.CommentID == "" {
+		return badRequest(req.Action + " needs comment_id")
+	}
+	moderate := c.identity().Grants.Allows(auth.ActionAdmin, docChannel(req.Doc))
+	c.srv.cfg.Docs.Comment(c.docClient(), req.ID, req.Doc, cr, moderate)
+	return nil
+}
+
+// docReply is a bare reply about a document.
+type docReply struct {
+	ID     *int64 `json:"id,omitempty"`
+	Type   string `json:"type"`
+	Doc    string `json:"doc"`
+	Reason string `json:"reason,omitempty"`
+}

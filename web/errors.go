@@ -1,0 +1,64 @@
+package web
+
+import (
+	"errors"
+
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/session"
+)
+
+// requestError is an error with a wire code chosen where it arose.
+type requestError struct {
+	code string
+	msg  string
+}
+
+func (e *requestError) Error() string { return e.code + ": " + e.msg }
+
+func badRequest(msg string) error { return &requestError{proto.CodeBadRequest, msg} }
+func forbidden(msg string) error  { return &requestError{proto.CodeForbidden, msg} }
+
+// errorCode maps an error to its wire code and a message safe to show the
+// client. Unknown errors are internal: the client gets a generic message,
+// and internal reports true so the caller logs the detail.
+func errorCode(err error) (code, msg string, internal bool) {
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		return re.code, re.msg, false
+	case errors.Is(err, session.ErrBadChannel), errors.Is(err, session.ErrBadOffset),
+		errors.Is(err, session.ErrNotSubscribed), errors.Is(err, session.ErrReserved):
+		return proto.CodeBadRequest, err.Error(), false
+	case errors.Is(err, session.ErrBadDocID), errors.Is(err, session.ErrNotOpen), errors.Is(err, session.ErrFutureVersion),
+		errors.Is(err, session.ErrBadComment), errors.Is(err, session.ErrBadUID), errors.Is(err, session.ErrBadCursor):
+		return proto.CodeBadRequest, err.Error(), false
+	case errors.Is(err, session.ErrDocNotFound):
+		return proto.CodeNotFound, err.Error(), false
+	case errors.Is(err, session.ErrDocTooLarge):
+		return proto.CodeTooLarge, err.Error(), false
+	case errors.Is(err, session.ErrOpRate):
+		return proto.CodeRateLimited, err.Error(), false
+	case errors.Is(err, session.ErrCommentForbidden):
+		return proto.CodeForbidden, err.Error(), false
+	case errors.Is(err, session.ErrHistoryGone):
+		return proto.CodeConflict, err.Error(), false
+	case errors.Is(err, session.ErrStorage):
+		return proto.CodeUnavailable, "storage unavailable; reopen the document", false
+	case errors.Is(err, session.ErrForbidden):
+		return proto.CodeForbidden, err.Error(), false
+	case errors.Is(err, session.ErrNotFound):
+		return proto.CodeNotFound, err.Error(), false
+	case errors.Is(err, session.ErrTooLarge):
+		return proto.CodeTooLarge, err.Error(), false
+	case errors.Is(err, session.ErrClosed):
+		return proto.CodeUnavailable, "server shutting down", false
+	case errors.Is(err, auth.ErrInvalidToken), errors.Is(err, auth.ErrNoSubject), errors.Is(err, auth.ErrBadGrant):
+		return proto.CodeUnauthorized, err.Error(), false
+	case errors.Is(err, ot.ErrPastEnd), errors.Is(err, ot.ErrZeroLength), errors.Is(err, ot.ErrBadComponent),
+		errors.Is(err, ot.ErrInvalidUTF8), errors.Is(err, ot.ErrTooLarge), errors.Is(err, ot.ErrNotArray):
+		return proto.CodeBadRequest, err.Error(), false
+	}
+	return proto.CodeInternal, "internal error", true
+}

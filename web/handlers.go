@@ -1,0 +1,345 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/session"
+)
+
+// handle decodes one client frame and dispatches it. It runs on the read
+// goroutine.
+func (c *conn) handle(data []byte) {
+	var req proto.Request
+	if err := json.Unmarshal(data, &req); err != nil {
+		if !c.isConnected() {
+			c.fatal(closeUnauthorized, "the first frame must be connect")
+			return
+		}
+		c.sendError(peekID(data), badRequest("malformed frame: "+err.Error()))
+		return
+	}
+	if !c.isConnected() {
+		if req.Type != proto.TypeConnect {
+			c.fatal(closeUnauthorized, "the first frame must be connect")
+			return
+		}
+		c.handleConnect(&req)
+		return
+	}
+	var err error
+	switch req.Type {
+	case proto.TypeConnect:
+		err = badRequest("already connected")
+	case proto.TypePing:
+		c.send(proto.Reply{ID: req.ID, Type: proto.TypePong})
+	case proto.TypeRefresh:
+		err = c.handleRefresh(&req)
+	case proto.TypeSubscribe:
+		err = c.handleSubscribe(&req)
+	case proto.TypeUnsubscribe:
+		err = c.handleUnsubscribe(&req)
+	case proto.TypePublish:
+		err = c.handlePublish(&req)
+	case proto.TypeRetract:
+		err = c.handleRetract(&req)
+	case proto.TypePresence:
+		err = c.handlePresence(&req)
+	case proto.TypeRead:
+		err = c.handleRead(&req)
+	case proto.TypeOpen:
+		err = c.handleOpen(&req)
+	case proto.TypeClose:
+		err = c.handleCloseDoc(&req)
+	case proto.TypeOp:
+		err = c.handleOp(&req)
+	case proto.TypeCursor:
+		err = c.handleCursor(&req)
+	case proto.TypeComment:
+		err = c.handleComment(&req)
+	case "":
+		err = badRequest("frame has no type")
+	default:
+		err = badRequest(fmt.Sprintf("unknown type %q", req.Type))
+	}
+	if err != nil {
+		c.sendError(req.ID, err)
+	}
+}
+
+// handleConnect authenticates the connection.
+func (c *conn) handleConnect(req *proto.Request) {
+	cfg := &c.srv.cfg
+	var ident auth.Identity
+	switch {
+	case cfg.Verifier == nil && req.Token == "":
+		ident = guest(req.User, req.Name)
+	case cfg.Verifier == nil:
+		c.send(proto.Error{ID: req.ID, Type: proto.TypeError, Code: proto.CodeUnauthorized,
+			Message: "this server runs in development mode and verifies no tokens; connect with an empty token"})
+		c.fatal(closeUnauthorized, "unauthorized")
+		return
+	default:
+		var err error
+		ident, err = cfg.Verifier.Verify(req.Token)
+		if err != nil {
+			c.log.Warn().Err(err).Msg("connect rejected")
+			c.send(proto.Error{ID: req.ID, Type: proto.TypeError, Code: proto.CodeUnauthorized, Message: err.Error()})
+			c.fatal(closeUnauthorized, "unauthorized")
+			return
+		}
+	}
+	user := proto.User{ID: ident.UserID, Name: ident.Name, Color: proto.ColorOf(ident.UserID)}
+	c.idMu.Lock()
+	c.ident, c.user, c.connected = ident, user, true
+	c.idMu.Unlock()
+	c.log = c.log.With().Str("user", ident.UserID).Logger()
+	c.armExpiry(ident.Expires)
+	_ = c.ws.SetReadDeadline(time.Now().Add(2 * cfg.PingInterval))
+	ctx, cancel := requestContext()
+	if err := cfg.Users.PutUser(ctx, doc.User{ID: user.ID, Name: user.Name}); err != nil {
+		c.log.Error().Err(err).Msg("remember user")
+	}
+	cancel()
+	c.send(proto.Connected{
+		ID: req.ID, Type: proto.TypeConnected, ClientID: c.id, User: user,
+		PingInterval: int(cfg.PingInterval / time.Second), Server: cfg.ServerName,
+	})
+	c.log.Info().Bool("guest", ident.Guest).Msg("connected")
+}
+
+// guest returns a development-mode identity with every grant.
+func guest(userID, name string) auth.Identity {
+	if userID == "" || session.ValidChannel(userID) != nil || strings.Contains(userID, ":") {
+		userID = "guest-" + newClientID()[2:]
+	}
+	if name == "" || len(name) > 64 || !isPrintable(name) {
+		name = userID
+	}
+	return auth.Identity{UserID: userID, Name: name, Grants: auth.All, Guest: true}
+}
+
+func isPrintable(s string) bool {
+	for _, r := range s {
+		if r < ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// armExpiry closes the connection with 4001 when the token expires.
+func (c *conn) armExpiry(exp time.Time) {
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+	if exp.IsZero() {
+		return
+	}
+	c.expiry = time.AfterFunc(time.Until(exp), func() { c.close(closeUnauthorized, "token expired") })
+}
+
+// handleRefresh replaces the token; grants it no longer has take effect at
+// once.
+func (c *conn) handleRefresh(req *proto.Request) error {
+	cfg := &c.srv.cfg
+	if cfg.Verifier == nil {
+		c.send(proto.Reply{ID: req.ID, Type: proto.TypeRefreshed})
+		return nil
+	}
+	ident, err := cfg.Verifier.Verify(req.Token)
+	if err == nil && ident.UserID != c.userID() {
+		err = fmt.Errorf("%w: the new token is for another user", auth.ErrInvalidToken)
+	}
+	if err != nil {
+		c.sendError(req.ID, err)
+		c.fatal(closeUnauthorized, "unauthorized")
+		return nil
+	}
+	c.idMu.Lock()
+	c.ident = ident
+	c.user.Name = ident.Name
+	c.idMu.Unlock()
+	c.armExpiry(ident.Expires)
+	for ch := range c.subs {
+		if !ident.Grants.Allows(auth.ActionSubscribe, ch) && !c.ownPrivate(ch) {
+			cfg.Hub.Unsubscribe(ch, c.id)
+			delete(c.subs, ch)
+			c.send(proto.ChannelReply{Type: proto.TypeUnsubscribed, Channel: ch, Reason: "forbidden"})
+		}
+	}
+	for id := range c.docs {
+		if !ident.Grants.Allows(auth.ActionRead, docChannel(id)) {
+			c.srv.cfg.Docs.CloseDoc(c.docClient(), nil, id)
+			delete(c.docs, id)
+			c.send(proto.ChannelReply{Type: proto.TypeUnsubscribed, Channel: docChannel(id), Reason: "forbidden"})
+		}
+	}
+	c.send(proto.Reply{ID: req.ID, Type: proto.TypeRefreshed})
+	return nil
+}
+
+// ownPrivate reports whether ch is this user's own channel in a private
+// namespace (user:<id>).
+func (c *conn) ownPrivate(ch string) bool {
+	ns := c.srv.cfg.Hub.Namespace(ch)
+	return ns.Private && ch == ns.Name+":"+c.userID()
+}
+
+// mayAccess checks the grant for action on a channel, with the namespace's
+// own rules: private channels belong to their user (and admins).
+func (c *conn) mayAccess(action, ch string) error {
+	if err := session.ValidChannel(ch); err != nil {
+		return badRequest(err.Error())
+	}
+	ident := c.identity()
+	ns := c.srv.cfg.Hub.Namespace(ch)
+	if ns.Reserved {
+		return badRequest(fmt.Sprintf("%q is reserved: open documents with the open request", ns.Name+":"))
+	}
+	if ns.Private {
+		if c.ownPrivate(ch) || ident.Grants.Allows(auth.ActionAdmin, ch) {
+			return nil
+		}
+		return forbidden(fmt.Sprintf("%s is private to its user", ch))
+	}
+	if !ident.Grants.Allows(action, ch) {
+		return forbidden(fmt.Sprintf("no %s grant for %s", action, ch))
+	}
+	return nil
+}
+
+func (c *conn) handleSubscribe(req *proto.Request) error {
+	if err := c.mayAccess(auth.ActionSubscribe, req.Channel); err != nil {
+		return err
+	}
+	_, again := c.subs[req.Channel]
+	if !again && len(c.subs) >= c.srv.cfg.MaxSubscriptions {
+		return badRequest(fmt.Sprintf("at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions))
+	}
+	c.idMu.Lock()
+	member := proto.Member{ClientID: c.id, User: c.user, State: json.RawMessage("{}")}
+	presence := c.ident.Grants.Allows(auth.ActionPresence, req.Channel) || c.ownPrivate(req.Channel)
+	c.idMu.Unlock()
+	err := c.srv.cfg.Hub.Subscribe(session.SubscribeRequest{
+		ID: req.ID, Channel: req.Channel, Since: req.Since, Sub: c, Member: member, Presence: presence,
+	})
+	if err != nil {
+		return err
+	}
+	c.subs[req.Channel] = struct{}{}
+	return nil
+}
+
+func (c *conn) handleUnsubscribe(req *proto.Request) error {
+	if err := session.ValidChannel(req.Channel); err != nil {
+		return badRequest(err.Error())
+	}
+	if _, ok := c.subs[req.Channel]; ok {
+		c.srv.cfg.Hub.Unsubscribe(req.Channel, c.id)
+		delete(c.subs, req.Channel)
+	}
+	c.send(proto.ChannelReply{ID: req.ID, Type: proto.TypeUnsubscribed, Channel: req.Channel})
+	return nil
+}
+
+func (c *conn) handlePublish(req *proto.Request) error {
+	if err := c.mayAccess(auth.ActionPublish, req.Channel); err != nil {
+		return err
+	}
+	ns := c.srv.cfg.Hub.Namespace(req.Channel)
+	ident := c.identity()
+	admin := ident.Grants.Allows(auth.ActionAdmin, req.Channel)
+	if !ns.ClientPublish && !admin {
+		return forbidden(fmt.Sprintf("only the server publishes in %s", req.Channel))
+	}
+	if ns.Private && !admin {
+		return forbidden(fmt.Sprintf("only the server publishes in %s", req.Channel))
+	}
+	if len(req.Data) > 0 && !json.Valid(req.Data) {
+		return badRequest("data is not valid JSON")
+	}
+	if ns.PublishRate > 0 && !admin {
+		lim := c.nsLimiters[ns.Name]
+		if lim == nil {
+			if c.nsLimiters == nil {
+				c.nsLimiters = make(map[string]*rate.Limiter)
+			}
+			lim = rate.NewLimiter(rate.Limit(ns.PublishRate), max(ns.PublishBurst, 1))
+			c.nsLimiters[ns.Name] = lim
+		}
+		if !lim.Allow() {
+			return &requestError{proto.CodeRateLimited, fmt.Sprintf("publishing too fast in %s", req.Channel)}
+		}
+	}
+	skip := ""
+	if req.Echo != nil && !*req.Echo {
+		skip = c.id
+	}
+	id, channel := req.ID, req.Channel
+	c.srv.cfg.Hub.Publish(session.Publication{
+		Channel: req.Channel, Event: req.Event, Data: req.Data, Ephemeral: req.Ephemeral,
+		From: proto.From{User: ident.UserID, ClientID: c.id}, FromName: ident.Name, SkipClient: skip,
+	}, func(offset uint64, err error) {
+		if err != nil {
+			c.sendError(id, err)
+			return
+		}
+		c.send(proto.ChannelReply{ID: id, Type: proto.TypePublished, Channel: channel, Offset: offset})
+	})
+	return nil
+}
+
+func (c *conn) handleRetract(req *proto.Request) error {
+	if err := c.mayAccess(auth.ActionPublish, req.Channel); err != nil {
+		return err
+	}
+	ident := c.identity()
+	ctx, cancel := requestContext()
+	defer cancel()
+	admin := ident.Grants.Allows(auth.ActionAdmin, req.Channel)
+	if err := c.srv.cfg.Hub.Retract(ctx, req.Channel, req.Offset, ident.UserID, admin); err != nil {
+		return err
+	}
+	if req.ID != nil {
+		c.send(proto.ChannelReply{ID: req.ID, Type: proto.TypeRetracted, Channel: req.Channel, Offset: req.Offset})
+	}
+	return nil
+}
+
+func (c *conn) handlePresence(req *proto.Request) error {
+	if err := c.mayAccess(auth.ActionPresence, req.Channel); err != nil {
+		return err
+	}
+	if _, ok := c.subs[req.Channel]; !ok {
+		return badRequest("subscribe to " + req.Channel + " before setting presence")
+	}
+	state := req.State
+	if len(state) == 0 {
+		state = json.RawMessage("{}")
+	}
+	if !isJSONObject(state) || !json.Valid(state) {
+		return badRequest("state must be a JSON object")
+	}
+	return c.srv.cfg.Hub.SetPresence(req.Channel, c.id, state)
+}
+
+func (c *conn) handleRead(req *proto.Request) error {
+	if err := session.ValidChannel(req.Channel); err != nil {
+		return badRequest(err.Error())
+	}
+	if _, ok := c.subs[req.Channel]; !ok {
+		return badRequest("subscribe to " + req.Channel + " before marking it read")
+	}
+	ctx, cancel := requestContext()
+	defer cancel()
+	return c.srv.cfg.Hub.MarkRead(ctx, req.Channel, c.id, c.userID(), req.Offset)
+}

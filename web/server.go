@@ -1,0 +1,274 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/session"
+)
+
+// Config configures a Server. Hub and Users are required; a zero field
+// elsewhere takes the default its comment gives.
+type Config struct {
+	Hub   *session.Hub
+	Users session.Users
+	// Docs serves live documents; nil serves none.
+	Docs *session.Docs
+	// Verifier checks tokens. Nil means development mode: an empty token
+	// connects as a guest with every grant (and connect may name the guest).
+	Verifier *auth.Verifier
+	// Ready reports whether the server can take writes, for /healthz. Nil
+	// means always.
+	Ready func() error
+
+	// MaxFrameBytes bounds a client frame. By default 64 KiB.
+	MaxFrameBytes int
+	// MaxQueueBytes and MaxQueueFrames bound a connection's send queue; past
+	// either the connection is closed as a slow reader (4010). By default
+	// 4 MiB and 8192 frames.
+	MaxQueueBytes  int
+	MaxQueueFrames int
+	// MaxSubscriptions bounds one connection's channels. By default 512.
+	MaxSubscriptions int
+	// PingInterval is how often the server pings; a client silent for twice
+	// as long is dropped. By default 25 * time.Second.
+	PingInterval time.Duration
+	// ConnectTimeout is how long a new connection has to send connect. By
+	// default 10 * time.Second.
+	ConnectTimeout time.Duration
+	// WriteTimeout bounds one frame write. By default 10 * time.Second.
+	WriteTimeout time.Duration
+	// FrameRate and FrameBurst limit the frames one connection may send per
+	// second; a frame over the limit gets rate_limited. By default 100 and
+	// 200. MaxViolations rate-limited frames within ViolationWindow close
+	// the connection with 4008; by default 50 within 10 * time.Second.
+	FrameRate       float64
+	FrameBurst      int
+	MaxViolations   int
+	ViolationWindow time.Duration
+	// AllowedOrigins lists the Origin headers a browser may connect from
+	// (`*` allows any). Empty allows any origin in development mode and
+	// only same-host origins otherwise.
+	AllowedOrigins []string
+	// ServerName is reported in connected.server. By default "tandem".
+	ServerName string
+	Logger     zerolog.Logger
+	// Now returns the current time; by default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 64 << 10
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 4 << 20
+	}
+	if c.MaxQueueFrames <= 0 {
+		c.MaxQueueFrames = 8192
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = 512
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.FrameRate <= 0 {
+		c.FrameRate = 100
+	}
+	if c.FrameBurst <= 0 {
+		c.FrameBurst = 200
+	}
+	if c.MaxViolations <= 0 {
+		c.MaxViolations = 50
+	}
+	if c.ViolationWindow <= 0 {
+		c.ViolationWindow = 10 * time.Second
+	}
+	if c.ServerName == "" {
+		c.ServerName = "tandem"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Server serves the protocol over HTTP. It is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	log      zerolog.Logger
+	upgrader websocket.Upgrader
+	mux      *http.ServeMux
+
+	mu       sync.Mutex         // guards conns and shutting
+	conns    map[*conn]struct{} // open connections
+	shutting bool
+	wg       sync.WaitGroup // every connection goroutine
+}
+
+// writeBufferPool shares write buffers between connections: an idle
+// connection holds none.
+var writeBufferPool sync.Pool
+
+// New returns a Server. It starts nothing; serve its Handler.
+func New(cfg Config) *Server {
+	cfg.setDefaults()
+	s := &Server{
+		cfg:   cfg,
+		log:   cfg.Logger.With().Str("component", "web").Logger(),
+		conns: make(map[*conn]struct{}),
+		mux:   http.NewServeMux(),
+	}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &writeBufferPool,
+		CheckOrigin:     s.checkOrigin,
+	}
+	s.mux.HandleFunc("GET /ws", s.serveWS)
+	s.mux.HandleFunc("GET /healthz", s.serveHealth)
+	return s
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Mux returns the server's mux, so that the binary can mount more routes.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
+// DevMode reports whether guests connect without a token.
+func (s *Server) DevMode() bool { return s.cfg.Verifier == nil }
+
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser
+	}
+	if len(s.cfg.AllowedOrigins) == 0 {
+		if s.DevMode() {
+			return true
+		}
+		return sameHost(origin, r.Host)
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if o == "*" || o == origin {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ok"}`))
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	shutting := s.shutting
+	s.mu.Unlock()
+	if shutting {
+		http.Error(w, "server going away", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	c := newConn(s, ws)
+	s.mu.Lock()
+	if s.shutting {
+		s.mu.Unlock()
+		c.closeNow(websocket.CloseGoingAway, "server going away")
+		_ = ws.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(2)
+	s.mu.Unlock()
+	go c.writeLoop()
+	go c.readLoop()
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Conns returns the number of open connections.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// DisconnectUser closes every connection of a user with 4001 and returns
+// how many there were.
+func (s *Server) DisconnectUser(userID, reason string) int {
+	s.mu.Lock()
+	var victims []*conn
+	for c := range s.conns {
+		if c.userID() == userID {
+			victims = append(victims, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range victims {
+		c.close(closeUnauthorized, reason)
+	}
+	return len(victims)
+}
+
+// Shutdown stops taking connections, closes every open one with 1001 after
+// flushing what is queued for it, and waits for their goroutines or ctx.
+// The caller stops the HTTP listener first and closes the hub and the
+// database after.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close(closeGoingAway, "server going away")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			_ = c.ws.Close()
+		}
+		return ctx.Err()
+	}
+}
+
+// ErrShutdown is returned by calls made after Shutdown.
+var ErrShutdown = errors.New("web: shut down")
