@@ -11,9 +11,13 @@ import (
 // ErrNotFound and ErrExists are what a store returns, wrapped, for a record
 // that is missing or already there. They live here, beside the records, so
 // that the session can test for them without importing a storage package.
+// ErrCompacted is for versions whose ops compaction dropped, and
+// ErrInvalid for a request a store rejects as malformed.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrExists   = errors.New("already exists")
+	ErrNotFound  = errors.New("not found")
+	ErrExists    = errors.New("already exists")
+	ErrCompacted = errors.New("compacted away")
+	ErrInvalid   = errors.New("invalid argument")
 )
 
 // Info is a document's metadata as storage keeps it.

@@ -1,9 +1,12 @@
 package doc
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -26,10 +29,13 @@ func ropeIns(pos int, s string) ropeEdit { return ropeEdit{pos: pos, s: s} }
 func ropeDel(pos, n int) ropeEdit        { return ropeEdit{pos: pos, n: n} }
 
 func (e ropeEdit) String() string {
-	if e.n > 0 {
+	switch {
+	case e.s == "":
 		return fmt.Sprintf("Delete(%d, %d)", e.pos, e.n)
+	case e.n == 0:
+		return fmt.Sprintf("Insert(%d, %.40q)", e.pos, e.s)
 	}
-	return fmt.Sprintf("Insert(%d, %q)", e.pos, e.s)
+	return fmt.Sprintf("Delete(%d, %d) then Insert(%d, %.40q)", e.pos, e.n, e.pos, e.s)
 }
 
 // ropeModel is the naive oracle: a slice of code points.
@@ -44,7 +50,8 @@ func (m *ropeModel) apply(e ropeEdit) {
 	}
 }
 
-func (r *Rope) apply(e ropeEdit) {
+// applyEdit applies e to r through its public methods.
+func (r *Rope) applyEdit(e ropeEdit) {
 	if e.n > 0 {
 		r.Delete(e.pos, e.n)
 	}
@@ -125,7 +132,7 @@ func TestRopeEdits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := NewRope(tt.text)
-			r.apply(tt.edit)
+			r.applyEdit(tt.edit)
 			if got := r.String(); got != tt.want {
 				t.Fatalf("NewRope(%.20q).%v = %.40q, want %.40q", tt.text, tt.edit, got, tt.want)
 			}
@@ -198,7 +205,7 @@ func leafStarts(r *Rope) []int {
 // boundary of a multi-byte text, on a fresh rope and on one whose cursor
 // cache points at the neighbouring leaf.
 func TestRopeLeafBoundaries(t *testing.T) {
-	text := repeatTo(mixed, 20000)
+	text := repeatTo(mixed, 12000)
 	base := NewRope(text)
 	starts := leafStarts(base)
 	if len(starts) < 10 {
@@ -220,7 +227,7 @@ func TestRopeLeafBoundaries(t *testing.T) {
 					m := ropeModel([]rune(text))
 					r.Insert(warm, "w") // point the cursor at one side
 					m.apply(ropeIns(warm, "w"))
-					r.apply(e)
+					r.applyEdit(e)
 					m.apply(e)
 					checkRope(t, r, m, fmt.Sprintf("Insert(%d, \"w\"), %v", warm, e))
 					p, q := min(b-2, len(m)), min(b+3, len(m))
@@ -264,10 +271,58 @@ func TestRopeDeleteSpans(t *testing.T) {
 	}
 }
 
+// ropeFromGroups builds a two-level rope by hand: one inner node per group,
+// holding one leaf per string, under a root.
+func ropeFromGroups(groups ...[]string) *Rope {
+	var inner []*node
+	for _, g := range groups {
+		var leaves []*node
+		for _, s := range g {
+			leaves = append(leaves, newLeaf(s))
+		}
+		inner = append(inner, newInner(leaves))
+	}
+	return &Rope{root: newInner(inner), height: 2}
+}
+
+// TestRopeDeleteShares deletes all but a sliver of one inner node whose
+// neighbour is full, so the two share children and the sliver, an
+// underflowing leaf, lands among the neighbour's leaves and must be merged
+// there.
+func TestRopeDeleteShares(t *testing.T) {
+	leaf := repeatTo(mixed, 700)
+	n := utf8.RuneCountInString(leaf)
+	x, y := slices.Repeat([]string{leaf}, nodeMin), slices.Repeat([]string{leaf}, nodeMax)
+	tests := []struct {
+		name   string
+		groups [][]string
+		pos, n int
+	}{
+		// Keep the first 10 code points of the thin node on the left.
+		{"thin left of full", [][]string{x, y}, 10, nodeMin*n - 10},
+		// Keep the last 10 code points of the thin node on the right.
+		{"thin right of full", [][]string{y, x}, nodeMax * n, nodeMin*n - 10},
+		{"thin between full", [][]string{y, x, y}, nodeMax*n + 10, nodeMin*n - 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ropeFromGroups(tt.groups...)
+			if err := r.check(); err != nil {
+				t.Fatalf("before: %v", err)
+			}
+			m := ropeModel([]rune(r.String()))
+			e := ropeDel(tt.pos, tt.n)
+			r.applyEdit(e)
+			m.apply(e)
+			checkRope(t, r, m, e.String())
+		})
+	}
+}
+
 // TestRopeRandom compares thousands of random edits against the naive model,
 // checking the contents and the invariants after every step.
 func TestRopeRandom(t *testing.T) {
-	steps, maxLen := 4000, 60_000
+	steps, maxLen := 2500, 30_000 // two levels, with merges
 	if testing.Short() {
 		steps = 1000
 	}
@@ -281,9 +336,9 @@ func TestRopeRandom(t *testing.T) {
 // TestRopeRandomTall runs the random edits on a tree that stays three
 // levels deep: 200k code points of mixed text need over 256 leaves.
 func TestRopeRandomTall(t *testing.T) {
-	steps := 300
+	steps := 120
 	if testing.Short() {
-		steps = 50
+		steps = 30
 	}
 	r := ropeRandomRun(t, rand.New(rand.NewPCG(42, 42)), steps, 200_000, 400_000, repeatTo(mixed, 600_000))
 	if r.height < 3 {
@@ -345,7 +400,7 @@ func ropeRandomRun(t *testing.T, rnd *rand.Rand, steps, minLen, maxLen int, text
 		if len(hist) > 5 {
 			hist = hist[1:]
 		}
-		r.apply(e)
+		r.applyEdit(e)
 		m.apply(e)
 		checkRope(t, r, m, fmt.Sprintf("step %d: %s", i, strings.Join(hist, ", ")))
 		if len(m) > 0 {
@@ -543,7 +598,7 @@ func FuzzRope(f *testing.F) {
 				}
 				e = ropeDel(pos, 1+(a<<8|c)%(n-pos))
 			}
-			r.apply(e)
+			r.applyEdit(e)
 			m.apply(e)
 			if i%32 == 0 || i+8 > len(prog) {
 				checkRope(t, r, m, fmt.Sprintf("op %d: %v", i/4, e))
@@ -602,29 +657,123 @@ func loadRopeTrace(tb testing.TB, name string) *ropeTrace {
 	if err != nil {
 		tb.Fatalf("trace %s: %v", name, err)
 	}
-	var raw struct {
-		EndContent string `json:"endContent"`
-		Txns       []struct {
-			Patches [][3]any `json:"patches"`
-		} `json:"txns"`
-	}
-	if err := json.NewDecoder(zr).Decode(&raw); err != nil {
+	data, err := io.ReadAll(zr)
+	if err != nil {
 		tb.Fatalf("trace %s: %v", name, err)
 	}
-	tr := &ropeTrace{end: raw.EndContent}
-	for _, txn := range raw.Txns {
-		for _, p := range txn.Patches {
-			pos, okPos := p[0].(float64)
-			del, okDel := p[1].(float64)
-			ins, okIns := p[2].(string)
-			if !okPos || !okDel || !okIns {
-				tb.Fatalf("trace %s: bad patch %v", name, p)
-			}
-			tr.edits = append(tr.edits, ropeEdit{pos: int(pos), n: int(del), s: ins})
-		}
+	tr, err := parseRopeTrace(data)
+	if err != nil {
+		tb.Fatalf("trace %s: %v", name, err)
 	}
 	ropeTraces[name] = tr
 	return tr
+}
+
+// parseRopeTrace reads endContent and, in order, the patches of a
+// sequential trace. It scans the JSON by hand because encoding/json takes
+// seconds per trace under the race detector. It finds keys by their quoted
+// name and colon, which cannot occur inside a JSON string.
+func parseRopeTrace(data []byte) (*ropeTrace, error) {
+	p := &ropeTraceParser{data: data}
+	p.seek(`"endContent":`)
+	tr := &ropeTrace{end: p.str()}
+	for p.err == nil && p.seek(`"patches":`) {
+		p.expect('[')
+		for p.err == nil && !p.accept(']') {
+			p.expect('[')
+			pos := p.int()
+			p.expect(',')
+			del := p.int()
+			p.expect(',')
+			ins := p.str()
+			p.expect(']')
+			p.accept(',')
+			tr.edits = append(tr.edits, ropeEdit{pos: pos, n: del, s: ins})
+		}
+	}
+	if p.err == nil && len(tr.edits) == 0 {
+		p.err = errors.New("no patches")
+	}
+	return tr, p.err
+}
+
+// ropeTraceParser is a cursor in JSON text with a sticky error.
+type ropeTraceParser struct {
+	data []byte
+	i    int
+	err  error
+}
+
+func (p *ropeTraceParser) fail(format string, args ...any) {
+	if p.err == nil {
+		p.err = fmt.Errorf("byte %d: %s", p.i, fmt.Sprintf(format, args...))
+	}
+}
+
+// seek moves past the next key, and reports whether there was one.
+func (p *ropeTraceParser) seek(key string) bool {
+	j := bytes.Index(p.data[p.i:], []byte(key))
+	if j < 0 {
+		p.i = len(p.data)
+		return false
+	}
+	p.i += j + len(key)
+	return true
+}
+
+// accept skips white space, then c if it is next, and reports whether it was.
+func (p *ropeTraceParser) accept(c byte) bool {
+	for p.i < len(p.data) && strings.IndexByte(" \t\r\n", p.data[p.i]) >= 0 {
+		p.i++
+	}
+	if p.i < len(p.data) && p.data[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *ropeTraceParser) expect(c byte) {
+	if !p.accept(c) {
+		p.fail("want %q", c)
+	}
+}
+
+func (p *ropeTraceParser) int() int {
+	p.accept(' ')
+	n, j := 0, p.i
+	for ; j < len(p.data) && '0' <= p.data[j] && p.data[j] <= '9'; j++ {
+		n = n*10 + int(p.data[j]-'0')
+	}
+	if j == p.i {
+		p.fail("want a number")
+	}
+	p.i = j
+	return n
+}
+
+func (p *ropeTraceParser) str() string {
+	p.expect('"')
+	start, escaped := p.i-1, false
+	for ; p.i < len(p.data) && p.data[p.i] != '"'; p.i++ {
+		if p.data[p.i] == '\\' {
+			escaped = true
+			p.i++
+		}
+	}
+	if p.i >= len(p.data) {
+		p.fail("unterminated string")
+		return ""
+	}
+	p.i++
+	if !escaped {
+		return string(p.data[start+1 : p.i-1])
+	}
+	var s string
+	if err := json.Unmarshal(p.data[start:p.i], &s); err != nil {
+		p.fail("%v", err)
+	}
+	return s
 }
 
 func TestRopeTrace(t *testing.T) {
@@ -633,7 +782,7 @@ func TestRopeTrace(t *testing.T) {
 			tr := loadRopeTrace(t, name)
 			var r Rope
 			for i, e := range tr.edits {
-				r.apply(e)
+				r.applyEdit(e)
 				if i%10000 == 0 {
 					if err := r.check(); err != nil {
 						t.Fatalf("after edit %d, %v: %v", i, e, err)
@@ -686,7 +835,7 @@ func BenchmarkRopeInsertLocal(b *testing.B) {
 			r := NewRope(bc.text)
 			l := &localEdits{cursor: r.Len() / 2, rnd: rand.New(rand.NewPCG(1, 1)), typed: bc.typed}
 			for b.Loop() {
-				r.apply(l.next(r.Len()))
+				r.applyEdit(l.next(r.Len()))
 			}
 		})
 	}
@@ -723,7 +872,7 @@ func BenchmarkRopeTrace(b *testing.B) {
 	for b.Loop() {
 		var r Rope
 		for _, e := range tr.edits {
-			r.apply(e)
+			r.applyEdit(e)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(tr.edits)), "ns/edit")

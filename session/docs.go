@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/internal/proto"
 	"github.com/tandemhq/tandem/ot"
 )
@@ -94,7 +96,9 @@ type DocsConfig struct {
 	// QueueLen bounds each document's request queue; when it is full the
 	// sending connection's read loop waits. By default 1024.
 	QueueLen int
-	Logger   zerolog.Logger
+	// Metrics records ops applied and ack latency; nil makes a private set.
+	Metrics *metrics.Metrics
+	Logger  zerolog.Logger
 	// Now returns the current time; by default time.Now.
 	Now func() time.Time
 }
@@ -126,6 +130,9 @@ func (c *DocsConfig) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.New()
 	}
 }
 
@@ -184,6 +191,9 @@ func (d *Docs) Close() {
 // submit hands r to the document's goroutine, loading the document first
 // if needed. It blocks while the document's queue is full.
 func (d *Docs) submit(docID string, r *docRequest) {
+	if r.received.IsZero() {
+		r.received = time.Now()
+	}
 	for {
 		d.mu.Lock()
 		if d.closed {
@@ -270,6 +280,60 @@ type leftClient string
 func (l leftClient) ClientID() string   { return string(l) }
 func (l leftClient) Send(_ []byte) bool { return false }
 
+// EditResult is the outcome of a server-side edit.
+type EditResult struct {
+	// Version is the version the op applied to (the document is now at
+	// Version+1), or the head when the edit changed nothing.
+	Version int
+	// Op is the op as applied, after transformation; empty for no change.
+	Op  ot.Op
+	Err error
+}
+
+// Edit applies an op made on the server side (the HTTP API) against version
+// base (nil: the current head) as user, through the document's live session
+// so that editors see an ordinary op. It returns once the op is durable.
+// create allows creating a missing document.
+func (d *Docs) Edit(ctx context.Context, docID string, base *int, op ot.Op, uid, user string, create bool) EditResult {
+	return d.serverEdit(ctx, docID, &docRequest{kind: reqServerEdit, version: base, op: op, uid: uid, user: user, create: create})
+}
+
+// Replace makes the document's text equal content with the smallest op a
+// character diff finds (doc.DiffOp), made against version base (nil: the
+// head), and applies it as Edit does. Typing that happens meanwhile is kept:
+// the op is transformed over it like any other.
+func (d *Docs) Replace(ctx context.Context, docID string, base *int, content, uid, user string, create bool) EditResult {
+	return d.serverEdit(ctx, docID, &docRequest{kind: reqServerEdit, version: base, content: &content, uid: uid, user: user, create: create})
+}
+
+// Create creates a document with an initial content (which may be empty) as
+// user. It fails with an error wrapping doc.ErrExists if the id is taken.
+func (d *Docs) Create(ctx context.Context, docID, content, uid, user string) EditResult {
+	return d.serverEdit(ctx, docID, &docRequest{kind: reqServerEdit, content: &content, uid: uid, user: user, create: true, mustCreate: true})
+}
+
+// Delete closes the document for everyone in it (they get closed with
+// reason "deleted") and deletes it with its whole history.
+func (d *Docs) Delete(ctx context.Context, docID string) error {
+	return d.serverEdit(ctx, docID, &docRequest{kind: reqDelete}).Err
+}
+
+func (d *Docs) serverEdit(ctx context.Context, docID string, r *docRequest) EditResult {
+	if err := ValidDocID(docID); err != nil {
+		return EditResult{Err: err}
+	}
+	done := make(chan EditResult, 1)
+	r.done = done
+	r.client.Fail = func(_ *int64, err error) { done <- EditResult{Err: err} }
+	d.submit(docID, r)
+	select {
+	case res := <-done:
+		return res
+	case <-ctx.Done():
+		return EditResult{Err: ctx.Err()}
+	}
+}
+
 type reqKind uint8
 
 const (
@@ -279,6 +343,8 @@ const (
 	reqComment
 	reqClose
 	reqLeave
+	reqServerEdit
+	reqDelete
 )
 
 // docRequest is one request to a document's goroutine.
@@ -293,6 +359,14 @@ type docRequest struct {
 	ranges   []ot.Selection
 	comment  CommentRequest
 	moderate bool
+
+	// Server-side edits.
+	content    *string // replace the text with this
+	user       string
+	mustCreate bool
+	done       chan<- EditResult // cap 1
+
+	received time.Time // when the request was handed over
 }
 
 func (r *docRequest) fail(err error) {

@@ -60,9 +60,11 @@ type docSession struct {
 
 // pendOp is an op waiting for its commit.
 type pendOp struct {
-	author string // client id
+	author string // client id; empty for a server-side edit
 	id     *int64 // the author's request id
 	dupes  []dupAck
+	done   chan<- EditResult // a server-side edit's waiter
+	start  time.Time         // when the op arrived, for the ack latency
 }
 
 // dupAck is a resend of an op whose original is still in flight.
@@ -205,6 +207,10 @@ func (s *docSession) load(create bool) error {
 		if err != nil && !isExists(err) {
 			return fmt.Errorf("create %s: %w", s.id, err)
 		}
+		if err == nil && cfg.Hub != nil {
+			cfg.Hub.Publish(Publication{Channel: "system:docs", Event: "created", Data: []byte(fmt.Sprintf(`{"id":%q}`, s.id)),
+				From: proto.From{User: "system"}}, func(uint64, error) {})
+		}
 	}
 	snap, tail, err := cfg.Snapshots.Head(s.id)
 	if err != nil {
@@ -274,6 +280,10 @@ func (s *docSession) handle(r *docRequest) {
 		}
 	case reqLeave:
 		s.closeFor(r.client.Sub.ClientID(), false)
+	case reqServerEdit:
+		s.serverEdit(r)
+	case reqDelete:
+		s.deleteDoc(r)
 	}
 }
 
@@ -437,7 +447,7 @@ func (s *docSession) submitOp(r *docRequest) {
 	}
 	rec := doc.OpRecord{Version: head, Op: op, UID: r.uid, User: m.client.User.ID, ClientID: m.client.Sub.ClientID(), Time: cfg.Now()}
 	s.remember(rec)
-	s.inflight[head] = pendOp{author: rec.ClientID, id: r.id}
+	s.inflight[head] = pendOp{author: rec.ClientID, id: r.id, start: r.received}
 	cfg.OpLog.AppendOpAsync(s.id, rec, func(err error) { s.committed(head, err) })
 }
 
@@ -523,6 +533,7 @@ func (s *docSession) drainDurable() {
 func (s *docSession) publish(v int) {
 	p := s.inflight[v]
 	delete(s.inflight, v)
+	s.docs.cfg.Metrics.ObserveAck(time.Since(p.start))
 	rec := s.recent[v-s.recent[0].Version]
 	s.acked = v + 1
 	frame := proto.Encode(opFrame(s.id, rec))
@@ -537,6 +548,9 @@ func (s *docSession) publish(v int) {
 		if m.cursor != nil {
 			m.cursor = transformSelections(rec.Op, m.cursor, cid == rec.ClientID)
 		}
+	}
+	if p.done != nil {
+		p.done <- EditResult{Version: v, Op: rec.Op}
 	}
 	for _, d := range p.dupes {
 		if m := s.members[d.client]; m != nil {
@@ -563,8 +577,12 @@ func (s *docSession) flush() {
 func (s *docSession) fail(err error) {
 	s.log.Error().Err(err).Msg("op log append failed; closing the document")
 	for v, p := range s.inflight {
+		err := fmt.Errorf("op at v%d of %s: %w", v, s.id, ErrStorage)
+		if p.done != nil {
+			p.done <- EditResult{Err: err}
+		}
 		if m := s.members[p.author]; m != nil {
-			m.client.Fail(p.id, fmt.Errorf("op at v%d of %s: %w", v, s.id, ErrStorage))
+			m.client.Fail(p.id, err)
 		}
 	}
 	s.inflight = map[int]pendOp{}
@@ -879,4 +897,109 @@ type docReply struct {
 	Type   string `json:"type"`
 	Doc    string `json:"doc"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// serverEdit applies an edit from the server side: an op, or a new text to
+// diff against the text at the base version.
+func (s *docSession) serverEdit(r *docRequest) {
+	cfg := &s.docs.cfg
+	if r.mustCreate && !s.loaded {
+		if _, err := cfg.Documents.GetDoc(s.id); err == nil {
+			r.fail(fmt.Errorf("create %s: %w", s.id, doc.ErrExists))
+			return
+		} else if !isNotFound(err) {
+			r.fail(err)
+			return
+		}
+	} else if r.mustCreate {
+		r.fail(fmt.Errorf("create %s: %w", s.id, doc.ErrExists))
+		return
+	}
+	if err := s.load(r.create); err != nil {
+		r.fail(err)
+		return
+	}
+	s.flush()
+	if err := s.failed(); err != nil {
+		r.fail(fmt.Errorf("%s: %w", s.id, ErrStorage))
+		return
+	}
+	head := s.doc.Version()
+	base := head
+	if r.version != nil {
+		base = *r.version
+		if base < 0 || base > head {
+			r.fail(fmt.Errorf("edit %s at v%d, head is v%d: %w", s.id, base, head, ErrFutureVersion))
+			return
+		}
+	}
+	op := r.op
+	if r.content != nil {
+		old := s.doc.Content()
+		if base < head {
+			var err error
+			if old, err = cfg.Snapshots.ContentAt(s.id, base); err != nil {
+				r.fail(fmt.Errorf("content of %s at v%d: %w", s.id, base, err))
+				return
+			}
+		}
+		op = doc.DiffOp(old, *r.content)
+	}
+	if op.IsNoop() {
+		r.done <- EditResult{Version: head, Op: ot.Op{}}
+		return
+	}
+	if r.uid == "" {
+		r.uid = "srv-" + s.newCommentID()[3:]
+	} else if v, ok := s.lookupUID(r.uid, base); ok {
+		r.done <- EditResult{Version: v}
+		return
+	}
+	if base < head {
+		history, err := s.opsBetween(base, head)
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		for _, h := range history {
+			if _, op, err = ot.Transform(h.Op, op); err != nil {
+				r.fail(err)
+				return
+			}
+		}
+	}
+	if s.doc.Len()+op.Delta() > cfg.MaxDocLen {
+		r.fail(fmt.Errorf("document would have %d code points, at most %d: %w", s.doc.Len()+op.Delta(), cfg.MaxDocLen, ErrDocTooLarge))
+		return
+	}
+	if err := s.doc.Apply(op); err != nil {
+		r.fail(err)
+		return
+	}
+	rec := doc.OpRecord{Version: head, Op: op, UID: r.uid, User: r.user, Time: cfg.Now()}
+	s.remember(rec)
+	s.inflight[head] = pendOp{done: r.done, start: r.received}
+	cfg.OpLog.AppendOpAsync(s.id, rec, func(err error) { s.committed(head, err) })
+	s.idle.Reset(cfg.IdleTimeout)
+}
+
+// deleteDoc closes the document for everyone and deletes it.
+func (s *docSession) deleteDoc(r *docRequest) {
+	s.flush()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := s.docs.cfg.Documents.DeleteDoc(ctx, s.id)
+	cancel()
+	if err != nil {
+		r.fail(fmt.Errorf("delete %s: %w", s.id, err))
+		return
+	}
+	frame := proto.Encode(docReply{Type: proto.TypeClosed, Doc: s.id, Reason: "deleted"})
+	for cid, m := range s.members {
+		m.client.Sub.Send(frame)
+		delete(s.members, cid)
+	}
+	// Forget everything: the next request loads afresh (and finds nothing).
+	s.loaded, s.loadErr, s.doc = false, nil, nil
+	s.recent, s.uids = nil, map[string]int{}
+	r.done <- EditResult{}
 }

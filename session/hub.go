@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/internal/proto"
 )
 
@@ -64,6 +65,8 @@ type HubConfig struct {
 	Logger        zerolog.Logger
 	// Now returns the current time; by default time.Now.
 	Now func() time.Time
+	// Metrics counts published messages; nil makes a private set.
+	Metrics *metrics.Metrics
 }
 
 // Hub owns the channels: their subscribers, presence and publish order. It
@@ -93,15 +96,20 @@ type channel struct {
 	// completion, which may run inline when storage is closed.
 	seq sync.Mutex
 
-	mu      sync.Mutex // guards every field below
-	loaded  bool       // last and epoch read from storage
-	broken  bool       // an append failed: reload state before the next publish
-	last    uint64     // last offset assigned
-	epoch   string
-	refs    int // calls and publishes in flight; see Hub.release
-	subs    map[string]*subscription
-	members int // subscriptions listed in presence
-	counted int // member count last announced (count mode)
+	mu     sync.Mutex // guards every field below
+	loaded bool       // last and epoch read from storage
+	broken bool       // an append failed: reload state before the next publish
+	last   uint64     // last offset assigned
+	// delivered is the last offset committed and delivered to the
+	// subscribers. Between assignment and commit last runs ahead of it;
+	// subscribed reports delivered and recovers only up to it, since what
+	// comes after reaches the new subscriber live.
+	delivered uint64
+	epoch     string
+	refs      int // calls and publishes in flight; see Hub.release
+	subs      map[string]*subscription
+	members   int // subscriptions listed in presence
+	counted   int // member count last announced (count mode)
 }
 
 type subscription struct {
@@ -127,6 +135,9 @@ func NewHub(cfg HubConfig) *Hub {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
 	}
 	h := &Hub{
 		cfg:      cfg,
@@ -204,7 +215,7 @@ func (h *Hub) loadLocked(ch *channel) error {
 	if err != nil {
 		return fmt.Errorf("load channel %s: %w", ch.name, err)
 	}
-	ch.last, ch.epoch, ch.loaded, ch.broken = last, epoch, true, false
+	ch.last, ch.delivered, ch.epoch, ch.loaded, ch.broken = last, last, epoch, true, false
 	return nil
 }
 
@@ -251,7 +262,7 @@ func (h *Hub) Subscribe(r SubscribeRequest) error {
 	}
 	reply := proto.Subscribed{
 		ID: r.ID, Type: proto.TypeSubscribed, Channel: r.Channel,
-		Offset: ch.last, Epoch: ch.epoch, Messages: []proto.Message{}, Receipts: receipts,
+		Offset: ch.delivered, Epoch: ch.epoch, Messages: []proto.Message{}, Receipts: receipts,
 	}
 	if r.Since != nil {
 		msgs, recovered, err := h.recoverLocked(ch, *r.Since)
@@ -306,22 +317,26 @@ func (h *Hub) recoverLocked(ch *channel, since proto.Since) ([]proto.Message, bo
 	// A client that saw nothing yet (offset 0) recovers in any epoch; so
 	// does one whose channel had no epoch yet when it last looked.
 	sameEpoch := since.Epoch == ch.epoch || since.Offset == 0 || since.Epoch == ""
-	if !sameEpoch || since.Offset > ch.last {
+	if !sameEpoch || since.Offset > ch.delivered {
 		return msgs, false, nil
 	}
-	if since.Offset == ch.last {
+	if since.Offset == ch.delivered {
 		return msgs, true, nil
 	}
-	limit := int(min(ch.last-since.Offset, uint64(h.cfg.RecoverLimit)))
+	limit := int(min(ch.delivered-since.Offset, uint64(h.cfg.RecoverLimit)))
 	stored, err := h.cfg.History.MessagesSince(ch.name, since.Offset, limit)
 	if err != nil {
 		return nil, false, fmt.Errorf("recover %s: %w", ch.name, err)
 	}
-	for _, m := range stored {
+	for i, m := range stored {
+		if m.Offset > ch.delivered {
+			stored = stored[:i] // committed, but its completion (live delivery) is still to come
+			break
+		}
 		msgs = append(msgs, h.messageFrame(m, ""))
 	}
 	recovered := len(stored) > 0 && stored[0].Offset == since.Offset+1 &&
-		stored[len(stored)-1].Offset == ch.last
+		stored[len(stored)-1].Offset == ch.delivered
 	return msgs, recovered, nil
 }
 
@@ -503,7 +518,9 @@ func (h *Hub) Publish(p Publication, done func(offset uint64, err error)) {
 					ch.epoch = epoch
 				}
 			}
+			ch.delivered = m.Offset
 			h.deliverLocked(ch, m, p.SkipClient)
+			ch.delivered = m.Offset
 		}
 		ch.mu.Unlock()
 		h.release(ch)
@@ -521,6 +538,7 @@ func (h *Hub) Publish(p Publication, done func(offset uint64, err error)) {
 // deliverLocked encodes m once and queues it to every subscriber but skip.
 // Must be called with ch.mu held.
 func (h *Hub) deliverLocked(ch *channel, m doc.Message, skip string) {
+	h.cfg.Metrics.Published.Inc()
 	if len(ch.subs) == 0 {
 		return
 	}
@@ -602,7 +620,7 @@ func (h *Hub) MarkRead(ctx context.Context, channelName, clientID, user string, 
 	ch.mu.Lock()
 	_, subscribed := ch.subs[clientID]
 	err = h.loadLocked(ch)
-	last := ch.last
+	last := ch.delivered
 	ch.mu.Unlock()
 	switch {
 	case !subscribed:

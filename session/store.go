@@ -19,6 +19,8 @@ type Documents interface {
 	CreateDoc(ctx context.Context, info doc.Info) (doc.Info, error)
 	// GetDoc returns a document's metadata and current version.
 	GetDoc(id string) (doc.Info, error)
+	// DeleteDoc deletes a document with everything attached to it.
+	DeleteDoc(ctx context.Context, id string) error
 }
 
 // OpLog is a document's durable op log, as the document's goroutine uses
@@ -40,6 +42,8 @@ type OpLog interface {
 type Snapshots interface {
 	// Head returns the latest snapshot and the ops after it.
 	Head(docID string) (doc.Snapshot, []doc.OpRecord, error)
+	// ContentAt returns the content at a durable version.
+	ContentAt(docID string, v int) (string, error)
 	// PutSnapshot stores the content at a version.
 	PutSnapshot(ctx context.Context, docID string, snap doc.Snapshot) error
 }

@@ -121,6 +121,7 @@ func benchAppendDB(b *testing.B, db *DB, group, oneDoc bool, writers int) {
 	b.ReportMetric(0, "ns/op")
 	if st := db.Stats(); group && st.Commits > before.Commits {
 		b.ReportMetric(float64(st.Requests-before.Requests)/float64(st.Commits-before.Commits), "ops/commit")
+		b.ReportMetric(float64(st.CommitTime-before.CommitTime)/float64(elapsed)*100, "busy%")
 	}
 }
 

@@ -31,22 +31,22 @@ func (db *DB) PutComment(ctx context.Context, docID string, c doc.Comment) error
 		return fmt.Errorf("put comment %q on %q: %w", c.ID, docID, err)
 	}
 	return db.update(ctx, func(w *writeTx) error {
-		b, err := mustDoc(w.tx, docID)
+		d, err := mustDoc(w.tx, docID)
 		if err != nil {
 			return fmt.Errorf("put comment %q: %w", c.ID, err)
 		}
-		head, err := readHead(b)
+		head, err := d.head()
 		if err != nil {
 			return err
 		}
-		base, err := readBase(b)
+		base, err := d.base()
 		if err != nil {
 			return err
 		}
 		if c.Version < base || c.Version > head {
 			return fmt.Errorf("put comment %q on %q at v%d, history is [v%d, v%d]: %w", c.ID, docID, c.Version, base, head, ErrInvalid)
 		}
-		return abort(b.Bucket(bucketComms).Put([]byte(c.ID), val))
+		return abort(w.tx.Bucket(bucketComments).Put(d.skey(c.ID), val))
 	})
 }
 
@@ -55,15 +55,15 @@ func (db *DB) PutComment(ctx context.Context, docID string, c doc.Comment) error
 // deletion is durable.
 func (db *DB) DeleteComment(ctx context.Context, docID, id string) error {
 	return db.update(ctx, func(w *writeTx) error {
-		b, err := mustDoc(w.tx, docID)
+		d, err := mustDoc(w.tx, docID)
 		if err != nil {
 			return fmt.Errorf("delete comment %q: %w", id, err)
 		}
-		cb := b.Bucket(bucketComms)
-		if id == "" || cb.Get([]byte(id)) == nil {
+		cb := w.tx.Bucket(bucketComments)
+		if id == "" || cb.Get(d.skey(id)) == nil {
 			return fmt.Errorf("delete comment %q of %q: %w", id, docID, ErrNotFound)
 		}
-		return abort(cb.Delete([]byte(id)))
+		return abort(cb.Delete(d.skey(id)))
 	})
 }
 
@@ -73,27 +73,20 @@ func (db *DB) DeleteComment(ctx context.Context, docID, id string) error {
 func (db *DB) Comments(docID string) ([]doc.Comment, error) {
 	var out []doc.Comment
 	err := db.view(func(tx *bolt.Tx) error {
-		b, err := mustDoc(tx, docID)
+		d, err := mustDoc(tx, docID)
 		if err != nil {
 			return err
 		}
-		out, err = readComments(b)
+		out, err = d.sortedComments()
 		return err
 	})
 	return out, err
 }
 
-// readComments decodes every comment of a document bucket, sorted.
-func readComments(b *bolt.Bucket) ([]doc.Comment, error) {
-	var out []doc.Comment
-	err := b.Bucket(bucketComms).ForEach(func(k, v []byte) error {
-		var c doc.Comment
-		if err := json.Unmarshal(v, &c); err != nil {
-			return corrupt(fmt.Sprintf("comment %q", k), err)
-		}
-		out = append(out, c)
-		return nil
-	})
+// sortedComments returns the document's comments ordered by creation
+// time, then id.
+func (d *docRef) sortedComments() ([]doc.Comment, error) {
+	out, err := d.comments()
 	slices.SortFunc(out, func(a, b doc.Comment) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,10 +40,10 @@ var (
 	ErrDuplicateUID = errors.New("storage: duplicate op uid")
 	// ErrCompacted: the versions asked for lie before the document's
 	// compaction point; their ops are gone.
-	ErrCompacted = errors.New("storage: compacted away")
+	ErrCompacted = fmt.Errorf("storage: %w", doc.ErrCompacted)
 	// ErrInvalid: bad input, such as an empty id, a negative version or a
 	// range outside the history. Nothing was written.
-	ErrInvalid = errors.New("storage: invalid argument")
+	ErrInvalid = fmt.Errorf("storage: %w", doc.ErrInvalid)
 	// ErrLocked: another process holds the data file.
 	ErrLocked = errors.New("storage: data file is locked by another process")
 	// ErrCorrupt: the data file is damaged (bad meta pages, truncated).
@@ -184,6 +183,9 @@ func openBolt(path string, cfg Config) (bdb *bolt.DB, err error) {
 			err = fmt.Errorf("open %s: %v: %w", path, r, ErrCorrupt)
 		}
 	}()
+	// The freelist stays synced (NoFreelistSync false): without it bbolt
+	// rebuilds the freelist at open by walking every page on a goroutine of
+	// its own, where a damaged page panics beyond our recover.
 	bdb, err = bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:      cfg.LockTimeout,
 		NoSync:       cfg.NoSync,
@@ -272,48 +274,6 @@ func (db *DB) update(ctx context.Context, fn writeFunc) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%w (the write may still commit)", ctx.Err())
 	}
-}
-
-// Bucket and key names. See doc.go for the layout.
-var (
-	bucketMeta      = []byte("meta")
-	bucketDocs      = []byte("docs")
-	bucketChannels  = []byte("channels")
-	bucketReceipts  = []byte("receipts")
-	bucketUsers     = []byte("users")
-	bucketUserNames = []byte("usernames")
-
-	topBuckets = [][]byte{bucketMeta, bucketDocs, bucketChannels, bucketReceipts, bucketUsers, bucketUserNames}
-
-	keySchema = []byte("schema")
-
-	keyInfo     = []byte("info")
-	keyHead     = []byte("head")
-	bucketOps   = []byte("ops")
-	bucketUIDs  = []byte("uids")
-	bucketSnaps = []byte("snaps")
-	bucketComms = []byte("comments")
-
-	keyState   = []byte("state")
-	bucketMsgs = []byte("msgs")
-)
-
-// schemaVersion is the layout version stored under meta/schema.
-const schemaVersion = "1"
-
-// be64 returns v as an 8-byte big-endian key, so cursors walk in order.
-func be64(v uint64) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	return b[:]
-}
-
-// unbe64 decodes an 8-byte big-endian key; ok is false for any other length.
-func unbe64(b []byte) (uint64, bool) {
-	if len(b) != 8 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(b), true
 }
 
 // checkID validates an id used as a key: non-empty, at most maxIDLen bytes,

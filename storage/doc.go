@@ -17,28 +17,31 @@
 //
 // # File layout
 //
-// Keys holding versions and offsets are 8-byte big-endian integers (be64),
-// so cursors walk history in order.
+// Versions and offsets are 8-byte big-endian integers (be64), so cursors
+// walk history in order. Each document gets a number N at creation (never
+// reused); its entries in the per-kind buckets start with be64(N). One
+// B+tree per kind, rather than a bucket tree per document, keeps the pages
+// a commit dirties, and so its fsync, small when it touches many documents.
 //
-//	meta/schema                 "1"
-//	docs/<id>/info              JSON: id, title, created, incarnation
-//	docs/<id>/head              be64 current version (number of ops)
-//	docs/<id>/ops/<be64 v>      JSON doc.OpRecord of the op from v to v+1
-//	docs/<id>/uids/<uid>        be64 v: the uid index, for exactly-once
-//	docs/<id>/snaps/<be64 v>    content at v (UTF-8); the first key is the
-//	                            document's base: ops before it were compacted
-//	docs/<id>/comments/<id>     JSON doc.Comment
-//	channels/<name>/state       JSON: epoch, first and last offset
-//	channels/<name>/msgs/<be64> be64 Unix-nano time, then JSON doc.Message
-//	receipts/<channel>/<user>   be64 offset read
-//	users/<id>                  JSON doc.User
-//	usernames/<name>            user id
+//	meta/schema                    "1"
+//	docs/<id>                      be64 N, then JSON: id, title, created
+//	heads/<N>                      be64 current version (number of ops)
+//	ops/<N><be64 v>                JSON doc.OpRecord of the op from v to v+1
+//	uids/<N><uid>                  be64 v: the uid index, for exactly-once
+//	snaps/<N><be64 v>              content at v (UTF-8); the document's first
+//	                               snapshot is its base: older ops were compacted
+//	comments/<N><comment id>       JSON doc.Comment
+//	channels/<name>/state          JSON: epoch, first and last offset
+//	channels/<name>/msgs/<be64 o>  be64 Unix-nano time, then JSON doc.Message
+//	receipts/<channel>/<user>      be64 offset read
+//	users/<id>                     JSON doc.User
+//	usernames/<name>               user id
 //
-// A document is one bucket, so deleting it deletes everything attached. A
-// new document gets a snapshot of the empty text at version 0; the
-// background snapshotter adds one every Config.SnapshotEvery ops past the
-// latest, so ContentAt and Head replay at most about that many ops whatever
-// the length of the history.
+// Deleting a document deletes its entries in every bucket in one
+// transaction. A new document gets a snapshot of the empty text at version
+// 0; the background snapshotter adds one every Config.SnapshotEvery ops past
+// the latest, so ContentAt and Head replay at most about that many ops
+// whatever the length of the history.
 //
 // # Durability
 //

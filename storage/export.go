@@ -44,31 +44,25 @@ type exportFile struct {
 func (db *DB) Export(docID string, w io.Writer) error {
 	f := exportFile{Format: ExportFormat, FormatVersion: ExportFormatVersion, ExportedAt: db.cfg.Now().UTC()}
 	err := db.view(func(tx *bolt.Tx) error {
-		b, err := mustDoc(tx, docID)
+		d, err := mustDoc(tx, docID)
 		if err != nil {
 			return err
 		}
-		if f.Doc, err = infoOf(b); err != nil {
+		if f.Doc, err = d.fullInfo(); err != nil {
 			return err
 		}
-		if f.Base, err = readBase(b); err != nil {
+		if f.Base, err = d.base(); err != nil {
 			return err
 		}
-		err = b.Bucket(bucketSnaps).ForEach(func(k, v []byte) error {
-			ver, ok := unbe64(k)
-			if !ok {
-				return corrupt("snapshot key", fmt.Errorf("%d bytes", len(k)))
-			}
-			f.Snapshots = append(f.Snapshots, doc.Snapshot{Version: int(ver), Content: string(v)})
-			return nil
-		})
-		if err != nil {
+		snaps := tx.Bucket(bucketSnaps)
+		for _, k := range d.keys(bucketSnaps, -1) {
+			ver, _ := d.version(k)
+			f.Snapshots = append(f.Snapshots, doc.Snapshot{Version: ver, Content: string(snaps.Get(k))})
+		}
+		if f.Ops, err = d.readOps(f.Base, f.Doc.Version); err != nil {
 			return err
 		}
-		if f.Ops, err = readOps(b, f.Base, f.Doc.Version); err != nil {
-			return err
-		}
-		f.Comments, err = readComments(b)
+		f.Comments, err = d.sortedComments()
 		return err
 	})
 	if err != nil {
@@ -148,8 +142,8 @@ func (db *DB) Import(r io.Reader) (doc.Info, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return doc.Info{}, fmt.Errorf("import: data after the export's end: %w", ErrBadExport)
 	}
-	snaps, err := f.validate(db.cfg.SnapshotEvery)
-	if err != nil {
+	snaps, verr := f.validate(db.cfg.SnapshotEvery)
+	if err := verr; err != nil {
 		return doc.Info{}, fmt.Errorf("import %q: %w", f.Doc.ID, err)
 	}
 	if _, err := db.GetDoc(f.Doc.ID); !errors.Is(err, ErrNotFound) {
@@ -159,11 +153,8 @@ func (db *DB) Import(r io.Reader) (doc.Info, error) {
 		return doc.Info{}, fmt.Errorf("import %q: %w", f.Doc.ID, err)
 	}
 
-	si := storedInfo{ID: f.Doc.ID, Title: f.Doc.Title, Created: f.Doc.Created, Incarnation: randomID()}
-	info, err := json.Marshal(si)
-	if err != nil {
-		return doc.Info{}, err
-	}
+	si := storedInfo{ID: f.Doc.ID, Title: f.Doc.Title, Created: f.Doc.Created}
+	var err error
 	ops := make([][]byte, len(f.Ops))
 	for i := range f.Ops {
 		if ops[i], err = json.Marshal(f.Ops[i]); err != nil {
@@ -177,28 +168,26 @@ func (db *DB) Import(r io.Reader) (doc.Info, error) {
 		}
 	}
 	err = db.update(context.Background(), func(w *writeTx) error {
-		docs := w.tx.Bucket(bucketDocs)
-		if docs.Bucket([]byte(f.Doc.ID)) != nil {
+		if w.tx.Bucket(bucketDocs).Get([]byte(f.Doc.ID)) != nil {
 			return fmt.Errorf("import %q: %w", f.Doc.ID, ErrExists)
 		}
-		if err := createDocTx(docs, f.Doc.ID, info, snaps, f.Doc.Version); err != nil {
+		d, err := createDoc(w.tx, si, snaps, f.Doc.Version)
+		if err != nil {
 			return abort(err)
 		}
-		b := docs.Bucket([]byte(f.Doc.ID))
-		ob, ub, cb := b.Bucket(bucketOps), b.Bucket(bucketUIDs), b.Bucket(bucketComms)
+		ob, ub, cb := w.tx.Bucket(bucketOps), w.tx.Bucket(bucketUIDs), w.tx.Bucket(bucketComments)
 		for i, rec := range f.Ops {
-			key := be64(uint64(rec.Version))
-			if err := ob.Put(key, ops[i]); err != nil {
+			if err := ob.Put(d.vkey(rec.Version), ops[i]); err != nil {
 				return abort(err)
 			}
 			if rec.UID != "" {
-				if err := ub.Put([]byte(rec.UID), key); err != nil {
+				if err := ub.Put(d.skey(rec.UID), be64(uint64(rec.Version))); err != nil {
 					return abort(err)
 				}
 			}
 		}
 		for i, c := range f.Comments {
-			if err := cb.Put([]byte(c.ID), comments[i]); err != nil {
+			if err := cb.Put(d.skey(c.ID), comments[i]); err != nil {
 				return abort(err)
 			}
 		}

@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
-	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/tandemhq/tandem/doc"
@@ -123,7 +122,8 @@ func (h *history) appendN(t testing.TB, db *DB, n int) {
 
 // checkStore verifies every document's invariants: ops contiguous from the
 // base to the head, each uid indexed once and pointing at its op, snapshots
-// between base and head that match replaying the log. It waits for the
+// between base and head that match replaying the log, and no key in the
+// per-document buckets left from a deleted document. It waits for the
 // snapshotter first, and runs bbolt's page check.
 func checkStore(db *DB) error {
 	db.snaps.waitIdle()
@@ -139,34 +139,53 @@ func checkStore(db *DB) error {
 	for err := range tx.Check() {
 		return fmt.Errorf("bbolt check: %w", err)
 	}
-	return func() error {
-		return tx.Bucket(bucketDocs).ForEachBucket(func(k []byte) error {
-			if err := checkDoc(tx.Bucket(bucketDocs).Bucket(k)); err != nil {
-				return fmt.Errorf("doc %q: %w", k, err)
-			}
-			return nil
-		})
-	}()
-}
-
-// checkDoc verifies one document bucket; see checkStore.
-func checkDoc(b *bolt.Bucket) error {
-	head, err := readHead(b)
+	live := map[string]bool{}
+	err = tx.Bucket(bucketDocs).ForEach(func(k, _ []byte) error {
+		d, err := mustDoc(tx, string(k))
+		if err != nil {
+			return err
+		}
+		live[string(d.pfx)] = true
+		if err := checkDoc(d); err != nil {
+			return fmt.Errorf("doc %q: %w", k, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	base, err := readBase(b)
+	for _, name := range [][]byte{bucketHeads, bucketOps, bucketUIDs, bucketSnaps, bucketComments} {
+		err := tx.Bucket(name).ForEach(func(k, _ []byte) error {
+			if len(k) < 8 || !live[string(k[:8])] {
+				return fmt.Errorf("bucket %s: key %x of no document", name, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDoc verifies one document; see checkStore.
+func checkDoc(d *docRef) error {
+	head, err := d.head()
+	if err != nil {
+		return err
+	}
+	base, err := d.base()
 	if err != nil {
 		return err
 	}
 	if base > head {
 		return fmt.Errorf("base v%d past head v%d", base, head)
 	}
-	ops, err := readOps(b, base, head)
+	ops, err := d.readOps(base, head)
 	if err != nil {
 		return err
 	}
-	if n := b.Bucket(bucketOps).Stats().KeyN; n != len(ops) {
+	if n := len(d.keys(bucketOps, -1)); n != len(ops) {
 		return fmt.Errorf("%d ops stored, %d in [base, head)", n, len(ops))
 	}
 	uids := map[string]int{}
@@ -178,22 +197,18 @@ func checkDoc(b *bolt.Bucket) error {
 			return fmt.Errorf("uid %q at v%d and v%d", rec.UID, prev, rec.Version)
 		}
 		uids[rec.UID] = rec.Version
-		v, ok := unbe64(b.Bucket(bucketUIDs).Get([]byte(rec.UID)))
+		v, ok := unbe64(d.tx.Bucket(bucketUIDs).Get(d.skey(rec.UID)))
 		if !ok || int(v) != rec.Version {
 			return fmt.Errorf("uid %q of v%d indexed at v%d (%t)", rec.UID, rec.Version, v, ok)
 		}
 	}
-	if n := b.Bucket(bucketUIDs).Stats().KeyN; n != len(uids) {
+	if n := len(d.keys(bucketUIDs, -1)); n != len(uids) {
 		return fmt.Errorf("uid index holds %d entries, the log %d uids", n, len(uids))
 	}
 	var snaps []doc.Snapshot
-	err = b.Bucket(bucketSnaps).ForEach(func(k, v []byte) error {
-		ver, _ := unbe64(k)
-		snaps = append(snaps, doc.Snapshot{Version: int(ver), Content: string(v)})
-		return nil
-	})
-	if err != nil {
-		return err
+	for _, k := range d.keys(bucketSnaps, -1) {
+		v, _ := d.version(k)
+		snaps = append(snaps, doc.Snapshot{Version: v, Content: string(d.tx.Bucket(bucketSnaps).Get(k))})
 	}
 	r := doc.NewRope(snaps[0].Content)
 	next := 1

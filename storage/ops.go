@@ -4,68 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/ot"
 )
-
-// storedInfo is the JSON value under docs/<id>/info. The version is not in
-// it: docs/<id>/head holds it, so an append does not rewrite the metadata.
-type storedInfo struct {
-	ID      string    `json:"id"`
-	Title   string    `json:"title,omitempty"`
-	Created time.Time `json:"created"`
-	// Incarnation tells a document from an earlier one of the same id that
-	// was deleted, so that background work started on the old one (a
-	// snapshot, a compaction) does not land on the new one.
-	Incarnation string `json:"incarnation"`
-}
-
-// docBucket returns the bucket of document id, or nil.
-func docBucket(tx *bolt.Tx, id string) *bolt.Bucket {
-	return tx.Bucket(bucketDocs).Bucket([]byte(id))
-}
-
-// mustDoc returns the bucket of document id or an ErrNotFound error.
-func mustDoc(tx *bolt.Tx, id string) (*bolt.Bucket, error) {
-	if b := docBucket(tx, id); b != nil {
-		return b, nil
-	}
-	return nil, fmt.Errorf("doc %q: %w", id, ErrNotFound)
-}
-
-// readHead returns the document's current version.
-func readHead(b *bolt.Bucket) (int, error) {
-	v, ok := unbe64(b.Get(keyHead))
-	if !ok {
-		return 0, corrupt("head", fmt.Errorf("%d bytes", len(b.Get(keyHead))))
-	}
-	return int(v), nil
-}
-
-// readInfo decodes the document's metadata.
-func readInfo(b *bolt.Bucket) (storedInfo, error) {
-	var si storedInfo
-	if err := json.Unmarshal(b.Get(keyInfo), &si); err != nil {
-		return si, corrupt("doc info", err)
-	}
-	return si, nil
-}
-
-// readBase returns the document's base: the version of its oldest
-// snapshot. Every version from base to head can be rebuilt; ops before base
-// were compacted away.
-func readBase(b *bolt.Bucket) (int, error) {
-	k, _ := b.Bucket(bucketSnaps).Cursor().First()
-	v, ok := unbe64(k)
-	if !ok {
-		return 0, corrupt("snapshots", fmt.Errorf("no snapshot"))
-	}
-	return int(v), nil
-}
 
 // CreateDoc creates an empty document at version 0, with a snapshot of the
 // empty text. info.ID is required; info.Version must be 0; a zero
@@ -81,17 +25,13 @@ func (db *DB) CreateDoc(ctx context.Context, info doc.Info) (doc.Info, error) {
 	if info.Created.IsZero() {
 		info.Created = db.cfg.Now().UTC()
 	}
-	si := storedInfo{ID: info.ID, Title: info.Title, Created: info.Created, Incarnation: randomID()}
-	val, err := json.Marshal(si)
-	if err != nil {
-		return doc.Info{}, fmt.Errorf("create doc %q: %w", info.ID, err)
-	}
-	err = db.update(ctx, func(w *writeTx) error {
-		docs := w.tx.Bucket(bucketDocs)
-		if docs.Bucket([]byte(info.ID)) != nil {
+	si := storedInfo{ID: info.ID, Title: info.Title, Created: info.Created}
+	err := db.update(ctx, func(w *writeTx) error {
+		if w.tx.Bucket(bucketDocs).Get([]byte(info.ID)) != nil {
 			return fmt.Errorf("create doc %q: %w", info.ID, ErrExists)
 		}
-		return abort(createDocTx(docs, info.ID, val, []doc.Snapshot{{}}, 0))
+		_, err := createDoc(w.tx, si, []doc.Snapshot{{}}, 0)
+		return abort(err)
 	})
 	if err != nil {
 		return doc.Info{}, err
@@ -99,67 +39,33 @@ func (db *DB) CreateDoc(ctx context.Context, info doc.Info) (doc.Info, error) {
 	return info, nil
 }
 
-// createDocTx creates the bucket tree of a new document with its
-// metadata, snapshots and head. It runs inside a write transaction; the
-// caller checked that the id is free.
-func createDocTx(docs *bolt.Bucket, id string, info []byte, snaps []doc.Snapshot, head int) error {
-	b, err := docs.CreateBucket([]byte(id))
-	if err != nil {
-		return err
-	}
-	for _, name := range [][]byte{bucketOps, bucketUIDs, bucketSnaps, bucketComms} {
-		if _, err := b.CreateBucket(name); err != nil {
-			return err
-		}
-	}
-	if err := b.Put(keyInfo, info); err != nil {
-		return err
-	}
-	sb := b.Bucket(bucketSnaps)
-	for _, s := range snaps {
-		if err := sb.Put(be64(uint64(s.Version)), []byte(s.Content)); err != nil {
-			return err
-		}
-	}
-	return b.Put(keyHead, be64(uint64(head)))
-}
-
 // GetDoc returns a document's metadata with its current version, or
 // ErrNotFound.
 func (db *DB) GetDoc(id string) (doc.Info, error) {
 	var info doc.Info
 	err := db.view(func(tx *bolt.Tx) error {
-		b, err := mustDoc(tx, id)
+		d, err := mustDoc(tx, id)
 		if err != nil {
 			return err
 		}
-		info, err = infoOf(b)
+		info, err = d.fullInfo()
 		return err
 	})
 	return info, err
-}
-
-// infoOf reads a document's metadata and version.
-func infoOf(b *bolt.Bucket) (doc.Info, error) {
-	si, err := readInfo(b)
-	if err != nil {
-		return doc.Info{}, err
-	}
-	head, err := readHead(b)
-	if err != nil {
-		return doc.Info{}, err
-	}
-	return doc.Info{ID: si.ID, Title: si.Title, Created: si.Created, Version: head}, nil
 }
 
 // ListDocs returns every document's metadata, ordered by id.
 func (db *DB) ListDocs() ([]doc.Info, error) {
 	var out []doc.Info
 	err := db.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDocs).ForEachBucket(func(k []byte) error {
-			info, err := infoOf(tx.Bucket(bucketDocs).Bucket(k))
+		return tx.Bucket(bucketDocs).ForEach(func(k, _ []byte) error {
+			d, err := mustDoc(tx, string(k))
 			if err != nil {
-				return fmt.Errorf("doc %q: %w", k, err)
+				return err
+			}
+			info, err := d.fullInfo()
+			if err != nil {
+				return err
 			}
 			out = append(out, info)
 			return nil
@@ -173,11 +79,11 @@ func (db *DB) ListDocs() ([]doc.Info, error) {
 // no such document. It blocks until the deletion is durable.
 func (db *DB) DeleteDoc(ctx context.Context, id string) error {
 	return db.update(ctx, func(w *writeTx) error {
-		docs := w.tx.Bucket(bucketDocs)
-		if docs.Bucket([]byte(id)) == nil {
-			return fmt.Errorf("delete doc %q: %w", id, ErrNotFound)
+		d, err := mustDoc(w.tx, id)
+		if err != nil {
+			return fmt.Errorf("delete doc: %w", err)
 		}
-		return abort(docs.DeleteBucket([]byte(id)))
+		return abort(d.delete())
 	})
 }
 
@@ -250,31 +156,34 @@ func (db *DB) encodeOp(docID string, rec *doc.OpRecord) ([]byte, error) {
 // appendOpWrite returns the write of one op-log entry.
 func appendOpWrite(docID string, rec doc.OpRecord, val []byte) writeFunc {
 	return func(w *writeTx) error {
-		b, err := mustDoc(w.tx, docID)
+		d, err := mustDoc(w.tx, docID)
 		if err != nil {
 			return fmt.Errorf("append op v%d: %w", rec.Version, err)
 		}
-		head, err := readHead(b)
+		head, err := d.head()
 		if err != nil {
 			return err
 		}
 		if rec.Version != head {
 			return fmt.Errorf("append op to %q: %w", docID, &ConflictError{Key: docID, Have: uint64(head), Got: uint64(rec.Version)})
 		}
-		uids := b.Bucket(bucketUIDs)
-		if rec.UID != "" && uids.Get([]byte(rec.UID)) != nil {
-			return fmt.Errorf("append op v%d to %q: uid %q: %w", rec.Version, docID, rec.UID, ErrDuplicateUID)
+		uids := w.tx.Bucket(bucketUIDs)
+		var ukey []byte
+		if rec.UID != "" {
+			ukey = d.skey(rec.UID)
+			if uids.Get(ukey) != nil {
+				return fmt.Errorf("append op v%d to %q: uid %q: %w", rec.Version, docID, rec.UID, ErrDuplicateUID)
+			}
 		}
-		key := be64(uint64(head))
-		if err := b.Bucket(bucketOps).Put(key, val); err != nil {
+		if err := w.tx.Bucket(bucketOps).Put(d.vkey(head), val); err != nil {
 			return abort(err)
 		}
-		if rec.UID != "" {
-			if err := uids.Put([]byte(rec.UID), key); err != nil {
+		if ukey != nil {
+			if err := uids.Put(ukey, be64(uint64(head))); err != nil {
 				return abort(err)
 			}
 		}
-		if err := b.Put(keyHead, be64(uint64(head+1))); err != nil {
+		if err := d.setHead(head + 1); err != nil {
 			return abort(err)
 		}
 		w.grew[docID] = struct{}{}
@@ -282,17 +191,13 @@ func appendOpWrite(docID string, rec doc.OpRecord, val []byte) writeFunc {
 	}
 }
 
-// decodeOp decodes an op-log entry stored under key k.
-func decodeOp(k, v []byte) (doc.OpRecord, error) {
+// decodeOp decodes the op-log entry of version ver.
+func decodeOp(ver int, v []byte) (doc.OpRecord, error) {
 	var rec doc.OpRecord
-	ver, ok := unbe64(k)
-	if !ok {
-		return rec, corrupt("op key", fmt.Errorf("%d bytes", len(k)))
-	}
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return rec, corrupt(fmt.Sprintf("op v%d", ver), err)
 	}
-	if rec.Version != int(ver) {
+	if rec.Version != ver {
 		return rec, corrupt(fmt.Sprintf("op v%d", ver), fmt.Errorf("holds version %d", rec.Version))
 	}
 	return rec, nil
@@ -306,22 +211,22 @@ func (db *DB) OpByUID(docID, uid string) (doc.OpRecord, bool, error) {
 	var rec doc.OpRecord
 	var found bool
 	err := db.view(func(tx *bolt.Tx) error {
-		b, err := mustDoc(tx, docID)
+		d, err := mustDoc(tx, docID)
 		if err != nil {
 			return err
 		}
 		if uid == "" {
 			return nil
 		}
-		k := b.Bucket(bucketUIDs).Get([]byte(uid))
-		if k == nil {
+		ver, ok := unbe64(tx.Bucket(bucketUIDs).Get(d.skey(uid)))
+		if !ok {
 			return nil
 		}
-		v := b.Bucket(bucketOps).Get(k)
+		v := tx.Bucket(bucketOps).Get(d.vkey(int(ver)))
 		if v == nil {
 			return corrupt(fmt.Sprintf("uid %q", uid), fmt.Errorf("indexes a missing op"))
 		}
-		rec, err = decodeOp(k, v)
+		rec, err = decodeOp(int(ver), v)
 		found = err == nil
 		return err
 	})
@@ -335,52 +240,26 @@ func (db *DB) OpByUID(docID, uid string) (doc.OpRecord, bool, error) {
 func (db *DB) Ops(docID string, from, to int) ([]doc.OpRecord, error) {
 	var out []doc.OpRecord
 	err := db.view(func(tx *bolt.Tx) error {
-		b, err := mustDoc(tx, docID)
+		d, err := mustDoc(tx, docID)
 		if err != nil {
 			return err
 		}
-		head, err := readHead(b)
+		head, err := d.head()
 		if err != nil {
 			return err
 		}
 		if from < 0 || from > to || to > head {
 			return fmt.Errorf("ops [%d, %d) of %q at v%d: %w", from, to, docID, head, ErrInvalid)
 		}
-		base, err := readBase(b)
+		base, err := d.base()
 		if err != nil {
 			return err
 		}
 		if from < base {
 			return fmt.Errorf("ops from v%d of %q, history starts at v%d: %w", from, docID, base, ErrCompacted)
 		}
-		out, err = readOps(b, from, to)
+		out, err = d.readOps(from, to)
 		return err
 	})
 	return out, err
-}
-
-// readOps reads ops [from, to) of a document bucket, checking that they are
-// all there.
-func readOps(b *bolt.Bucket, from, to int) ([]doc.OpRecord, error) {
-	if from == to {
-		return nil, nil
-	}
-	out := make([]doc.OpRecord, 0, to-from)
-	c := b.Bucket(bucketOps).Cursor()
-	want := from
-	for k, v := c.Seek(be64(uint64(from))); k != nil && want < to; k, v = c.Next() {
-		rec, err := decodeOp(k, v)
-		if err != nil {
-			return nil, err
-		}
-		if rec.Version != want {
-			return nil, corrupt("op log", fmt.Errorf("want v%d, found v%d", want, rec.Version))
-		}
-		out = append(out, rec)
-		want++
-	}
-	if want != to {
-		return nil, corrupt("op log", fmt.Errorf("ends at v%d, want v%d", want, to))
-	}
-	return out, nil
 }

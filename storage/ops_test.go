@@ -317,9 +317,9 @@ func TestOneTransactionIsolation(t *testing.T) {
 	op := ot.Op{ot.Insert("a")}
 	db.AppendOpAsync("d", doc.OpRecord{Version: 0, Op: op, UID: "u0"}, done(0))
 	db.AppendOpAsync("d", doc.OpRecord{Version: 5, Op: op, UID: "u5"}, done(1)) // gap
-	db.commits.submit(func(w *writeTx) error { // writes, then fails
-		b := docBucket(w.tx, "e")
-		if err := b.Put(keyHead, be64(99)); err != nil {
+	db.commits.submit(func(w *writeTx) error {                                  // writes, then fails
+		d, _ := mustDoc(w.tx, "e")
+		if err := d.setHead(99); err != nil {
 			return abort(err)
 		}
 		return abort(errors.New("disk on fire"))

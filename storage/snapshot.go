@@ -28,15 +28,15 @@ func (db *DB) PutSnapshot(ctx context.Context, docID string, snap doc.Snapshot) 
 		return fmt.Errorf("put snapshot v%d of %q: negative version or invalid UTF-8: %w", snap.Version, docID, ErrInvalid)
 	}
 	return db.update(ctx, func(w *writeTx) error {
-		b, err := mustDoc(w.tx, docID)
+		d, err := mustDoc(w.tx, docID)
 		if err != nil {
 			return fmt.Errorf("put snapshot: %w", err)
 		}
-		head, err := readHead(b)
+		head, err := d.head()
 		if err != nil {
 			return err
 		}
-		base, err := readBase(b)
+		base, err := d.base()
 		if err != nil {
 			return err
 		}
@@ -46,7 +46,7 @@ func (db *DB) PutSnapshot(ctx context.Context, docID string, snap doc.Snapshot) 
 		case snap.Version < base:
 			return fmt.Errorf("put snapshot v%d of %q, history starts at v%d: %w", snap.Version, docID, base, ErrCompacted)
 		}
-		return abort(b.Bucket(bucketSnaps).Put(be64(uint64(snap.Version)), []byte(snap.Content)))
+		return abort(w.tx.Bucket(bucketSnaps).Put(d.vkey(snap.Version), []byte(snap.Content)))
 	})
 }
 
@@ -57,48 +57,38 @@ func (db *DB) PutSnapshot(ctx context.Context, docID string, snap doc.Snapshot) 
 func (db *DB) ContentAt(docID string, v int) (string, error) {
 	var content string
 	err := db.view(func(tx *bolt.Tx) error {
-		b, err := mustDoc(tx, docID)
+		d, err := mustDoc(tx, docID)
 		if err != nil {
 			return err
 		}
-		head, err := readHead(b)
+		head, err := d.head()
 		if err != nil {
 			return err
 		}
 		if v < 0 || v > head {
 			return fmt.Errorf("content of %q at v%d, head is v%d: %w", docID, v, head, ErrInvalid)
 		}
-		content, err = contentAt(b, v)
+		content, err = d.contentAt(v)
 		return err
 	})
 	return content, err
 }
 
-// contentAt rebuilds a document's content at v from the nearest snapshot.
-func contentAt(b *bolt.Bucket, v int) (string, error) {
-	c := b.Bucket(bucketSnaps).Cursor()
-	k, val := c.Seek(be64(uint64(v)))
-	switch sv, _ := unbe64(k); {
-	case k == nil:
-		k, val = c.Last()
-	case int(sv) > v:
-		k, val = c.Prev()
-	}
-	if k == nil {
+// contentAt rebuilds the document's content at v from the nearest
+// snapshot at or below it.
+func (d *docRef) contentAt(v int) (string, error) {
+	sv, content, ok := d.snapAtOrBelow(v)
+	if !ok {
 		return "", fmt.Errorf("content at v%d: %w", v, ErrCompacted)
 	}
-	sv, ok := unbe64(k)
-	if !ok {
-		return "", corrupt("snapshot key", fmt.Errorf("%d bytes", len(k)))
+	if sv == v {
+		return string(content), nil
 	}
-	if int(sv) == v {
-		return string(val), nil
-	}
-	ops, err := readOps(b, int(sv), v)
+	ops, err := d.readOps(sv, v)
 	if err != nil {
 		return "", err
 	}
-	s, err := doc.Replay(doc.Snapshot{Version: int(sv), Content: string(val)}, ops, v)
+	s, err := doc.Replay(doc.Snapshot{Version: sv, Content: string(content)}, ops, v)
 	if err != nil {
 		return "", corrupt(fmt.Sprintf("replay to v%d", v), err)
 	}
@@ -113,21 +103,20 @@ func (db *DB) Head(docID string) (doc.Snapshot, []doc.OpRecord, error) {
 	var snap doc.Snapshot
 	var tail []doc.OpRecord
 	err := db.view(func(tx *bolt.Tx) error {
-		b, err := mustDoc(tx, docID)
+		d, err := mustDoc(tx, docID)
 		if err != nil {
 			return err
 		}
-		head, err := readHead(b)
+		head, err := d.head()
 		if err != nil {
 			return err
 		}
-		k, v := b.Bucket(bucketSnaps).Cursor().Last()
-		sv, ok := unbe64(k)
-		if !ok {
-			return corrupt("snapshots", fmt.Errorf("no snapshot"))
+		sv, content, err := d.lastSnap()
+		if err != nil {
+			return err
 		}
-		snap = doc.Snapshot{Version: int(sv), Content: string(v)}
-		tail, err = readOps(b, int(sv), head)
+		snap = doc.Snapshot{Version: sv, Content: string(content)}
+		tail, err = d.readOps(sv, head)
 		return err
 	})
 	return snap, tail, err
@@ -138,16 +127,15 @@ func (db *DB) Head(docID string) (doc.Snapshot, []doc.OpRecord, error) {
 func (w *writeTx) snapshotsDue() []string {
 	var due []string
 	for id := range w.grew {
-		b := docBucket(w.tx, id)
-		if b == nil {
+		d, err := lookupDoc(w.tx, id)
+		if err != nil || d == nil {
 			continue
 		}
-		head, err := readHead(b)
+		head, err := d.head()
 		if err != nil {
 			continue
 		}
-		k, _ := b.Bucket(bucketSnaps).Cursor().Last()
-		if last, ok := unbe64(k); ok && head-int(last) >= w.db.cfg.SnapshotEvery {
+		if last, _, err := d.lastSnap(); err == nil && head-last >= w.db.cfg.SnapshotEvery {
 			due = append(due, id)
 		}
 	}
@@ -274,31 +262,26 @@ func (s *snapshotter) waitIdle() {
 func (db *DB) writeDueSnapshots(id string) (int, error) {
 	every := db.cfg.SnapshotEvery
 	var snaps []doc.Snapshot
-	var inc string
+	var num uint64 // the document's number: tells it from a later one of the same id
 	err := db.view(func(tx *bolt.Tx) error {
-		b := docBucket(tx, id)
-		if b == nil {
-			return nil
+		d, err := lookupDoc(tx, id)
+		if err != nil || d == nil {
+			return err
 		}
-		si, err := readInfo(b)
+		num = d.num
+		head, err := d.head()
 		if err != nil {
 			return err
 		}
-		inc = si.Incarnation
-		head, err := readHead(b)
+		last, v, err := d.lastSnap()
 		if err != nil {
 			return err
 		}
-		k, v := b.Bucket(bucketSnaps).Cursor().Last()
-		last, ok := unbe64(k)
-		if !ok {
-			return corrupt("snapshots", fmt.Errorf("no snapshot"))
-		}
-		n := (head - int(last)) / every
+		n := (head - last) / every
 		if n == 0 {
 			return nil
 		}
-		ops, err := readOps(b, int(last), int(last)+n*every)
+		ops, err := d.readOps(last, last+n*every)
 		if err != nil {
 			return err
 		}
@@ -318,24 +301,20 @@ func (db *DB) writeDueSnapshots(id string) (int, error) {
 	}
 	written := 0
 	err = db.update(context.Background(), func(w *writeTx) error {
-		b := docBucket(w.tx, id)
-		if b == nil {
-			return nil
+		d, err := lookupDoc(w.tx, id)
+		if err != nil || d == nil || d.num != num {
+			return err // deleted, or deleted and created anew, meanwhile
 		}
-		si, err := readInfo(b)
-		if err != nil || si.Incarnation != inc {
-			return err
-		}
-		base, err := readBase(b)
+		base, err := d.base()
 		if err != nil {
 			return err
 		}
-		sb := b.Bucket(bucketSnaps)
+		sb := w.tx.Bucket(bucketSnaps)
 		for _, s := range snaps {
 			if s.Version < base {
 				continue // compacted meanwhile
 			}
-			if err := sb.Put(be64(uint64(s.Version)), []byte(s.Content)); err != nil {
+			if err := sb.Put(d.vkey(s.Version), []byte(s.Content)); err != nil {
 				return abort(err)
 			}
 			written++
@@ -359,23 +338,20 @@ func (db *DB) Compact(ctx context.Context, docID string, before int) error {
 	db.compactMu.Lock()
 	defer db.compactMu.Unlock()
 
-	var content, inc string
+	var content string
 	var base int
+	var num uint64
 	err := db.view(func(tx *bolt.Tx) error {
-		b, err := mustDoc(tx, docID)
+		d, err := mustDoc(tx, docID)
 		if err != nil {
 			return err
 		}
-		si, err := readInfo(b)
+		num = d.num
+		head, err := d.head()
 		if err != nil {
 			return err
 		}
-		inc = si.Incarnation
-		head, err := readHead(b)
-		if err != nil {
-			return err
-		}
-		if base, err = readBase(b); err != nil {
+		if base, err = d.base(); err != nil {
 			return err
 		}
 		switch {
@@ -384,7 +360,7 @@ func (db *DB) Compact(ctx context.Context, docID string, before int) error {
 		case before < base:
 			return fmt.Errorf("before v%d, history starts at v%d: %w", before, base, ErrCompacted)
 		}
-		content, err = contentAt(b, before)
+		content, err = d.contentAt(before)
 		return err
 	})
 	if err != nil {
@@ -394,73 +370,56 @@ func (db *DB) Compact(ctx context.Context, docID string, before int) error {
 		return nil // nothing older to drop
 	}
 	err = db.update(ctx, func(w *writeTx) error {
-		b, err := mustDoc(w.tx, docID)
+		d, err := mustDoc(w.tx, docID)
 		if err != nil {
 			return err
 		}
-		si, err := readInfo(b)
-		if err != nil {
-			return err
-		}
-		if si.Incarnation != inc {
+		if d.num != num {
 			return fmt.Errorf("deleted and created anew meanwhile: %w", ErrNotFound)
 		}
-		if b2, err := readBase(b); err != nil || b2 != base {
+		if b2, err := d.base(); err != nil || b2 != base {
 			return fmt.Errorf("compaction point moved to v%d meanwhile (%v): %w", b2, err, ErrConflict)
 		}
 
 		// Validate and compute everything first.
-		comments, err := commentsToMove(b, before)
+		comments, err := d.commentsToMove(before)
 		if err != nil {
 			return err
 		}
-		var opKeys, uids, snapKeys [][]byte
-		c := b.Bucket(bucketOps).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if ver, _ := unbe64(k); int(ver) >= before {
-				break
-			}
+		opKeys := d.keys(bucketOps, before)
+		var uids [][]byte
+		ops := w.tx.Bucket(bucketOps)
+		for _, k := range opKeys {
 			var u struct {
 				UID string `json:"uid"`
 			}
-			if err := json.Unmarshal(v, &u); err != nil {
+			if err := json.Unmarshal(ops.Get(k), &u); err != nil {
 				return corrupt("op", err)
 			}
-			opKeys = append(opKeys, k)
 			if u.UID != "" {
-				uids = append(uids, []byte(u.UID))
+				uids = append(uids, d.skey(u.UID))
 			}
 		}
-		sc := b.Bucket(bucketSnaps).Cursor()
-		for k, _ := sc.First(); k != nil; k, _ = sc.Next() {
-			if ver, _ := unbe64(k); int(ver) >= before {
-				break
-			}
-			snapKeys = append(snapKeys, k)
-		}
+		snapKeys := d.keys(bucketSnaps, before)
 
 		// Then mutate.
-		if err := b.Bucket(bucketSnaps).Put(be64(uint64(before)), []byte(content)); err != nil {
+		if err := w.tx.Bucket(bucketSnaps).Put(d.vkey(before), []byte(content)); err != nil {
 			return abort(err)
 		}
 		for id, val := range comments {
-			if err := b.Bucket(bucketComms).Put([]byte(id), val); err != nil {
+			if err := w.tx.Bucket(bucketComments).Put(d.skey(id), val); err != nil {
 				return abort(err)
 			}
 		}
-		for _, k := range opKeys {
-			if err := b.Bucket(bucketOps).Delete(k); err != nil {
-				return abort(err)
-			}
-		}
-		for _, u := range uids {
-			if err := b.Bucket(bucketUIDs).Delete(u); err != nil {
-				return abort(err)
-			}
-		}
-		for _, k := range snapKeys {
-			if err := b.Bucket(bucketSnaps).Delete(k); err != nil {
-				return abort(err)
+		for _, batch := range []struct {
+			bucket []byte
+			keys   [][]byte
+		}{{bucketOps, opKeys}, {bucketUIDs, uids}, {bucketSnaps, snapKeys}} {
+			b := w.tx.Bucket(batch.bucket)
+			for _, k := range batch.keys {
+				if err := b.Delete(k); err != nil {
+					return abort(err)
+				}
 			}
 		}
 		return nil
@@ -472,26 +431,25 @@ func (db *DB) Compact(ctx context.Context, docID string, before int) error {
 	return nil
 }
 
-// commentsToMove returns the comments of a document bucket anchored before
-// version before, moved to before through the ops between, encoded.
-func commentsToMove(b *bolt.Bucket, before int) (map[string][]byte, error) {
+// commentsToMove returns the document's comments anchored before version
+// before, moved to before through the ops between, encoded, by id.
+func (d *docRef) commentsToMove(before int) (map[string][]byte, error) {
+	all, err := d.comments()
+	if err != nil {
+		return nil, err
+	}
 	var old []doc.Comment
 	minV := before
-	err := b.Bucket(bucketComms).ForEach(func(k, v []byte) error {
-		var cm doc.Comment
-		if err := json.Unmarshal(v, &cm); err != nil {
-			return corrupt(fmt.Sprintf("comment %q", k), err)
-		}
+	for _, cm := range all {
 		if cm.Version < before {
 			old = append(old, cm)
 			minV = min(minV, cm.Version)
 		}
-		return nil
-	})
-	if err != nil || len(old) == 0 {
-		return nil, err
 	}
-	ops, err := readOps(b, minV, before)
+	if len(old) == 0 {
+		return nil, nil
+	}
+	ops, err := d.readOps(minV, before)
 	if err != nil {
 		return nil, err
 	}

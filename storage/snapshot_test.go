@@ -16,11 +16,15 @@ func snapVersions(t *testing.T, db *DB, id string) []int {
 	t.Helper()
 	var out []int
 	err := db.view(func(tx *bolt.Tx) error {
-		return docBucket(tx, id).Bucket(bucketSnaps).ForEach(func(k, _ []byte) error {
-			v, _ := unbe64(k)
-			out = append(out, int(v))
-			return nil
-		})
+		d, err := mustDoc(tx, id)
+		if err != nil {
+			return err
+		}
+		for _, k := range d.keys(bucketSnaps, -1) {
+			v, _ := d.version(k)
+			out = append(out, v)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)

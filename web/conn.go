@@ -126,6 +126,7 @@ func (c *conn) Send(frame []byte) bool {
 		c.closeCode, c.closeText = closeSlowReader, "slow reader: send queue overflowed"
 		c.queue, c.qbytes = nil, 0
 		c.qmu.Unlock()
+		c.srv.cfg.Metrics.SlowReaderCloses.Inc()
 		c.log.Warn().Msg("slow reader: closing")
 		c.signal()
 		return false
@@ -209,6 +210,7 @@ func (c *conn) writeBatch(frames [][]byte) error {
 	if err != nil {
 		return err
 	}
+	n := 0
 	for i, f := range frames {
 		if i > 0 {
 			if _, err := w.Write([]byte{'\n'}); err != nil {
@@ -218,7 +220,11 @@ func (c *conn) writeBatch(frames [][]byte) error {
 		if _, err := w.Write(f); err != nil {
 			return err
 		}
+		n += len(f) + 1
 	}
+	m := c.srv.cfg.Metrics
+	m.MessagesOut.Add(float64(len(frames)))
+	m.BytesOut.Add(float64(n - 1))
 	return w.Close()
 }
 
@@ -287,6 +293,7 @@ func (c *conn) readLoop() {
 			c.fatal(closeInvalidUTF8, "invalid UTF-8")
 			continue
 		}
+		c.srv.cfg.Metrics.MessagesIn.Inc()
 		if c.isConnected() {
 			_ = c.ws.SetReadDeadline(time.Now().Add(2 * cfg.PingInterval))
 			if !c.limiter.Allow() {
@@ -321,6 +328,7 @@ func (c *conn) rateLimited(data []byte) {
 		c.fatal(closeRateLimit, "rate limit exceeded repeatedly")
 		return
 	}
+	c.srv.cfg.Metrics.RateLimited.Inc()
 	c.sendError(peekID(data), &requestError{proto.CodeRateLimited, "too many frames; slow down"})
 }
 
@@ -330,6 +338,8 @@ func (c *conn) teardown() {
 	for ch := range c.subs {
 		c.srv.cfg.Hub.Unsubscribe(ch, c.id)
 	}
+	c.srv.subscriptions.Add(-int64(len(c.subs)))
+	c.srv.cfg.Metrics.Subscriptions.Sub(float64(len(c.subs)))
 	for id := range c.docs {
 		c.srv.cfg.Docs.Leave(c.id, id)
 	}
@@ -384,3 +394,5 @@ func isJSONObject(raw json.RawMessage) bool {
 func requestContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
 }
+
+func utf8Valid(s string) bool { return utf8.ValidString(s) }

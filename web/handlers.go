@@ -89,6 +89,9 @@ func (c *conn) handleConnect(req *proto.Request) {
 	default:
 		var err error
 		ident, err = cfg.Verifier.Verify(req.Token)
+		if err == nil && c.srv.denied(ident.TokenID) {
+			err = fmt.Errorf("%w: token revoked", auth.ErrInvalidToken)
+		}
 		if err != nil {
 			c.log.Warn().Err(err).Msg("connect rejected")
 			c.send(proto.Error{ID: req.ID, Type: proto.TypeError, Code: proto.CodeUnauthorized, Message: err.Error()})
@@ -156,6 +159,9 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 		return nil
 	}
 	ident, err := cfg.Verifier.Verify(req.Token)
+	if err == nil && c.srv.denied(ident.TokenID) {
+		err = fmt.Errorf("%w: token revoked", auth.ErrInvalidToken)
+	}
 	if err == nil && ident.UserID != c.userID() {
 		err = fmt.Errorf("%w: the new token is for another user", auth.ErrInvalidToken)
 	}
@@ -173,6 +179,8 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 		if !ident.Grants.Allows(auth.ActionSubscribe, ch) && !c.ownPrivate(ch) {
 			cfg.Hub.Unsubscribe(ch, c.id)
 			delete(c.subs, ch)
+			c.srv.subscriptions.Add(-1)
+			c.srv.cfg.Metrics.Subscriptions.Dec()
 			c.send(proto.ChannelReply{Type: proto.TypeUnsubscribed, Channel: ch, Reason: "forbidden"})
 		}
 	}
@@ -225,9 +233,10 @@ func (c *conn) handleSubscribe(req *proto.Request) error {
 	if !again && len(c.subs) >= c.srv.cfg.MaxSubscriptions {
 		return badRequest(fmt.Sprintf("at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions))
 	}
+	own := c.ownPrivate(req.Channel) // takes idMu itself: not under the lock
 	c.idMu.Lock()
 	member := proto.Member{ClientID: c.id, User: c.user, State: json.RawMessage("{}")}
-	presence := c.ident.Grants.Allows(auth.ActionPresence, req.Channel) || c.ownPrivate(req.Channel)
+	presence := c.ident.Grants.Allows(auth.ActionPresence, req.Channel) || own
 	c.idMu.Unlock()
 	err := c.srv.cfg.Hub.Subscribe(session.SubscribeRequest{
 		ID: req.ID, Channel: req.Channel, Since: req.Since, Sub: c, Member: member, Presence: presence,
@@ -235,7 +244,11 @@ func (c *conn) handleSubscribe(req *proto.Request) error {
 	if err != nil {
 		return err
 	}
-	c.subs[req.Channel] = struct{}{}
+	if !again {
+		c.subs[req.Channel] = struct{}{}
+		c.srv.subscriptions.Add(1)
+		c.srv.cfg.Metrics.Subscriptions.Inc()
+	}
 	return nil
 }
 
@@ -246,6 +259,8 @@ func (c *conn) handleUnsubscribe(req *proto.Request) error {
 	if _, ok := c.subs[req.Channel]; ok {
 		c.srv.cfg.Hub.Unsubscribe(req.Channel, c.id)
 		delete(c.subs, req.Channel)
+		c.srv.subscriptions.Add(-1)
+		c.srv.cfg.Metrics.Subscriptions.Dec()
 	}
 	c.send(proto.ChannelReply{ID: req.ID, Type: proto.TypeUnsubscribed, Channel: req.Channel})
 	return nil
@@ -277,6 +292,7 @@ func (c *conn) handlePublish(req *proto.Request) error {
 			c.nsLimiters[ns.Name] = lim
 		}
 		if !lim.Allow() {
+			c.srv.cfg.Metrics.RateLimited.Inc()
 			return &requestError{proto.CodeRateLimited, fmt.Sprintf("publishing too fast in %s", req.Channel)}
 		}
 	}

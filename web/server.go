@@ -5,12 +5,15 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/session"
 )
 
@@ -21,6 +24,13 @@ type Config struct {
 	Users session.Users
 	// Docs serves live documents; nil serves none.
 	Docs *session.Docs
+	// Store answers the HTTP API's history queries, exports and imports.
+	Store DocStore
+	// APIKeys are the HTTP API's server-side keys.
+	APIKeys []APIKey
+	// Metrics records what the edge does and is served at /metrics; nil
+	// makes a private set.
+	Metrics *metrics.Metrics
 	// Verifier checks tokens. Nil means development mode: an empty token
 	// connects as a guest with every grant (and connect may name the guest).
 	Verifier *auth.Verifier
@@ -104,6 +114,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.New()
+	}
 }
 
 // Server serves the protocol over HTTP. It is safe for concurrent use.
@@ -117,6 +130,9 @@ type Server struct {
 	conns    map[*conn]struct{} // open connections
 	shutting bool
 	wg       sync.WaitGroup // every connection goroutine
+
+	deny          denylist     // revoked token ids
+	subscriptions atomic.Int64 // across all connections
 }
 
 // writeBufferPool shares write buffers between connections: an idle
@@ -140,6 +156,9 @@ func New(cfg Config) *Server {
 	}
 	s.mux.HandleFunc("GET /ws", s.serveWS)
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
+	s.mux.Handle("GET /", s.serveStatic())
+	s.routeAPI()
 	return s
 }
 
@@ -203,6 +222,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns[c] = struct{}{}
+	s.cfg.Metrics.Connections.Inc()
 	s.wg.Add(2)
 	s.mu.Unlock()
 	go c.writeLoop()
@@ -213,6 +233,13 @@ func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.cfg.Metrics.Connections.Dec()
+}
+
+// Subscriptions returns how many channel subscriptions the open
+// connections hold.
+func (s *Server) Subscriptions() int {
+	return int(s.subscriptions.Load())
 }
 
 // Conns returns the number of open connections.
@@ -222,22 +249,9 @@ func (s *Server) Conns() int {
 	return len(s.conns)
 }
 
-// DisconnectUser closes every connection of a user with 4001 and returns
-// how many there were.
-func (s *Server) DisconnectUser(userID, reason string) int {
-	s.mu.Lock()
-	var victims []*conn
-	for c := range s.conns {
-		if c.userID() == userID {
-			victims = append(victims, c)
-		}
-	}
-	s.mu.Unlock()
-	for _, c := range victims {
-		c.close(closeUnauthorized, reason)
-	}
-	return len(victims)
-}
+// DisconnectUser closes every connection of a user with 4001, revokes the
+// tokens they used until those expire, and returns how many there were.
+func (s *Server) DisconnectUser(userID string) int { return s.disconnectAndDeny(userID) }
 
 // Shutdown stops taking connections, closes every open one with 1001 after
 // flushing what is queued for it, and waits for their goroutines or ctx.

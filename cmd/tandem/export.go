@@ -27,8 +27,9 @@ func runExport(_ context.Context, args []string, stdout, stderr io.Writer) error
 	data := fs.String("data", "", "data directory holding "+dataFileName+" (required)")
 	id := fs.String("doc", "", "id of the document to export (required)")
 	out := fs.String("o", "", "write to this file instead of stdout (replaced only once the export is complete)")
+	wait := fs.Duration("lock-timeout", storage.DefaultLockTimeout, "how long to wait for a running server to release the data file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tandem export --data DIR --doc ID [-o FILE]")
+		fmt.Fprintln(stderr, "Usage: tandem export --data DIR --doc ID [-o FILE] [--lock-timeout D]")
 		fmt.Fprintln(stderr, "\nWrite one document's whole history (metadata, ops, snapshots, comments) as JSON.\nThe server must be stopped.\n\nFlags:")
 		fs.PrintDefaults()
 	}
@@ -47,7 +48,7 @@ func runExport(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("export: no data file: %w", err)
 	}
-	db, err := storage.Open(path, storage.Config{Logger: cliLogger(stderr)})
+	db, err := storage.Open(path, storage.Config{Logger: cliLogger(stderr), LockTimeout: *wait})
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
@@ -73,8 +74,9 @@ func runImport(_ context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "", "data directory holding "+dataFileName+", created if missing (required)")
+	wait := fs.Duration("lock-timeout", storage.DefaultLockTimeout, "how long to wait for a running server to release the data file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tandem import --data DIR FILE")
+		fmt.Fprintln(stderr, "Usage: tandem import --data DIR [--lock-timeout D] FILE")
 		fmt.Fprintln(stderr, "\nLoad a document exported with 'tandem export' (FILE, or - for stdin).\nThe document must not exist yet. The server must be stopped.\n\nFlags:")
 		fs.PrintDefaults()
 	}
@@ -101,7 +103,7 @@ func runImport(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err := os.MkdirAll(*data, 0o755); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	db, err := storage.Open(filepath.Join(*data, dataFileName), storage.Config{Logger: cliLogger(stderr)})
+	db, err := storage.Open(filepath.Join(*data, dataFileName), storage.Config{Logger: cliLogger(stderr), LockTimeout: *wait})
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/tandemhq/tandem/session"
 	"github.com/tandemhq/tandem/storage"
+	"github.com/tandemhq/tandem/web"
 )
 
 // The storage the session declares is implemented by storage.DB.
@@ -14,4 +15,5 @@ var (
 	_ session.ChannelHistory = (*storage.DB)(nil)
 	_ session.Receipts       = (*storage.DB)(nil)
 	_ session.Users          = (*storage.DB)(nil)
+	_ web.DocStore           = (*storage.DB)(nil)
 )

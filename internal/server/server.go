@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/session"
 	"github.com/tandemhq/tandem/storage"
 	"github.com/tandemhq/tandem/web"
@@ -64,8 +65,18 @@ type FileConfig struct {
 	Limits     LimitsConfig               `json:"limits,omitzero"`
 	// SnapshotEvery is how many ops pass between automatic snapshots.
 	SnapshotEvery int `json:"snapshot_every,omitempty"`
+	// APIKeys are HTTP API keys, each with its grants (none listed: every
+	// grant).
+	APIKeys []APIKeyConfig `json:"api_keys,omitempty"`
 	// AllowedOrigins for browsers; see web.Config.AllowedOrigins.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+}
+
+// APIKeyConfig is an API key in the config file.
+type APIKeyConfig struct {
+	Key    string   `json:"key"`
+	Name   string   `json:"name"`
+	Grants []string `json:"grants"`
 }
 
 // NamespaceConfig is a namespace in the config file.
@@ -151,13 +162,15 @@ type Server struct {
 	Config Config
 	Log    zerolog.Logger
 
-	DB   *storage.DB
-	Hub  *session.Hub
-	Docs *session.Docs
-	Web  *web.Server
-	HTTP *http.Server
-	ln   net.Listener
-	errc chan error
+	DB      *storage.DB
+	Hub     *session.Hub
+	Docs    *session.Docs
+	Metrics *metrics.Metrics
+	stats   *statsPublisher
+	Web     *web.Server
+	HTTP    *http.Server
+	ln      net.Listener
+	errc    chan error
 }
 
 // New returns a Server with cfg and logger; Run starts it.
@@ -167,6 +180,9 @@ func New(cfg Config, log zerolog.Logger) *Server { return &Server{Config: cfg, L
 // once the server listens. Close stops it.
 func (m *Server) Run(ctx context.Context) error {
 	c := &m.Config
+	if err := c.Validate(); err != nil {
+		return err
+	}
 	namespaces, err := c.namespaces()
 	if err != nil {
 		return err
@@ -181,11 +197,13 @@ func (m *Server) Run(ctx context.Context) error {
 		return err
 	}
 	m.DB = db
+	m.Metrics = metrics.New()
+	m.registerStorageMetrics()
 	m.Hub = session.NewHub(session.HubConfig{
-		History: db, Receipts: db, Users: db, Namespaces: namespaces, Logger: m.Log,
+		History: db, Receipts: db, Users: db, Namespaces: namespaces, Logger: m.Log, Metrics: m.Metrics,
 	})
 	m.Docs = session.NewDocs(session.DocsConfig{
-		Documents: db, OpLog: db, Snapshots: db, Comments: db, Hub: m.Hub, Logger: m.Log,
+		Documents: db, OpLog: db, Snapshots: db, Comments: db, Hub: m.Hub, Logger: m.Log, Metrics: m.Metrics,
 		IdleTimeout: c.DocIdleTimeout, OpRate: c.File.Limits.OpRate, OpBurst: c.File.Limits.OpBurst,
 	})
 	var verifier *auth.Verifier
@@ -194,11 +212,12 @@ func (m *Server) Run(ctx context.Context) error {
 	}
 	lim := c.File.Limits
 	m.Web = web.New(web.Config{
-		Hub: m.Hub, Users: db, Docs: m.Docs, Verifier: verifier,
+		Hub: m.Hub, Users: db, Docs: m.Docs, Store: db, Verifier: verifier, APIKeys: apiKeys(c),
 		MaxFrameBytes: lim.MaxFrameBytes, MaxSubscriptions: lim.MaxSubscriptions,
 		FrameRate: lim.FrameRate, FrameBurst: lim.FrameBurst, MaxQueueBytes: lim.MaxQueueBytes,
 		PingInterval: time.Duration(lim.PingInterval), ConnectTimeout: time.Duration(lim.ConnectTimeout),
-		AllowedOrigins: c.File.AllowedOrigins, ServerName: "tandem/" + Version, Logger: m.Log,
+		AllowedOrigins: c.File.AllowedOrigins, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
+		Ready: db.Ready,
 	})
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -210,6 +229,7 @@ func (m *Server) Run(ctx context.Context) error {
 	m.HTTP = &http.Server{Handler: m.Web.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	m.errc = make(chan error, 1)
 	go func() { m.errc <- m.HTTP.Serve(ln) }()
+	m.stats = startStats(m)
 	mode := "production"
 	if verifier == nil {
 		mode = "development"
@@ -247,6 +267,9 @@ func (m *Server) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("connections: %w", err))
 		}
 	}
+	if m.stats != nil {
+		m.stats.stop()
+	}
 	if m.Docs != nil {
 		m.Docs.Close() // flushes and snapshots every open document
 	}
@@ -259,4 +282,35 @@ func (m *Server) Close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// apiKeys builds the HTTP API's keys: TANDEM_API_KEYS (every grant) and the
+// config file's keys (each with its grants).
+func apiKeys(c *Config) []web.APIKey {
+	var keys []web.APIKey
+	for i, k := range c.APIKeys {
+		keys = append(keys, web.APIKey{Key: k, Name: fmt.Sprintf("env%d", i+1)})
+	}
+	for _, k := range c.File.APIKeys {
+		grants, _ := auth.ParseGrants(k.Grants) // checked by Validate
+		if k.Grants == nil {
+			grants = nil
+		}
+		keys = append(keys, web.APIKey{Key: k.Key, Name: k.Name, Grants: grants})
+	}
+	return keys
+}
+
+// Validate checks what the config file says.
+func (c *Config) Validate() error {
+	for i, k := range c.File.APIKeys {
+		if len(k.Key) < 16 {
+			return fmt.Errorf("config: api_keys[%d]: a key must be at least 16 characters", i)
+		}
+		if _, err := auth.ParseGrants(k.Grants); err != nil {
+			return fmt.Errorf("config: api_keys[%d]: %w", i, err)
+		}
+	}
+	_, err := c.namespaces()
+	return err
 }

@@ -1,0 +1,751 @@
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/session"
+)
+
+// DocStore is what the HTTP API reads and writes of documents directly in
+// storage (live edits go through session.Docs instead).
+type DocStore interface {
+	ListDocs() ([]doc.Info, error)
+	GetDoc(id string) (doc.Info, error)
+	ContentAt(docID string, v int) (string, error)
+	Ops(docID string, from, to int) ([]doc.OpRecord, error)
+	Export(docID string, w io.Writer) error
+	Import(r io.Reader) (doc.Info, error)
+	Compact(ctx context.Context, docID string, before int) error
+}
+
+// APIKey is a server-side key for the HTTP API. Grants nil means every
+// grant.
+type APIKey struct {
+	Key    string
+	Name   string
+	Grants auth.Grants
+}
+
+// Limits of the HTTP API.
+const (
+	maxAPIBody    = 1 << 20  // a JSON request body
+	maxImportBody = 64 << 20 // an export being imported
+	maxOpsPage    = 1000     // ops per page of /ops
+	maxHistory    = 1000     // messages per page of /history
+)
+
+// apiError is an HTTP API failure: a wire code and a message.
+type apiError struct {
+	Type    string `json:"type"` // "error"
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+var statusOf = map[string]int{
+	proto.CodeBadRequest:   http.StatusBadRequest,
+	proto.CodeUnauthorized: http.StatusUnauthorized,
+	proto.CodeForbidden:    http.StatusForbidden,
+	proto.CodeNotFound:     http.StatusNotFound,
+	proto.CodeRateLimited:  http.StatusTooManyRequests,
+	proto.CodeTooLarge:     http.StatusRequestEntityTooLarge,
+	proto.CodeConflict:     http.StatusConflict,
+	proto.CodeUnavailable:  http.StatusServiceUnavailable,
+	proto.CodeInternal:     http.StatusInternalServerError,
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// apiFail answers with the error's code, mapped as on the wire.
+func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg, internal := errorCode(err)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		code, msg, internal = proto.CodeTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit), false
+	case errors.Is(err, doc.ErrNotFound):
+		code, msg, internal = proto.CodeNotFound, err.Error(), false
+	case errors.Is(err, doc.ErrExists):
+		code, msg, internal = proto.CodeConflict, err.Error(), false
+	case errors.Is(err, doc.ErrCompacted):
+		code, msg, internal = proto.CodeNotFound, err.Error()+" (the document was compacted; ask for a later version)", false
+	case errors.Is(err, doc.ErrInvalid):
+		code, msg, internal = proto.CodeBadRequest, err.Error(), false
+	case errors.Is(err, context.DeadlineExceeded):
+		code, msg, internal = proto.CodeUnavailable, "timed out", false
+	}
+	if internal {
+		s.log.Error().Err(err).Str("path", r.URL.Path).Msg("api request failed")
+	}
+	if code == proto.CodeUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tandem"`)
+	}
+	writeJSON(w, statusOf[code], apiError{Type: proto.TypeError, Code: code, Message: msg})
+}
+
+// routeAPI mounts the HTTP API.
+func (s *Server) routeAPI() {
+	h := func(pattern string, fn func(http.ResponseWriter, *http.Request, auth.Identity) error) {
+		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			ident, err := s.authenticate(r)
+			if err == nil {
+				err = fn(w, r, ident)
+			}
+			if err != nil {
+				s.apiFail(w, r, err)
+			}
+		})
+	}
+	h("POST /api/broadcast", s.apiBroadcast)
+	h("GET /api/channels/{channel}/history", s.apiHistory)
+	h("GET /api/channels/{channel}/presence", s.apiPresence)
+	h("GET /api/docs", s.apiListDocs)
+	h("POST /api/docs", s.apiCreateDoc)
+	h("POST /api/docs/import", s.apiImport)
+	h("GET /api/docs/{id}", s.apiGetDoc)
+	h("DELETE /api/docs/{id}", s.apiDeleteDoc)
+	h("PUT /api/docs/{id}/content", s.apiPutContent)
+	h("GET /api/docs/{id}/ops", s.apiOps)
+	h("GET /api/docs/{id}/diff", s.apiDiff)
+	h("GET /api/docs/{id}/export", s.apiExport)
+	h("POST /api/docs/{id}/compact", s.apiCompact)
+	h("POST /api/users/{id}/disconnect", s.apiDisconnect)
+}
+
+// errUnauthorized answers a request without valid credentials.
+var errUnauthorized = &requestError{proto.CodeUnauthorized, "send Authorization: Bearer <API key or admin JWT>"}
+
+// authenticate finds who a request acts as: an API key (compared in
+// constant time), or a JWT. In development mode with no API keys
+// configured, the API is open.
+func (s *Server) authenticate(r *http.Request) (auth.Identity, error) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token = strings.TrimSpace(token)
+	if !ok || token == "" {
+		if s.DevMode() && len(s.cfg.APIKeys) == 0 {
+			return auth.Identity{UserID: "api", Name: "API", Grants: auth.All, Guest: true}, nil
+		}
+		return auth.Identity{}, errUnauthorized
+	}
+	var found *APIKey
+	for i := range s.cfg.APIKeys {
+		k := &s.cfg.APIKeys[i]
+		if subtle.ConstantTimeCompare([]byte(k.Key), []byte(token)) == 1 {
+			found = k
+		}
+	}
+	if found != nil {
+		grants := found.Grants
+		if grants == nil {
+			grants = auth.All
+		}
+		name := found.Name
+		if name == "" {
+			name = "api"
+		}
+		return auth.Identity{UserID: "api:" + name, Name: name, Grants: grants}, nil
+	}
+	if s.cfg.Verifier == nil {
+		return auth.Identity{}, &requestError{proto.CodeUnauthorized, "unknown API key"}
+	}
+	ident, err := s.cfg.Verifier.Verify(token)
+	if err != nil {
+		return auth.Identity{}, &requestError{proto.CodeUnauthorized, err.Error()}
+	}
+	if s.denied(ident.TokenID) {
+		return auth.Identity{}, &requestError{proto.CodeUnauthorized, "token revoked"}
+	}
+	return ident, nil
+}
+
+// need checks a grant.
+func need(ident auth.Identity, action, name string) error {
+	if !ident.Grants.Allows(action, name) {
+		return forbidden(fmt.Sprintf("no %s grant for %s", action, name))
+	}
+	return nil
+}
+
+// decodeBody decodes a JSON request body of at most maxAPIBody bytes,
+// rejecting unknown fields.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("body: " + err.Error())
+	}
+	return nil
+}
+
+// queryInt reads an optional integer query parameter.
+func queryInt(r *http.Request, name string, def int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, badRequest(fmt.Sprintf("%s must be a non-negative integer", name))
+	}
+	return n, nil
+}
+
+// broadcastReq is one message of POST /api/broadcast.
+type broadcastReq struct {
+	Channel   string          `json:"channel"`
+	Event     string          `json:"event"`
+	Data      json.RawMessage `json:"data"`
+	Ephemeral bool            `json:"ephemeral"`
+}
+
+type broadcastResult struct {
+	Channel string    `json:"channel"`
+	Offset  uint64    `json:"offset,omitempty"`
+	Error   *apiError `json:"error,omitempty"`
+}
+
+func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	var body struct {
+		broadcastReq
+		Broadcasts []broadcastReq `json:"broadcasts"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	batch := body.Broadcasts != nil
+	reqs := body.Broadcasts
+	if !batch {
+		reqs = []broadcastReq{body.broadcastReq}
+	} else if body.Channel != "" {
+		return badRequest("send either one broadcast or broadcasts, not both")
+	}
+	if len(reqs) == 0 || len(reqs) > 1000 {
+		return badRequest("broadcasts must hold 1 to 1000 messages")
+	}
+	// Check everything first: a bad message fails a single broadcast whole,
+	// and only itself in a batch.
+	results := make([]broadcastResult, len(reqs))
+	var wg sync.WaitGroup
+	for i, b := range reqs {
+		results[i].Channel = b.Channel
+		if err := s.checkBroadcast(ident, b); err != nil {
+			if !batch {
+				return err
+			}
+			code, msg, _ := errorCode(err)
+			results[i].Error = &apiError{Type: proto.TypeError, Code: code, Message: msg}
+			continue
+		}
+		wg.Add(1)
+		s.cfg.Hub.Publish(session.Publication{
+			Channel: b.Channel, Event: b.Event, Data: b.Data, Ephemeral: b.Ephemeral,
+			From: proto.From{User: ident.UserID}, FromName: ident.Name,
+		}, func(offset uint64, err error) {
+			defer wg.Done()
+			results[i].Offset = offset
+			if err != nil {
+				code, msg, internal := errorCode(err)
+				if internal {
+					s.log.Error().Err(err).Msg("broadcast")
+				}
+				results[i].Error = &apiError{Type: proto.TypeError, Code: code, Message: msg}
+			}
+		})
+	}
+	wg.Wait()
+	if !batch {
+		if e := results[0].Error; e != nil {
+			writeJSON(w, statusOf[e.Code], e)
+			return nil
+		}
+		writeJSON(w, http.StatusOK, results[0])
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": results})
+	return nil
+}
+
+func (s *Server) checkBroadcast(ident auth.Identity, b broadcastReq) error {
+	if err := session.ValidChannel(b.Channel); err != nil {
+		return badRequest(err.Error())
+	}
+	if s.cfg.Hub.Namespace(b.Channel).Reserved {
+		return badRequest("doc: channels carry documents; edit them with /api/docs")
+	}
+	if len(b.Data) > 0 && !json.Valid(b.Data) {
+		return badRequest("data is not valid JSON")
+	}
+	return need(ident, auth.ActionPublish, b.Channel)
+}
+
+func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	ch := r.PathValue("channel")
+	if err := session.ValidChannel(ch); err != nil {
+		return badRequest(err.Error())
+	}
+	if err := need(ident, auth.ActionSubscribe, ch); err != nil {
+		return err
+	}
+	since, err := queryInt(r, "since", 0)
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(r, "limit", 100)
+	if err != nil {
+		return err
+	}
+	limit = min(max(limit, 1), maxHistory)
+	msgs, err := s.cfg.Hub.History(ch, uint64(since), limit)
+	if err != nil {
+		return err
+	}
+	resp := map[string]any{"channel": ch, "messages": msgs}
+	if len(msgs) == limit {
+		resp["next"] = msgs[len(msgs)-1].Offset
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (s *Server) apiPresence(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	ch := r.PathValue("channel")
+	if err := session.ValidChannel(ch); err != nil {
+		return badRequest(err.Error())
+	}
+	if err := need(ident, auth.ActionPresence, ch); err != nil {
+		return err
+	}
+	members := s.cfg.Hub.Members(ch)
+	writeJSON(w, http.StatusOK, map[string]any{"channel": ch, "members": members, "count": len(members)})
+	return nil
+}
+
+// docStore returns the store, or unavailable.
+func (s *Server) docStore() (DocStore, error) {
+	if s.cfg.Store == nil || s.cfg.Docs == nil {
+		return nil, &requestError{proto.CodeUnavailable, "this server serves no documents"}
+	}
+	return s.cfg.Store, nil
+}
+
+// docID reads and checks the {id} path value and the grant for action.
+func docID(r *http.Request, ident auth.Identity, action string) (string, error) {
+	id := r.PathValue("id")
+	if err := session.ValidDocID(id); err != nil {
+		return "", badRequest(err.Error())
+	}
+	return id, need(ident, action, docChannel(id))
+}
+
+func (s *Server) apiListDocs(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	store, err := s.docStore()
+	if err != nil {
+		return err
+	}
+	infos, err := store.ListDocs()
+	if err != nil {
+		return err
+	}
+	out := make([]doc.Info, 0, len(infos))
+	for _, info := range infos {
+		if ident.Grants.Allows(auth.ActionRead, docChannel(info.ID)) {
+			out = append(out, info)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"docs": out})
+	return nil
+}
+
+func (s *Server) apiCreateDoc(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	if _, err := s.docStore(); err != nil {
+		return err
+	}
+	var body struct {
+		ID      string `json:"id"`
+		Content string `json:"content"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if body.ID == "" {
+		body.ID = "doc-" + newClientID()[2:]
+	}
+	if err := session.ValidDocID(body.ID); err != nil {
+		return badRequest(err.Error())
+	}
+	if err := need(ident, auth.ActionWrite, docChannel(body.ID)); err != nil {
+		return err
+	}
+	res := s.cfg.Docs.Create(r.Context(), body.ID, body.Content, "", ident.UserID)
+	if res.Err != nil {
+		return res.Err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": body.ID, "version": versionAfter(res)})
+	return nil
+}
+
+// versionAfter is the document's version after an edit.
+func versionAfter(res session.EditResult) int {
+	if len(res.Op) == 0 {
+		return res.Version
+	}
+	return res.Version + 1
+}
+
+func (s *Server) apiGetDoc(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	store, err := s.docStore()
+	if err != nil {
+		return err
+	}
+	id, err := docID(r, ident, auth.ActionRead)
+	if err != nil {
+		return err
+	}
+	info, err := store.GetDoc(id)
+	if err != nil {
+		return err
+	}
+	v, err := queryInt(r, "version", info.Version)
+	if err != nil {
+		return err
+	}
+	if v > info.Version {
+		return badRequest(fmt.Sprintf("version %d is past the head %d", v, info.Version))
+	}
+	content, err := store.ContentAt(id, v)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "version": v, "head": info.Version, "content": content, "created": info.Created})
+	return nil
+}
+
+func (s *Server) apiPutContent(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	if _, err := s.docStore(); err != nil {
+		return err
+	}
+	id, err := docID(r, ident, auth.ActionWrite)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Content *string `json:"content"`
+		Version *int    `json:"version"`
+	}
+	ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ctype == "text/plain" {
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
+		if err != nil {
+			return err
+		}
+		text := string(b)
+		body.Content = &text
+		if r.URL.Query().Has("version") {
+			v, err := queryInt(r, "version", 0)
+			if err != nil {
+				return err
+			}
+			body.Version = &v
+		}
+	} else if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if body.Content == nil {
+		return badRequest("content is required")
+	}
+	if !utf8Valid(*body.Content) {
+		return badRequest("content is not valid UTF-8")
+	}
+	res := s.cfg.Docs.Replace(r.Context(), id, body.Version, *body.Content, "", ident.UserID, ident.Grants.Allows(auth.ActionWrite, docChannel(id)))
+	if res.Err != nil {
+		return res.Err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "version": versionAfter(res), "op": res.Op})
+	return nil
+}
+
+// opEntry is one op of GET /ops.
+type opEntry struct {
+	Version  int    `json:"version"`
+	Op       ot.Op  `json:"op"`
+	UID      string `json:"uid"`
+	User     string `json:"user,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+	TS       string `json:"ts"`
+}
+
+func (s *Server) apiOps(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	store, err := s.docStore()
+	if err != nil {
+		return err
+	}
+	id, err := docID(r, ident, auth.ActionRead)
+	if err != nil {
+		return err
+	}
+	info, err := store.GetDoc(id)
+	if err != nil {
+		return err
+	}
+	from, err := queryInt(r, "from", 0)
+	if err != nil {
+		return err
+	}
+	to, err := queryInt(r, "to", info.Version)
+	if err != nil {
+		return err
+	}
+	to = min(to, info.Version)
+	if from > to {
+		return badRequest(fmt.Sprintf("from %d is past to %d", from, to))
+	}
+	var next *int
+	if to-from > maxOpsPage {
+		n := from + maxOpsPage
+		to, next = n, &n
+	}
+	recs, err := store.Ops(id, from, to)
+	if err != nil {
+		return err
+	}
+	ops := make([]opEntry, len(recs))
+	for i, rec := range recs {
+		ops[i] = opEntry{Version: rec.Version, Op: rec.Op, UID: rec.UID, User: rec.User, ClientID: rec.ClientID,
+			TS: rec.Time.UTC().Format(proto.TimeLayout)}
+	}
+	resp := map[string]any{"id": id, "head": info.Version, "ops": ops}
+	if next != nil {
+		resp["next"] = *next
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (s *Server) apiDiff(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	store, err := s.docStore()
+	if err != nil {
+		return err
+	}
+	id, err := docID(r, ident, auth.ActionRead)
+	if err != nil {
+		return err
+	}
+	info, err := store.GetDoc(id)
+	if err != nil {
+		return err
+	}
+	from, err := queryInt(r, "from", 0)
+	if err != nil {
+		return err
+	}
+	to, err := queryInt(r, "to", info.Version)
+	if err != nil {
+		return err
+	}
+	if from > info.Version || to > info.Version {
+		return badRequest(fmt.Sprintf("versions must be at most the head %d", info.Version))
+	}
+	a, err := store.ContentAt(id, from)
+	if err != nil {
+		return err
+	}
+	b, err := store.ContentAt(id, to)
+	if err != nil {
+		return err
+	}
+	changes, patch := doc.Diff(a, b)
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "from": from, "to": to, "changes": changes, "patch": patch})
+	return nil
+}
+
+func (s *Server) apiExport(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	store, err := s.docStore()
+	if err != nil {
+		return err
+	}
+	id, err := docID(r, ident, auth.ActionRead)
+	if err != nil {
+		return err
+	}
+	if _, err := store.GetDoc(id); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.tandem.json"`, id))
+	if err := store.Export(id, w); err != nil {
+		s.log.Error().Err(err).Str("doc", id).Msg("export failed mid-stream")
+	}
+	return nil
+}
+
+func (s *Server) apiImport(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	store, err := s.docStore()
+	if err != nil {
+		return err
+	}
+	if !ident.Grants.Allows(auth.ActionAdmin, "doc:*") && !ident.Grants.Allows(auth.ActionWrite, "doc:*") {
+		return forbidden("importing needs write on doc:*")
+	}
+	info, err := store.Import(http.MaxBytesReader(w, r.Body, maxImportBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if errors.Is(err, doc.ErrExists) {
+			return &requestError{proto.CodeConflict, err.Error()}
+		}
+		return badRequest(err.Error())
+	}
+	s.systemEvent("created", info.ID)
+	writeJSON(w, http.StatusCreated, info)
+	return nil
+}
+
+func (s *Server) apiDeleteDoc(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	if _, err := s.docStore(); err != nil {
+		return err
+	}
+	id, err := docID(r, ident, auth.ActionAdmin)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Docs.Delete(r.Context(), id); err != nil {
+		return err
+	}
+	s.systemEvent("deleted", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) apiCompact(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	store, err := s.docStore()
+	if err != nil {
+		return err
+	}
+	id, err := docID(r, ident, auth.ActionAdmin)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Before *int `json:"before"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if body.Before == nil || *body.Before < 0 {
+		return badRequest("before must be a version")
+	}
+	if err := store.Compact(r.Context(), id, *body.Before); err != nil {
+		return err
+	}
+	s.systemEvent("compacted", id)
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "before": *body.Before})
+	return nil
+}
+
+func (s *Server) apiDisconnect(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	user := r.PathValue("id")
+	if user == "" || len(user) > 255 {
+		return badRequest("bad user id")
+	}
+	if err := need(ident, auth.ActionAdmin, "user:"+user); err != nil {
+		return err
+	}
+	n := s.disconnectAndDeny(user)
+	writeJSON(w, http.StatusOK, map[string]any{"user": user, "disconnected": n})
+	return nil
+}
+
+// systemEvent announces a data change on system:docs, so document lists
+// and dashboards update without polling.
+func (s *Server) systemEvent(event, docID string) {
+	data, _ := json.Marshal(map[string]string{"id": docID})
+	s.cfg.Hub.Publish(session.Publication{Channel: "system:docs", Event: event, Data: data, From: proto.From{User: "system"}},
+		func(_ uint64, err error) {
+			if err != nil && !errors.Is(err, session.ErrClosed) {
+				s.log.Error().Err(err).Msg("system event")
+			}
+		})
+}
+
+// denylist holds revoked token ids until their expiry.
+type denylist struct {
+	mu  sync.Mutex           // guards ids
+	ids map[string]time.Time // jti → when the token expires
+}
+
+// deny revokes a token id until exp (zero: a day).
+func (d *denylist) deny(jti string, exp time.Time) {
+	if jti == "" {
+		return
+	}
+	if exp.IsZero() {
+		exp = time.Now().Add(24 * time.Hour)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ids == nil {
+		d.ids = make(map[string]time.Time)
+	}
+	now := time.Now()
+	for id, t := range d.ids { // forget expired entries
+		if t.Before(now) {
+			delete(d.ids, id)
+		}
+	}
+	d.ids[jti] = exp
+}
+
+func (d *denylist) denied(jti string) bool {
+	if jti == "" {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, ok := d.ids[jti]
+	return ok && time.Now().Before(t)
+}
+
+func (s *Server) denied(jti string) bool { return s.deny.denied(jti) }
+
+// disconnectAndDeny closes every connection of a user with 4001 and
+// revokes the tokens they connected with until those expire.
+func (s *Server) disconnectAndDeny(userID string) int {
+	s.mu.Lock()
+	var victims []*conn
+	for c := range s.conns {
+		if c.userID() == userID {
+			victims = append(victims, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range victims {
+		ident := c.identity()
+		s.deny.deny(ident.TokenID, ident.Expires)
+		c.close(closeUnauthorized, "disconnected by an administrator")
+	}
+	return len(victims)
+}

@@ -1,0 +1,2092 @@
+// tandem.js: the Tandem client for browsers and Node, as one dependency-free
+// ES module. The server serves it at /tandem.js; docs/js-client.md is its
+// reference and docs/PROTOCOL.md the wire contract it speaks.
+//
+//   import { connect } from "/tandem.js";
+//   const client = connect({ url: "https://tandem.example.com", token });
+//   const chat = client.subscribe("chat:42", (m) => console.log(m.data));
+//   const doc = client.openDoc("notes-1");
+//   await doc.ready;
+//   doc.insert(0, "hello");
+//
+// Positions and lengths in documents count Unicode code points, as the
+// protocol does; codePointToUtf16 and utf16ToCodePoint (and the document's
+// toUTF16 / fromUTF16) convert from and to JavaScript string indices.
+//
+// The OT functions (transform, compose, invert, ...) give results identical,
+// component for component, to the server's Go package `ot`; the tests check
+// them against a table produced by the Go code.
+
+/** The client's name as it introduces itself in the connect frame. */
+export const CLIENT_NAME = "tandem-js/1";
+
+/** The longest retain or delete the server accepts. */
+const MAX_COMPONENT = 2147483647;
+
+// ---------------------------------------------------------------------------
+// Code points and UTF-16
+
+function isHigh(c) {
+  return c >= 0xd800 && c <= 0xdbff;
+}
+function isLow(c) {
+  return c >= 0xdc00 && c <= 0xdfff;
+}
+
+/** Returns the number of code points in s (a lone surrogate counts one). */
+export function codePointLength(s) {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (isHigh(s.charCodeAt(i)) && i + 1 < s.length && isLow(s.charCodeAt(i + 1))) i++;
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Returns the UTF-16 index in s of code point cp. A cp past the end gives
+ * s.length.
+ */
+export function codePointToUtf16(s, cp) {
+  let i = 0;
+  for (; cp > 0 && i < s.length; cp--) {
+    if (isHigh(s.charCodeAt(i)) && i + 1 < s.length && isLow(s.charCodeAt(i + 1))) i += 2;
+    else i++;
+  }
+  return i;
+}
+
+/**
+ * Returns the code-point index of UTF-16 index i in s: how many code points
+ * start before i. An index between the two halves of a surrogate pair
+ * rounds up, past the pair.
+ */
+export function utf16ToCodePoint(s, i) {
+  const end = Math.min(Math.max(i, 0), s.length);
+  let n = 0;
+  for (let j = 0; j < end; j++) {
+    if (isHigh(s.charCodeAt(j)) && j + 1 < s.length && isLow(s.charCodeAt(j + 1))) j++;
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Returns s with every lone surrogate replaced by U+FFFD, which is what the
+ * server would make of it: inserts are sent in this form so that client and
+ * server hold the same text.
+ */
+export function wellFormed(s) {
+  let out = null;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isHigh(c) && i + 1 < s.length && isLow(s.charCodeAt(i + 1))) {
+      i++;
+      continue;
+    }
+    if (isHigh(c) || isLow(c)) {
+      if (out === null) out = s.split("");
+      out[i] = "\ufffd";
+    }
+  }
+  return out === null ? s : out.join("");
+}
+
+// ---------------------------------------------------------------------------
+// Operations: arrays of n (retain), "s" (insert) and -n (delete), counting
+// code points, always canonical (see docs/PROTOCOL.md, Operations).
+
+/** An error for an op that is malformed or does not fit the text. */
+export class OpError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "OpError";
+  }
+}
+
+function checkComponents(op, name = "op") {
+  if (!Array.isArray(op)) throw new OpError(`${name} is not an array`);
+  for (let i = 0; i < op.length; i++) {
+    const c = op[i];
+    if (typeof c === "string") {
+      if (c === "") throw new OpError(`${name} component ${i}: empty insert`);
+    } else if (typeof c === "number" && Number.isInteger(c)) {
+      if (c === 0) throw new OpError(`${name} component ${i}: zero-length component`);
+      if (c > MAX_COMPONENT || c < -MAX_COMPONENT) throw new OpError(`${name} component ${i}: too large`);
+    } else {
+      throw new OpError(`${name} component ${i}: not an integer or a string`);
+    }
+  }
+}
+
+/**
+ * Builder assembles a canonical op one component at a time, exactly as the
+ * Go ot.Builder does: zero-length components are ignored, adjacent
+ * components of one kind merged, an insert that follows a delete moved in
+ * front of it, and a trailing retain dropped by op().
+ */
+export class OpBuilder {
+  constructor() {
+    this.ops = [];
+  }
+  retain(n) {
+    if (n > 0) this._add(n);
+    return this;
+  }
+  insert(s) {
+    if (s !== "") this._add(s);
+    return this;
+  }
+  delete(n) {
+    if (n > 0) this._add(-n);
+    return this;
+  }
+  _add(c) {
+    const ops = this.ops;
+    const last = ops.length - 1;
+    if (last < 0) {
+      ops.push(c);
+      return;
+    }
+    const p = ops[last];
+    if (typeof c === "string") {
+      if (typeof p === "string") {
+        ops[last] = p + c;
+        return;
+      }
+      if (p < 0) {
+        // Inserts go before deletes within a stretch.
+        if (last > 0 && typeof ops[last - 1] === "string") {
+          ops[last - 1] += c;
+          return;
+        }
+        ops[last] = c;
+        ops.push(p);
+        return;
+      }
+    } else if (typeof p === "number" && ((c > 0 && p > 0) || (c < 0 && p < 0))) {
+      ops[last] = p + c;
+      return;
+    }
+    ops.push(c);
+  }
+  /** Returns the canonical op built so far and resets the builder. */
+  op() {
+    const op = this.ops;
+    if (op.length > 0 && typeof op[op.length - 1] === "number" && op[op.length - 1] > 0) op.pop();
+    this.ops = [];
+    return op;
+  }
+}
+
+// Iter walks an op's components, letting the current one be consumed in
+// parts. Past the end it yields n = 0: the implicit retain of the rest.
+class Iter {
+  constructor(op) {
+    this.op = op;
+    this.i = -1;
+    this.s = "";
+    this.n = 0; // retain > 0, delete < 0, insert: its code-point count
+    this.next();
+  }
+  next() {
+    this.i++;
+    if (this.i < this.op.length) {
+      const c = this.op[this.i];
+      if (typeof c === "string") {
+        this.s = c;
+        this.n = codePointLength(c);
+      } else {
+        this.s = "";
+        this.n = c;
+      }
+    } else {
+      this.s = "";
+      this.n = 0;
+    }
+  }
+  // take consumes m code points of the current component (0 < m <= its
+  // length) and returns the consumed part of an insert.
+  take(m) {
+    if (this.s !== "") {
+      const cut = codePointToUtf16(this.s, m);
+      const head = this.s.slice(0, cut);
+      this.s = this.s.slice(cut);
+      this.n -= m;
+      if (this.n === 0) this.next();
+      return head;
+    }
+    if (this.n > 0) this.n -= m;
+    else this.n += m;
+    if (this.n === 0) this.next();
+    return "";
+  }
+}
+
+/**
+ * Returns op in canonical form. Throws OpError on a zero-length component,
+ * a number that is not an integer, or anything but numbers and strings.
+ */
+export function normalize(op) {
+  checkComponents(op);
+  const b = new OpBuilder();
+  for (const c of op) b._add(c);
+  return b.op();
+}
+
+/** Reports whether op is canonical (see the protocol's canonical form). */
+export function isCanonical(op) {
+  try {
+    checkComponents(op);
+  } catch {
+    return false;
+  }
+  for (let i = 1; i < op.length; i++) {
+    const p = op[i - 1];
+    const c = op[i];
+    const ps = typeof p === "string";
+    const cs = typeof c === "string";
+    if (ps && cs) return false;
+    if (!ps && !cs && (p > 0) === (c > 0)) return false;
+    if (!ps && p < 0 && cs) return false;
+  }
+  const last = op[op.length - 1];
+  return !(typeof last === "number" && last > 0);
+}
+
+/** Returns the number of code points op reaches: its retains and deletes. */
+export function baseLength(op) {
+  let n = 0;
+  for (const c of op) if (typeof c === "number") n += Math.abs(c);
+  return n;
+}
+
+/** Returns how much op changes a text's length in code points. */
+export function delta(op) {
+  let d = 0;
+  for (const c of op) {
+    if (typeof c === "string") d += codePointLength(c);
+    else if (c < 0) d += c;
+  }
+  return d;
+}
+
+/** Reports whether op changes nothing. */
+export function isNoop(op) {
+  return op.every((c) => typeof c === "number" && c > 0);
+}
+
+/**
+ * Returns the canonical op that, at code point pos, deletes del code points
+ * and inserts ins (Go ot.Splice).
+ */
+export function splice(pos, del, ins) {
+  if (del <= 0 && ins === "") return [];
+  const op = [];
+  if (pos > 0) op.push(pos);
+  if (ins !== "") op.push(ins);
+  if (del > 0) op.push(-del);
+  return op;
+}
+
+/** Throws OpError unless op applies to a text of length code points. */
+export function check(op, length) {
+  checkComponents(op);
+  const reach = baseLength(op);
+  if (reach > length) throw new OpError(`op reaches ${reach} code points, text has ${length}`);
+}
+
+// applyOp returns the text op makes of s, with the UTF-16 splices that take
+// s there one after the other (each index in the text the previous ones
+// left).
+function applyWithSplices(s, op, wantSplices) {
+  check(op, codePointLength(s));
+  const parts = [];
+  const splices = wantSplices ? [] : null;
+  let i = 0; // UTF-16 index in s
+  let out16 = 0; // UTF-16 length of the result so far
+  for (const c of op) {
+    if (typeof c === "string") {
+      parts.push(c);
+      if (splices) splices.push({ index: out16, deleteCount: 0, text: c });
+      out16 += c.length;
+    } else if (c > 0) {
+      const j = i + codePointToUtf16(s.slice(i), c);
+      parts.push(s.slice(i, j));
+      out16 += j - i;
+      i = j;
+    } else {
+      const j = i + codePointToUtf16(s.slice(i), -c);
+      if (splices) {
+        const last = splices[splices.length - 1];
+        if (last && last.deleteCount === 0 && last.index + last.text.length === out16) last.deleteCount = j - i;
+        else splices.push({ index: out16, deleteCount: j - i, text: "" });
+      }
+      i = j;
+    }
+  }
+  parts.push(s.slice(i));
+  return { text: parts.join(""), splices };
+}
+
+/** Returns the result of applying op to s. Throws OpError if op does not fit. */
+export function apply(s, op) {
+  return applyWithSplices(s, op, false).text;
+}
+
+/**
+ * Takes two ops made concurrently on one text and returns [a2, b2] with
+ * apply(apply(s, a), b2) === apply(apply(s, b), a2). Where both insert at one
+ * position a's insert stands first: the server calls transform(history,
+ * incoming), a client transform(incoming, pending). Identical to Go's
+ * ot.Transform.
+ */
+export function transform(a, b) {
+  checkComponents(a, "a");
+  checkComponents(b, "b");
+  const ab = new OpBuilder();
+  const bb = new OpBuilder();
+  const ia = new Iter(a);
+  const ib = new Iter(b);
+  for (;;) {
+    if (ia.s !== "") {
+      ab._add(ia.s);
+      bb.retain(ia.n);
+      ia.next();
+    } else if (ib.s !== "") {
+      ab.retain(ib.n);
+      bb._add(ib.s);
+      ib.next();
+    } else if (ia.n === 0 && ib.n === 0) {
+      return [ab.op(), bb.op()];
+    } else if (ia.n === 0) {
+      if (ib.n > 0) {
+        ab.retain(ib.n);
+        bb.retain(ib.n);
+      } else bb.delete(-ib.n);
+      ib.next();
+    } else if (ib.n === 0) {
+      if (ia.n > 0) {
+        ab.retain(ia.n);
+        bb.retain(ia.n);
+      } else ab.delete(-ia.n);
+      ia.next();
+    } else {
+      const m = Math.min(Math.abs(ia.n), Math.abs(ib.n));
+      if (ia.n > 0 && ib.n > 0) {
+        ab.retain(m);
+        bb.retain(m);
+      } else if (ia.n < 0 && ib.n < 0) {
+        // Both delete the same text.
+      } else if (ia.n < 0) ab.delete(m);
+      else bb.delete(m);
+      ia.take(m);
+      ib.take(m);
+    }
+  }
+}
+
+/** Returns one op doing what a then b do (Go ot.Compose). */
+export function compose(a, b) {
+  checkComponents(a, "a");
+  checkComponents(b, "b");
+  const out = new OpBuilder();
+  const ia = new Iter(a);
+  const ib = new Iter(b);
+  for (;;) {
+    if (ia.s === "" && ia.n < 0) {
+      out.delete(-ia.n);
+      ia.next();
+    } else if (ib.s !== "") {
+      out._add(ib.s);
+      ib.next();
+    } else if (ia.n === 0 && ib.n === 0) {
+      return out.op();
+    } else if (ia.n === 0) {
+      out._add(ib.n);
+      ib.next();
+    } else if (ib.n === 0) {
+      out._add(ia.s !== "" ? ia.s : ia.n);
+      ia.next();
+    } else {
+      const m = Math.min(ia.n, Math.abs(ib.n));
+      if (ia.s !== "" && ib.n > 0) {
+        out._add(ia.take(m));
+        ib.take(m);
+        continue;
+      }
+      if (ia.s !== "") {
+        // Inserted, then deleted: nothing.
+      } else if (ib.n > 0) out.retain(m);
+      else out.delete(m);
+      ia.take(m);
+      ib.take(m);
+    }
+  }
+}
+
+/** Returns the op that undoes op, given the text base op applies to. */
+export function invert(op, base) {
+  check(op, codePointLength(base));
+  const b = new OpBuilder();
+  let i = 0; // UTF-16 index in base
+  for (const c of op) {
+    if (typeof c === "string") b.delete(codePointLength(c));
+    else if (c > 0) {
+      b.retain(c);
+      i += codePointToUtf16(base.slice(i), c);
+    } else {
+      const j = i + codePointToUtf16(base.slice(i), -c);
+      b.insert(base.slice(i, j));
+      i = j;
+    }
+  }
+  return b.op();
+}
+
+/**
+ * Moves a position through op (Go ot.TransformIndex). Text inserted exactly
+ * at the position pushes it along only when own is true (the op is the
+ * position owner's own edit).
+ */
+export function transformIndex(op, index, own) {
+  let out = index;
+  let pos = 0;
+  for (const c of op) {
+    if (typeof c === "string") {
+      if (pos < index || (pos === index && own)) out += codePointLength(c);
+    } else if (c > 0) pos += c;
+    else {
+      if (pos < index) out -= Math.min(-c, index - pos);
+      pos -= c;
+    }
+    if (pos > index) break;
+  }
+  return out;
+}
+
+/**
+ * Moves a comment-like range {from, to} through op (Go ot.TransformRange):
+ * text inserted at either end stays outside; a deleted range collapses to a
+ * point and is kept.
+ */
+export function transformRange(op, r) {
+  if (r.from === r.to) {
+    const p = transformIndex(op, r.from, false);
+    return { from: p, to: p };
+  }
+  const from = transformIndex(op, r.from, true);
+  let to = transformIndex(op, r.to, false);
+  if (to < from) to = from;
+  return { from, to };
+}
+
+/** Moves a selection {anchor, head} through op (Go ot.TransformSelection). */
+export function transformSelection(op, s, own) {
+  return { anchor: transformIndex(op, s.anchor, own), head: transformIndex(op, s.head, own) };
+}
+
+// unmapIndex maps a position in the text op produced back to the text op
+// was applied to. A position in text op inserted goes to where the insert
+// was; a position next to deleted text goes in front of it.
+function unmapIndex(op, index) {
+  let inPos = 0;
+  let outPos = 0;
+  for (const c of op) {
+    if (typeof c === "string") {
+      const n = codePointLength(c);
+      if (index <= outPos + n) return inPos;
+      outPos += n;
+    } else if (c > 0) {
+      if (index <= outPos + c) return inPos + (index - outPos);
+      inPos += c;
+      outPos += c;
+    } else inPos -= c;
+  }
+  return inPos + (index - outPos);
+}
+
+// minimalOp returns an op taking text a to text b: keep the common prefix
+// and suffix, replace the middle. Used when a reset replaces the text.
+function minimalOp(a, b) {
+  let p = 0;
+  const max = Math.min(a.length, b.length);
+  while (p < max && a.charCodeAt(p) === b.charCodeAt(p)) p++;
+  if (p > 0 && isHigh(a.charCodeAt(p - 1))) p--; // do not split a pair
+  let s = 0;
+  while (s < max - p && a.charCodeAt(a.length - 1 - s) === b.charCodeAt(b.length - 1 - s)) s++;
+  if (s > 0 && isLow(a.charCodeAt(a.length - s))) s--;
+  const ins = b.slice(p, b.length - s);
+  return splice(codePointLength(a.slice(0, p)), codePointLength(a.slice(p, a.length - s)), ins);
+}
+
+/** The OT engine as one namespace, for those who prefer `ot.transform`. */
+export const ot = Object.freeze({
+  OpBuilder,
+  OpError,
+  normalize,
+  isCanonical,
+  baseLength,
+  delta,
+  isNoop,
+  splice,
+  check,
+  apply,
+  transform,
+  compose,
+  invert,
+  transformIndex,
+  transformRange,
+  transformSelection,
+});
+
+// ---------------------------------------------------------------------------
+// Events
+
+/** Emitter is the small event emitter every Tandem object is. */
+class Emitter {
+  constructor() {
+    this._handlers = new Map();
+  }
+  /** Calls fn on every `event`; returns a function that stops it. */
+  on(event, fn) {
+    let set = this._handlers.get(event);
+    if (!set) this._handlers.set(event, (set = new Set()));
+    set.add(fn);
+    return () => this.off(event, fn);
+  }
+  /** Calls fn on the next `event` only; returns a function that cancels it. */
+  once(event, fn) {
+    const off = this.on(event, (...args) => {
+      off();
+      fn(...args);
+    });
+    return off;
+  }
+  /** Stops calling fn on `event`. */
+  off(event, fn) {
+    this._handlers.get(event)?.delete(fn);
+  }
+  _emit(event, ...args) {
+    const set = this._handlers.get(event);
+    if (!set) return;
+    for (const fn of [...set]) {
+      try {
+        fn(...args);
+      } catch (err) {
+        // A failing handler must not break the client's state machine;
+        // rethrow where the host reports uncaught errors.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}
+
+/** TandemError is an error frame from the server, or a client-side failure. */
+export class TandemError extends Error {
+  constructor(code, message, frame) {
+    super(message || code);
+    this.name = "TandemError";
+    /** bad_request, forbidden, not_found, ..., or disconnected / closed. */
+    this.code = code;
+    /** The error frame, when the server sent one. */
+    this.frame = frame;
+  }
+}
+
+function errorOf(frame) {
+  return new TandemError(frame.code, frame.message, frame);
+}
+
+const DISCONNECTED = { type: "error", code: "disconnected", message: "the connection closed before the reply" };
+
+function deferred() {
+  let resolve, reject;
+  const promise = new Promise((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // rejections are reported through events too
+  return { promise, resolve, reject };
+}
+
+function randomId(n) {
+  const bytes = new Uint8Array(n);
+  if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(bytes);
+  else for (let i = 0; i < n; i++) bytes[i] = Math.floor(Math.random() * 256);
+  let s = "";
+  for (const b of bytes) s += (b % 36).toString(36);
+  return s;
+}
+
+// jwtExpiry returns a JWT's exp in milliseconds, or 0 when it has none.
+function jwtExpiry(token) {
+  try {
+    const part = token.split(".")[1];
+    if (!part) return 0;
+    const b64 = part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4);
+    const bin = atob(b64);
+    const bytes = Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof claims.exp === "number" ? claims.exp * 1000 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function wsURL(url) {
+  const u = new URL(url, globalThis.location?.href);
+  if (u.protocol === "http:") u.protocol = "ws:";
+  else if (u.protocol === "https:") u.protocol = "wss:";
+  if (u.pathname === "" || u.pathname === "/") u.pathname = "/ws";
+  return u.toString();
+}
+
+function defaultStorage() {
+  try {
+    const s = globalThis.localStorage;
+    if (s && typeof s.getItem === "function") return s;
+  } catch {
+    // Access denied (sandboxed frame, privacy mode).
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------
+// Client
+
+/**
+ * Connects to a Tandem server and returns the client at once; it keeps
+ * (re)connecting until close(). See Client for the options.
+ */
+export function connect(options) {
+  return new Client(options);
+}
+
+/**
+ * Client is one connection to a Tandem server, reconnecting with
+ * exponential backoff and jitter until close(). Status events:
+ * "connecting" (the first attempt), "connected", "reconnecting" (after a
+ * drop, while waiting and retrying) and "disconnected" (closed for good).
+ */
+export class Client extends Emitter {
+  constructor(options = {}) {
+    super();
+    if (!options.url) throw new TypeError("connect: url is required");
+    this.url = wsURL(options.url);
+    this._token = options.token ?? "";
+    this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    if (typeof this._WebSocket !== "function") {
+      throw new TypeError("connect: no WebSocket class: pass options.WebSocket (in Node 20 run with --experimental-websocket)");
+    }
+    this._guest = { user: options.user, name: options.name };
+    const b = options.backoff ?? {};
+    this._backoff = { min: b.min ?? 500, max: b.max ?? 30000, factor: b.factor ?? 2 };
+    this._connectTimeout = options.connectTimeout ?? 10000;
+    this.storage = options.storage === undefined ? defaultStorage() : options.storage;
+    this.storagePrefix = options.storagePrefix ?? `tandem:${this.url}:`;
+    /** "connecting", "connected", "reconnecting" or "disconnected". */
+    this.status = "connecting";
+    /** This connection's id, from the server's connected frame. */
+    this.clientId = null;
+    /** Who the server says we are: {id, name, color}. */
+    this.user = null;
+    this._ws = null;
+    this._live = false; // connected frame received on _ws
+    this._closed = false;
+    this._attempt = 0;
+    this._nextId = 1;
+    this._reqs = new Map(); // id → callback(frame)
+    this._subs = new Map(); // channel → Subscription
+    this._docs = new Map(); // doc id → Doc
+    this._waiters = []; // resolvers of whenConnected
+    this._timers = new Set();
+    this._lastFrame = 0;
+    this._uidPrefix = randomId(10);
+    this._uidN = 0;
+    this._currentToken = "";
+    this._pingEvery = 25000;
+    this._heartbeat = null;
+    this._refreshTimer = null;
+    this._retryTimer = null;
+    this._open();
+  }
+
+  // ----- connection lifecycle
+
+  _setStatus(status, detail = {}) {
+    this.status = status;
+    this._emit("status", status, detail);
+    if (status === "connected") {
+      const ws = this._waiters;
+      this._waiters = [];
+      for (const w of ws) w.resolve();
+    }
+  }
+
+  async _getToken() {
+    const t = this._token;
+    return typeof t === "function" ? String((await t()) ?? "") : String(t ?? "");
+  }
+
+  async _open() {
+    this._retryTimer = null;
+    if (this._closed) return;
+    let token;
+    try {
+      token = await this._getToken();
+    } catch (err) {
+      this._emit("error", new TandemError("unauthorized", `token callback failed: ${err?.message ?? err}`));
+      this._scheduleReconnect();
+      return;
+    }
+    if (this._closed) return;
+    this._currentToken = token;
+    let ws;
+    try {
+      ws = new this._WebSocket(this.url);
+    } catch (err) {
+      this._emit("error", new TandemError("disconnected", `cannot open ${this.url}: ${err?.message ?? err}`));
+      this._scheduleReconnect();
+      return;
+    }
+    this._ws = ws;
+    this._live = false;
+    const deadline = this._setTimer(() => {
+      if (this._ws === ws && !this._live) this._drop(ws, { code: 4000, reason: "connect timeout" });
+    }, this._connectTimeout);
+    ws.onopen = () => {
+      if (this._ws !== ws) return;
+      const frame = { type: "connect", token, client: CLIENT_NAME };
+      if (this._guest.user) frame.user = this._guest.user;
+      if (this._guest.name) frame.name = this._guest.name;
+      this._request(frame, (reply) => {
+        this._clearTimer(deadline);
+        if (reply.type === "connected") this._onConnected(ws, reply);
+        else if (reply.type === "error") this._emit("error", errorOf(reply));
+      }, true);
+    };
+    ws.onmessage = (e) => {
+      if (this._ws !== ws) return;
+      this._lastFrame = Date.now();
+      const data = typeof e.data === "string" ? e.data : "";
+      for (const line of data.split("\n")) {
+        if (line === "") continue;
+        let frame;
+        try {
+          frame = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        this._onFrame(frame);
+      }
+    };
+    ws.onerror = () => {
+      // Browsers follow an error with a close event; Node 20's WebSocket,
+      // when the connection is refused, does not (it stays CONNECTING).
+      this._clearTimer(deadline);
+      if (this._ws === ws) this._drop(ws, { code: 1006, reason: "network error" });
+    };
+    ws.onclose = (e) => {
+      this._clearTimer(deadline);
+      if (this._ws === ws) this._drop(ws, { code: e.code, reason: e.reason });
+    };
+  }
+
+  _onConnected(ws, reply) {
+    this._live = true;
+    this.clientId = reply.client_id;
+    this.user = reply.user;
+    this._attempt = 0;
+    this._lastFrame = Date.now();
+    this._pingEvery = Math.max(1, reply.ping_interval || 25) * 1000;
+    this._startHeartbeat(ws);
+    this._scheduleRefresh();
+    this._setStatus("connected", { clientId: this.clientId, user: this.user, server: reply.server });
+    this._emit("connected", { clientId: this.clientId, user: this.user, server: reply.server });
+    for (const sub of this._subs.values()) sub._resubscribe();
+    for (const doc of this._docs.values()) doc._reopen();
+  }
+
+  // _drop forgets a socket that closed or that we give up on, and decides
+  // whether to reconnect.
+  _drop(ws, { code, reason }) {
+    if (this._ws !== ws) return;
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    try {
+      if (ws.readyState === 0 || ws.readyState === 1) ws.close(1000, "client closing");
+    } catch {
+      // Already closing.
+    }
+    this._ws = null;
+    const wasLive = this._live;
+    this._live = false;
+    clearInterval(this._heartbeat);
+    this._heartbeat = null;
+    this._clearTimer(this._refreshTimer);
+    this._refreshTimer = null;
+    const reqs = this._reqs;
+    this._reqs = new Map();
+    for (const cb of reqs.values()) cb(DISCONNECTED);
+    for (const sub of this._subs.values()) sub._onDisconnect();
+    for (const doc of this._docs.values()) doc._onDisconnect();
+    if (this._closed) return;
+    if (wasLive) this._emit("disconnect", { code, reason });
+    if (code === 4001 && typeof this._token !== "function") {
+      // Unauthorized and no way to get another token: give up.
+      this._emit("error", new TandemError("unauthorized", reason || "unauthorized"));
+      this._shutdown();
+      return;
+    }
+    this._scheduleReconnect({ code, reason });
+  }
+
+  _scheduleReconnect(cause = {}) {
+    if (this._closed) return;
+    const { min, max, factor } = this._backoff;
+    const ceiling = Math.min(max, min * Math.pow(factor, this._attempt));
+    // "Equal jitter": half fixed, half random, so that delays still grow
+    // but clients dropped together do not come back together.
+    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    this._attempt++;
+    this._setStatus(this.status === "connecting" && !this.clientId ? "connecting" : "reconnecting", {
+      attempt: this._attempt,
+      delay,
+      code: cause.code,
+      reason: cause.reason,
+    });
+    this._retryTimer = this._setTimer(() => this._open(), delay);
+  }
+
+  _startHeartbeat(ws) {
+    clearInterval(this._heartbeat);
+    this._heartbeat = setInterval(() => {
+      if (this._ws !== ws) return;
+      if (Date.now() - this._lastFrame > 2 * this._pingEvery) {
+        this._drop(ws, { code: 4000, reason: "heartbeat timeout" });
+        return;
+      }
+      this._send({ type: "ping" });
+    }, this._pingEvery);
+    this._heartbeat.unref?.();
+  }
+
+  // _scheduleRefresh asks the token callback for a new token before the
+  // current one expires, and sends it.
+  _scheduleRefresh() {
+    this._clearTimer(this._refreshTimer);
+    this._refreshTimer = null;
+    if (typeof this._token !== "function") return;
+    const exp = jwtExpiry(this._currentToken);
+    if (!exp) return;
+    const left = exp - Date.now();
+    const margin = Math.min(60000, Math.max(1000, left / 5));
+    this._refreshTimer = this._setTimer(() => this.refreshToken().catch(() => {}), Math.max(0, left - margin));
+  }
+
+  /**
+   * Fetches a new token from the token callback and sends it to the server
+   * now. Called on its own before the current token expires.
+   */
+  async refreshToken() {
+    const token = await this._getToken();
+    this._currentToken = token;
+    if (!this._live) return;
+    const reply = await this._requestP({ type: "refresh", token });
+    this._scheduleRefresh();
+    this._emit("refreshed", {});
+    return reply;
+  }
+
+  /** Closes the current connection and reconnects at once. */
+  reconnect() {
+    if (this._closed) return;
+    this._attempt = 0;
+    if (this._retryTimer) {
+      this._clearTimer(this._retryTimer);
+      this._open();
+      return;
+    }
+    if (this._ws) {
+      const ws = this._ws;
+      this._drop(ws, { code: 4000, reason: "reconnect requested" });
+      this._clearTimer(this._retryTimer);
+      this._open();
+    }
+  }
+
+  /**
+   * Closes the connection for good. Unacknowledged document edits stay in
+   * storage (when there is one) and are sent by the next client that opens
+   * the document with it.
+   */
+  close() {
+    if (this._closed) return;
+    const ws = this._ws;
+    this._closed = true;
+    if (ws) this._drop(ws, { code: 1000, reason: "closed" });
+    this._shutdown();
+  }
+
+  _shutdown() {
+    this._closed = true;
+    for (const t of this._timers) clearTimeout(t);
+    this._timers.clear();
+    clearInterval(this._heartbeat);
+    for (const doc of this._docs.values()) doc._onClientClosed();
+    for (const sub of this._subs.values()) sub._onClientClosed();
+    const ws = this._waiters;
+    this._waiters = [];
+    for (const w of ws) w.reject(new TandemError("closed", "client closed"));
+    this._setStatus("disconnected", {});
+  }
+
+  /** Resolves when the client is connected (at once if it is). */
+  whenConnected() {
+    if (this.status === "connected") return Promise.resolve();
+    if (this._closed) return Promise.reject(new TandemError("closed", "client closed"));
+    const d = deferred();
+    this._waiters.push(d);
+    return d.promise;
+  }
+
+  /** Sends a ping and resolves with the round-trip time in milliseconds. */
+  async ping() {
+    await this.whenConnected();
+    const t = Date.now();
+    await this._requestP({ type: "ping" });
+    return Date.now() - t;
+  }
+
+  // ----- frames
+
+  _setTimer(fn, ms) {
+    const t = setTimeout(() => {
+      this._timers.delete(t);
+      fn();
+    }, ms);
+    this._timers.add(t);
+    return t;
+  }
+
+  _clearTimer(t) {
+    if (t == null) return;
+    clearTimeout(t);
+    this._timers.delete(t);
+  }
+
+  // _send writes a frame on the live connection; false when there is none.
+  _send(frame, beforeConnected = false) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== 1 || (!this._live && !beforeConnected)) return false;
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  // _request sends a frame with a fresh id; cb gets the reply, an error
+  // frame, or DISCONNECTED.
+  _request(frame, cb, beforeConnected = false) {
+    const id = this._nextId++;
+    frame = { id, ...frame };
+    if (!this._send(frame, beforeConnected)) {
+      cb(DISCONNECTED);
+      return;
+    }
+    this._reqs.set(id, cb);
+  }
+
+  _requestP(frame) {
+    return new Promise((resolve, reject) => {
+      this._request(frame, (reply) => (reply.type === "error" ? reject(errorOf(reply)) : resolve(reply)));
+    });
+  }
+
+  _onFrame(f) {
+    if (f.id != null) {
+      const cb = this._reqs.get(f.id);
+      if (cb) {
+        this._reqs.delete(f.id);
+        cb(f);
+        return;
+      }
+    }
+    switch (f.type) {
+      case "op":
+      case "ack":
+      case "cursor":
+      case "comment":
+      case "snapshot":
+      case "opened":
+      case "closed":
+        this._docs.get(f.doc)?._onFrame(f);
+        return;
+      case "presence":
+        if (f.doc != null || (f.channel ?? "").startsWith("doc:")) {
+          this._docs.get(f.doc ?? f.channel.slice(4))?._onFrame(f);
+        } else this._subs.get(f.channel)?._onFrame(f);
+        return;
+      case "unsubscribed":
+        if ((f.channel ?? "").startsWith("doc:")) this._docs.get(f.channel.slice(4))?._onFrame(f);
+        else this._subs.get(f.channel)?._onFrame(f);
+        return;
+      case "message":
+      case "retracted":
+      case "receipt":
+      case "subscribed":
+        this._subs.get(f.channel)?._onFrame(f);
+        return;
+      case "error": {
+        const err = errorOf(f);
+        if (f.doc && this._docs.has(f.doc)) this._docs.get(f.doc)._emit("error", err);
+        else if (f.channel && this._subs.has(f.channel)) this._subs.get(f.channel)._emit("error", err);
+        else this._emit("error", err);
+        return;
+      }
+      default:
+        return; // pong, refreshed, and anything newer than this client
+    }
+  }
+
+  _newUid() {
+    return `${this._uidPrefix}-${++this._uidN}`;
+  }
+
+  // ----- channels and documents
+
+  /**
+   * Subscribes to a channel; onMessage gets every message in offset order,
+   * once, including those recovered after a reconnect. options.since
+   * ({offset, epoch}) recovers from a position saved earlier.
+   */
+  subscribe(channel, onMessage, options = {}) {
+    if (this._closed) throw new TandemError("closed", "client closed");
+    if (this._subs.has(channel)) throw new Error(`already subscribed to ${channel}; use getSubscription`);
+    const sub = new Subscription(this, channel, onMessage, options);
+    this._subs.set(channel, sub);
+    if (this._live) sub._resubscribe();
+    return sub;
+  }
+
+  /** Returns the subscription to channel, if any. */
+  getSubscription(channel) {
+    return this._subs.get(channel);
+  }
+
+  /**
+   * Opens a document. Its text is there once doc.ready resolves, or at once
+   * when storage holds unsent edits of it from an earlier session.
+   */
+  openDoc(id, options = {}) {
+    if (this._closed) throw new TandemError("closed", "client closed");
+    if (this._docs.has(id)) throw new Error(`document ${id} is already open; use getDoc`);
+    const doc = new Doc(this, id, options);
+    this._docs.set(id, doc);
+    if (this._live) doc._reopen();
+    return doc;
+  }
+
+  /** Returns the open document with that id, if any. */
+  getDoc(id) {
+    return this._docs.get(id);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Channels
+
+/**
+ * Subscription is one channel subscription. Events: "message" (also passed
+ * to the subscribe callback), "retracted" ({offset, by}), "receipt"
+ * ({user, offset, ts}), "subscribed" ({offset, epoch, recovered, resumed}),
+ * "gap" (a resubscription could not recover every missed message: reload
+ * what you need), "unsubscribed" ({reason}), "error".
+ */
+class Subscription extends Emitter {
+  constructor(client, channel, onMessage, options) {
+    super();
+    this.client = client;
+    this.channel = channel;
+    /** The last offset seen, or null before the first subscribed. */
+    this.offset = options.since?.offset ?? null;
+    /** The channel's epoch as last seen. */
+    this.epoch = options.since?.epoch ?? null;
+    /** Read receipts: user id → highest offset read. */
+    this.receipts = {};
+    this.active = true;
+    this._members = new Map();
+    this._memberCount = null;
+    this._presenceState = null;
+    this._unread = null;
+    this._skip = new Set(); // offsets of our own echo-less messages
+    this._subscribed = false;
+    this._ready = deferred();
+    /** Resolves at the first subscribed, rejects if the subscribe fails. */
+    this.ready = this._ready.promise;
+    this.presence = new Presence(this);
+    if (onMessage) this.on("message", onMessage);
+  }
+
+  _resubscribe() {
+    if (!this.active) return;
+    const frame = { type: "subscribe", channel: this.channel };
+    if (this.offset != null) frame.since = { offset: this.offset, epoch: this.epoch ?? "" };
+    const resumed = this.offset != null;
+    this.client._request(frame, (reply) => {
+      if (reply.type === "subscribed") this._onSubscribed(reply, resumed);
+      else if (reply.type === "error" && reply.code !== "disconnected") {
+        const err = errorOf(reply);
+        this._emit("error", err);
+        if (!this._subscribed) this._ready.reject(err);
+        if (reply.code === "forbidden" || reply.code === "bad_request") this._deactivate();
+      }
+    });
+  }
+
+  _onSubscribed(f, resumed) {
+    if (!this.active) return;
+    this._subscribed = true;
+    if (resumed && !f.recovered) this._emit("gap", { offset: f.offset, epoch: f.epoch, since: this.offset });
+    const epochChanged = this.epoch != null && this.epoch !== f.epoch;
+    for (const m of f.messages ?? []) this._deliver(m, epochChanged);
+    this.offset = f.offset;
+    this.epoch = f.epoch;
+    this.receipts = { ...(f.receipts ?? {}) };
+    this._members = new Map((f.members ?? []).map((m) => [m.client_id, m]));
+    this._memberCount = f.member_count ?? null;
+    if (this._presenceState != null) {
+      this.client._send({ type: "presence", channel: this.channel, state: this._presenceState });
+    }
+    if (this._unread != null) {
+      const o = this._unread;
+      this._unread = null;
+      this.markRead(o);
+    }
+    this._emit("subscribed", { offset: f.offset, epoch: f.epoch, recovered: !!f.recovered, resumed });
+    this.presence._emit("sync", this.presence.members);
+    this.presence._emit("change", this.presence.members);
+    this._ready.resolve(this);
+  }
+
+  _deliver(m, force = false) {
+    const msg = {
+      channel: this.channel,
+      offset: m.offset ?? null,
+      event: m.event,
+      data: m.data,
+      from: m.from ?? null,
+      ts: m.ts,
+    };
+    if (m.retracted) msg.retracted = true;
+    if (m.offset) {
+      if (!force && this.offset != null && m.offset <= this.offset) return; // seen
+      this.offset = m.offset;
+      if (this._skip.delete(m.offset)) return; // our own, published with echo false
+      this._advance();
+    }
+    this._emit("message", msg);
+  }
+
+  // _advance moves offset past our own echo-less messages that follow it.
+  _advance() {
+    while (this.offset != null && this._skip.delete(this.offset + 1)) this.offset++;
+  }
+
+  _onFrame(f) {
+    if (!this.active) return;
+    switch (f.type) {
+      case "message":
+        if (f.offset && this.offset != null && f.offset > this.offset + 1) {
+          // Missed something: ask again from where we are.
+          this._resubscribe();
+          return;
+        }
+        this._deliver(f);
+        return;
+      case "retracted":
+        this._emit("retracted", { offset: f.offset, by: f.by });
+        return;
+      case "receipt":
+        if ((this.receipts[f.user] ?? 0) < f.offset) this.receipts[f.user] = f.offset;
+        this._emit("receipt", { user: f.user, offset: f.offset, ts: f.ts });
+        return;
+      case "presence":
+        this.presence._onFrame(f);
+        return;
+      case "unsubscribed":
+        this._deactivate();
+        this._emit("unsubscribed", { reason: f.reason ?? "" });
+        return;
+    }
+  }
+
+  _onDisconnect() {
+    this._subscribed = false;
+  }
+
+  _onClientClosed() {
+    this._ready.reject(new TandemError("closed", "client closed"));
+  }
+
+  _deactivate() {
+    this.active = false;
+    if (this.client._subs.get(this.channel) === this) this.client._subs.delete(this.channel);
+  }
+
+  /**
+   * Publishes a message. options: {ephemeral: true} skips history;
+   * {echo: false} leaves this connection out of the delivery. Resolves with
+   * {offset} (null for an ephemeral message) once the server stored it.
+   * Waits for a connection if there is none.
+   */
+  async publish(event, data, options = {}) {
+    await this.client.whenConnected();
+    const frame = { type: "publish", channel: this.channel, event, data };
+    if (options.ephemeral) frame.ephemeral = true;
+    if (options.echo === false) frame.echo = false;
+    const reply = await this.client._requestP(frame);
+    if (options.echo === false && reply.offset) {
+      // We will not get it: count it as seen, so that it is no gap.
+      this._skip.add(reply.offset);
+      this._advance();
+    }
+    return { offset: reply.offset ?? null };
+  }
+
+  /** Retracts one of one's own messages (or any, for an admin). */
+  async retract(offset) {
+    await this.client.whenConnected();
+    await this.client._requestP({ type: "retract", channel: this.channel, offset });
+  }
+
+  /** Marks the channel read up to offset (a read receipt). */
+  markRead(offset) {
+    if (!this._subscribed || !this.client._send({ type: "read", channel: this.channel, offset })) {
+      this._unread = Math.max(this._unread ?? 0, offset); // sent after the next subscribed
+    }
+  }
+
+  /** Unsubscribes; the subscription stays inactive. */
+  async unsubscribe() {
+    if (!this.active) return;
+    this._deactivate();
+    if (this.client._live) {
+      try {
+        await this.client._requestP({ type: "unsubscribe", channel: this.channel });
+      } catch {
+        // Disconnected: the server forgot us anyway.
+      }
+    }
+  }
+}
+
+/**
+ * Presence is who is in a channel. Events: "join", "leave", "update" (each
+ * with the member), "count" (count-only channels), "sync" (the full list
+ * after each subscribed) and "change" (after any of them, with the list).
+ */
+class Presence extends Emitter {
+  constructor(sub) {
+    super();
+    this._sub = sub;
+  }
+  /** Members present: [{client_id, user, state}]. */
+  get members() {
+    return [...this._sub._members.values()];
+  }
+  /** How many are present (count-only channels give only this). */
+  get count() {
+    return this._sub._memberCount ?? this._sub._members.size;
+  }
+  /** Sets this connection's presence state (a JSON object), kept across reconnects. */
+  set(state) {
+    this._sub._presenceState = state ?? {};
+    if (this._sub._subscribed) {
+      this._sub.client._send({ type: "presence", channel: this._sub.channel, state: this._sub._presenceState });
+    }
+  }
+  _onFrame(f) {
+    const members = this._sub._members;
+    switch (f.event) {
+      case "join":
+      case "update":
+        members.set(f.member.client_id, f.member);
+        break;
+      case "leave":
+        members.delete(f.member.client_id);
+        break;
+      case "count":
+        this._sub._memberCount = f.count;
+        break;
+      default:
+        return;
+    }
+    this._emit(f.event, f.event === "count" ? f.count : f.member);
+    this._emit("change", this.members);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Documents
+
+const HISTORY = 256; // server ops kept to bring late cursors up to date
+const STORAGE_VERSION = 1;
+
+/**
+ * Doc is an open document, kept in sync by the OT client state machine:
+ * synchronized (nothing pending), awaiting an ack (one op in flight), or
+ * awaiting an ack with a buffer (later local edits composed into one op).
+ *
+ * Events: "change" ({op, local, origin, splices, user, clientId, uid,
+ * version}), "ack", "synced", "cursors", "presence", "reset" (the text was
+ * reloaded; unsent edits may be lost), "closed", "error".
+ */
+class Doc extends Emitter {
+  constructor(client, id, options) {
+    super();
+    this.client = client;
+    this.id = id;
+    /** The local text: the server's plus this client's pending edits. */
+    this.text = "";
+    /** The server version the local text is based on. */
+    this.version = 0;
+    /** Whether the text has been loaded (from the server or storage). */
+    this.loaded = false;
+    this.closed = false;
+    /** Others' cursors, by client id: {clientId, user, ranges}, in local positions. */
+    this.cursors = new Map();
+    /** Who has the document open, by client id: {client_id, user}. */
+    this.members = new Map();
+    this.comments = new Comments(this);
+    this._length = 0;
+    this._serverText = "";
+    this._inflight = null; // {op, uid}: sent, awaiting its ack
+    this._buffer = null; // {op, uid}: local edits made meanwhile, composed
+    this._open = false; // open on the live connection
+    this._opening = false;
+    this._undo = [];
+    this._redo = [];
+    this._undoGroupMs = options.undoGroupMs ?? 0;
+    this._lastEdit = 0;
+    this._selection = null;
+    this._cursorDirty = false;
+    this._history = []; // [{version, op, clientId}] as the server applied them
+    this._syncWaiters = [];
+    this._ready = deferred();
+    /** Resolves once the server opened the document. */
+    this.ready = this._ready.promise;
+    this._storage = options.storage === false ? null : client.storage;
+    this._storageKey = client.storagePrefix + id;
+    this._restore();
+  }
+
+  /** The text's length in code points. */
+  get length() {
+    return this._length;
+  }
+
+  /**
+   * The state machine's state: "synchronized", "awaiting" (one op in
+   * flight) or "awaitingWithBuffer".
+   */
+  get state() {
+    if (!this._inflight) return "synchronized";
+    return this._buffer ? "awaitingWithBuffer" : "awaiting";
+  }
+
+  /** Whether some local edits are not acknowledged yet. */
+  get pending() {
+    return this._inflight !== null;
+  }
+
+  get canUndo() {
+    return this._undo.length > 0;
+  }
+
+  get canRedo() {
+    return this._redo.length > 0;
+  }
+
+  /** Converts a code-point position in the text to a UTF-16 index. */
+  toUTF16(cp) {
+    return codePointToUtf16(this.text, cp);
+  }
+
+  /** Converts a UTF-16 index in the text to a code-point position. */
+  fromUTF16(index) {
+    return utf16ToCodePoint(this.text, index);
+  }
+
+  // ----- storage
+
+  _restore() {
+    if (!this._storage) return;
+    let saved;
+    try {
+      const raw = this._storage.getItem(this._storageKey);
+      if (!raw) return;
+      saved = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    if (!saved || saved.v !== STORAGE_VERSION || typeof saved.text !== "string") return;
+    try {
+      let text = saved.text;
+      const inflight = saved.inflight ? { op: normalize(saved.inflight.op), uid: String(saved.inflight.uid) } : null;
+      const buffer = saved.buffer ? { op: normalize(saved.buffer.op), uid: String(saved.buffer.uid) } : null;
+      this._serverText = text;
+      if (inflight) text = apply(text, inflight.op);
+      if (buffer) text = apply(text, buffer.op);
+      this.text = text;
+      this._length = codePointLength(text);
+      this.version = saved.version | 0;
+      this._inflight = inflight ?? (buffer ? buffer : null);
+      this._buffer = inflight ? buffer : null;
+      this.loaded = true;
+    } catch {
+      // A corrupt entry: start from the server.
+      this._serverText = "";
+      this.text = "";
+      this._length = 0;
+      this._inflight = this._buffer = null;
+    }
+  }
+
+  // _persist keeps the pending edits, with the server text and version they
+  // are based on, in storage; with nothing pending it removes the entry.
+  _persist() {
+    const s = this._storage;
+    if (!s) return;
+    try {
+      if (!this._inflight) {
+        s.removeItem(this._storageKey);
+        return;
+      }
+      s.setItem(
+        this._storageKey,
+        JSON.stringify({
+          v: STORAGE_VERSION,
+          doc: this.id,
+          version: this.version,
+          text: this._serverText,
+          inflight: this._inflight,
+          buffer: this._buffer,
+          saved: new Date().toISOString(),
+        }),
+      );
+    } catch (err) {
+      this._emit("error", new TandemError("storage", `cannot save pending edits: ${err?.message ?? err}`));
+    }
+  }
+
+  // ----- opening
+
+  _reopen() {
+    if (this.closed || !this.client._live) return;
+    const frame = { type: "open", doc: this.id };
+    if (this.loaded) frame.version = this.version;
+    this._opening = true;
+    this.client._request(frame, (reply) => this._onOpenReply(reply));
+  }
+
+  _onOpenReply(f) {
+    this._opening = false;
+    if (this.closed) return;
+    if (f.type === "snapshot") this._onSnapshot(f);
+    else if (f.type === "opened") this._onOpened(f);
+    else if (f.type === "error") {
+      if (f.code === "disconnected") return;
+      const err = errorOf(f);
+      if (f.code === "conflict" || (f.code === "bad_request" && this.loaded)) {
+        // History gone (compacted) or a version the server does not have.
+        this._reset("history", err);
+      } else if (f.code === "unavailable" || f.code === "internal" || f.code === "rate_limited") {
+        this.client._setTimer(() => this._reopen(), 1000);
+        this._emit("error", err);
+      } else {
+        this._emit("error", err);
+        if (!this.loaded) this._ready.reject(err);
+        this._closeLocal(f.code);
+      }
+    }
+  }
+
+  _onSnapshot(f) {
+    const old = this.text;
+    const base = this._serverText;
+    const lost = [this._inflight, this._buffer].filter(Boolean);
+    this._inflight = this._buffer = null;
+    this._undo = [];
+    this._redo = [];
+    this._history = [];
+    this._serverText = f.content;
+    this.text = f.content;
+    this._length = codePointLength(f.content);
+    this.version = f.version;
+    const wasLoaded = this.loaded;
+    this.loaded = true;
+    this._open = true;
+    this._setMeta(f);
+    this._persist();
+    if (wasLoaded || old !== "") {
+      const op = minimalOp(old, this.text);
+      if (!isNoop(op)) {
+        const { splices } = applyWithSplices(old, op, true);
+        this._emit("change", { op, local: false, origin: "reset", splices, version: this.version });
+      }
+    }
+    if (this._resetReason) {
+      this._emit("reset", { reason: this._resetReason, error: this._resetError, lost, base });
+      this._resetReason = this._resetError = null;
+    }
+    this._afterOpen();
+  }
+
+  _onOpened(f) {
+    this._open = true;
+    this._replaying = true;
+    try {
+      for (const rec of f.ops ?? []) this._onRemoteOp(rec);
+    } finally {
+      this._replaying = false;
+    }
+    if (this.version !== f.version) {
+      // Should not happen: the server replays every op up to its head.
+      this._reset("gap", new TandemError("internal", `opened at v${this.version}, server at v${f.version}`));
+      return;
+    }
+    this._setMeta(f);
+    this._afterOpen();
+  }
+
+  _afterOpen() {
+    if (this._inflight) this._sendInflight();
+    if (this._selection) this._sendCursor();
+    this._ready.resolve(this);
+    this._emit("open", { version: this.version });
+    this._checkSynced();
+  }
+
+  // _setMeta takes the comments, members and cursors of snapshot/opened.
+  _setMeta(f) {
+    this.members = new Map((f.members ?? []).map((m) => [m.client_id, m]));
+    this.cursors = new Map();
+    for (const c of f.cursors ?? []) this._takeCursor(c, false);
+    this.comments._reset(f.comments ?? []);
+    this._emit("presence", { event: "sync", members: [...this.members.values()] });
+    this._emit("cursors", this.cursors);
+  }
+
+  // _reset drops the local state and reloads the document from a snapshot.
+  _reset(reason, err) {
+    this._resetReason = reason;
+    this._resetError = err;
+    this.loaded = false;
+    this._open = false;
+    if (this.client._live) this._reopen();
+  }
+
+  _onDisconnect() {
+    this._open = false;
+    this._opening = false;
+  }
+
+  _onClientClosed() {
+    this._open = false;
+    this._ready.reject(new TandemError("closed", "client closed"));
+    for (const w of this._syncWaiters) w.reject(new TandemError("closed", "client closed"));
+    this._syncWaiters = [];
+  }
+
+  _closeLocal(reason) {
+    this.closed = true;
+    this._open = false;
+    if (this.client._docs.get(this.id) === this) this.client._docs.delete(this.id);
+    for (const w of this._syncWaiters) w.reject(new TandemError("closed", `document closed: ${reason}`));
+    this._syncWaiters = [];
+    this._emit("closed", { reason });
+  }
+
+  /**
+   * Closes the document. Pending edits are given up to options.timeout ms
+   * (default 5000) to be acknowledged first; whatever is still pending
+   * then stays in storage for the next openDoc.
+   */
+  async close(options = {}) {
+    if (this.closed) return;
+    if (this._inflight && this.client._live) {
+      const timeout = options.timeout ?? 5000;
+      await Promise.race([this.synced().catch(() => {}), new Promise((r) => setTimeout(r, timeout))]);
+    }
+    if (this.closed) return;
+    const wasOpen = this._open && this.client._live;
+    this._closeLocal("closed");
+    if (wasOpen) {
+      try {
+        await this.client._requestP({ type: "close", doc: this.id });
+      } catch {
+        // Disconnected: the server closed it for us.
+      }
+    }
+  }
+
+  /** Resolves when every local edit is acknowledged (at once if none is pending). */
+  synced() {
+    if (!this._inflight) return Promise.resolve();
+    const d = deferred();
+    this._syncWaiters.push(d);
+    return d.promise;
+  }
+
+  // _whenOpen resolves at the next open, and rejects if the document closes.
+  _whenOpen() {
+    return new Promise((resolve, reject) => {
+      const offOpen = this.once("open", () => {
+        offClosed();
+        resolve();
+      });
+      const offClosed = this.once("closed", () => {
+        offOpen();
+        reject(new TandemError("closed", `document ${this.id} is closed`));
+      });
+    });
+  }
+
+  _checkSynced() {
+    if (this._inflight) return;
+    const ws = this._syncWaiters;
+    this._syncWaiters = [];
+    for (const w of ws) w.resolve();
+    this._emit("synced", { version: this.version });
+  }
+
+  // ----- frames
+
+  _onFrame(f) {
+    if (this.closed) return;
+    switch (f.type) {
+      case "op":
+        if (this._open) this._onRemoteOp(f);
+        return;
+      case "ack":
+        if (this._open) this._onAck(f);
+        return;
+      case "cursor":
+        if (this._open) {
+          this._takeCursor(f, true);
+          this._emit("cursors", this.cursors);
+        }
+        return;
+      case "comment":
+        if (this._open) this.comments._onFrame(f, false);
+        return;
+      case "snapshot":
+      case "opened":
+        return; // replies to requests we gave up on
+      case "presence":
+        if (f.event === "join") this.members.set(f.member.client_id, f.member);
+        else if (f.event === "leave") {
+          this.members.delete(f.member.client_id);
+          if (this.cursors.delete(f.member.client_id)) this._emit("cursors", this.cursors);
+        }
+        this._emit("presence", { event: f.event, member: f.member, members: [...this.members.values()] });
+        return;
+      case "closed":
+        // The server closed the document (its storage failed): reopen.
+        this._open = false;
+        this._emit("error", new TandemError(f.reason || "unavailable", "the server closed the document; reopening"));
+        this.client._setTimer(() => this._reopen(), 500);
+        return;
+      case "unsubscribed":
+        this._closeLocal(f.reason || "unsubscribed");
+        return;
+    }
+  }
+
+  _pushHistory(version, op, clientId) {
+    this._history.push({ version, op, clientId });
+    if (this._history.length > HISTORY) this._history.splice(0, this._history.length - HISTORY);
+  }
+
+  _onAck(f) {
+    if (!this._inflight || f.uid !== this._inflight.uid) return; // a late ack of a resend
+    if (f.version !== this.version) {
+      // We missed ops before ours: catch up through a reopen (our op is
+      // found among the replayed ones by its uid).
+      if (f.version > this.version) this._catchUp();
+      return;
+    }
+    const op = this._inflight.op;
+    this._serverText = apply(this._serverText, op);
+    this._pushHistory(this.version, op, this.client.clientId);
+    this.version++;
+    this._inflight = this._buffer;
+    this._buffer = null;
+    this._persist();
+    this._emit("ack", { version: f.version, uid: f.uid });
+    if (this._inflight) {
+      if (!this._replaying) this._sendInflight();
+    } else {
+      if (this._cursorDirty && this._selection) this._sendCursor();
+      this._checkSynced();
+    }
+  }
+
+  _catchUp() {
+    if (this._opening) return;
+    this._open = false;
+    this._reopen();
+  }
+
+  _onRemoteOp(f) {
+    if (f.version < this.version) return; // seen
+    if (f.version > this.version) {
+      this._catchUp();
+      return;
+    }
+    if (this._inflight && f.uid === this._inflight.uid) {
+      // Our own op, applied by an earlier connection: that is its ack.
+      this._onAck(f);
+      return;
+    }
+    let op = f.op;
+    this._serverText = apply(this._serverText, op);
+    this._pushHistory(f.version, op, f.client_id);
+    if (this._inflight) {
+      // The incoming op's inserts first: the server applied it before ours.
+      [op, this._inflight.op] = transform(op, this._inflight.op);
+      if (this._buffer) [op, this._buffer.op] = transform(op, this._buffer.op);
+    }
+    this.version++;
+    const { text, splices } = applyWithSplices(this.text, op, true);
+    this.text = text;
+    this._length += delta(op);
+    this._undo = transformStack(this._undo, op);
+    this._redo = transformStack(this._redo, op);
+    for (const c of this.cursors.values()) c.ranges = c.ranges.map((r) => transformSelection(op, r, c.clientId === f.client_id));
+    if (this._selection) this._selection = this._selection.map((r) => transformSelection(op, r, false));
+    this.comments._transform(op);
+    if (this._inflight) this._persist();
+    this._emit("change", {
+      op,
+      local: false,
+      origin: "remote",
+      splices,
+      user: f.user,
+      clientId: f.client_id,
+      uid: f.uid,
+      version: this.version,
+    });
+  }
+
+  _sendInflight() {
+    if (!this._open || !this.client._live || !this._inflight) return;
+    const inflight = this._inflight;
+    this.client._request({ type: "op", doc: this.id, version: this.version, op: inflight.op, uid: inflight.uid }, (reply) => {
+      if (reply.type === "ack") {
+        this._onAck(reply);
+        return;
+      }
+      if (reply.type !== "error" || reply.code === "disconnected" || this._inflight !== inflight) return;
+      if (reply.code === "rate_limited") {
+        this.client._setTimer(() => {
+          if (this._inflight === inflight) this._sendInflight();
+        }, 1000);
+      } else if (reply.code === "unavailable" || reply.code === "internal") {
+        // The server closes the document and tells us; we reopen then.
+        this._emit("error", errorOf(reply));
+      } else {
+        // The server will never take this op: start over from its text.
+        this._emit("error", errorOf(reply));
+        this._reset("rejected", errorOf(reply));
+      }
+    });
+  }
+
+  // ----- local edits
+
+  /** Inserts text at code point pos. */
+  insert(pos, text) {
+    this.submit(splice(pos, 0, text));
+  }
+
+  /** Deletes count code points at pos. */
+  delete(pos, count) {
+    this.submit(splice(pos, count, ""));
+  }
+
+  /** Deletes count code points at pos and inserts text there. */
+  replace(pos, count, text) {
+    this.submit(splice(pos, count, text));
+  }
+
+  /**
+   * Replaces deleteCount UTF-16 units at UTF-16 index (an editor's change)
+   * with text.
+   */
+  spliceUTF16(index, deleteCount, text) {
+    const from = utf16ToCodePoint(this.text, index);
+    const to = utf16ToCodePoint(this.text, index + deleteCount);
+    this.submit(splice(from, to - from, text));
+  }
+
+  /**
+   * Applies op (code points, against the current local text) as a local
+   * edit and sends it. Throws OpError if it does not fit the text.
+   */
+  submit(op, options = {}) {
+    if (this.closed) throw new TandemError("closed", `document ${this.id} is closed`);
+    if (!this.loaded) throw new TandemError("not_ready", `document ${this.id} is not loaded yet: await doc.ready`);
+    if (!Array.isArray(op)) throw new OpError("op is not an array");
+    op = normalize(op.map((c) => (typeof c === "string" ? wellFormed(c) : c)));
+    check(op, this._length);
+    if (isNoop(op)) return;
+    const origin = options.origin ?? "local";
+    const inverse = invert(op, this.text);
+    const { text, splices } = applyWithSplices(this.text, op, true);
+    this.text = text;
+    this._length += delta(op);
+    for (const c of this.cursors.values()) c.ranges = c.ranges.map((r) => transformSelection(op, r, false));
+    if (this._selection) this._selection = this._selection.map((r) => transformSelection(op, r, true));
+    this.comments._transform(op);
+    const now = Date.now();
+    if (origin === "undo") this._redo.push(inverse);
+    else {
+      if (origin === "redo") this._undo.push(inverse);
+      else {
+        const group = this._undoGroupMs > 0 && now - this._lastEdit < this._undoGroupMs && this._undo.length > 0;
+        if (group) this._undo[this._undo.length - 1] = compose(inverse, this._undo[this._undo.length - 1]);
+        else this._undo.push(inverse);
+        this._redo = [];
+      }
+    }
+    this._lastEdit = origin === "local" ? now : 0;
+    let uid;
+    if (!this._inflight) {
+      this._inflight = { op, uid: (uid = this.client._newUid()) };
+      this._persist();
+      this._sendInflight();
+    } else {
+      if (!this._buffer) this._buffer = { op, uid: this.client._newUid() };
+      else this._buffer.op = compose(this._buffer.op, op);
+      uid = this._buffer.uid;
+      this._persist();
+    }
+    this._emit("change", { op, local: true, origin, splices, uid, version: this.version });
+  }
+
+  /**
+   * Undoes this client's last edit that is still undoable, moved over
+   * everyone's edits since; others' edits are never undone. Returns false
+   * when there is nothing to undo.
+   */
+  undo() {
+    const op = this._undo.pop();
+    if (!op) return false;
+    this.submit(op, { origin: "undo" });
+    return true;
+  }
+
+  /** Redoes the last undone edit. Returns false when there is nothing to redo. */
+  redo() {
+    const op = this._redo.pop();
+    if (!op) return false;
+    this.submit(op, { origin: "redo" });
+    return true;
+  }
+
+  // ----- cursors
+
+  /**
+   * Sets this client's selections: [{anchor, head}] in code points of the
+   * local text. With edits pending, the ranges are sent mapped back to the
+   * server version (the server moves them through those edits as they
+   * land), and sent again exactly once everything is acknowledged.
+   */
+  setSelection(ranges) {
+    const n = this._length;
+    const clamp = (x) => Math.min(Math.max(Math.trunc(x) || 0, 0), n);
+    this._selection = (ranges ?? []).map((r) => ({ anchor: clamp(r.anchor), head: clamp(r.head ?? r.anchor) }));
+    this._sendCursor();
+  }
+
+  /** This client's selections as last set and moved by edits since. */
+  get selection() {
+    return this._selection ? this._selection.map((r) => ({ ...r })) : null;
+  }
+
+  // _unmap maps a local position to the server version: back through the
+  // buffer, then the op in flight.
+  _unmap(pos) {
+    if (this._buffer) pos = unmapIndex(this._buffer.op, pos);
+    if (this._inflight) pos = unmapIndex(this._inflight.op, pos);
+    return pos;
+  }
+
+  _sendCursor() {
+    if (!this._open || !this._selection) return;
+    const ranges = this._selection.map((r) => ({ anchor: this._unmap(r.anchor), head: this._unmap(r.head) }));
+    this._cursorDirty = this._inflight !== null;
+    this.client._send({ type: "cursor", doc: this.id, version: this.version, ranges });
+  }
+
+  // _takeCursor stores another client's cursor, moved from its version to
+  // the local text: through the server ops since (own when that client made
+  // them) and our pending edits.
+  _takeCursor(f, live) {
+    if (f.client_id === this.client.clientId) return;
+    let ranges = (f.ranges ?? []).map((r) => ({ anchor: r.anchor, head: r.head }));
+    if (f.version < this.version) {
+      for (const h of this._history) {
+        if (h.version >= f.version) ranges = ranges.map((r) => transformSelection(h.op, r, h.clientId === f.client_id));
+      }
+    }
+    for (const p of [this._inflight, this._buffer]) {
+      if (p) ranges = ranges.map((r) => transformSelection(p.op, r, false));
+    }
+    const n = this._length;
+    ranges = ranges.map((r) => ({ anchor: Math.min(Math.max(r.anchor, 0), n), head: Math.min(Math.max(r.head, 0), n) }));
+    this.cursors.set(f.client_id, { clientId: f.client_id, user: f.user ?? this.members.get(f.client_id)?.user ?? null, ranges });
+    if (live) this._emit("cursor", this.cursors.get(f.client_id));
+  }
+}
+
+// transformStack moves an undo or redo stack over op, which applies to the
+// current text, as ot.js's UndoManager does: the top entry applies to the
+// current text, each one below it to the text before the edit above it.
+// Entries that become no-ops (their text is gone) are dropped.
+function transformStack(stack, op) {
+  const out = [];
+  for (let i = stack.length - 1; i >= 0; i--) {
+    const [e, o] = transform(stack[i], op);
+    if (!isNoop(e)) out.push(e);
+    op = o;
+  }
+  return out.reverse();
+}
+
+// ---------------------------------------------------------------------------
+// Comments
+
+/**
+ * Comments are a document's comment threads, ranges in local code points.
+ * Event "change": {action: add|edit|resolve|reopen|delete|sync, comment,
+ * local}.
+ */
+class Comments extends Emitter {
+  constructor(doc) {
+    super();
+    this._doc = doc;
+    this._map = new Map();
+    this._tracked = new Set(); // ranges of adds waiting to be sent
+  }
+
+  /** Every comment: {id, range, user, text, parent, resolved, created_at, updated_at}. */
+  list() {
+    return [...this._map.values()];
+  }
+
+  /** The comment with that id, if any. */
+  get(id) {
+    return this._map.get(id);
+  }
+
+  /**
+   * Adds a comment on range {from, to} (local code points). Resolves with
+   * the comment. When the range's text is still in unacknowledged edits, the
+   * add waits for their ack (the range follows edits meanwhile).
+   */
+  add(range, text) {
+    return this._request(null, { from: range.from, to: range.to }, text);
+  }
+
+  /** Replies to a comment; the reply sits on its thread's text. */
+  reply(parentId, text) {
+    const parent = this._map.get(parentId);
+    return this._request(null, parent ? { ...parent.range } : { from: 0, to: 0 }, text, parentId);
+  }
+
+  /** Changes one's own comment's text. */
+  edit(id, text) {
+    return this._request({ action: "edit", comment_id: id, text });
+  }
+
+  /** Marks a thread resolved. */
+  resolve(id) {
+    return this._request({ action: "resolve", comment_id: id });
+  }
+
+  /** Reopens a resolved thread. */
+  reopen(id) {
+    return this._request({ action: "reopen", comment_id: id });
+  }
+
+  /** Deletes one's own comment. */
+  delete(id) {
+    return this._request({ action: "delete", comment_id: id });
+  }
+
+  // _request waits until the document is open on a live connection and
+  // sends a comment frame. An add gives its range (tracked through edits
+  // while it waits) instead of fields: it first waits for pending edits to
+  // be acked, since text that only they hold has no server position yet.
+  async _request(fields, range, text, parent = null) {
+    const d = this._doc;
+    if (range) this._tracked.add(range);
+    try {
+      await d.ready;
+      let waitedSync = false;
+      for (;;) {
+        if (d.closed) throw new TandemError("closed", `document ${d.id} is closed`);
+        if (!d.client._live) await d.client.whenConnected();
+        else if (!d._open) await d._whenOpen();
+        else if (range && d.pending && !waitedSync) {
+          waitedSync = true;
+          await d.synced();
+        } else break;
+      }
+    } finally {
+      if (range) this._tracked.delete(range);
+    }
+    if (range) {
+      fields = {
+        action: "add",
+        version: d.version,
+        range: { from: d._unmap(range.from), to: d._unmap(range.to) },
+        text,
+        parent,
+      };
+    }
+    const reply = await d.client._requestP({ type: "comment", doc: d.id, ...fields });
+    return this._onFrame(reply, true);
+  }
+
+  _onFrame(f, local) {
+    const c = this._local(f.comment);
+    if (f.action === "delete") this._map.delete(c.id);
+    else this._map.set(c.id, c);
+    this._emit("change", { action: f.action, comment: c, local });
+    return c;
+  }
+
+  // _local moves a comment's range from the server version to the local
+  // text, through our pending edits.
+  _local(c) {
+    const d = this._doc;
+    let range = { from: c.range.from, to: c.range.to };
+    for (const p of [d._inflight, d._buffer]) if (p) range = transformRange(p.op, range);
+    return { ...c, range };
+  }
+
+  _transform(op) {
+    for (const c of this._map.values()) c.range = transformRange(op, c.range);
+    for (const r of this._tracked) Object.assign(r, transformRange(op, r));
+  }
+
+  _reset(list) {
+    this._map = new Map();
+    for (const c of list) this._map.set(c.id, this._local(c));
+    this._emit("change", { action: "sync", comment: null, local: false });
+  }
+}
