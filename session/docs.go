@@ -98,7 +98,9 @@ type DocsConfig struct {
 	QueueLen int
 	// Metrics records ops applied and ack latency; nil makes a private set.
 	Metrics *metrics.Metrics
-	Logger  zerolog.Logger
+	// Notifier hears of changes, joins, leaves and comments; nil: nobody.
+	Notifier Notifier
+	Logger   zerolog.Logger
 	// Now returns the current time; by default time.Now.
 	Now func() time.Time
 }

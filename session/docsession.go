@@ -343,6 +343,7 @@ func (s *docSession) open(r *docRequest) {
 	r.client.Sub.Send(proto.Encode(reply))
 	if _, again := s.members[cid]; !again {
 		s.members[cid] = &docMember{client: r.client}
+		notify(s.docs.cfg.Notifier, Event{Type: EventDocJoined, Time: s.docs.cfg.Now(), Doc: s.id, User: r.client.User.ID, ClientID: cid})
 		s.broadcast(proto.Encode(proto.Presence{Type: proto.TypePresence, Channel: "doc:" + s.id, Doc: s.id, Event: "join",
 			Member: &proto.Member{ClientID: cid, User: r.client.User}}), cid)
 	}
@@ -552,6 +553,7 @@ func (s *docSession) publish(v int) {
 	if p.done != nil {
 		p.done <- EditResult{Version: v, Op: rec.Op}
 	}
+	notify(s.docs.cfg.Notifier, Event{Type: EventDocChanged, Time: rec.Time, Doc: s.id, Version: v + 1, User: rec.User, ClientID: rec.ClientID})
 	for _, d := range p.dupes {
 		if m := s.members[d.client]; m != nil {
 			m.client.Sub.Send(proto.Encode(proto.Ack{ID: d.id, Type: proto.TypeAck, Doc: s.id, Version: v, UID: rec.UID}))
@@ -599,6 +601,7 @@ func (s *docSession) closeFor(cid string, _ bool) {
 		return
 	}
 	delete(s.members, cid)
+	notify(s.docs.cfg.Notifier, Event{Type: EventDocLeft, Time: s.docs.cfg.Now(), Doc: s.id, User: m.client.User.ID, ClientID: cid})
 	s.broadcast(proto.Encode(proto.Presence{Type: proto.TypePresence, Channel: "doc:" + s.id, Doc: s.id, Event: "leave",
 		Member: &proto.Member{ClientID: cid, User: m.client.User}}), cid)
 	if len(s.members) == 0 {
@@ -827,6 +830,9 @@ func (s *docSession) handleComment(r *docRequest) {
 	reply.ID = r.id
 	m.client.Sub.Send(proto.Encode(reply))
 	s.broadcast(proto.Encode(frame), m.client.Sub.ClientID())
+	if cr.Action == "add" {
+		notify(cfg.Notifier, Event{Type: EventCommentAdded, Time: now, Doc: s.id, User: c.User, ClientID: m.client.Sub.ClientID(), Data: frame.Comment})
+	}
 	if cr.Action == "add" || cr.Action == "edit" {
 		if names := Mentions(c.Text); len(names) > 0 && cfg.Hub != nil {
 			cfg.Hub.NotifyMentions(names, "doc:"+s.id, uint64(s.acked), m.client.User.ID, m.client.User.Name, c.Text)

@@ -67,6 +67,8 @@ type HubConfig struct {
 	Now func() time.Time
 	// Metrics counts published messages; nil makes a private set.
 	Metrics *metrics.Metrics
+	// Notifier hears of joins, leaves and mentions; nil: nobody.
+	Notifier Notifier
 }
 
 // Hub owns the channels: their subscribers, presence and publish order. It
@@ -299,6 +301,7 @@ func (h *Hub) Subscribe(r SubscribeRequest) error {
 		return nil
 	}
 	ch.subs[r.Sub.ClientID()] = s
+	notify(h.cfg.Notifier, Event{Type: EventChannelJoined, Time: h.now(), Channel: ch.name, User: r.Member.User.ID, ClientID: r.Sub.ClientID()})
 	if s.seesPresence {
 		s.present = true
 		ch.members++
@@ -381,6 +384,7 @@ func (h *Hub) Unsubscribe(channelName, clientID string) bool {
 	s, ok := ch.subs[clientID]
 	if ok {
 		delete(ch.subs, clientID)
+		notify(h.cfg.Notifier, Event{Type: EventChannelLeft, Time: h.now(), Channel: ch.name, User: s.member.User.ID, ClientID: clientID})
 		if s.present {
 			ch.members--
 			if ch.ns.Presence == PresenceFull {
@@ -746,6 +750,8 @@ func (h *Hub) NotifyMentions(names []string, channel string, offset uint64, from
 			continue
 		}
 		seen[u.ID] = true
+		notify(h.cfg.Notifier, Event{Type: EventMention, Time: h.now(), Channel: channel, User: u.ID,
+			Data: map[string]any{"offset": offset, "text": text, "from": fromUser}})
 		data, _ := json.Marshal(map[string]any{
 			"channel": channel, "offset": offset, "text": text,
 			"from": map[string]string{"id": fromUser, "name": fromName},

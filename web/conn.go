@@ -18,6 +18,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/session"
 )
 
 // Close codes, as the protocol names them.
@@ -348,6 +349,9 @@ func (c *conn) teardown() {
 	}
 	close(c.readDone)
 	c.srv.removeConn(c)
+	if c.isConnected() && c.srv.cfg.Notifier != nil {
+		c.srv.cfg.Notifier.Notify(session.Event{Type: session.EventClientDisconnected, Time: c.srv.cfg.Now(), User: c.userID(), ClientID: c.id})
+	}
 	c.srv.wg.Done()
 	c.log.Debug().Msg("disconnected")
 }

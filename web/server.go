@@ -28,6 +28,8 @@ type Config struct {
 	Store DocStore
 	// APIKeys are the HTTP API's server-side keys.
 	APIKeys []APIKey
+	// Notifier hears of client disconnections; nil: nobody.
+	Notifier session.Notifier
 	// Metrics records what the edge does and is served at /metrics; nil
 	// makes a private set.
 	Metrics *metrics.Metrics
