@@ -232,8 +232,9 @@ func (d *Docs) Submit(c DocClient, id *int64, docID string, version int, op ot.O
 }
 
 // Cursor sets the client's cursor: ranges in the document at version.
-func (d *Docs) Cursor(c DocClient, docID string, version int, ranges []ot.Selection) {
-	d.submit(docID, &docRequest{kind: reqCursor, client: c, version: &version, ranges: ranges})
+// Errors answer request id.
+func (d *Docs) Cursor(c DocClient, id *int64, docID string, version int, ranges []ot.Selection) {
+	d.submit(docID, &docRequest{kind: reqCursor, client: c, id: id, version: &version, ranges: ranges})
 }
 
 // CommentRequest is a comment action.

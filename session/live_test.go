@@ -220,22 +220,22 @@ func openEditor(tb testing.TB, c *wsConn, docID, uidPrefix string) *editor {
 	return e
 }
 
-// loop applies what the server sends.
+// loop applies what the server sends on c.
 func (e *editor) loop() {
-	for m := range e.c.in {
+	e.mu.Lock()
+	c := e.c
+	e.mu.Unlock()
+	for m := range c.in {
 		e.mu.Lock()
 		switch str(m["type"]) {
 		case "ack":
+			if str(m["uid"]) != e.inUID || e.inflight == nil {
+				break // a resend's ack whose op arrived already as an op
+			}
 			if v := num(m["version"]); v != e.version {
 				e.tb.Errorf("%s: ack for v%d at v%d", e.uid, v, e.version)
 			}
-			e.version++
-			e.acked = append(e.acked, str(m["uid"]))
-			e.inflight = nil
-			if e.buffer != nil {
-				e.sendLocked(e.buffer)
-				e.buffer = nil
-			}
+			e.ackLocked()
 		case "op":
 			if v := num(m["version"]); v != e.version {
 				e.tb.Errorf("%s: op for v%d at v%d", e.uid, v, e.version)
@@ -244,20 +244,7 @@ func (e *editor) loop() {
 			if err := json.Unmarshal(m["op"], &op); err != nil {
 				e.tb.Errorf("bad op: %v", err)
 			}
-			var err error
-			if e.inflight != nil {
-				op, e.inflight, err = ot.Transform(op, e.inflight)
-			}
-			if err == nil && e.buffer != nil {
-				op, e.buffer, err = ot.Transform(op, e.buffer)
-			}
-			if err == nil {
-				e.text, err = ot.Apply(e.text, op)
-			}
-			if err != nil {
-				e.tb.Errorf("%s: incoming op: %v", e.uid, err)
-			}
-			e.version++
+			e.incomingLocked(op, str(m["uid"]))
 		case "cursor":
 			var rs []ot.Selection
 			_ = json.Unmarshal(m["ranges"], &rs)
@@ -277,6 +264,81 @@ func (e *editor) loop() {
 		case e.notify <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// incomingLocked applies an op from the server: our own op in flight (seen
+// again after a reconnect) acks; anyone else's is transformed over what is
+// pending, the incoming op's inserts first.
+func (e *editor) incomingLocked(op ot.Op, uid string) {
+	if e.inflight != nil && uid == e.inUID {
+		e.ackLocked()
+		return
+	}
+	var err error
+	if e.inflight != nil {
+		op, e.inflight, err = ot.Transform(op, e.inflight)
+	}
+	if err == nil && e.buffer != nil {
+		op, e.buffer, err = ot.Transform(op, e.buffer)
+	}
+	if err == nil {
+		e.text, err = ot.Apply(e.text, op)
+	}
+	if err != nil {
+		e.tb.Errorf("%s: incoming op: %v", e.uid, err)
+	}
+	e.version++
+}
+
+// reconnect replaces a dropped connection: it dials until the server
+// answers, reopens the document at the version it knows, applies what it
+// missed (finding its own op in flight by uid) and resends what is pending
+// with the same uid.
+func (e *editor) reconnect(url, user string) {
+	var c *wsConn
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err == nil {
+			c = &wsConn{tb: e.tb, ws: ws, in: make(chan map[string]json.RawMessage, 1<<16), done: make(chan struct{})}
+			go c.readLoop()
+			e.tb.Cleanup(func() { c.close() })
+			break
+		}
+		if time.Now().After(deadline) {
+			e.tb.Fatalf("reconnect: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.send(map[string]any{"type": "connect", "token": "", "user": user})
+	c.expect("connected")
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.c = c
+	c.send(map[string]any{"type": "open", "doc": e.doc, "version": e.version})
+	opened := c.expect("opened")
+	var ops []proto.DocOp
+	if err := json.Unmarshal(opened["ops"], &ops); err != nil {
+		e.tb.Fatal(err)
+	}
+	for _, o := range ops {
+		e.incomingLocked(o.Op, o.UID)
+	}
+	if e.inflight != nil {
+		c.send(map[string]any{"type": "op", "doc": e.doc, "version": e.version, "op": e.inflight, "uid": e.inUID})
+	}
+	go e.loop()
+}
+
+// ackLocked completes the op in flight and sends the buffer.
+func (e *editor) ackLocked() {
+	e.version++
+	e.acked = append(e.acked, e.inUID)
+	e.inflight = nil
+	if e.buffer != nil {
+		e.sendLocked(e.buffer)
+		e.buffer = nil
 	}
 }
 

@@ -104,7 +104,7 @@ func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, err error) {
 // routeAPI mounts the HTTP API.
 func (s *Server) routeAPI() {
 	h := func(pattern string, fn func(http.ResponseWriter, *http.Request, auth.Identity) error) {
-		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		s.handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ident, err := s.authenticate(r)
 			if err == nil {
 				err = fn(w, r, ident)
@@ -112,7 +112,7 @@ func (s *Server) routeAPI() {
 			if err != nil {
 				s.apiFail(w, r, err)
 			}
-		})
+		}))
 	}
 	h("POST /api/broadcast", s.apiBroadcast)
 	h("GET /api/channels/{channel}/history", s.apiHistory)
@@ -128,6 +128,7 @@ func (s *Server) routeAPI() {
 	h("GET /api/docs/{id}/export", s.apiExport)
 	h("POST /api/docs/{id}/compact", s.apiCompact)
 	h("POST /api/users/{id}/disconnect", s.apiDisconnect)
+	h("GET /api/webhooks/deliveries", s.apiWebhookDeliveries)
 }
 
 // errUnauthorized answers a request without valid credentials.
@@ -402,6 +403,7 @@ func (s *Server) apiCreateDoc(w http.ResponseWriter, r *http.Request, ident auth
 	if res.Err != nil {
 		return res.Err
 	}
+	s.systemEvent("created", body.ID)
 	writeJSON(w, http.StatusCreated, map[string]any{"id": body.ID, "version": versionAfter(res)})
 	return nil
 }

@@ -93,7 +93,7 @@ func (c *conn) handleCursor(req *proto.Request) error {
 	if req.Version == nil || *req.Version < 0 {
 		return badRequest("cursor needs a non-negative version")
 	}
-	c.srv.cfg.Docs.Cursor(c.docClient(), req.Doc, *req.Version, req.Ranges)
+	c.srv.cfg.Docs.Cursor(c.docClient(), req.ID, req.Doc, *req.Version, req.Ranges)
 	return nil
 }
 

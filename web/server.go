@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,9 @@ type Config struct {
 	APIKeys []APIKey
 	// Notifier hears of client disconnections; nil: nobody.
 	Notifier session.Notifier
+	// Webhooks is the delivery log served at GET /api/webhooks/deliveries;
+	// nil serves an empty log.
+	Webhooks WebhookLog
 	// Metrics records what the edge does and is served at /metrics; nil
 	// makes a private set.
 	Metrics *metrics.Metrics
@@ -127,6 +131,7 @@ type Server struct {
 	log      zerolog.Logger
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
+	routes   []string // patterns registered on mux; written only in New
 
 	mu       sync.Mutex         // guards conns and shutting
 	conns    map[*conn]struct{} // open connections
@@ -156,13 +161,25 @@ func New(cfg Config) *Server {
 		WriteBufferPool: &writeBufferPool,
 		CheckOrigin:     s.checkOrigin,
 	}
-	s.mux.HandleFunc("GET /ws", s.serveWS)
-	s.mux.HandleFunc("GET /healthz", s.serveHealth)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
-	s.mux.Handle("GET /", s.serveStatic())
+	s.handle("GET /ws", http.HandlerFunc(s.serveWS))
+	s.handle("GET /healthz", http.HandlerFunc(s.serveHealth))
+	s.handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
+	s.handle("GET /", s.serveStatic())
 	s.routeAPI()
 	return s
 }
+
+// handle registers a route on the mux and records its pattern for Routes.
+// Called only from New, before the server is shared.
+func (s *Server) handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.routes = append(s.routes, pattern)
+}
+
+// Routes returns every pattern the server registered on its mux, in
+// registration order (routes the binary adds through Mux are not among
+// them). docs/openapi.yaml must describe exactly these; a test checks it.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
