@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-		"strings"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
