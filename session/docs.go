@@ -174,6 +174,25 @@ func (d *Docs) Loaded() int {
 	return len(d.sessions)
 }
 
+// DocStat is one loaded document's activity.
+type DocStat struct {
+	ID string `json:"id"`
+	// Ops is how many ops it has applied since it was loaded.
+	Ops     int64 `json:"ops"`
+	Members int   `json:"members"`
+}
+
+// Stats returns the activity of every loaded document.
+func (d *Docs) Stats() []DocStat {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]DocStat, 0, len(d.sessions))
+	for id, s := range d.sessions {
+		out = append(out, DocStat{ID: id, Ops: s.opsApplied.Load(), Members: int(s.memberCount.Load())})
+	}
+	return out
+}
+
 // Close flushes and unloads every document (each writes a snapshot) and
 // waits for their goroutines. Requests after Close fail with ErrClosed.
 func (d *Docs) Close() {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -37,6 +38,11 @@ type docSession struct {
 	reqs chan *docRequest
 	stop chan struct{} // closed by Docs.Close
 	done chan struct{} // closed when run stops taking requests
+
+	// opsApplied and memberCount are read by Docs.Stats from other
+	// goroutines; run writes them.
+	opsApplied  atomic.Int64
+	memberCount atomic.Int32
 
 	durableMu sync.Mutex    // guards durable and failure
 	durable   []int         // versions committed since run last looked
@@ -343,6 +349,7 @@ func (s *docSession) open(r *docRequest) {
 	r.client.Sub.Send(proto.Encode(reply))
 	if _, again := s.members[cid]; !again {
 		s.members[cid] = &docMember{client: r.client}
+		s.memberCount.Store(int32(len(s.members)))
 		notify(s.docs.cfg.Notifier, Event{Type: EventDocJoined, Time: s.docs.cfg.Now(), Doc: s.id, User: r.client.User.ID, ClientID: cid})
 		s.broadcast(proto.Encode(proto.Presence{Type: proto.TypePresence, Channel: "doc:" + s.id, Doc: s.id, Event: "join",
 			Member: &proto.Member{ClientID: cid, User: r.client.User}}), cid)
@@ -553,6 +560,7 @@ func (s *docSession) publish(v int) {
 	if p.done != nil {
 		p.done <- EditResult{Version: v, Op: rec.Op}
 	}
+	s.opsApplied.Add(1)
 	notify(s.docs.cfg.Notifier, Event{Type: EventDocChanged, Time: rec.Time, Doc: s.id, Version: v + 1, User: rec.User, ClientID: rec.ClientID})
 	for _, d := range p.dupes {
 		if m := s.members[d.client]; m != nil {
@@ -601,6 +609,7 @@ func (s *docSession) closeFor(cid string, _ bool) {
 		return
 	}
 	delete(s.members, cid)
+	s.memberCount.Store(int32(len(s.members)))
 	notify(s.docs.cfg.Notifier, Event{Type: EventDocLeft, Time: s.docs.cfg.Now(), Doc: s.id, User: m.client.User.ID, ClientID: cid})
 	s.broadcast(proto.Encode(proto.Presence{Type: proto.TypePresence, Channel: "doc:" + s.id, Doc: s.id, Event: "leave",
 		Member: &proto.Member{ClientID: cid, User: m.client.User}}), cid)

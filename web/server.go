@@ -15,6 +15,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/metrics"
+	"github.com/tandemhq/tandem/internal/proto"
 	"github.com/tandemhq/tandem/session"
 )
 
@@ -212,7 +213,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(); err != nil {
-			http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 			return
 		}
 	}
@@ -253,6 +254,35 @@ func (s *Server) removeConn(c *conn) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.cfg.Metrics.Connections.Dec()
+}
+
+// ActiveUsers returns the users with an open connection, by id, with how
+// many connections each has.
+func (s *Server) ActiveUsers() map[string]ActiveUser {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	out := make(map[string]ActiveUser)
+	for _, c := range conns {
+		c.idMu.Lock()
+		u, ok := c.user, c.connected
+		c.idMu.Unlock()
+		if ok {
+			a := out[u.ID]
+			a.User, a.Connections = u, a.Connections+1
+			out[u.ID] = a
+		}
+	}
+	return out
+}
+
+// ActiveUser is a connected user.
+type ActiveUser struct {
+	User        proto.User `json:"user"`
+	Connections int        `json:"connections"`
 }
 
 // Subscriptions returns how many channel subscriptions the open

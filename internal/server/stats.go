@@ -1,9 +1,11 @@
 package server
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/proto"
 	"github.com/tandemhq/tandem/session"
+	"github.com/tandemhq/tandem/web"
 )
 
 // registerStorageMetrics exposes the committer's counters.
@@ -52,6 +55,19 @@ type Stats struct {
 	Goroutines     int     `json:"goroutines"`
 	CommitsPerSec  float64 `json:"commits_per_sec"`
 	UptimeSec      int64   `json:"uptime_sec"`
+	// Documents lists the busiest loaded documents (at most 10): ops per
+	// second over the last second, and members.
+	Documents []DocActivity `json:"documents"`
+	// ActiveUsers counts connected users; Users names up to 20 of them.
+	ActiveUsers int              `json:"active_users"`
+	Users       []web.ActiveUser `json:"users"`
+}
+
+// DocActivity is one document's line in Stats.
+type DocActivity struct {
+	ID        string  `json:"id"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	Members   int     `json:"members"`
 }
 
 // statsPublisher publishes Stats on system:stats every second.
@@ -78,6 +94,7 @@ func (p *statsPublisher) run(m *Server) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var lastOps, lastMsgs, lastCommits float64
+	lastDocOps := map[string]int64{}
 	last := time.Now()
 	for {
 		select {
@@ -106,6 +123,30 @@ func (p *statsPublisher) run(m *Server) {
 				UptimeSec:      int64(now.Sub(start).Seconds()),
 			}
 			lastOps, lastMsgs, lastCommits = ops, msgs, commits
+			docOps := map[string]int64{}
+			for _, d := range m.Docs.Stats() {
+				docOps[d.ID] = d.Ops
+				prev, seen := lastDocOps[d.ID]
+				if !seen || prev > d.Ops {
+					prev = 0
+				}
+				st.Documents = append(st.Documents, DocActivity{ID: d.ID, OpsPerSec: float64(d.Ops-prev) / secs, Members: d.Members})
+			}
+			lastDocOps = docOps
+			slices.SortFunc(st.Documents, func(a, b DocActivity) int {
+				if c := cmp.Compare(b.OpsPerSec, a.OpsPerSec); c != 0 {
+					return c
+				}
+				return cmp.Compare(b.Members, a.Members)
+			})
+			st.Documents = st.Documents[:min(len(st.Documents), 10)]
+			users := m.Web.ActiveUsers()
+			st.ActiveUsers = len(users)
+			for _, u := range users {
+				st.Users = append(st.Users, u)
+			}
+			slices.SortFunc(st.Users, func(a, b web.ActiveUser) int { return cmp.Compare(a.User.Name, b.User.Name) })
+			st.Users = st.Users[:min(len(st.Users), 20)]
 			data, _ := json.Marshal(st)
 			// Stored (not ephemeral) so that a dashboard opening now sees the
 			// last minute; the system namespace keeps 60 messages.
