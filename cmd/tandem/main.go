@@ -44,7 +44,7 @@ func commands() []command {
 		{"serve", "run the server with the bundled demo", runServe},
 		{"export", "write one document's whole history as JSON", runExport},
 		{"import", "load an exported history into a data directory", runImport},
-		{"token", "mint a JWT for development and scripts", notYet("token")},
+		{"token", "mint a JWT for development and scripts", runToken},
 		{"bench", "measure a server over the real protocol", notYet("bench")},
 		{"version", "print the version", runVersion},
 	}
