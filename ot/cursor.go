@@ -47,6 +47,9 @@ type Range struct {
 // deleted collapses to a point where the text was and is kept. A point stays
 // a point and stays in front of text inserted at it.
 func TransformRange(op Op, r Range) Range {
+	if len(op) > 0 && op[0].IsRetain() && r.To < op[0].n {
+		return r // the op starts past the range: the common case for anchors
+	}
 	if r.From == r.To {
 		p := TransformIndex(op, r.From, false)
 		return Range{From: p, To: p}
