@@ -59,6 +59,10 @@ type HubConfig struct {
 	// RecoverLimit caps how many messages one subscribe recovers. By
 	// default 1000.
 	RecoverLimit int
+	// RecoverBytes caps the data one subscribe recovers, so that the
+	// subscribed frame fits a connection's send queue; past it the newest
+	// messages that fit are sent with recovered false. By default 1 MiB.
+	RecoverBytes int
 	// CountInterval is how often count-only channels announce their member
 	// count. By default 5 * time.Second.
 	CountInterval time.Duration
@@ -131,6 +135,9 @@ func NewHub(cfg HubConfig) *Hub {
 	}
 	if cfg.RecoverLimit <= 0 {
 		cfg.RecoverLimit = 1000
+	}
+	if cfg.RecoverBytes <= 0 {
+		cfg.RecoverBytes = 1 << 20
 	}
 	if cfg.CountInterval <= 0 {
 		cfg.CountInterval = 5 * time.Second
@@ -336,10 +343,22 @@ func (h *Hub) recoverLocked(ch *channel, since proto.Since) ([]proto.Message, bo
 			stored = stored[:i] // committed, but its completion (live delivery) is still to come
 			break
 		}
-		msgs = append(msgs, h.messageFrame(m, ""))
 	}
 	recovered := len(stored) > 0 && stored[0].Offset == since.Offset+1 &&
 		stored[len(stored)-1].Offset == ch.delivered
+	// One subscribed frame must fit a connection's send queue: past the
+	// byte budget, keep the newest messages and say recovered false.
+	budget, first := h.cfg.RecoverBytes, len(stored)
+	for first > 0 && budget-(len(stored[first-1].Data)+200) >= 0 {
+		first--
+		budget -= len(stored[first].Data) + 200
+	}
+	if first > 0 {
+		recovered = false
+	}
+	for _, m := range stored[first:] {
+		msgs = append(msgs, h.messageFrame(m, ""))
+	}
 	return msgs, recovered, nil
 }
 
@@ -524,7 +543,6 @@ func (h *Hub) Publish(p Publication, done func(offset uint64, err error)) {
 			}
 			ch.delivered = m.Offset
 			h.deliverLocked(ch, m, p.SkipClient)
-			ch.delivered = m.Offset
 		}
 		ch.mu.Unlock()
 		h.release(ch)
@@ -633,6 +651,13 @@ func (h *Hub) MarkRead(ctx context.Context, channelName, clientID, user string, 
 		return err
 	case offset > last:
 		return fmt.Errorf("read %s offset %d, last is %d: %w", channelName, offset, last, ErrBadOffset)
+	}
+	receipts, err := h.cfg.Receipts.Receipts(channelName)
+	if err != nil {
+		return fmt.Errorf("read receipt: %w", err)
+	}
+	if receipts[user] >= offset {
+		return nil // receipts only move forward; nothing to announce
 	}
 	if err := h.cfg.Receipts.SetReceipt(ctx, user, channelName, offset); err != nil {
 		return fmt.Errorf("read receipt: %w", err)

@@ -73,12 +73,13 @@ type conn struct {
 func newConn(s *Server, ws *websocket.Conn) *conn {
 	id := newClientID()
 	return &conn{
-		srv:      s,
-		ws:       ws,
-		id:       id,
-		log:      s.log.With().Str("client", id).Logger(),
-		subs:     make(map[string]struct{}),
-		docs:     make(map[string]struct{}),
+		srv:  s,
+		ws:   ws,
+		id:   id,
+		log:  s.log.With().Str("client", id).Logger(),
+		subs: make(map[string]struct{}),
+		docs: make(map[string]struct{}),
+		// The burst covers a reconnecting client resubscribing everything.
 		limiter:  rate.NewLimiter(rate.Limit(s.cfg.FrameRate), s.cfg.FrameBurst),
 		wake:     make(chan struct{}, 1),
 		readDone: make(chan struct{}),

@@ -64,7 +64,7 @@ type Config struct {
 	WriteTimeout time.Duration
 	// FrameRate and FrameBurst limit the frames one connection may send per
 	// second; a frame over the limit gets rate_limited. By default 100 and
-	// 200. MaxViolations rate-limited frames within ViolationWindow close
+	// MaxSubscriptions+50 (at least 200). MaxViolations rate-limited frames within ViolationWindow close
 	// the connection with 4008; by default 50 within 10 * time.Second.
 	FrameRate       float64
 	FrameBurst      int
@@ -107,7 +107,8 @@ func (c *Config) setDefaults() {
 		c.FrameRate = 100
 	}
 	if c.FrameBurst <= 0 {
-		c.FrameBurst = 200
+		// Enough for a reconnecting client to resubscribe everything.
+		c.FrameBurst = max(200, c.MaxSubscriptions+50)
 	}
 	if c.MaxViolations <= 0 {
 		c.MaxViolations = 50
@@ -326,9 +327,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		// Out of time: drop the sockets; every goroutine then ends at once.
 		for _, c := range conns {
 			_ = c.ws.Close()
 		}
+		<-done
 		return ctx.Err()
 	}
 }
