@@ -403,7 +403,6 @@ func (s *Server) apiCreateDoc(w http.ResponseWriter, r *http.Request, ident auth
 	if res.Err != nil {
 		return res.Err
 	}
-	s.systemEvent("created", body.ID)
 	writeJSON(w, http.StatusCreated, map[string]any{"id": body.ID, "version": versionAfter(res)})
 	return nil
 }

@@ -20,17 +20,20 @@ const dataFileName = "tandem.db"
 // runExport implements `tandem export --data DIR --doc ID [-o FILE]`: it
 // writes one document's whole history as JSON to FILE, or to stdout. It
 // works on a stopped server's file; a running server holds the file and
-// export fails after the lock timeout.
-func runExport(_ context.Context, args []string, stdout, stderr io.Writer) error {
+// export fails after the lock timeout. With --server URL --key KEY instead
+// of --data it asks a running server through its HTTP API.
+func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "", "data directory holding "+dataFileName+" (required)")
 	id := fs.String("doc", "", "id of the document to export (required)")
 	out := fs.String("o", "", "write to this file instead of stdout (replaced only once the export is complete)")
 	wait := fs.Duration("lock-timeout", storage.DefaultLockTimeout, "how long to wait for a running server to release the data file")
+	server, key, timeout := remoteFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tandem export --data DIR --doc ID [-o FILE] [--lock-timeout D]")
-		fmt.Fprintln(stderr, "\nWrite one document's whole history (metadata, ops, snapshots, comments) as JSON.\nThe server must be stopped.\n\nFlags:")
+		fmt.Fprintln(stderr, "       tandem export --server URL [--key KEY] --doc ID [-o FILE]")
+		fmt.Fprintln(stderr, "\nWrite one document's whole history (metadata, ops, snapshots, comments) as JSON.\nWith --data the server must be stopped; with --server it must be running.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if stop, err := parseFlags(fs, args); stop {
@@ -39,10 +42,19 @@ func runExport(_ context.Context, args []string, stdout, stderr io.Writer) error
 	switch {
 	case fs.NArg() > 0:
 		return usageError(fs, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
-	case *data == "":
-		return usageError(fs, "--data is required")
+	case *data != "" && *server != "":
+		return usageError(fs, "give --data or --server, not both")
+	case *data == "" && *server == "":
+		return usageError(fs, "--data is required (or --server URL for a running server)")
 	case *id == "":
 		return usageError(fs, "--doc is required")
+	}
+	if *server != "" {
+		rm, err := newRemote(*server, *key, *timeout)
+		if err != nil {
+			return usageError(fs, err.Error())
+		}
+		return remoteExport(ctx, rm, *id, *out, stdout)
 	}
 	path := filepath.Join(*data, dataFileName)
 	if _, err := os.Stat(path); err != nil {
@@ -69,25 +81,37 @@ func runExport(_ context.Context, args []string, stdout, stderr io.Writer) error
 // runImport implements `tandem import --data DIR FILE`: it loads an export
 // (FILE, or stdin for "-") into the data directory, creating it if need be.
 // A malformed or inconsistent export, or a document id already there, fails
-// with nothing written.
-func runImport(_ context.Context, args []string, stdout, stderr io.Writer) error {
+// with nothing written. With --server URL --key KEY instead of --data it
+// posts the export to a running server's HTTP API.
+func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "", "data directory holding "+dataFileName+", created if missing (required)")
 	wait := fs.Duration("lock-timeout", storage.DefaultLockTimeout, "how long to wait for a running server to release the data file")
+	server, key, timeout := remoteFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tandem import --data DIR [--lock-timeout D] FILE")
-		fmt.Fprintln(stderr, "\nLoad a document exported with 'tandem export' (FILE, or - for stdin).\nThe document must not exist yet. The server must be stopped.\n\nFlags:")
+		fmt.Fprintln(stderr, "       tandem import --server URL [--key KEY] FILE")
+		fmt.Fprintln(stderr, "\nLoad a document exported with 'tandem export' (FILE, or - for stdin).\nThe document must not exist yet. With --data the server must be stopped;\nwith --server it must be running.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if stop, err := parseFlags(fs, args); stop {
 		return err
 	}
 	switch {
-	case *data == "":
-		return usageError(fs, "--data is required")
+	case *data != "" && *server != "":
+		return usageError(fs, "give --data or --server, not both")
+	case *data == "" && *server == "":
+		return usageError(fs, "--data is required (or --server URL for a running server)")
 	case fs.NArg() != 1:
 		return usageError(fs, "want exactly one FILE to import")
+	}
+	var rm *remote
+	if *server != "" {
+		var err error
+		if rm, err = newRemote(*server, *key, *timeout); err != nil {
+			return usageError(fs, err.Error())
+		}
 	}
 	var in io.Reader
 	if name := fs.Arg(0); name == "-" {
@@ -99,6 +123,14 @@ func runImport(_ context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer f.Close()
 		in = f
+	}
+	if rm != nil {
+		info, err := rm.importDoc(ctx, in)
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		_, err = fmt.Fprintf(stdout, "imported document %q at version %d\n", info.ID, info.Version)
+		return err
 	}
 	if err := os.MkdirAll(*data, 0o755); err != nil {
 		return fmt.Errorf("import: %w", err)

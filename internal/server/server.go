@@ -20,6 +20,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/metrics"
+	"github.com/tandemhq/tandem/internal/webhook"
 	"github.com/tandemhq/tandem/session"
 	"github.com/tandemhq/tandem/storage"
 	"github.com/tandemhq/tandem/web"
@@ -70,6 +71,10 @@ type FileConfig struct {
 	APIKeys []APIKeyConfig `json:"api_keys,omitempty"`
 	// AllowedOrigins for browsers; see web.Config.AllowedOrigins.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// Webhooks are endpoints that receive events as signed JSON POSTs
+	// (docs/webhooks.md); WebhookOptions tunes their delivery.
+	Webhooks       []WebhookConfig      `json:"webhooks,omitempty"`
+	WebhookOptions WebhookOptionsConfig `json:"webhook_options,omitzero"`
 }
 
 // APIKeyConfig is an API key in the config file.
@@ -101,6 +106,15 @@ type LimitsConfig struct {
 	PingInterval     Duration `json:"ping_interval,omitempty"`
 	ConnectTimeout   Duration `json:"connect_timeout,omitempty"`
 	MaxQueueBytes    int      `json:"max_queue_bytes,omitempty"`
+	// WriteTimeout bounds one frame write to a client.
+	WriteTimeout Duration `json:"write_timeout,omitempty"`
+	// PresenceCountInterval is how often count-only channels announce
+	// their member count.
+	PresenceCountInterval Duration `json:"presence_count_interval,omitempty"`
+	// MaxOpBytes bounds the text one op inserts; MaxDocLen a document's
+	// length in code points.
+	MaxOpBytes int `json:"max_op_bytes,omitempty"`
+	MaxDocLen  int `json:"max_doc_len,omitempty"`
 	// OpRate and OpBurst limit one user's ops per second on one document.
 	OpRate  float64 `json:"op_rate,omitempty"`
 	OpBurst int     `json:"op_burst,omitempty"`
@@ -166,11 +180,14 @@ type Server struct {
 	Hub     *session.Hub
 	Docs    *session.Docs
 	Metrics *metrics.Metrics
-	stats   *statsPublisher
-	Web     *web.Server
-	HTTP    *http.Server
-	ln      net.Listener
-	errc    chan error
+	// Webhooks delivers events to the config file's webhooks; the hub,
+	// documents and web edge share it as their Notifier.
+	Webhooks *webhook.Dispatcher
+	stats    *statsPublisher
+	Web      *web.Server
+	HTTP     *http.Server
+	ln       net.Listener
+	errc     chan error
 }
 
 // New returns a Server with cfg and logger; Run starts it.
@@ -199,12 +216,20 @@ func (m *Server) Run(ctx context.Context) error {
 	m.DB = db
 	m.Metrics = metrics.New()
 	m.registerStorageMetrics()
+	if m.Webhooks, err = m.startWebhooks(); err != nil {
+		_ = db.Close()
+		return err
+	}
 	m.Hub = session.NewHub(session.HubConfig{
 		History: db, Receipts: db, Users: db, Namespaces: namespaces, Logger: m.Log, Metrics: m.Metrics,
+		CountInterval: time.Duration(c.File.Limits.PresenceCountInterval),
+		Notifier:      m.Webhooks,
 	})
 	m.Docs = session.NewDocs(session.DocsConfig{
 		Documents: db, OpLog: db, Snapshots: db, Comments: db, Hub: m.Hub, Logger: m.Log, Metrics: m.Metrics,
 		IdleTimeout: c.DocIdleTimeout, OpRate: c.File.Limits.OpRate, OpBurst: c.File.Limits.OpBurst,
+		Notifier:   m.Webhooks,
+		MaxOpBytes: c.File.Limits.MaxOpBytes, MaxDocLen: c.File.Limits.MaxDocLen,
 	})
 	var verifier *auth.Verifier
 	if c.JWTSecret != "" {
@@ -216,12 +241,15 @@ func (m *Server) Run(ctx context.Context) error {
 		MaxFrameBytes: lim.MaxFrameBytes, MaxSubscriptions: lim.MaxSubscriptions,
 		FrameRate: lim.FrameRate, FrameBurst: lim.FrameBurst, MaxQueueBytes: lim.MaxQueueBytes,
 		PingInterval: time.Duration(lim.PingInterval), ConnectTimeout: time.Duration(lim.ConnectTimeout),
+		WriteTimeout:   time.Duration(lim.WriteTimeout),
 		AllowedOrigins: c.File.AllowedOrigins, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
-		Ready: db.Ready,
+		Ready: db.Ready, Notifier: m.Webhooks, Webhooks: m.Webhooks,
 	})
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
+		m.Docs.Close()
 		m.Hub.Close()
+		m.stopWebhooks(ctx)
 		_ = db.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -276,6 +304,7 @@ func (m *Server) Close(ctx context.Context) error {
 	if m.Hub != nil {
 		m.Hub.Close()
 	}
+	m.stopWebhooks(ctx) // after the hub and documents, whose last events it still sends
 	if m.DB != nil {
 		if err := m.DB.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("database: %w", err))
@@ -310,6 +339,9 @@ func (c *Config) Validate() error {
 		if _, err := auth.ParseGrants(k.Grants); err != nil {
 			return fmt.Errorf("config: api_keys[%d]: %w", i, err)
 		}
+	}
+	if err := c.validateWebhooks(); err != nil {
+		return err
 	}
 	_, err := c.namespaces()
 	return err
