@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 5s
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: run test fmtcheck vet gotest fuzz-short fuzz bench build clean
+.PHONY: run setup test fmtcheck vet gotest jstest fuzz-short fuzz bench gobench build clean
 
 run:
 	$(GO) run ./cmd/tandem serve
@@ -11,7 +11,13 @@ run:
 build:
 	$(GO) build -o bin/tandem ./cmd/tandem
 
-test: fmtcheck vet gotest fuzz-short
+# Everything: format, vet, Go tests with -race (the browser tests included),
+# each fuzz target briefly, the JavaScript client against a real server.
+test: setup fmtcheck vet gotest fuzz-short jstest
+
+# Installs what the tests need on a fresh machine (quick when it is there).
+setup:
+	scripts/setup.sh
 
 fmtcheck:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -23,6 +29,10 @@ vet:
 gotest:
 	$(GO) test -race -timeout 15m ./...
 
+# The JavaScript client's tests (node --test) and type check.
+jstest:
+	scripts/test-js.sh
+
 # Each fuzz target for a few seconds, as part of make test.
 fuzz-short:
 	scripts/fuzz.sh $(FUZZTIME)
@@ -31,7 +41,14 @@ fuzz-short:
 fuzz:
 	scripts/fuzz.sh $(if $(filter 5s,$(FUZZTIME)),60s,$(FUZZTIME))
 
+# A short run of every tandem bench scenario (under 3 minutes); figures in
+# bench/results.json.
 bench:
+	mkdir -p bench
+	$(GO) run ./cmd/tandem bench all --json bench/results.json
+
+# Every Go benchmark.
+gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:

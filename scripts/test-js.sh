@@ -89,7 +89,7 @@ echo "test-js: servers at $dev_url (development mode) and $auth_url (JWT)"
 
 status=0
 TANDEM_URL=$dev_url TANDEM_AUTH_URL=$auth_url TANDEM_JWT_SECRET=$secret \
-	node --experimental-websocket --test clients/js/test/ || status=1
+	node --experimental-websocket --test --test-timeout=60000 clients/js/test/ || status=1
 
 echo "test-js: type-checking tandem.d.ts"
 (

@@ -818,9 +818,10 @@ func (s *docSession) handleComment(r *docRequest) {
 		r.fail(fmt.Errorf("%w: unknown action %q (add, edit, resolve, reopen, delete)", ErrBadComment, cr.Action))
 		return
 	}
-	c, _ = s.doc.Comment(c.ID) // with Version set
 	if cr.Action == "delete" {
 		c.Version = s.doc.Version()
+	} else {
+		c, _ = s.doc.Comment(c.ID) // with Version set
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	var err error

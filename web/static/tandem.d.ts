@@ -358,6 +358,8 @@ export interface ResetEvent {
   error?: TandemError;
   /** The unacknowledged edits given up (they may or may not have landed). */
   lost: { op: Op; uid: string }[];
+  /** The server text the lost edits apply to (the first to it, the next to its result). */
+  base: string;
 }
 
 export interface DocEvents {

@@ -711,6 +711,11 @@ export class Client extends Emitter {
     this._heartbeat = null;
     this._refreshTimer = null;
     this._retryTimer = null;
+    // In a browser, coming back online is worth a retry at once.
+    this._onOnline = () => {
+      if (this.status === "reconnecting" || this.status === "connecting") this.reconnect();
+    };
+    globalThis.addEventListener?.("online", this._onOnline);
     this._open();
   }
 
@@ -765,7 +770,7 @@ export class Client extends Emitter {
       this._request(frame, (reply) => {
         this._clearTimer(deadline);
         if (reply.type === "connected") this._onConnected(ws, reply);
-        else if (reply.type === "error") this._emit("error", errorOf(reply));
+        else if (reply.type === "error" && reply.code !== "disconnected") this._emit("error", errorOf(reply));
       }, true);
     };
     ws.onmessage = (e) => {
@@ -882,7 +887,8 @@ export class Client extends Emitter {
     const exp = jwtExpiry(this._currentToken);
     if (!exp) return;
     const left = exp - Date.now();
-    const margin = Math.min(60000, Math.max(1000, left / 5));
+    // A minute early, or half the time left for short-lived tokens.
+    const margin = Math.min(60000, Math.max(1000, left / 2));
     this._refreshTimer = this._setTimer(() => this.refreshToken().catch(() => {}), Math.max(0, left - margin));
   }
 
@@ -932,6 +938,7 @@ export class Client extends Emitter {
 
   _shutdown() {
     this._closed = true;
+    globalThis.removeEventListener?.("online", this._onOnline);
     for (const t of this._timers) clearTimeout(t);
     this._timers.clear();
     clearInterval(this._heartbeat);
@@ -990,11 +997,11 @@ export class Client extends Emitter {
   _request(frame, cb, beforeConnected = false) {
     const id = this._nextId++;
     frame = { id, ...frame };
-    if (!this._send(frame, beforeConnected)) {
-      cb(DISCONNECTED);
-      return;
-    }
     this._reqs.set(id, cb);
+    if (!this._send(frame, beforeConnected)) {
+      this._reqs.delete(id);
+      cb(DISCONNECTED);
+    }
   }
 
   _requestP(frame) {
@@ -1331,6 +1338,7 @@ class Presence extends Emitter {
 // Documents
 
 const HISTORY = 256; // server ops kept to bring late cursors up to date
+const UNDO_LIMIT = 500; // undo steps kept; each remote op transforms them all
 const STORAGE_VERSION = 1;
 
 /**
@@ -1373,6 +1381,9 @@ class Doc extends Emitter {
     this._cursorDirty = false;
     this._history = []; // [{version, op, clientId}] as the server applied them
     this._syncWaiters = [];
+    this._replaying = false; // applying the ops of an opened reply
+    this._resetReason = null; // set while a reset waits for its snapshot
+    this._resetError = null;
     this._ready = deferred();
     /** Resolves once the server opened the document. */
     this.ready = this._ready.promise;
@@ -1485,12 +1496,13 @@ class Doc extends Emitter {
   _reopen() {
     if (this.closed || !this.client._live) return;
     const frame = { type: "open", doc: this.id };
-    if (this.loaded) frame.version = this.version;
+    const withVersion = this.loaded && !this._resetReason;
+    if (withVersion) frame.version = this.version;
     this._opening = true;
-    this.client._request(frame, (reply) => this._onOpenReply(reply));
+    this.client._request(frame, (reply) => this._onOpenReply(reply, withVersion));
   }
 
-  _onOpenReply(f) {
+  _onOpenReply(f, withVersion) {
     this._opening = false;
     if (this.closed) return;
     if (f.type === "snapshot") this._onSnapshot(f);
@@ -1498,7 +1510,7 @@ class Doc extends Emitter {
     else if (f.type === "error") {
       if (f.code === "disconnected") return;
       const err = errorOf(f);
-      if (f.code === "conflict" || (f.code === "bad_request" && this.loaded)) {
+      if (withVersion && (f.code === "conflict" || f.code === "bad_request")) {
         // History gone (compacted) or a version the server does not have.
         this._reset("history", err);
       } else if (f.code === "unavailable" || f.code === "internal" || f.code === "rate_limited") {
@@ -1537,8 +1549,9 @@ class Doc extends Emitter {
       }
     }
     if (this._resetReason) {
-      this._emit("reset", { reason: this._resetReason, error: this._resetError, lost, base });
+      const e = { reason: this._resetReason, error: this._resetError, lost, base };
       this._resetReason = this._resetError = null;
+      this._emit("reset", e);
     }
     this._afterOpen();
   }
@@ -1578,11 +1591,12 @@ class Doc extends Emitter {
     this._emit("cursors", this.cursors);
   }
 
-  // _reset drops the local state and reloads the document from a snapshot.
+  // _reset reloads the document from a snapshot, which replaces the local
+  // state: edits made until it arrives are reported lost with the pending
+  // ones.
   _reset(reason, err) {
     this._resetReason = reason;
     this._resetError = err;
-    this.loaded = false;
     this._open = false;
     if (this.client._live) this._reopen();
   }
@@ -1860,6 +1874,7 @@ class Doc extends Emitter {
         else this._undo.push(inverse);
         this._redo = [];
       }
+      if (this._undo.length > UNDO_LIMIT) this._undo.splice(0, this._undo.length - UNDO_LIMIT);
     }
     this._lastEdit = origin === "local" ? now : 0;
     let uid;
