@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -78,6 +79,7 @@ func benchAppendDB(b *testing.B, db *DB, group, oneDoc bool, writers int) {
 		next int
 	)
 	before := db.Stats()
+	boltBefore := db.bolt.Stats()
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -122,6 +124,9 @@ func benchAppendDB(b *testing.B, db *DB, group, oneDoc bool, writers int) {
 	if st := db.Stats(); group && st.Commits > before.Commits {
 		b.ReportMetric(float64(st.Requests-before.Requests)/float64(st.Commits-before.Commits), "ops/commit")
 		b.ReportMetric(float64(st.CommitTime-before.CommitTime)/float64(elapsed)*100, "busy%")
+		boltAfter := db.bolt.Stats()
+		writes := boltAfter.TxStats.GetWrite() - boltBefore.TxStats.GetWrite()
+		b.ReportMetric(float64(writes)/float64(st.Commits-before.Commits), "pages/commit")
 	}
 }
 
@@ -179,7 +184,7 @@ func historyDB(b *testing.B) *DB {
 
 // buildHistory appends n edits to a new document: a paste of benchText
 // code points, then a Typist's edits, with a cut of a random stretch
-// whenever the text grows past 1.5 benchText.
+// whenever the text grows 5% past benchText.
 func buildHistory(db *DB, id string, n int) error {
 	if _, err := db.CreateDoc(context.Background(), doc.Info{ID: id}); err != nil {
 		return err
@@ -200,7 +205,7 @@ func buildHistory(db *DB, id string, n int) error {
 		switch {
 		case v == 0:
 			op = ot.Op{ot.Insert(sb.String())}
-		case rope.Len() > benchText*3/2:
+		case rope.Len() > benchText*21/20:
 			k := 50 + r.IntN(200)
 			op = ot.Splice(r.IntN(rope.Len()-k), k, "")
 			typist.Observe(op)
@@ -239,6 +244,8 @@ func BenchmarkOpen(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "opens/s")
+			reportSize(b, db, id)
 		})
 	}
 }
@@ -257,6 +264,21 @@ func BenchmarkContentAt(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+			reportSize(b, db, id)
 		})
 	}
+}
+
+// reportSize reports the length of a document's text at its head.
+func reportSize(b *testing.B, db *DB, id string) {
+	info, err := db.GetDoc(id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := db.ContentAt(id, info.Version)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(utf8.RuneCountInString(s)), "chars")
 }

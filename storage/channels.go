@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -14,7 +15,8 @@ import (
 // HistoryLimit bounds a channel's stored history; see [doc.HistoryLimit].
 type HistoryLimit = doc.HistoryLimit
 
-// chanState is the JSON value under channels/<name>/state.
+// chanState is the JSON part of channels/<name>, after the channel's
+// number.
 type chanState struct {
 	// Epoch is a random id made with the channel's first message. Offsets
 	// are meaningful only within one epoch: a new epoch means the history
@@ -26,13 +28,55 @@ type chanState struct {
 	Last  uint64 `json:"last"`
 }
 
-// readState decodes a channel's state.
-func readState(cb *bolt.Bucket) (chanState, error) {
-	var st chanState
-	if err := json.Unmarshal(cb.Get(keyState), &st); err != nil {
-		return st, corrupt("channel state", err)
+// chanRef is a channel's place in the buckets, within one transaction. Like
+// a document, a channel gets a number with its first message, and its
+// messages are keyed msgs/<be64 number><be64 offset>.
+type chanRef struct {
+	name string
+	num  uint64
+	st   chanState
+}
+
+// lookupChan finds a channel, or returns nil when it has no history.
+func lookupChan(tx *bolt.Tx, name string) (*chanRef, error) {
+	v := tx.Bucket(bucketChannels).Get([]byte(name))
+	if v == nil {
+		return nil, nil
 	}
-	return st, nil
+	c := &chanRef{name: name}
+	if len(v) < 8 {
+		return nil, corrupt(fmt.Sprintf("channel %q", name), fmt.Errorf("%d bytes", len(v)))
+	}
+	c.num = binary.BigEndian.Uint64(v)
+	if err := json.Unmarshal(v[8:], &c.st); err != nil {
+		return nil, corrupt(fmt.Sprintf("channel %q state", name), err)
+	}
+	return c, nil
+}
+
+// put stores the channel's state.
+func (c *chanRef) put(tx *bolt.Tx) error {
+	js, err := json.Marshal(c.st)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketChannels).Put([]byte(c.name), append(be64(c.num), js...))
+}
+
+// key returns the key of message offset.
+func (c *chanRef) key(offset uint64) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, c.num)
+	binary.BigEndian.PutUint64(k[8:], offset)
+	return k
+}
+
+// receiptPrefix returns the prefix of a channel's receipt keys: the
+// channel's length as a uvarint, then the channel, so that no channel's
+// prefix is another's.
+func receiptPrefix(channel string) []byte {
+	k := binary.AppendUvarint(nil, uint64(len(channel)))
+	return append(k, channel...)
 }
 
 // AppendMessage appends msg to its channel's history and returns once it is
@@ -103,38 +147,34 @@ func decodeMessage(v []byte) (doc.Message, error) {
 
 // appendMessage is the write of one message.
 func appendMessage(w *writeTx, msg doc.Message, val []byte, limits HistoryLimit) error {
-	chans := w.tx.Bucket(bucketChannels)
-	name := []byte(msg.Channel)
-	cb := chans.Bucket(name)
-	st := chanState{First: 1}
-	if cb != nil {
-		var err error
-		if st, err = readState(cb); err != nil {
-			return err
-		}
+	c, err := lookupChan(w.tx, msg.Channel)
+	if err != nil {
+		return err
 	}
-	if msg.Offset != st.Last+1 {
-		return fmt.Errorf("append message to %q: %w", msg.Channel, &ConflictError{Key: msg.Channel, Have: st.Last + 1, Got: msg.Offset})
+	next := uint64(1)
+	if c != nil {
+		next = c.st.Last + 1
+	}
+	if msg.Offset != next {
+		return fmt.Errorf("append message to %q: %w", msg.Channel, &ConflictError{Key: msg.Channel, Have: next, Got: msg.Offset})
 	}
 
-	if cb == nil {
-		var err error
-		if cb, err = chans.CreateBucket(name); err != nil {
+	if c == nil {
+		num, err := w.tx.Bucket(bucketChannels).NextSequence()
+		if err != nil {
 			return abort(err)
 		}
-		if _, err := cb.CreateBucket(bucketMsgs); err != nil {
-			return abort(err)
-		}
-		st.Epoch = randomID()
+		c = &chanRef{name: msg.Channel, num: num, st: chanState{Epoch: randomID(), First: 1}}
 	}
-	msgs := cb.Bucket(bucketMsgs)
-	if err := msgs.Put(be64(msg.Offset), val); err != nil {
+	msgs := w.tx.Bucket(bucketMsgs)
+	if err := msgs.Put(c.key(msg.Offset), val); err != nil {
 		return abort(err)
 	}
+	st := &c.st
 	st.Last = msg.Offset
 	if limits.MaxCount > 0 {
 		for st.Last-st.First+1 > uint64(limits.MaxCount) {
-			if err := msgs.Delete(be64(st.First)); err != nil {
+			if err := msgs.Delete(c.key(st.First)); err != nil {
 				return abort(err)
 			}
 			st.First++
@@ -143,33 +183,27 @@ func appendMessage(w *writeTx, msg doc.Message, val []byte, limits HistoryLimit)
 	if limits.MaxAge > 0 {
 		cutoff := w.now.Add(-limits.MaxAge).UnixNano()
 		for st.First <= st.Last {
-			v := msgs.Get(be64(st.First))
+			v := msgs.Get(c.key(st.First))
 			if len(v) >= 8 && int64(binary.BigEndian.Uint64(v)) >= cutoff {
 				break
 			}
-			if err := msgs.Delete(be64(st.First)); err != nil {
+			if err := msgs.Delete(c.key(st.First)); err != nil {
 				return abort(err)
 			}
 			st.First++
 		}
 	}
-	sv, err := json.Marshal(st)
-	if err != nil {
-		return abort(err)
-	}
-	return abort(cb.Put(keyState, sv))
+	return abort(c.put(w.tx))
 }
 
 // ChannelState returns a channel's last offset and epoch; 0 and "" for a
 // channel that has no history.
 func (db *DB) ChannelState(channel string) (lastOffset uint64, epoch string, err error) {
 	err = db.view(func(tx *bolt.Tx) error {
-		cb := tx.Bucket(bucketChannels).Bucket([]byte(channel))
-		if cb == nil {
-			return nil
+		c, err := lookupChan(tx, channel)
+		if c != nil {
+			lastOffset, epoch = c.st.Last, c.st.Epoch
 		}
-		st, err := readState(cb)
-		lastOffset, epoch = st.Last, st.Epoch
 		return err
 	})
 	return lastOffset, epoch, err
@@ -182,12 +216,13 @@ func (db *DB) ChannelState(channel string) (lastOffset uint64, epoch string, err
 func (db *DB) MessagesSince(channel string, offset uint64, limit int) ([]doc.Message, error) {
 	var out []doc.Message
 	err := db.view(func(tx *bolt.Tx) error {
-		cb := tx.Bucket(bucketChannels).Bucket([]byte(channel))
-		if cb == nil {
-			return nil
+		ch, err := lookupChan(tx, channel)
+		if err != nil || ch == nil {
+			return err
 		}
-		c := cb.Bucket(bucketMsgs).Cursor()
-		for k, v := c.Seek(be64(offset + 1)); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+		pfx := be64(ch.num)
+		c := tx.Bucket(bucketMsgs).Cursor()
+		for k, v := c.Seek(ch.key(offset + 1)); bytes.HasPrefix(k, pfx) && (limit <= 0 || len(out) < limit); k, v = c.Next() {
 			msg, err := decodeMessage(v)
 			if err != nil {
 				return err
@@ -206,10 +241,13 @@ func (db *DB) MessagesSince(channel string, offset uint64, limit int) ([]doc.Mes
 // until the write is durable.
 func (db *DB) Retract(ctx context.Context, channel string, offset uint64, by string) error {
 	return db.update(ctx, func(w *writeTx) error {
-		cb := w.tx.Bucket(bucketChannels).Bucket([]byte(channel))
+		c, err := lookupChan(w.tx, channel)
+		if err != nil {
+			return err
+		}
 		var v []byte
-		if cb != nil {
-			v = cb.Bucket(bucketMsgs).Get(be64(offset))
+		if c != nil {
+			v = w.tx.Bucket(bucketMsgs).Get(c.key(offset))
 		}
 		if v == nil {
 			return fmt.Errorf("retract message %d of %q: %w", offset, channel, ErrNotFound)
@@ -226,7 +264,7 @@ func (db *DB) Retract(ctx context.Context, channel string, offset uint64, by str
 		if err != nil {
 			return err
 		}
-		return abort(cb.Bucket(bucketMsgs).Put(be64(offset), val))
+		return abort(w.tx.Bucket(bucketMsgs).Put(c.key(offset), val))
 	})
 }
 
@@ -242,16 +280,11 @@ func (db *DB) SetReceipt(ctx context.Context, user, channel string, offset uint6
 	}
 	return db.update(ctx, func(w *writeTx) error {
 		rb := w.tx.Bucket(bucketReceipts)
-		if cb := rb.Bucket([]byte(channel)); cb != nil {
-			if cur, ok := unbe64(cb.Get([]byte(user))); ok && cur >= offset {
-				return nil
-			}
+		k := append(receiptPrefix(channel), user...)
+		if cur, ok := unbe64(rb.Get(k)); ok && cur >= offset {
+			return nil
 		}
-		cb, err := rb.CreateBucketIfNotExists([]byte(channel))
-		if err != nil {
-			return abort(err)
-		}
-		return abort(cb.Put([]byte(user), be64(offset)))
+		return abort(rb.Put(k, be64(offset)))
 	})
 }
 
@@ -259,18 +292,16 @@ func (db *DB) SetReceipt(ctx context.Context, user, channel string, offset uint6
 func (db *DB) Receipts(channel string) (map[string]uint64, error) {
 	out := make(map[string]uint64)
 	err := db.view(func(tx *bolt.Tx) error {
-		cb := tx.Bucket(bucketReceipts).Bucket([]byte(channel))
-		if cb == nil {
-			return nil
-		}
-		return cb.ForEach(func(k, v []byte) error {
+		pfx := receiptPrefix(channel)
+		c := tx.Bucket(bucketReceipts).Cursor()
+		for k, v := c.Seek(pfx); bytes.HasPrefix(k, pfx); k, v = c.Next() {
 			off, ok := unbe64(v)
 			if !ok {
 				return corrupt("receipt", fmt.Errorf("%d bytes", len(v)))
 			}
-			out[string(k)] = off
-			return nil
-		})
+			out[string(k[len(pfx):])] = off
+		}
+		return nil
 	})
 	return out, err
 }

@@ -230,6 +230,19 @@ func TestReceipts(t *testing.T) {
 	if err != nil || len(got) != 2 || got["ann"] != 5 || got["bob"] != 7 {
 		t.Fatalf("Receipts = %v, %v; want ann 5, bob 7", got, err)
 	}
+	// Channel and user names that run together stay apart.
+	if err := db.SetReceipt(ctx(t), "c", "ab", 9); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetReceipt(ctx(t), "bc", "a", 4); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.Receipts("a"); len(got) != 1 || got["bc"] != 4 {
+		t.Fatalf("Receipts(a) = %v, want bc 4", got)
+	}
+	if got, _ := db.Receipts("ab"); len(got) != 1 || got["c"] != 9 {
+		t.Fatalf("Receipts(ab) = %v, want c 9", got)
+	}
 	if got, err := db.Receipts("chat:none"); err != nil || len(got) != 0 {
 		t.Fatalf("Receipts of an unknown channel = %v, %v", got, err)
 	}

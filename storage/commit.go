@@ -157,7 +157,6 @@ func (c *committer) commit(batch []request) {
 	var due []string
 	var txErr error
 	for {
-		clear(due)
 		for i := range errs {
 			if !skip[i] {
 				errs[i] = nil
@@ -171,28 +170,24 @@ func (c *committer) commit(batch []request) {
 		skip[aborted] = true
 		c.db.log.Error().Err(errs[aborted]).Msg("write aborted; retrying its transaction without it")
 	}
+	elapsed := time.Since(start)
 	if txErr != nil {
 		c.db.log.Error().Err(txErr).Int("requests", len(batch)).Msg("commit failed")
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = fmt.Errorf("commit: %w", txErr)
-			}
+	}
+	var rejected, failed uint64
+	for i := range errs {
+		switch {
+		case skip[i]:
+			failed++
+		case errs[i] != nil:
+			rejected++
+		case txErr != nil:
+			errs[i] = fmt.Errorf("commit: %w", txErr)
+			failed++
 		}
 	}
-	elapsed := time.Since(start)
 	if len(due) > 0 {
 		c.db.snaps.notify(due)
-	}
-
-	var rejected, failed uint64
-	for i := range batch {
-		switch {
-		case errs[i] == nil:
-		case skip[i] || txErr != nil:
-			failed++
-		default:
-			rejected++
-		}
 	}
 	// Count before completing, so that a caller that saw its request done
 	// sees it in Stats.

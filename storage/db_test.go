@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/tandemhq/tandem/doc"
 )
@@ -168,6 +169,24 @@ func TestCorruptFile(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// TestSchemaMismatch: a file of another layout version fails Open clearly.
+func TestSchemaMismatch(t *testing.T) {
+	db := openTestDB(t, Config{})
+	path := db.Path()
+	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path, Config{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `schema version "1"`) {
+		t.Fatalf("got %v, want ErrCorrupt naming the schema version", err)
 	}
 }
 

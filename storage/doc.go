@@ -18,22 +18,26 @@
 // # File layout
 //
 // Versions and offsets are 8-byte big-endian integers (be64), so cursors
-// walk history in order. Each document gets a number N at creation (never
-// reused); its entries in the per-kind buckets start with be64(N). One
-// B+tree per kind, rather than a bucket tree per document, keeps the pages
-// a commit dirties, and so its fsync, small when it touches many documents.
+// walk history in order. Each document gets a number N at creation, and
+// each channel a number C with its first message (never reused); their
+// entries in the per-kind buckets start with be64(N) or be64(C). One B+tree
+// per kind, rather than a bucket tree per document or channel, keeps the
+// pages a commit dirties, and so its fsync, few when it touches many
+// documents and channels.
 //
-//	meta/schema                    "1"
+//	meta/schema                    "2"
 //	docs/<id>                      be64 N, then JSON: id, title, created
 //	heads/<N>                      be64 current version (number of ops)
-//	ops/<N><be64 v>                JSON doc.OpRecord of the op from v to v+1
+//	ops/<N><be64 v>                the op from v to v+1 with uid, user, client
+//	                               and time, in a compact binary form (codec.go)
 //	uids/<N><uid>                  be64 v: the uid index, for exactly-once
 //	snaps/<N><be64 v>              content at v (UTF-8); the document's first
 //	                               snapshot is its base: older ops were compacted
 //	comments/<N><comment id>       JSON doc.Comment
-//	channels/<name>/state          JSON: epoch, first and last offset
-//	channels/<name>/msgs/<be64 o>  be64 Unix-nano time, then JSON doc.Message
-//	receipts/<channel>/<user>      be64 offset read
+//	channels/<name>                be64 C, then JSON: epoch, first and last offset
+//	msgs/<C><be64 offset>          be64 Unix-nano time, then JSON doc.Message
+//	receipts/<len><channel><user>  be64 offset read (len: uvarint of the
+//	                               channel's length, so prefixes never clash)
 //	users/<id>                     JSON doc.User
 //	usernames/<name>               user id
 //

@@ -157,9 +157,7 @@ func (db *DB) Import(r io.Reader) (doc.Info, error) {
 	var err error
 	ops := make([][]byte, len(f.Ops))
 	for i := range f.Ops {
-		if ops[i], err = json.Marshal(f.Ops[i]); err != nil {
-			return doc.Info{}, err
-		}
+		ops[i] = encodeOpValue(f.Ops[i])
 	}
 	comments := make([][]byte, len(f.Comments))
 	for i := range f.Comments {

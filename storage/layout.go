@@ -23,23 +23,23 @@ var (
 	bucketSnaps     = []byte("snaps")
 	bucketComments  = []byte("comments")
 	bucketChannels  = []byte("channels")
+	bucketMsgs      = []byte("msgs")
 	bucketReceipts  = []byte("receipts")
 	bucketUsers     = []byte("users")
 	bucketUserNames = []byte("usernames")
 
 	topBuckets = [][]byte{
 		bucketMeta, bucketDocs, bucketHeads, bucketOps, bucketUIDs, bucketSnaps, bucketComments,
-		bucketChannels, bucketReceipts, bucketUsers, bucketUserNames,
+		bucketChannels, bucketMsgs, bucketReceipts, bucketUsers, bucketUserNames,
 	}
 
 	keySchema = []byte("schema")
-
-	keyState   = []byte("state")
-	bucketMsgs = []byte("msgs")
 )
 
-// schemaVersion is the layout version stored under meta/schema.
-const schemaVersion = "1"
+// schemaVersion is the layout version stored under meta/schema. Version 1
+// (bucket trees per document and channel, JSON op values) was never
+// released; a file holding it fails Open.
+const schemaVersion = "2"
 
 // be64 returns v as an 8-byte big-endian key, so cursors walk in order.
 func be64(v uint64) []byte {

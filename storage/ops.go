@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -146,11 +145,7 @@ func (db *DB) encodeOp(docID string, rec *doc.OpRecord) ([]byte, error) {
 	if rec.Time.IsZero() {
 		rec.Time = db.cfg.Now().UTC()
 	}
-	val, err := json.Marshal(rec)
-	if err != nil {
-		return nil, fmt.Errorf("append op v%d to %q: %w", rec.Version, docID, err)
-	}
-	return val, nil
+	return encodeOpValue(*rec), nil
 }
 
 // appendOpWrite returns the write of one op-log entry.
@@ -191,16 +186,9 @@ func appendOpWrite(docID string, rec doc.OpRecord, val []byte) writeFunc {
 	}
 }
 
-// decodeOp decodes the op-log entry of version ver.
+// decodeOp decodes the op-log entry of version ver (see codec.go).
 func decodeOp(ver int, v []byte) (doc.OpRecord, error) {
-	var rec doc.OpRecord
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return rec, corrupt(fmt.Sprintf("op v%d", ver), err)
-	}
-	if rec.Version != ver {
-		return rec, corrupt(fmt.Sprintf("op v%d", ver), fmt.Errorf("holds version %d", rec.Version))
-	}
-	return rec, nil
+	return decodeOpValue(ver, v)
 }
 
 // OpByUID returns the op of document docID with the given uid, and whether

@@ -390,14 +390,13 @@ func (db *DB) Compact(ctx context.Context, docID string, before int) error {
 		var uids [][]byte
 		ops := w.tx.Bucket(bucketOps)
 		for _, k := range opKeys {
-			var u struct {
-				UID string `json:"uid"`
+			ver, _ := d.version(k)
+			rec, err := decodeOp(ver, ops.Get(k))
+			if err != nil {
+				return err
 			}
-			if err := json.Unmarshal(ops.Get(k), &u); err != nil {
-				return corrupt("op", err)
-			}
-			if u.UID != "" {
-				uids = append(uids, d.skey(u.UID))
+			if rec.UID != "" {
+				uids = append(uids, d.skey(rec.UID))
 			}
 		}
 		snapKeys := d.keys(bucketSnaps, before)
