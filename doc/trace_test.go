@@ -1,16 +1,13 @@
 package doc_test
 
 import (
-	"compress/gzip"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/trace"
 	"github.com/tandemhq/tandem/ot"
 )
 
@@ -18,101 +15,28 @@ import (
 // ../shared/data/editing-traces beside the project, or wherever
 // TANDEM_TRACES points. They are read in place, never copied in.
 
-// patch is one edit of a sequential trace: at pos, delete del code points,
-// then insert ins.
-type patch struct {
-	pos, del int
-	ins      string
-}
-
-type trace struct {
-	name       string
-	endContent string
-	patches    []patch
-}
-
-// tracesDir returns the traces folder, or "" when it is not there.
-func tracesDir() string {
-	if d := os.Getenv("TANDEM_TRACES"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for { // find the module root, then look beside it
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			d := filepath.Join(dir, "..", "shared", "data", "editing-traces")
-			if _, err := os.Stat(d); err == nil {
-				return d
-			}
-			return ""
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
-var traceCache sync.Map // name → *trace
+var traceCache sync.Map // name → *trace.Trace
 
 // loadTrace reads a sequential trace, or skips the test or benchmark with a
 // clear message when the traces are not on this machine.
-func loadTrace(tb testing.TB, name string) *trace {
+func loadTrace(tb testing.TB, name string) *trace.Trace {
 	tb.Helper()
 	if t, ok := traceCache.Load(name); ok {
-		return t.(*trace)
+		return t.(*trace.Trace)
 	}
-	dir := tracesDir()
-	if dir == "" {
-		tb.Skip("editing traces not found: set TANDEM_TRACES or put shared/data/editing-traces beside the project")
+	dir, err := trace.Dir()
+	if err != nil {
+		tb.Skip(err.Error())
 	}
-	t, err := readTrace(filepath.Join(dir, name+".json.gz"))
+	t, err := trace.Load(dir, name)
 	if err != nil {
 		tb.Fatalf("read trace %s: %v", name, err)
 	}
-	t.name = name
 	traceCache.Store(name, t)
 	return t
 }
 
-func readTrace(path string) (*trace, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, err
-	}
-	var raw struct {
-		EndContent string `json:"endContent"`
-		Txns       []struct {
-			Patches [][3]any `json:"patches"`
-		} `json:"txns"`
-	}
-	if err := json.NewDecoder(zr).Decode(&raw); err != nil {
-		return nil, err
-	}
-	t := &trace{endContent: raw.EndContent}
-	for i, txn := range raw.Txns {
-		for _, p := range txn.Patches {
-			pos, ok1 := p[0].(float64)
-			del, ok2 := p[1].(float64)
-			ins, ok3 := p[2].(string)
-			if !ok1 || !ok2 || !ok3 {
-				return nil, fmt.Errorf("txn %d: bad patch %v", i, p)
-			}
-			t.patches = append(t.patches, patch{int(pos), int(del), ins})
-		}
-	}
-	return t, nil
-}
-
-var sequentialTraces = []string{"automerge-paper", "seph-blog1", "sveltecomponent"}
+var sequentialTraces = trace.Sequential
 
 // addBenchComments anchors three comments in d, as a document under review
 // carries, so that replays pay for keeping anchors in place.
@@ -127,14 +51,14 @@ func addBenchComments(tb testing.TB, d *doc.Document) {
 
 // replay applies every patch of t as an ot op to a fresh Document, with
 // comments anchored once the text is long enough.
-func replay(tb testing.TB, t *trace) *doc.Document {
-	d := doc.New(t.name)
-	for i, p := range t.patches {
+func replay(tb testing.TB, t *trace.Trace) *doc.Document {
+	d := doc.New(t.Name)
+	for i, p := range t.Patches {
 		if i == 1000 {
 			addBenchComments(tb, d)
 		}
-		if err := d.Apply(ot.Splice(p.pos, p.del, p.ins)); err != nil {
-			tb.Fatalf("%s patch %d %+v: %v", t.name, i, p, err)
+		if err := d.Apply(ot.Splice(p.Pos, p.Del, p.Ins)); err != nil {
+			tb.Fatalf("%s patch %d %+v: %v", t.Name, i, p, err)
 		}
 	}
 	return d
@@ -145,11 +69,11 @@ func TestEditingTraces(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			tr := loadTrace(t, name)
 			d := replay(t, tr)
-			if got := d.Content(); got != tr.endContent {
-				t.Fatalf("content after %d patches differs from endContent (len %d vs %d)", len(tr.patches), len(got), len(tr.endContent))
+			if got := d.Content(); got != tr.EndContent {
+				t.Fatalf("content after %d patches differs from endContent (len %d vs %d)", len(tr.Patches), len(got), len(tr.EndContent))
 			}
-			if d.Version() != len(tr.patches) {
-				t.Errorf("version %d, want %d", d.Version(), len(tr.patches))
+			if d.Version() != len(tr.Patches) {
+				t.Errorf("version %d, want %d", d.Version(), len(tr.Patches))
 			}
 			for _, c := range d.Comments() {
 				if _, err := d.Slice(c.Range); err != nil || c.Version != d.Version() {
@@ -173,8 +97,8 @@ func BenchmarkEditingTrace(b *testing.B) {
 			for b.Loop() {
 				d = replay(b, tr)
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(tr.patches)), "ns/edit")
-			if d.Content() != tr.endContent {
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(tr.Patches)), "ns/edit")
+			if d.Content() != tr.EndContent {
 				b.Fatal("content differs from endContent")
 			}
 		})
@@ -190,12 +114,12 @@ func BenchmarkEditingTraceRuneSplice(b *testing.B) {
 			var text []rune
 			for b.Loop() {
 				text = text[:0]
-				for _, p := range tr.patches {
-					text = slices.Replace(text, p.pos, p.pos+p.del, []rune(p.ins)...)
+				for _, p := range tr.Patches {
+					text = slices.Replace(text, p.Pos, p.Pos+p.Del, []rune(p.Ins)...)
 				}
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(tr.patches)), "ns/edit")
-			if string(text) != tr.endContent {
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(tr.Patches)), "ns/edit")
+			if string(text) != tr.EndContent {
 				b.Fatal("content differs from endContent")
 			}
 		})

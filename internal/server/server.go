@@ -123,6 +123,9 @@ type LimitsConfig struct {
 // Duration is a time.Duration written as "90s" or "7d" in JSON.
 type Duration time.Duration
 
+// MarshalJSON writes the duration as a Go duration string, "1h0m0s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
 // UnmarshalJSON parses a Go duration string, with "d" for days allowed.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
