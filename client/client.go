@@ -97,6 +97,15 @@ type Config struct {
 	// MaxMessageBytes bounds one WebSocket message from the server (a
 	// subscribed frame carries the recovered history). By default 64 MiB.
 	MaxMessageBytes int64
+	// MaxOpBytes bounds the text one document op inserts: a larger edit is
+	// sent as several ops, and buffered edits are composed only up to it.
+	// It must not exceed the server's limit. By default 64 KiB, the
+	// server's default.
+	MaxOpBytes int
+	// CursorInterval is the shortest time between two cursor frames of one
+	// document; updates within it are coalesced (the latest wins). By
+	// default 50 * time.Millisecond, the server's broadcast interval.
+	CursorInterval time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -136,6 +145,12 @@ func (c *Config) setDefaults() error {
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 64 << 20
 	}
+	if c.MaxOpBytes <= 0 {
+		c.MaxOpBytes = 64 << 10
+	}
+	if c.CursorInterval <= 0 {
+		c.CursorInterval = 50 * time.Millisecond
+	}
 	if c.Dialer == nil {
 		c.Dialer = &websocket.Dialer{HandshakeTimeout: c.HandshakeTimeout, Proxy: http.ProxyFromEnvironment}
 	}
@@ -148,7 +163,9 @@ func (c *Config) setDefaults() error {
 const stableAfter = 10 * time.Second
 
 // Client is a connection to a Tandem server that reconnects on its own and
-// restores its subscriptions. It is safe for concurrent use.
+// restores its subscriptions and open documents. It is safe for concurrent
+// use. Lock order: a Document's or Subscription's mutex may be held while
+// taking c.mu; c.mu is never held while taking a Document's.
 type Client struct {
 	cfg Config
 	log zerolog.Logger
@@ -172,6 +189,7 @@ type Client struct {
 	user     proto.User
 	clientID string
 	subs     map[string]*Subscription
+	docs     map[string]*Document
 	pending  map[int64]*pending
 	refresh  *time.Timer // auto-refresh of the token
 }
@@ -184,6 +202,13 @@ type pending struct {
 	// the subscription itself, before any later frame.
 	sub     *Subscription
 	resumed bool // the subscribe carried since
+	// doc is set for document requests (open, op, comment), whose reply
+	// the reader applies to the document before any later frame; gen is
+	// the document's open generation when it was sent, and uid the op's.
+	doc  *Document
+	kind docReq
+	gen  uint64
+	uid  string
 }
 
 type result struct {
@@ -207,6 +232,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		status:  StatusConnecting,
 		token:   cfg.Token,
 		subs:    make(map[string]*Subscription),
+		docs:    make(map[string]*Document),
 		pending: make(map[int64]*pending),
 	}
 	if c.token == "" && cfg.TokenFunc != nil {
@@ -413,13 +439,27 @@ func (c *Client) attach(conn *wsConn, info *inbound) {
 	for _, sub := range c.subs {
 		frames = append(frames, c.subscribeFrameLocked(conn, sub))
 	}
+	nsubs := len(frames)
+	docs := make([]*Document, 0, len(c.docs))
+	for _, d := range c.docs {
+		docs = append(docs, d)
+	}
 	close(c.ready)
 	c.scheduleRefreshLocked()
+	c.mu.Unlock()
+	// Documents are reopened from the version they know (lock order: a
+	// document's lock before c.mu, so outside the section above).
+	var opens outbox
+	for _, d := range docs {
+		d.reopen(conn, &opens)
+	}
+	for _, o := range opens {
+		frames = append(frames, o.data)
+	}
 	if len(frames) > 0 {
 		c.wg.Add(1) // on the run goroutine: before Close waits for wg
 	}
-	c.mu.Unlock()
-	c.log.Info().Str("client_id", info.ClientID).Str("user", user.ID).Int("resubscribe", len(frames)).Msg("connected")
+	c.log.Info().Str("client_id", info.ClientID).Str("user", user.ID).Int("resubscribe", nsubs).Int("reopen", len(docs)).Msg("connected")
 	if f := c.cfg.OnStatus; f != nil {
 		c.cb.push(func() { f(StatusConnected, nil) })
 	}
@@ -449,7 +489,14 @@ func (c *Client) lost(conn *wsConn, err error) {
 	c.failPendingLocked(conn, fmt.Errorf("%w: %w", ErrDisconnected, err))
 	c.status = StatusReconnecting
 	c.stopRefreshLocked()
+	docs := make([]*Document, 0, len(c.docs))
+	for _, d := range c.docs {
+		docs = append(docs, d)
+	}
 	c.mu.Unlock()
+	for _, d := range docs {
+		d.lostConn(conn)
+	}
 	if f := c.cfg.OnStatus; f != nil && !c.cfg.NoReconnect {
 		c.cb.push(func() { f(StatusReconnecting, err) })
 	}
@@ -468,10 +515,17 @@ func (c *Client) finish(err error) {
 		subs = append(subs, s)
 	}
 	clear(c.subs)
+	docs := make([]*Document, 0, len(c.docs))
+	for _, d := range c.docs {
+		docs = append(docs, d)
+	}
 	c.stopRefreshLocked()
 	c.mu.Unlock()
 	for _, s := range subs {
 		s.end(err)
+	}
+	for _, d := range docs {
+		d.end(err)
 	}
 	c.log.Info().Err(err).Msg("disconnected")
 	if f := c.cfg.OnStatus; f != nil {

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/ot"
 )
 
 // wsConn is one WebSocket connection. The client's run goroutine is its
@@ -74,13 +76,22 @@ type inbound struct {
 	Member      *proto.Member     `json:"member"`
 	Count       *int              `json:"count"`
 
-	// Doc names the document of a document frame. Documents are not handled
-	// yet; route is where their frames will be sent on.
-	Doc string `json:"doc"`
+	// documents
+	Doc      string          `json:"doc"`
+	Version  int             `json:"version"`
+	Content  string          `json:"content"`
+	Op       ot.Op           `json:"op"`
+	UID      string          `json:"uid"`
+	Ops      []proto.DocOp   `json:"ops"`
+	Cursors  []proto.Cursor  `json:"cursors"`
+	Ranges   []ot.Selection  `json:"ranges"`
+	Comments []proto.Comment `json:"comments"`
+	Comment  *proto.Comment  `json:"comment"`
+	Action   string          `json:"action"`
 }
 
 func (f *inbound) asError() *Error {
-	return &Error{Code: f.Code, Message: f.Message, Channel: f.Channel}
+	return &Error{Code: f.Code, Message: f.Message, Channel: f.Channel, Doc: f.Doc}
 }
 
 // connect dials, sends connect and waits for connected. ctx (bounded by
@@ -191,7 +202,7 @@ func (c *Client) readLoop(conn *wsConn) error {
 }
 
 // route handles one frame on the read goroutine: a reply goes to its
-// request, a push to its subscription.
+// request, a push to its subscription or document.
 func (c *Client) route(conn *wsConn, f *inbound) {
 	if f.ID != nil {
 		c.mu.Lock()
@@ -202,11 +213,20 @@ func (c *Client) route(conn *wsConn, f *inbound) {
 			if p.sub != nil {
 				c.subscribeReply(conn, p, f)
 			}
+			if p.doc != nil {
+				p.doc.onReply(conn, p, f)
+			}
 			p.reply <- result{f: f}
 			return
 		}
 		// A reply whose request gave up waiting. (What a reply announces,
 		// such as a retraction, also comes as a push without id.)
+		return
+	}
+	if f.Doc != "" && f.Type != proto.TypeError {
+		if d := c.document(f.Doc); d != nil {
+			d.onPush(conn, f)
+		}
 		return
 	}
 	switch f.Type {
@@ -294,9 +314,21 @@ func (c *Client) onRetracted(f *inbound) {
 	}
 }
 
-// onUnsubscribed: the server dropped a subscription (a refresh took the
-// grant away).
+// onUnsubscribed: the server dropped a subscription or a document (a
+// refresh took the grant away).
 func (c *Client) onUnsubscribed(f *inbound) {
+	if id, ok := strings.CutPrefix(f.Channel, "doc:"); ok {
+		if d := c.document(id); d != nil {
+			code := f.Reason
+			if code == "" {
+				code = proto.CodeForbidden
+			}
+			d.mu.Lock()
+			d.endByServerLocked(&Error{Code: code, Message: "the server closed the document", Channel: f.Channel})
+			d.mu.Unlock()
+		}
+		return
+	}
 	c.mu.Lock()
 	sub := c.subs[f.Channel]
 	if sub != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/ot"
 )
 
 // Errors the client returns; test for them with errors.Is.
@@ -25,6 +26,13 @@ var (
 	// ErrUnsubscribed: the subscription has ended (Unsubscribe, or the
 	// server dropped it).
 	ErrUnsubscribed = errors.New("client: not subscribed")
+	// ErrDocOpen: OpenDoc for a document the client has open already (one
+	// Document per id).
+	ErrDocOpen = errors.New("client: document already open")
+	// ErrDocClosed: the document was closed with Document.Close.
+	ErrDocClosed = errors.New("client: document closed")
+	// ErrDocDeleted: the document was deleted on the server while open.
+	ErrDocDeleted = errors.New("client: document deleted")
 )
 
 // Error is an error frame with which the server answered a request. Its
@@ -32,13 +40,18 @@ var (
 type Error struct {
 	Code    string
 	Message string
-	// Channel names the channel the request was about, when it had one.
+	// Channel names the channel the request was about, when it had one;
+	// Doc the document.
 	Channel string
+	Doc     string
 }
 
 func (e *Error) Error() string {
-	if e.Channel != "" {
+	switch {
+	case e.Channel != "":
 		return fmt.Sprintf("tandem: %s (%s): %s", e.Code, e.Channel, e.Message)
+	case e.Doc != "":
+		return fmt.Sprintf("tandem: %s (doc %s): %s", e.Code, e.Doc, e.Message)
 	}
 	return fmt.Sprintf("tandem: %s: %s", e.Code, e.Message)
 }
@@ -64,6 +77,23 @@ func (e *CloseError) Error() string {
 func (e *CloseError) Is(target error) bool {
 	return target == ErrUnauthorized && e.Code == proto.CloseUnauthorized
 }
+
+// OpError is an edit the server rejected for good (too large, no write
+// grant, ...). The client has undone it in the local text (a Change of
+// kind ChangeUndo) and carried on with the edits made after it.
+type OpError struct {
+	Doc string
+	UID string
+	// Op is the rejected op, against the server text of that time.
+	Op  ot.Op
+	Err *Error
+}
+
+func (e *OpError) Error() string {
+	return fmt.Sprintf("tandem: op %s on %s rejected and undone: %v", e.UID, e.Doc, e.Err)
+}
+
+func (e *OpError) Unwrap() error { return e.Err }
 
 // terminalSubscribeCode reports whether an error answering a (re)subscribe
 // ends the subscription, rather than being worth another try on the next

@@ -368,6 +368,9 @@ func (s *docSession) opsBetween(from, to int) ([]doc.OpRecord, error) {
 	}
 	end := min(to, memStart)
 	recs, err := s.docs.cfg.OpLog.Ops(s.id, from, end)
+	if errors.Is(err, doc.ErrCompacted) {
+		return nil, fmt.Errorf("ops of %s from v%d: %w: %v", s.id, from, ErrHistoryGone, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read ops of %s: %w", s.id, err)
 	}
