@@ -45,7 +45,7 @@ func commands() []command {
 		{"export", "write one document's whole history as JSON", runExport},
 		{"import", "load an exported history into a data directory", runImport},
 		{"token", "mint a JWT for development and scripts", runToken},
-		{"bench", "measure a server over the real protocol", notYet("bench")},
+		{"bench", "measure a server over the real protocol", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -1,0 +1,113 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tandemhq/tandem/internal/trace"
+)
+
+// The scenarios at toy sizes: each must run, check itself and report its
+// figures. (The figures are measured by `tandem bench`, not here.)
+
+func testOptions(t *testing.T) Options {
+	return Options{NoSync: true, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)}
+}
+
+func checkResult(t *testing.T, r *Result, err error, figures ...string) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Failures) > 0 {
+		t.Fatalf("%s failed its checks: %v", r.Scenario, r.Failures)
+	}
+	for _, f := range figures {
+		if v, ok := r.Figures[f]; !ok || v <= 0 {
+			t.Errorf("%s: figure %s = %v, want > 0 (all: %v)", r.Scenario, f, v, r.Figures)
+		}
+	}
+}
+
+func TestEditorsScenario(t *testing.T) {
+	ctx := context.Background()
+	r, err := Editors(ctx, testOptions(t), EditorsConfig{Docs: 2, Clients: 3, Duration: time.Second})
+	checkResult(t, r, err, "committed_ops", "committed_ops_per_sec", "ack_p99_ms")
+	r, err = Editors(ctx, testOptions(t), EditorsConfig{Docs: 1, Clients: 3, Rate: 50, Duration: time.Second})
+	checkResult(t, r, err, "committed_ops", "edits")
+}
+
+func TestFanoutScenario(t *testing.T) {
+	r, err := Fanout(context.Background(), testOptions(t), FanoutConfig{Subscribers: 20, Rate: 50, Duration: time.Second, PayloadBytes: 64})
+	checkResult(t, r, err, "deliveries", "latency_p99_ms")
+	if got, want := r.Figures["deliveries"], r.Figures["published"]*20; got != want {
+		t.Errorf("%v deliveries, want %v", got, want)
+	}
+}
+
+func TestTraceScenario(t *testing.T) {
+	if _, err := trace.Dir(); err != nil {
+		t.Skip(err)
+	}
+	r, err := Trace(context.Background(), TraceConfig{Rounds: 1})
+	checkResult(t, r, err, "automerge-paper_ns_per_edit", "seph-blog1_ns_per_edit")
+}
+
+func TestIdleScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the tandem binary")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "tandem")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tandem")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	opts := testOptions(t)
+	opts.Binary = bin
+	r, err := Idle(context.Background(), opts, IdleConfig{Conns: 50})
+	checkResult(t, r, err, "connections")
+}
+
+func TestReport(t *testing.T) {
+	r := newResult("x", map[string]any{"n": 3})
+	r.Figures["ops_per_sec"] = 1234.5
+	r.fail("broken %d", 1)
+	var table, js bytes.Buffer
+	WriteTable(&table, []*Result{r})
+	if !strings.Contains(table.String(), "ops_per_sec") || !strings.Contains(table.String(), "FAILED: broken 1") {
+		t.Errorf("table:\n%s", table.String())
+	}
+	if err := WriteJSON(&js, []*Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Machine map[string]any `json:"machine"`
+		Results []Result       `json:"results"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Results) != 1 || back.Results[0].Figures["ops_per_sec"] != 1234.5 {
+		t.Errorf("json %s: %v", js.String(), err)
+	}
+	if _, err := os.Stat("/proc/self/status"); err == nil {
+		if _, err := rss(os.Getpid()); err != nil {
+			t.Errorf("rss: %v", err)
+		}
+	}
+	if _, err := trace.Load(t.TempDir(), "nope"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing trace: %v", err)
+	}
+}

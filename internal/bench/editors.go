@@ -1,0 +1,257 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/tandemhq/tandem/client"
+	"github.com/tandemhq/tandem/ot"
+)
+
+// EditorsConfig is the editors scenario: Clients clients on each of Docs
+// documents, each behaving like a real editor: one op in flight, later
+// edits composed while it waits, random single-character inserts and
+// deletes at random places of its own copy. Rate is ops per second per
+// client (open loop); 0 edits as fast as acks allow (closed loop: the next
+// edit waits for the previous one's ack).
+type EditorsConfig struct {
+	Docs, Clients int
+	Rate          float64
+	Duration      time.Duration
+}
+
+// editorStats is one client's tally; its own goroutines write it under mu.
+type editorStats struct {
+	mu     sync.Mutex
+	acks   []time.Duration // submit → acknowledged (all pending acked)
+	remote []time.Duration // server apply → arrival here, sampled
+	edits  int
+}
+
+// Editors runs the editors scenario.
+func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, error) {
+	mode := "closed"
+	if cfg.Rate > 0 {
+		mode = fmt.Sprintf("%.0f/s each", cfg.Rate)
+	}
+	res := newResult("editors", map[string]any{"docs": cfg.Docs, "clients": cfg.Clients, "loop": mode,
+		"duration": cfg.Duration.String(), "nosync": opts.NoSync})
+	raiseFileLimit()
+	tg, stop, err := start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	prefix := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+
+	type editor struct {
+		c     *client.Client
+		d     *client.Document
+		doc   int
+		stats *editorStats
+	}
+	eds := make([]*editor, 0, cfg.Docs*cfg.Clients)
+	defer func() {
+		for _, e := range eds {
+			_ = e.c.Close()
+		}
+	}()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var firstErr error
+	sem := make(chan struct{}, 32)
+	for d := range cfg.Docs {
+		for i := range cfg.Clients {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				c, err := client.Dial(ctx, client.Config{URL: tg.wsURL, Token: opts.Token, User: fmt.Sprintf("ed%d-%d", d, i)})
+				var doc *client.Document
+				if err == nil {
+					doc, err = c.OpenDoc(ctx, fmt.Sprintf("%s-%d", prefix, d))
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if c != nil {
+						_ = c.Close()
+					}
+					if firstErr == nil {
+						firstErr = err
+					}
+					return
+				}
+				e := &editor{c: c, d: doc, doc: d, stats: &editorStats{}}
+				st := e.stats
+				var n int
+				doc.OnChange(func(ch client.Change) {
+					n++
+					if n%8 != 0 || ch.Kind != client.ChangeRemote || ch.Time.IsZero() {
+						return
+					}
+					lat := time.Since(ch.Time)
+					st.mu.Lock()
+					st.remote = append(st.remote, lat)
+					st.mu.Unlock()
+				})
+				eds = append(eds, e)
+			}()
+		}
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, fmt.Errorf("editors: connect: %w", firstErr)
+	}
+	version0 := make(map[int]int)
+	for _, e := range eds {
+		version0[e.doc] = max(version0[e.doc], e.d.Version())
+	}
+
+	lctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	start := time.Now()
+	for k, e := range eds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(k), 42))
+			edit := func() {
+				n := e.d.Len()
+				var op ot.Op
+				if n > 0 && r.IntN(3) == 0 {
+					op = ot.Splice(r.IntN(n), 1, "")
+				} else {
+					op = ot.Splice(r.IntN(n+1), 0, string(rune('a'+r.IntN(26))))
+				}
+				if e.d.Submit(op) == nil {
+					e.stats.mu.Lock()
+					e.stats.edits++
+					e.stats.mu.Unlock()
+				}
+			}
+			if cfg.Rate <= 0 { // closed loop
+				for lctx.Err() == nil {
+					t0 := time.Now()
+					edit()
+					if e.d.WaitSynced(lctx) != nil {
+						return
+					}
+					e.stats.mu.Lock()
+					e.stats.acks = append(e.stats.acks, time.Since(t0))
+					e.stats.mu.Unlock()
+				}
+				return
+			}
+			// Open loop: edit at the rate whatever the acks do; a watcher
+			// times each batch from its first edit to its ack.
+			var pmu sync.Mutex
+			var pendingSince time.Time
+			watch := make(chan struct{}, 1)
+			go func() {
+				for range watch {
+					if e.d.WaitSynced(ctx) != nil {
+						return
+					}
+					pmu.Lock()
+					if !pendingSince.IsZero() {
+						e.stats.mu.Lock()
+						e.stats.acks = append(e.stats.acks, time.Since(pendingSince))
+						e.stats.mu.Unlock()
+						pendingSince = time.Time{}
+					}
+					pmu.Unlock()
+				}
+			}()
+			defer close(watch)
+			interval := time.Duration(float64(time.Second) / cfg.Rate)
+			next := time.Now().Add(time.Duration(r.Int64N(int64(interval))))
+			for {
+				select {
+				case <-lctx.Done():
+					return
+				case <-time.After(time.Until(next)):
+				}
+				next = next.Add(interval)
+				pmu.Lock()
+				if pendingSince.IsZero() {
+					pendingSince = time.Now()
+				}
+				pmu.Unlock()
+				edit()
+				select {
+				case watch <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	loadSecs := time.Since(start).Seconds()
+
+	// At rest every replica must equal the server's text.
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	for _, e := range eds {
+		if err := e.d.WaitSynced(wctx); err != nil {
+			res.fail("client did not settle: %v", err)
+			break
+		}
+	}
+	var committed int
+	for d := range cfg.Docs {
+		id := fmt.Sprintf("%s-%d", prefix, d)
+		check, err := client.Dial(wctx, client.Config{URL: tg.wsURL, Token: opts.Token, User: "checker"})
+		if err != nil {
+			return nil, err
+		}
+		sd, err := check.OpenDoc(wctx, id)
+		if err != nil {
+			_ = check.Close()
+			return nil, err
+		}
+		want, v := sd.Text(), sd.Version()
+		_ = check.Close()
+		committed += v - version0[d]
+		for _, e := range eds {
+			if e.doc != d {
+				continue
+			}
+			for e.d.Version() < v && wctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if got := e.d.Text(); got != want {
+				res.fail("doc %d: a client has %d code points at v%d, the server %d at v%d", d, len([]rune(got)), e.d.Version(), len([]rune(want)), v)
+				break
+			}
+		}
+	}
+
+	var acks, remote []time.Duration
+	edits := 0
+	for _, e := range eds {
+		e.stats.mu.Lock()
+		acks = append(acks, e.stats.acks...)
+		remote = append(remote, e.stats.remote...)
+		edits += e.stats.edits
+		e.stats.mu.Unlock()
+	}
+	sortDurations(acks)
+	sortDurations(remote)
+	res.Figures["edits"] = float64(edits)
+	res.Figures["edits_per_sec"] = float64(edits) / loadSecs
+	res.Figures["committed_ops"] = float64(committed)
+	res.Figures["committed_ops_per_sec"] = float64(committed) / loadSecs
+	res.Figures["ack_p50_ms"] = percentile(acks, 50)
+	res.Figures["ack_p95_ms"] = percentile(acks, 95)
+	res.Figures["ack_p99_ms"] = percentile(acks, 99)
+	res.Figures["remote_p50_ms"] = percentile(remote, 50)
+	res.Figures["remote_p99_ms"] = percentile(remote, 99)
+	res.Notes = append(res.Notes, "committed ops are versions the server applied (composed edits count once); ack = first edit of a batch to its ack; remote = server apply time to arrival at another client (every 8th op)")
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
