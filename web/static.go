@@ -22,13 +22,24 @@ var staticFS = func() fs.FS {
 	return sub
 }()
 
+// pages maps the app's page routes to the embedded file each serves:
+// /dashboard is the live dashboard (dashboard.html).
+var pages = map[string]string{
+	"/dashboard":  "dashboard.html",
+	"/dashboard/": "dashboard.html",
+}
+
 // serveStatic serves the embedded files, with no-cache so that a browser
-// picks up a new server's client at once.
+// picks up a new server's client at once, and the app's pages by route.
 func (s *Server) serveStatic() http.Handler {
 	files := http.FileServerFS(staticFS)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if name, ok := pages[r.URL.Path]; ok {
+			http.ServeFileFS(w, r, staticFS, name)
+			return
+		}
 		files.ServeHTTP(w, r)
 	})
 }

@@ -1,0 +1,183 @@
+// identity.js: who the browser connects as.
+//
+// Production (the server has a JWT secret): the embedding application gives
+// a token, as ?token=<JWT> in the page's URL (kept for the tab's session and
+// removed from the address bar) or as a global set before the app loads:
+// window.TANDEM_TOKEN = "<JWT>" or a function returning one (or a promise),
+// which is called again whenever the client needs a fresh token.
+//
+// Development (no secret): anyone connects as a guest and names themselves
+// in the name picker. The server draws each user in the palette colour that
+// an FNV-1a hash of the user id picks, so the picker finds an id that lands
+// on the chosen colour.
+
+import { connect } from "./tandem.js";
+import { PALETTE, colorOf, h, setApiToken } from "./util.js";
+
+const IDENTITY_KEY = "tandem-demo:identity";
+const TOKEN_KEY = "tandem-demo:token";
+
+/** tokenSource returns the production token (string or function), or null. */
+export function tokenSource() {
+  const url = new URL(location.href);
+  const fromURL = url.searchParams.get("token");
+  if (fromURL) {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, fromURL);
+    } catch {
+      // Storage denied: the token lives only in this page.
+    }
+    url.searchParams.delete("token");
+    history.replaceState(history.state, "", url);
+    return fromURL;
+  }
+  const g = globalThis.TANDEM_TOKEN;
+  if (typeof g === "string" && g) return g;
+  if (typeof g === "function") return g;
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** savedIdentity returns the development identity {id, name, color}, if one was picked. */
+export function savedIdentity() {
+  try {
+    const v = JSON.parse(localStorage.getItem(IDENTITY_KEY) ?? "null");
+    if (v && typeof v.id === "string" && typeof v.name === "string") return v;
+  } catch {
+    // Corrupt or denied: pick again.
+  }
+  return null;
+}
+
+function saveIdentity(ident) {
+  try {
+    localStorage.setItem(IDENTITY_KEY, JSON.stringify(ident));
+  } catch {
+    // Denied: it lasts for this page.
+  }
+}
+
+/** slug makes a user id base from a name: letters, digits, "_", "-" and ".". */
+function slug(name) {
+  const s = name
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}_.\-]+/gu, "-")
+    .replace(/^-+|-+$/g, "");
+  return (s || "guest").slice(0, 40);
+}
+
+/** idFor returns a user id for name whose colour is PALETTE[colorIndex]. */
+export function idFor(name, colorIndex) {
+  const base = slug(name);
+  if (colorOf(base) === PALETTE[colorIndex]) return base;
+  for (let n = 2; ; n++) {
+    const id = `${base}-${n}`;
+    if (colorOf(id) === PALETTE[colorIndex]) return id;
+  }
+}
+
+/**
+ * detectMode asks the server whether it runs in development mode: its API
+ * answers without a token only then. Resolves "dev", "prod" or "unreachable".
+ */
+export async function detectMode() {
+  try {
+    const res = await fetch("/api/docs", { method: "GET" });
+    if (res.status === 401) return "prod";
+    return "dev";
+  } catch {
+    return "unreachable";
+  }
+}
+
+/**
+ * namePicker renders the development-mode identity form into container and
+ * resolves with {id, name, color} once submitted (and saved).
+ */
+export function namePicker(container, current = null) {
+  return new Promise((resolve) => {
+    let chosen = current ? Math.max(0, PALETTE.indexOf(current.color)) : Math.floor(Math.random() * PALETTE.length);
+    const nameInput = h("input", {
+      id: "pick-name",
+      name: "name",
+      required: true,
+      maxlength: "40",
+      autocomplete: "nickname",
+      value: current?.name ?? "",
+      placeholder: "e.g. Ann",
+    });
+    const swatches = PALETTE.map((c, i) =>
+      h(
+        "label",
+        { class: "swatch", style: { "--swatch": c } },
+        h("input", {
+          type: "radio",
+          name: "color",
+          value: String(i),
+          checked: i === chosen,
+          onchange: () => (chosen = i),
+        }),
+        h("span", { class: "sr-only" }, `Colour ${i + 1} (${c})`),
+      ),
+    );
+    const form = h(
+      "form",
+      {
+        class: "card picker",
+        id: "name-picker",
+        onsubmit: (e) => {
+          e.preventDefault();
+          const name = nameInput.value.trim();
+          if (!name) return;
+          const ident = { id: idFor(name, chosen), name, color: PALETTE[chosen] };
+          saveIdentity(ident);
+          resolve(ident);
+        },
+      },
+      h("h1", {}, "Welcome to Tandem"),
+      h("p", { class: "muted" }, "This server runs in development mode: pick a name and a colour to edit as. Others see your cursor, comments and messages under this name."),
+      h("label", { for: "pick-name" }, "Your name"),
+      nameInput,
+      h("fieldset", { class: "swatches" }, h("legend", {}, "Your colour"), swatches),
+      h("button", { type: "submit", class: "primary", id: "pick-go" }, "Start editing"),
+    );
+    container.replaceChildren(form);
+    nameInput.focus();
+  });
+}
+
+/**
+ * openClient connects the tandem.js client as the identity: {token} in
+ * production, {id, name} in development. The HTTP API calls send the same
+ * token.
+ */
+export function openClient(ident) {
+  const options = { url: location.origin, backoff: { min: 400, max: 5000 } };
+  if (ident.token) {
+    options.token = ident.token;
+    setApiToken(ident.token);
+  } else {
+    options.token = "";
+    options.user = ident.id;
+    options.name = ident.name;
+    setApiToken(null);
+  }
+  return connect(options);
+}
+
+/** needTokenMessage explains that a production server wants a token. */
+export function needTokenMessage() {
+  return h(
+    "div",
+    { class: "card error-card", role: "alert" },
+    h("h1", {}, "Sign-in needed"),
+    h("p", {}, "This Tandem server runs in production mode: it needs a token from the application that embeds it."),
+    h("p", { class: "muted" }, "Open this page from your application, or add ?token=<JWT> to the address. Applications can also set window.TANDEM_TOKEN before loading the app."),
+  );
+}
+
