@@ -65,8 +65,10 @@ type conn struct {
 	closeCode int
 	closeText string
 	flush     bool // write what is queued before the close frame
+	dead      bool // the read goroutine ended: drop the socket, send nothing
+	pingDue   bool // the server's pinger asks for a ping
+	writing   bool // a write goroutine is running
 
-	wake     chan struct{} // cap 1: queue or closing changed
 	readDone chan struct{} // closed when the read goroutine ends
 }
 
@@ -81,7 +83,6 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 		docs: make(map[string]struct{}),
 		// The burst covers a reconnecting client resubscribing everything.
 		limiter:  rate.NewLimiter(rate.Limit(s.cfg.FrameRate), s.cfg.FrameBurst),
-		wake:     make(chan struct{}, 1),
 		readDone: make(chan struct{}),
 	}
 }
@@ -107,11 +108,29 @@ func (c *conn) identity() auth.Identity {
 	return c.ident
 }
 
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// kickLocked starts a write goroutine unless one is running. There is no
+// goroutine writing for an idle connection: one starts when there is
+// something to write (frames, a ping, a close) and ends when it has
+// written everything. Must be called with c.qmu held, before the read
+// goroutine has ended (it counts the writer in the server's WaitGroup,
+// which the reader keeps above zero until then).
+func (c *conn) kickLocked() {
+	if c.writing || c.dead {
+		return
 	}
+	c.writing = true
+	c.srv.wg.Add(1)
+	go c.writeLoop()
+}
+
+// ping asks the connection's writer to send a ping.
+func (c *conn) ping() {
+	c.qmu.Lock()
+	if !c.closing {
+		c.pingDue = true
+		c.kickLocked()
+	}
+	c.qmu.Unlock()
 }
 
 // Send queues a frame without blocking (session.Subscriber). When the queue
@@ -127,16 +146,16 @@ func (c *conn) Send(frame []byte) bool {
 		c.closing, c.flush = true, false
 		c.closeCode, c.closeText = closeSlowReader, "slow reader: send queue overflowed"
 		c.queue, c.qbytes = nil, 0
+		c.kickLocked()
 		c.qmu.Unlock()
 		c.srv.cfg.Metrics.SlowReaderCloses.Inc()
 		c.log.Warn().Msg("slow reader: closing")
-		c.signal()
 		return false
 	}
 	c.queue = append(c.queue, frame)
 	c.qbytes += len(frame)
+	c.kickLocked()
 	c.qmu.Unlock()
-	c.signal()
 	return true
 }
 
@@ -160,36 +179,38 @@ func (c *conn) requestClose(code int, text string, flush bool) {
 	if !flush {
 		c.queue, c.qbytes = nil, 0
 	}
+	c.kickLocked()
 	c.qmu.Unlock()
-	c.signal()
 }
 
-// writeLoop is the connection's write goroutine: it writes everything
-// queued as one frame, pings, and performs the close.
+// writeLoop is a write goroutine: it writes everything queued as one
+// frame, sends a ping when one is due, performs the close, and ends when
+// there is nothing left to do.
 func (c *conn) writeLoop() {
 	defer c.srv.wg.Done()
-	ping := time.NewTicker(c.srv.cfg.PingInterval)
-	defer ping.Stop()
 	var batch [][]byte
 	for {
-		select {
-		case <-c.wake:
-		case <-ping.C:
-			deadline := time.Now().Add(c.srv.cfg.WriteTimeout)
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+		c.qmu.Lock()
+		batch, c.queue = c.queue, nil
+		c.qbytes = 0
+		closing, flush, code, text, dead, ping := c.closing, c.flush, c.closeCode, c.closeText, c.dead, c.pingDue
+		c.pingDue = false
+		if len(batch) == 0 && !closing && !ping {
+			c.writing = false
+			c.qmu.Unlock()
+			return
+		}
+		c.qmu.Unlock()
+		if dead { // the client is gone: nothing to say
+			_ = c.ws.Close()
+			return
+		}
+		if ping {
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
 				c.abort()
 				return
 			}
-			continue
-		case <-c.readDone:
-			c.abort()
-			return
 		}
-		c.qmu.Lock()
-		batch, c.queue = c.queue, batch[:0]
-		c.qbytes = 0
-		closing, flush, code, text := c.closing, c.flush, c.closeCode, c.closeText
-		c.qmu.Unlock()
 		if len(batch) > 0 && (!closing || flush) {
 			if err := c.writeBatch(batch); err != nil {
 				c.log.Debug().Err(err).Msg("write failed")
@@ -197,7 +218,6 @@ func (c *conn) writeLoop() {
 				return
 			}
 		}
-		clear(batch)
 		if closing {
 			c.finishClose(code, text)
 			return
@@ -335,8 +355,18 @@ func (c *conn) rateLimited(data []byte) {
 }
 
 // teardown runs when the read goroutine ends: it leaves every channel and
-// lets the writer finish.
+// document, and drops the socket (or lets a running writer finish its
+// close).
 func (c *conn) teardown() {
+	c.qmu.Lock()
+	c.dead = !c.closing // a close in progress ends on its own
+	c.closing = true
+	c.queue, c.qbytes = nil, 0
+	writer := c.writing
+	c.qmu.Unlock()
+	if !writer {
+		_ = c.ws.Close()
+	}
 	for ch := range c.subs {
 		c.srv.cfg.Hub.Unsubscribe(ch, c.id)
 	}

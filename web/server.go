@@ -140,8 +140,10 @@ type Server struct {
 	shutting bool
 	wg       sync.WaitGroup // every connection goroutine
 
-	deny          denylist     // revoked token ids
-	subscriptions atomic.Int64 // across all connections
+	pingStop      chan struct{} // closed by Shutdown
+	pingDone      chan struct{} // closed when pingLoop returns
+	deny          denylist      // revoked token ids
+	subscriptions atomic.Int64  // across all connections
 }
 
 // writeBufferPool shares write buffers between connections: an idle
@@ -163,6 +165,8 @@ func New(cfg Config) *Server {
 		WriteBufferPool: &writeBufferPool,
 		CheckOrigin:     s.checkOrigin,
 	}
+	s.pingStop, s.pingDone = make(chan struct{}), make(chan struct{})
+	go s.pingLoop()
 	s.handle("GET /ws", http.HandlerFunc(s.serveWS))
 	s.handle("GET /healthz", http.HandlerFunc(s.serveHealth))
 	s.handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
@@ -244,10 +248,36 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.conns[c] = struct{}{}
 	s.cfg.Metrics.Connections.Inc()
-	s.wg.Add(2)
+	s.wg.Add(1)
 	s.mu.Unlock()
-	go c.writeLoop()
 	go c.readLoop()
+}
+
+// pingLoop asks every connection to ping its client each PingInterval.
+// One goroutine serves them all; each ping is written by its connection's
+// writer, so a slow socket delays only its own.
+func (s *Server) pingLoop() {
+	defer close(s.pingDone)
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	var conns []*conn
+	for {
+		select {
+		case <-s.pingStop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		conns = conns[:0]
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			c.ping()
+		}
+		clear(conns)
+	}
 }
 
 func (s *Server) removeConn(c *conn) {
@@ -309,6 +339,9 @@ func (s *Server) DisconnectUser(userID string) int { return s.disconnectAndDeny(
 // database after.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.shutting {
+		close(s.pingStop)
+	}
 	s.shutting = true
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -321,6 +354,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
+		<-s.pingDone
 		close(done)
 	}()
 	select {
