@@ -203,31 +203,25 @@ func Normalize(op Op) (Op, error) {
 // Splice returns the canonical op that, at code point pos, deletes del code
 // points and then inserts ins: the shape of an editor's change event and of
 // the editing traces. A zero del or an empty ins is left out.
+//
+// Splice is small enough to inline, so an op that does not outlive its
+// caller can live on the caller's stack.
 func Splice(pos, del int, ins string) Op {
-	if del <= 0 && ins == "" {
-		return Op{}
-	}
-	n := 0
-	if pos > 0 {
-		n++
-	}
-	if del > 0 {
-		n++
+	return appendSplice(make(Op, 0, 3), pos, del, ins)
+}
+
+// appendSplice appends the components of Splice(pos, del, ins) to dst.
+func appendSplice(dst Op, pos, del int, ins string) Op {
+	if pos > 0 && (del > 0 || ins != "") {
+		dst = append(dst, Component{n: pos})
 	}
 	if ins != "" {
-		n++
-	}
-	op := make(Op, 0, n)
-	if pos > 0 {
-		op = append(op, Retain(pos))
-	}
-	if ins != "" {
-		op = append(op, Insert(ins))
+		dst = append(dst, Insert(ins))
 	}
 	if del > 0 {
-		op = append(op, Delete(del))
+		dst = append(dst, Component{n: -del})
 	}
-	return op
+	return dst
 }
 
 // A Builder assembles a canonical op one component at a time. Zero-length
