@@ -69,6 +69,93 @@ func Decode(data []byte) (Op, error) {
 	if !utf8.Valid(data) {
 		return nil, &DecodeError{Index: -1, Err: ErrInvalidUTF8}
 	}
+	if op, ok := decodeFast(data); ok {
+		return op, nil
+	}
+	return decodeSlow(data)
+}
+
+// decodeFast decodes the common shape of an op, an array of plain integers
+// and strings without escapes, without reflection. It gives up (ok false)
+// on anything else, valid or not (escapes, floats, other types, zeros,
+// malformed JSON), and decodeSlow then decides, so that both agree on
+// every input. data is valid UTF-8.
+func decodeFast(data []byte) (op Op, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return nil, false
+	}
+	i = skipSpace(data, i+1)
+	var b Builder
+	b.ops = make(Op, 0, 4)
+	if i < len(data) && data[i] == ']' {
+		return b.Op(), skipSpace(data, i+1) == len(data)
+	}
+	for {
+		if i >= len(data) {
+			return nil, false
+		}
+		switch c := data[i]; {
+		case c == '"':
+			j := i + 1
+			for j < len(data) && data[j] != '"' && data[j] != '\\' && data[j] >= 0x20 {
+				j++
+			}
+			if j >= len(data) || data[j] != '"' || j == i+1 {
+				return nil, false // an escape, a control character, unterminated or empty
+			}
+			b.add(Insert(string(data[i+1 : j])))
+			i = j + 1
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i
+			if c == '-' {
+				j++
+			}
+			start := j
+			for j < len(data) && data[j] >= '0' && data[j] <= '9' {
+				j++
+			}
+			digits := j - start
+			if digits == 0 || digits > 10 || data[start] == '0' {
+				return nil, false // no digits, too long, zero or a leading zero
+			}
+			if j < len(data) && (data[j] == '.' || data[j] == 'e' || data[j] == 'E') {
+				return nil, false
+			}
+			n, err := strconv.ParseInt(string(data[i:j]), 10, 64)
+			if err != nil || n > MaxComponentLen || n < -MaxComponentLen {
+				return nil, false
+			}
+			b.add(Component{n: int(n)})
+			i = j
+		default:
+			return nil, false
+		}
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return nil, false
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case ']':
+			return b.Op(), skipSpace(data, i+1) == len(data)
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// decodeSlow decodes through encoding/json and reports exactly what is
+// wrong with a bad op.
+func decodeSlow(data []byte) (Op, error) {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '[' {
 		return nil, &DecodeError{Index: -1, Err: ErrNotArray}

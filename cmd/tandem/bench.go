@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -45,6 +46,7 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 	fs.StringVar(&opts.APIKey, "key", os.Getenv("TANDEM_API_KEY"), "API key for a running server's HTTP API")
 	fs.BoolVar(&opts.NoSync, "nosync", false, "start the server without fsync (unsafe; for what is not storage)")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (server and load) to this file")
 	verbose := fs.Bool("v", false, "log the server's warnings")
 	// Scenario flags.
 	subs := fs.Int("subscribers", 1000, "fanout: subscribers")
@@ -69,6 +71,20 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 	}
 	opts.Log = zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(level).With().Timestamp().Logger()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	var results []*bench.Result
 	runOne := func(r *bench.Result, err error) error {
 		if err != nil {
