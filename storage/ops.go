@@ -2,7 +2,9 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -250,4 +252,28 @@ func (db *DB) Ops(docID string, from, to int) ([]doc.OpRecord, error) {
 		return err
 	})
 	return out, err
+}
+
+// SetTitle renames a document: it replaces the title in its metadata. A
+// title is at most 200 bytes of valid UTF-8.
+func (db *DB) SetTitle(ctx context.Context, id, title string) error {
+	if len(title) > 200 || !utf8.ValidString(title) {
+		return fmt.Errorf("title of %q: at most 200 bytes of UTF-8: %w", id, ErrInvalid)
+	}
+	return db.update(ctx, func(w *writeTx) error {
+		d, err := mustDoc(w.tx, id)
+		if err != nil {
+			return err
+		}
+		si, err := d.info()
+		if err != nil {
+			return err
+		}
+		si.Title = title
+		js, err := json.Marshal(si)
+		if err != nil {
+			return err
+		}
+		return abort(w.tx.Bucket(bucketDocs).Put([]byte(id), append(be64(d.num), js...)))
+	})
 }

@@ -31,6 +31,7 @@ type DocStore interface {
 	Export(docID string, w io.Writer) error
 	Import(r io.Reader) (doc.Info, error)
 	Compact(ctx context.Context, docID string, before int) error
+	SetTitle(ctx context.Context, docID, title string) error
 }
 
 // APIKey is a server-side key for the HTTP API. Grants nil means every
@@ -122,6 +123,7 @@ func (s *Server) routeAPI() {
 	h("POST /api/docs/import", s.apiImport)
 	h("GET /api/docs/{id}", s.apiGetDoc)
 	h("DELETE /api/docs/{id}", s.apiDeleteDoc)
+	h("PATCH /api/docs/{id}", s.apiRenameDoc)
 	h("PUT /api/docs/{id}/content", s.apiPutContent)
 	h("GET /api/docs/{id}/ops", s.apiOps)
 	h("GET /api/docs/{id}/diff", s.apiDiff)
@@ -641,6 +643,33 @@ func (s *Server) apiDeleteDoc(w http.ResponseWriter, r *http.Request, ident auth
 	return nil
 }
 
+func (s *Server) apiRenameDoc(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	store, err := s.docStore()
+	if err != nil {
+		return err
+	}
+	id, err := docID(r, ident, auth.ActionWrite)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Title *string `json:"title"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if body.Title == nil {
+		return badRequest("title is required")
+	}
+	if err := store.SetTitle(r.Context(), id, *body.Title); err != nil {
+		return err
+	}
+	data, _ := json.Marshal(map[string]string{"id": id, "title": *body.Title})
+	s.publishSystem("renamed", data)
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "title": *body.Title})
+	return nil
+}
+
 func (s *Server) apiCompact(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
 	store, err := s.docStore()
 	if err != nil {
@@ -684,6 +713,11 @@ func (s *Server) apiDisconnect(w http.ResponseWriter, r *http.Request, ident aut
 // and dashboards update without polling.
 func (s *Server) systemEvent(event, docID string) {
 	data, _ := json.Marshal(map[string]string{"id": docID})
+	s.publishSystem(event, data)
+}
+
+// publishSystem publishes a data-change event on system:docs.
+func (s *Server) publishSystem(event string, data json.RawMessage) {
 	s.cfg.Hub.Publish(session.Publication{Channel: "system:docs", Event: event, Data: data, From: proto.From{User: "system"}},
 		func(_ uint64, err error) {
 			if err != nil && !errors.Is(err, session.ErrClosed) {
