@@ -54,6 +54,7 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 	opsRate := fs.Float64("ops-rate", 0, "editors: ops per second per client (0: as fast as acks allow)")
 	dur := fs.Duration("duration", 10*time.Second, "how long to load")
 	payload := fs.Int("payload", 100, "fanout: bytes of data per message")
+	goClients := fs.Bool("go-clients", false, "fanout: subscribe with full Go clients instead of light protocol readers")
 	conns := fs.Int("conns", 2000, "idle: connections")
 	docs := fs.Int("docs", 1, "editors: documents")
 	clients := fs.Int("clients", 10, "editors: clients per document")
@@ -97,7 +98,7 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 	var err error
 	switch scenario {
 	case "fanout":
-		err = runOne(bench.Fanout(ctx, opts, bench.FanoutConfig{Subscribers: *subs, Rate: *rate, Duration: *dur, PayloadBytes: *payload}))
+		err = runOne(bench.Fanout(ctx, opts, bench.FanoutConfig{Subscribers: *subs, Rate: *rate, Duration: *dur, PayloadBytes: *payload, GoClients: *goClients}))
 	case "trace":
 		err = runOne(bench.Trace(ctx, bench.TraceConfig{Rounds: *rounds, Baseline: *baseline}))
 	case "idle":

@@ -23,6 +23,10 @@ type FanoutConfig struct {
 	Duration    time.Duration
 	// PayloadBytes pads each message's data to about this size.
 	PayloadBytes int
+	// GoClients makes the subscribers full Go clients (package client)
+	// instead of light protocol readers; their per-frame decoding then
+	// weighs on the shared cores.
+	GoClients bool
 }
 
 // fanSub is one subscriber's tally. The client runs its handler on one
@@ -34,25 +38,51 @@ type fanSub struct {
 	dup, gaps int
 	lat       []time.Duration
 	closed    error
+	closeCode int
 }
 
 // Fanout runs the fanout scenario.
 func Fanout(ctx context.Context, opts Options, cfg FanoutConfig) (*Result, error) {
-	res := newResult("fanout", map[string]any{"subscribers": cfg.Subscribers, "rate": cfg.Rate, "duration": cfg.Duration.String(), "payload_bytes": cfg.PayloadBytes})
-	raiseFileLimit()
-	tg, stop, err := start(ctx, opts)
-	if err != nil {
-		return nil, err
+	readers := "light"
+	if cfg.GoClients {
+		readers = "go-client"
 	}
-	defer stop()
+	res := newResult("fanout", map[string]any{"subscribers": cfg.Subscribers, "rate": cfg.Rate, "duration": cfg.Duration.String(),
+		"payload_bytes": cfg.PayloadBytes, "readers": readers})
+	limit := raiseFileLimit()
+	var tg *target
+	if opts.Server == "" && limit > 0 && limit < uint64(2*cfg.Subscribers+500) {
+		// Both ends of every connection would not fit this process's
+		// file limit: run the server as a child with its own.
+		cs, err := startChildServer(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		defer cs.stop()
+		tg = &target{httpURL: cs.httpURL, wsURL: cs.wsURL}
+		res.Notes = append(res.Notes, "server in a child process (file limit)")
+	} else {
+		var stop func()
+		var err error
+		if tg, stop, err = start(ctx, opts); err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	channel := fmt.Sprintf("bench:fanout-%d", time.Now().UnixNano())
 
 	subs := make([]*fanSub, cfg.Subscribers)
 	clients := make([]*client.Client, cfg.Subscribers)
+	lites := make([]*liteSub, cfg.Subscribers)
 	defer func() {
 		for _, c := range clients {
 			if c != nil {
 				_ = c.Close()
+			}
+		}
+		for _, l := range lites {
+			if l != nil {
+				l.close()
 			}
 		}
 	}()
@@ -68,6 +98,15 @@ func Fanout(ctx context.Context, opts Options, cfg FanoutConfig) (*Result, error
 			defer wg.Done()
 			defer func() { <-sem }()
 			s := subs[i]
+			if !cfg.GoClients {
+				l, err := dialLite(ctx, tg.wsURL, opts.Token, fmt.Sprintf("sub%d", i), channel, s)
+				if err != nil {
+					connErr.Store(err)
+					return
+				}
+				lites[i] = l
+				return
+			}
 			c, err := client.Dial(ctx, client.Config{URL: tg.wsURL, Token: opts.Token, User: fmt.Sprintf("sub%d", i), NoReconnect: true,
 				OnStatus: func(st client.Status, err error) {
 					if st == client.StatusDisconnected {
@@ -194,7 +233,7 @@ func Fanout(ctx context.Context, opts Options, cfg FanoutConfig) (*Result, error
 		lat = append(lat, s.lat...)
 		var ce *client.CloseError
 		switch {
-		case s.closed != nil && errors.As(s.closed, &ce) && ce.Code == 4010:
+		case s.closed != nil && (s.closeCode == 4010 || errors.As(s.closed, &ce) && ce.Code == 4010):
 			dropped++
 		case s.count < want:
 			short++
