@@ -398,7 +398,7 @@ func (s *docSession) submitOp(r *docRequest) {
 		return
 	}
 	cfg := &s.docs.cfg
-	base, head := *r.version, s.doc.Version()
+	base := *r.version
 	if base < 0 || base > s.acked {
 		r.fail(fmt.Errorf("op on %s at v%d, the client can know at most v%d: %w", s.id, base, s.acked, ErrFutureVersion))
 		return
@@ -434,32 +434,42 @@ func (s *docSession) submitOp(r *docRequest) {
 		r.fail(fmt.Errorf("op inserts %d bytes, at most %d: %w", insBytes, cfg.MaxOpBytes, ErrDocTooLarge))
 		return
 	}
-	op := r.op
+	rec := doc.OpRecord{Op: r.op, UID: r.uid, User: m.client.User.ID, ClientID: m.client.Sub.ClientID()}
+	if err := s.commitOp(base, rec, pendOp{author: rec.ClientID, id: r.id, start: r.received}); err != nil {
+		r.fail(err)
+	}
+}
+
+// commitOp transforms rec.Op, made against version base, over the ops
+// since then (one at a time, the history's inserts first), applies it at
+// the head and submits it to the op log; p waits for its commit. On an
+// error nothing has changed.
+func (s *docSession) commitOp(base int, rec doc.OpRecord, p pendOp) error {
+	cfg := &s.docs.cfg
+	head := s.doc.Version()
+	op := rec.Op
 	if base < head {
 		history, err := s.opsBetween(base, head)
 		if err != nil {
-			r.fail(err)
-			return
+			return err
 		}
-		for _, h := range history { // one at a time, the history's inserts first
+		for _, h := range history {
 			if _, op, err = ot.Transform(h.Op, op); err != nil {
-				r.fail(err)
-				return
+				return err
 			}
 		}
 	}
-	if s.doc.Len()+op.Delta() > cfg.MaxDocLen {
-		r.fail(fmt.Errorf("document would have %d code points, at most %d: %w", s.doc.Len()+op.Delta(), cfg.MaxDocLen, ErrDocTooLarge))
-		return
+	if n := s.doc.Len() + op.Delta(); n > cfg.MaxDocLen {
+		return fmt.Errorf("document would have %d code points, at most %d: %w", n, cfg.MaxDocLen, ErrDocTooLarge)
 	}
 	if err := s.doc.Apply(op); err != nil {
-		r.fail(err)
-		return
+		return err
 	}
-	rec := doc.OpRecord{Version: head, Op: op, UID: r.uid, User: m.client.User.ID, ClientID: m.client.Sub.ClientID(), Time: cfg.Now()}
+	rec.Version, rec.Op, rec.Time = head, op, cfg.Now()
 	s.remember(rec)
-	s.inflight[head] = pendOp{author: rec.ClientID, id: r.id, start: r.received}
+	s.inflight[head] = p
 	cfg.OpLog.AppendOpAsync(s.id, rec, func(err error) { s.committed(head, err) })
+	return nil
 }
 
 // ErrBadUID: an op without a usable uid.
@@ -974,31 +984,11 @@ func (s *docSession) serverEdit(r *docRequest) {
 		r.done <- EditResult{Version: v}
 		return
 	}
-	if base < head {
-		history, err := s.opsBetween(base, head)
-		if err != nil {
-			r.fail(err)
-			return
-		}
-		for _, h := range history {
-			if _, op, err = ot.Transform(h.Op, op); err != nil {
-				r.fail(err)
-				return
-			}
-		}
-	}
-	if s.doc.Len()+op.Delta() > cfg.MaxDocLen {
-		r.fail(fmt.Errorf("document would have %d code points, at most %d: %w", s.doc.Len()+op.Delta(), cfg.MaxDocLen, ErrDocTooLarge))
-		return
-	}
-	if err := s.doc.Apply(op); err != nil {
+	rec := doc.OpRecord{Op: op, UID: r.uid, User: r.user}
+	if err := s.commitOp(base, rec, pendOp{done: r.done, start: r.received}); err != nil {
 		r.fail(err)
 		return
 	}
-	rec := doc.OpRecord{Version: head, Op: op, UID: r.uid, User: r.user, Time: cfg.Now()}
-	s.remember(rec)
-	s.inflight[head] = pendOp{done: r.done, start: r.received}
-	cfg.OpLog.AppendOpAsync(s.id, rec, func(err error) { s.committed(head, err) })
 	s.idle.Reset(cfg.IdleTimeout)
 }
 
