@@ -1,6 +1,27 @@
-// Package session holds Tandem's live state: the channel hub (subscribe,
-// fan-out, presence, history, receipts) and one goroutine per open document,
-// which alone owns that document's content, version, comments and
-// subscribers. It declares the small storage interfaces it uses (store.go);
-// the storage package implements them. (Filled by the realtime milestones.)
+// Package session holds Tandem's live state.
+//
+// # Channels
+//
+// The [Hub] owns the channels: their subscribers, presence and the order of
+// publishes. A stored publish gets the next offset, is appended through
+// storage's group commit without waiting, and is delivered to every
+// subscriber (encoded once, the same bytes to all) when it is durable, so
+// subscribers see offsets once and in order. Subscribing with a position
+// recovers what was missed before any live message arrives.
+//
+// # Documents
+//
+// [Docs] runs one goroutine per loaded document, which alone owns its
+// content, version, comments, members and cursors: no locks on that state.
+// An op is transformed over the history since its base version (one op at
+// a time, the history's inserts first), applied, appended without waiting,
+// and acknowledged and broadcast once durable, in version order. A document
+// nobody has open writes a snapshot and unloads.
+//
+// # Storage and events
+//
+// The package declares the small storage interfaces it uses (store.go);
+// storage.DB implements them, and cmd/tandem asserts the fit. Joins,
+// leaves, changes, comments and mentions go to an optional [Notifier]
+// (webhooks). Everything exported is safe for concurrent use.
 package session
