@@ -12,6 +12,7 @@
 // write: it drains the bounded send queue as one frame (objects separated
 // by newlines), sends the pings one server-wide pinger asks for, performs
 // the close, and ends; an idle connection holds none.
+//
 // Anything that delivers to a connection (the hub's fan-out) only appends to
 // its queue and never blocks; a connection whose queue overflows is closed
 // with 4010 as a slow reader without slowing anyone else.
