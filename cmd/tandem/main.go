@@ -25,9 +25,6 @@ import (
 // -ldflags "-X main.Version=...".
 var Version = "0.1.0-dev"
 
-// errNotYet is returned by subcommands that a later milestone implements.
-var errNotYet = errors.New("not implemented yet")
-
 // errUsage marks an error whose message is a usage text; main exits 2.
 var errUsage = errors.New("usage")
 
@@ -90,12 +87,6 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'tandem COMMAND -h' for a command's flags.")
-}
-
-func notYet(name string) func(context.Context, []string, io.Writer, io.Writer) error {
-	return func(context.Context, []string, io.Writer, io.Writer) error {
-		return fmt.Errorf("%s: %w in this build of tandem %s", name, errNotYet, Version)
-	}
 }
 
 func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
