@@ -192,6 +192,11 @@ func (c *Client) readLoop(conn *wsConn) error {
 				continue
 			}
 			f := new(inbound)
+			if decodeFast(line, f) {
+				c.route(conn, f)
+				continue
+			}
+			*f = inbound{}
 			if err := json.Unmarshal(line, f); err != nil {
 				c.log.Warn().Err(err).Msg("unreadable frame from the server")
 				continue
