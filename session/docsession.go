@@ -282,7 +282,7 @@ func (s *docSession) handle(r *docRequest) {
 	case reqClose:
 		s.closeFor(r.client.Sub.ClientID(), true)
 		if r.id != nil {
-			r.client.Sub.Send(proto.Encode(docReply{ID: r.id, Type: proto.TypeClosed, Doc: s.id}))
+			r.client.Sub.Send(proto.Encode(proto.Closed{ID: r.id, Type: proto.TypeClosed, Doc: s.id}))
 		}
 	case reqLeave:
 		s.closeFor(r.client.Sub.ClientID(), false)
@@ -610,7 +610,7 @@ func (s *docSession) fail(err error) {
 	}
 	s.inflight = map[int]pendOp{}
 	for cid, m := range s.members {
-		m.client.Sub.Send(proto.Encode(docReply{Type: proto.TypeClosed, Doc: s.id, Reason: "unavailable"}))
+		m.client.Sub.Send(proto.Encode(proto.Closed{Type: proto.TypeClosed, Doc: s.id, Reason: "unavailable"}))
 		delete(s.members, cid)
 	}
 }
@@ -920,14 +920,6 @@ func opFrame(docID string, rec doc.OpRecord) proto.DocOp {
 		User: rec.User, ClientID: rec.ClientID, TS: rec.Time.UTC().Format(proto.TimeLayout)}
 }
 
-// docReply is a bare reply about a document (closed).
-type docReply struct {
-	ID     *int64 `json:"id,omitempty"`
-	Type   string `json:"type"`
-	Doc    string `json:"doc"`
-	Reason string `json:"reason,omitempty"`
-}
-
 // serverEdit applies an edit from the server side: an op, or a new text to
 // diff against the text at the base version.
 func (s *docSession) serverEdit(r *docRequest) {
@@ -1002,7 +994,7 @@ func (s *docSession) deleteDoc(r *docRequest) {
 		r.fail(fmt.Errorf("delete %s: %w", s.id, err))
 		return
 	}
-	frame := proto.Encode(docReply{Type: proto.TypeClosed, Doc: s.id, Reason: "deleted"})
+	frame := proto.Encode(proto.Closed{Type: proto.TypeClosed, Doc: s.id, Reason: "deleted"})
 	for cid, m := range s.members {
 		m.client.Sub.Send(frame)
 		delete(s.members, cid)

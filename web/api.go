@@ -499,24 +499,28 @@ type opEntry struct {
 	TS       string `json:"ts"`
 }
 
+// versionRange reads what /ops and /diff share: the store, the document
+// (with the read grant), and the from and to query parameters, to
+// defaulting to the head.
+func (s *Server) versionRange(r *http.Request, ident auth.Identity) (store DocStore, id string, info doc.Info, from, to int, err error) {
+	if store, err = s.docStore(); err != nil {
+		return
+	}
+	if id, err = docID(r, ident, auth.ActionRead); err != nil {
+		return
+	}
+	if info, err = store.GetDoc(id); err != nil {
+		return
+	}
+	if from, err = queryInt(r, "from", 0); err != nil {
+		return
+	}
+	to, err = queryInt(r, "to", info.Version)
+	return
+}
+
 func (s *Server) apiOps(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
-	store, err := s.docStore()
-	if err != nil {
-		return err
-	}
-	id, err := docID(r, ident, auth.ActionRead)
-	if err != nil {
-		return err
-	}
-	info, err := store.GetDoc(id)
-	if err != nil {
-		return err
-	}
-	from, err := queryInt(r, "from", 0)
-	if err != nil {
-		return err
-	}
-	to, err := queryInt(r, "to", info.Version)
+	store, id, info, from, to, err := s.versionRange(r, ident)
 	if err != nil {
 		return err
 	}
@@ -547,23 +551,7 @@ func (s *Server) apiOps(w http.ResponseWriter, r *http.Request, ident auth.Ident
 }
 
 func (s *Server) apiDiff(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
-	store, err := s.docStore()
-	if err != nil {
-		return err
-	}
-	id, err := docID(r, ident, auth.ActionRead)
-	if err != nil {
-		return err
-	}
-	info, err := store.GetDoc(id)
-	if err != nil {
-		return err
-	}
-	from, err := queryInt(r, "from", 0)
-	if err != nil {
-		return err
-	}
-	to, err := queryInt(r, "to", info.Version)
+	store, id, info, from, to, err := s.versionRange(r, ident)
 	if err != nil {
 		return err
 	}

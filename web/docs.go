@@ -59,7 +59,7 @@ func (c *conn) handleCloseDoc(req *proto.Request) error {
 	}
 	if _, open := c.docs[req.Doc]; !open {
 		if req.ID != nil {
-			c.send(docReply{ID: req.ID, Type: proto.TypeClosed, Doc: req.Doc})
+			c.send(proto.Closed{ID: req.ID, Type: proto.TypeClosed, Doc: req.Doc})
 		}
 		return nil
 	}
@@ -113,12 +113,4 @@ func (c *conn) handleComment(req *proto.Request) error {
 	moderate := c.identity().Grants.Allows(auth.ActionAdmin, docChannel(req.Doc))
 	c.srv.cfg.Docs.Comment(c.docClient(), req.ID, req.Doc, cr, moderate)
 	return nil
-}
-
-// docReply is a bare reply about a document.
-type docReply struct {
-	ID     *int64 `json:"id,omitempty"`
-	Type   string `json:"type"`
-	Doc    string `json:"doc"`
-	Reason string `json:"reason,omitempty"`
 }

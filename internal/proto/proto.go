@@ -331,3 +331,12 @@ func ColorOf(userID string) string {
 	_, _ = h.Write([]byte(userID))
 	return colors[h.Sum32()%uint32(len(colors))]
 }
+
+// Closed answers close, and tells a client that a document closed under
+// it (Reason "deleted" or "unavailable").
+type Closed struct {
+	ID     *int64 `json:"id,omitempty"`
+	Type   string `json:"type"` // "closed"
+	Doc    string `json:"doc"`
+	Reason string `json:"reason,omitempty"`
+}
