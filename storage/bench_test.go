@@ -12,8 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/ot"
 )
@@ -24,21 +22,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// appendOpSolo appends rec in a transaction of its own: one fsync per op,
-// the baseline group commit is measured against.
+// soloMu makes appendOpSolo's callers take turns.
+var soloMu sync.Mutex
+
+// appendOpSolo appends rec through the same path as AppendOp, but never
+// while another appendOpSolo is in flight: every commit holds one op, one
+// fsync per op, the baseline group commit is measured against.
 func (db *DB) appendOpSolo(docID string, rec doc.OpRecord) error {
-	val, err := db.encodeOp(docID, &rec)
-	if err != nil {
-		return err
-	}
-	write := appendOpWrite(docID, rec, val)
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		err := write(&writeTx{tx: tx, db: db, now: time.Now(), grew: map[string]struct{}{}})
-		if ab, ok := err.(*abortError); ok {
-			return ab.err
-		}
-		return err
-	})
+	soloMu.Lock()
+	defer soloMu.Unlock()
+	return db.AppendOp(context.Background(), docID, rec)
 }
 
 // BenchmarkAppend measures durable appends per second (fsync on) with 1,

@@ -84,6 +84,16 @@ func decodeOpValue(ver int, v []byte) (doc.OpRecord, error) {
 	return rec, nil
 }
 
+// opValueUID returns the uid of a stored op value, decoding nothing else.
+func opValueUID(v []byte) (string, error) {
+	if len(v) == 0 || v[0] != opFormat1 {
+		return "", fmt.Errorf("unknown format %x", v[:min(len(v), 1)])
+	}
+	r := opReader{b: v[1:]}
+	uid := r.str()
+	return uid, r.err
+}
+
 // decodeBinaryOp decodes the opFormat1 encoding.
 func decodeBinaryOp(v []byte) (doc.OpRecord, error) {
 	var rec doc.OpRecord

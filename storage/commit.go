@@ -26,6 +26,8 @@ type writeTx struct {
 	now time.Time
 	// grew collects the documents whose op log grew, for the snapshotter.
 	grew map[string]struct{}
+	// jtx is this transaction's change to the journal (journal.go).
+	jtx journalTx
 }
 
 // abortError marks a failure after a writeFunc began mutating.
@@ -67,6 +69,10 @@ type Stats struct {
 	CommitTime, MaxCommitTime, LastCommitTime time.Duration
 	// Snapshots is the number of automatic snapshots written.
 	Snapshots uint64
+	// JournalDrains is the number of times the journal was moved into the
+	// op log, and Journal the number of ops it holds now (journal.go).
+	JournalDrains uint64
+	Journal       int
 }
 
 // committer is the one goroutine that writes. Requests queue up while a
@@ -82,6 +88,14 @@ type committer struct {
 
 	wake   chan struct{} // cap 1: a queued request or stop
 	exited chan struct{} // closed when run returns
+
+	// journal is owned by the committer goroutine (run and the write
+	// transactions it runs); set by Open before run starts.
+	journal journalState
+	// drainFailed is set, on the committer goroutine, when a drain failed
+	// (a damaged journal): the committer stops trying and the ops stay
+	// readable in the journal.
+	drainFailed bool
 
 	statsMu sync.Mutex
 	stats   Stats // guarded by statsMu
@@ -127,11 +141,29 @@ func (c *committer) stop() {
 	<-c.exited
 }
 
+// journalIdle is how long the committer waits without a request before it
+// drains a non-empty journal.
+const journalIdle = 50 * time.Millisecond
+
 // run is the committer goroutine.
 func (c *committer) run() {
 	defer close(c.exited)
 	var batch []request
-	for range c.wake {
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	for {
+		if c.journal.entries > 0 && !c.drainFailed {
+			idle.Reset(c.db.cfg.journalIdle)
+			select {
+			case <-c.wake:
+				idle.Stop()
+			case <-idle.C:
+				c.commit(nil, true)
+				continue
+			}
+		} else {
+			<-c.wake
+		}
 		for {
 			c.mu.Lock()
 			batch, c.queue = c.queue, batch[:0]
@@ -139,18 +171,22 @@ func (c *committer) run() {
 			c.mu.Unlock()
 			if len(batch) == 0 {
 				if closed {
+					if c.journal.entries > 0 && !c.drainFailed {
+						c.commit(nil, true) // leave a closed file's journal empty
+					}
 					return
 				}
 				break
 			}
-			c.commit(batch)
+			c.commit(batch, c.journal.entries >= journalMax && !c.drainFailed)
 			clear(batch) // drop the closures
 		}
 	}
 }
 
-// commit writes batch in one transaction and completes every request.
-func (c *committer) commit(batch []request) {
+// commit writes batch in one transaction and completes every request. With
+// drain, the transaction first moves the journal into the op log.
+func (c *committer) commit(batch []request, drain bool) {
 	start := time.Now()
 	errs := make([]error, len(batch))
 	skip := make([]bool, len(batch)) // requests aborted in an earlier attempt
@@ -163,7 +199,11 @@ func (c *committer) commit(batch []request) {
 			}
 		}
 		var aborted int
-		aborted, due, txErr = c.attempt(batch, errs, skip)
+		aborted, due, txErr = c.attempt(batch, errs, skip, drain)
+		if aborted == drainAborted {
+			drain, c.drainFailed = false, true // logged; the batch goes on without it
+			continue
+		}
 		if aborted < 0 {
 			break
 		}
@@ -202,6 +242,8 @@ func (c *committer) commit(batch []request) {
 	s.CommitTime += elapsed
 	s.LastCommitTime = elapsed
 	s.MaxCommitTime = max(s.MaxCommitTime, elapsed)
+	s.JournalDrains = c.journal.drains
+	s.Journal = c.journal.entries
 	c.statsMu.Unlock()
 
 	for i := range batch {
@@ -209,15 +251,27 @@ func (c *committer) commit(batch []request) {
 	}
 }
 
-// attempt runs the requests not skipped in one transaction. It returns the
-// index of a request that aborted (the transaction was rolled back), or -1
-// with the documents due for a snapshot and the begin/commit error.
-func (c *committer) attempt(batch []request, errs []error, skip []bool) (aborted int, due []string, err error) {
+// drainAborted is attempt's report that the journal drain failed and the
+// transaction was rolled back.
+const drainAborted = -2
+
+// attempt runs the requests not skipped in one transaction, after draining
+// the journal if drain. It returns the index of a request that aborted (the
+// transaction was rolled back), drainAborted, or -1 with the documents due
+// for a snapshot and the begin/commit error.
+func (c *committer) attempt(batch []request, errs []error, skip []bool, drain bool) (aborted int, due []string, err error) {
 	tx, err := c.db.bolt.Begin(true)
 	if err != nil {
 		return -1, nil, err
 	}
 	w := &writeTx{tx: tx, db: c.db, now: c.db.cfg.Now(), grew: make(map[string]struct{})}
+	if drain {
+		if err := w.drainJournal(); err != nil {
+			_ = tx.Rollback()
+			c.db.log.Error().Err(err).Msg("journal drain failed; its ops stay in the journal")
+			return drainAborted, nil, nil
+		}
+	}
 	for i, r := range batch {
 		if skip[i] {
 			continue
@@ -234,6 +288,7 @@ func (c *committer) attempt(batch []request, errs []error, skip []bool) (aborted
 	if err := tx.Commit(); err != nil {
 		return -1, nil, err
 	}
+	c.commitJournal(w.jtx)
 	return -1, due, nil
 }
 

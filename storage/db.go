@@ -100,6 +100,10 @@ type Config struct {
 	// Now returns the current time, for message trimming and default
 	// timestamps. By default, time.Now.
 	Now func() time.Time
+
+	// journalIdle overrides journalIdle (tests: a long pause keeps ops in
+	// the journal).
+	journalIdle time.Duration
 }
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -115,6 +119,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.journalIdle <= 0 {
+		cfg.journalIdle = journalIdle
 	}
 	return cfg
 }
@@ -150,7 +157,7 @@ func Open(path string, cfg Config) (*DB, error) {
 	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
 		return nil, fmt.Errorf("open %s: the file is empty (truncated?); move it away to start a new store: %w", path, ErrCorrupt)
 	}
-	bdb, err := openBolt(path, cfg)
+	bdb, journal, err := openBolt(path, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +168,8 @@ func Open(path string, cfg Config) (*DB, error) {
 		log:  cfg.Logger.With().Str("component", "storage").Logger(),
 	}
 	db.commits = newCommitter(db)
+	db.commits.journal = journal
+	db.commits.stats.Journal = journal.entries
 	db.snaps = newSnapshotter(db)
 	go db.commits.run()
 	go db.snaps.run()
@@ -171,7 +180,7 @@ func Open(path string, cfg Config) (*DB, error) {
 // openBolt opens the bbolt file, checks it and creates the top-level
 // buckets. bbolt panics or faults on some damaged files; both are turned
 // into ErrCorrupt here so that start-up reports them instead of crashing.
-func openBolt(path string, cfg Config) (bdb *bolt.DB, err error) {
+func openBolt(path string, cfg Config) (bdb *bolt.DB, journal journalState, err error) {
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
 	defer func() {
@@ -193,19 +202,19 @@ func openBolt(path string, cfg Config) (bdb *bolt.DB, err error) {
 	})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("open %s: another process holds it (waited %s; is a server running on this data?): %w", path, cfg.LockTimeout, ErrLocked)
+		return nil, journal, fmt.Errorf("open %s: another process holds it (waited %s; is a server running on this data?): %w", path, cfg.LockTimeout, ErrLocked)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
-		return nil, fmt.Errorf("open %s: not a valid data file (%v): %w", path, err, ErrCorrupt)
+		return nil, journal, fmt.Errorf("open %s: not a valid data file (%v): %w", path, err, ErrCorrupt)
 	case err != nil:
 		if _, ok := errors.AsType[*fs.PathError](err); ok {
-			return nil, fmt.Errorf("open %s: %w", path, err) // no such file, permission, a directory...
+			return nil, journal, fmt.Errorf("open %s: %w", path, err) // no such file, permission, a directory...
 		}
-		return nil, fmt.Errorf("open %s: %v: %w", path, err, ErrCorrupt) // such as "file size too small"
+		return nil, journal, fmt.Errorf("open %s: %v: %w", path, err, ErrCorrupt) // such as "file size too small"
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		_ = bdb.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, journal, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		if size := tx.Size(); size > fi.Size() {
@@ -217,7 +226,9 @@ func openBolt(path string, cfg Config) (bdb *bolt.DB, err error) {
 				return fmt.Errorf("bucket %s: %v: %w", name, err, ErrCorrupt)
 			}
 			if string(name) == string(bucketMeta) {
-				if v := b.Get(keySchema); v != nil && string(v) != schemaVersion {
+				// Schema 2 is schema 3 without a journal (every head record
+				// in its short form); the loop creates the bucket.
+				if v := b.Get(keySchema); v != nil && string(v) != schemaVersion && string(v) != "2" {
 					return fmt.Errorf("schema version %q, this build reads %q: %w", v, schemaVersion, ErrCorrupt)
 				}
 				if err := b.Put(keySchema, []byte(schemaVersion)); err != nil {
@@ -225,13 +236,14 @@ func openBolt(path string, cfg Config) (bdb *bolt.DB, err error) {
 				}
 			}
 		}
-		return nil
+		journal, err = loadJournal(tx)
+		return err
 	})
 	if err != nil {
 		_ = bdb.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, journal, fmt.Errorf("open %s: %w", path, err)
 	}
-	return bdb, nil
+	return bdb, journal, nil
 }
 
 // Path returns the data file's path.

@@ -25,9 +25,13 @@
 // pages a commit dirties, and so its fsync, few when it touches many
 // documents and channels.
 //
-//	meta/schema                    "2"
+//	meta/schema                    "3"
 //	docs/<id>                      be64 N, then JSON: id, title, created
-//	heads/<N>                      be64 current version (number of ops)
+//	heads/<N>                      be64 current version (number of ops); while
+//	                               some of its ops are in the journal, also be64
+//	                               the first such version and be64 its seq
+//	journal/<be64 seq>             be64 N, be64 v, then the op as in ops/: the
+//	                               newest ops of every document, in commit order
 //	ops/<N><be64 v>                the op from v to v+1 with uid, user, client
 //	                               and time, in a compact binary form (codec.go)
 //	uids/<N><uid>                  be64 v: the uid index, for exactly-once
@@ -40,6 +44,12 @@
 //	                               channel's length, so prefixes never clash)
 //	users/<id>                     JSON doc.User
 //	usernames/<name>               user id
+//
+// An append writes its op to the journal, where the ops of one commit share
+// a page whatever documents they belong to, and the document's head; the
+// committer moves the journal into ops/ and uids/ in one transaction from
+// time to time (journal.go). Reads take each op from wherever their
+// transaction finds it.
 //
 // Deleting a document deletes its entries in every bucket in one
 // transaction. A new document gets a snapshot of the empty text at version

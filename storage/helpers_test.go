@@ -140,12 +140,18 @@ func checkStore(db *DB) error {
 		return fmt.Errorf("bbolt check: %w", err)
 	}
 	live := map[string]bool{}
+	journaled := 0 // ops the heads say are in the journal
 	err = tx.Bucket(bucketDocs).ForEach(func(k, _ []byte) error {
 		d, err := mustDoc(tx, string(k))
 		if err != nil {
 			return err
 		}
 		live[string(d.pfx)] = true
+		h, err := d.headRec()
+		if err != nil {
+			return err
+		}
+		journaled += h.Head - h.Indexed
 		if err := checkDoc(d); err != nil {
 			return fmt.Errorf("doc %q: %w", k, err)
 		}
@@ -153,6 +159,20 @@ func checkStore(db *DB) error {
 	})
 	if err != nil {
 		return err
+	}
+	entries := 0
+	err = tx.Bucket(bucketJournal).ForEach(func(k, v []byte) error {
+		entries++
+		if len(v) < 8 || !live[string(v[:8])] {
+			return fmt.Errorf("journal entry %x of no document", k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if entries != journaled {
+		return fmt.Errorf("journal holds %d entries, the heads say %d", entries, journaled)
 	}
 	for _, name := range [][]byte{bucketHeads, bucketOps, bucketUIDs, bucketSnaps, bucketComments} {
 		err := tx.Bucket(name).ForEach(func(k, _ []byte) error {
@@ -185,10 +205,18 @@ func checkDoc(d *docRef) error {
 	if err != nil {
 		return err
 	}
-	if n := len(d.keys(bucketOps, -1)); n != len(ops) {
-		return fmt.Errorf("%d ops stored, %d in [base, head)", n, len(ops))
+	h, err := d.headRec()
+	if err != nil {
+		return err
+	}
+	if h.Indexed < base {
+		return fmt.Errorf("ops indexed up to v%d, below the base v%d", h.Indexed, base)
+	}
+	if n := len(d.keys(bucketOps, -1)); n != h.Indexed-base {
+		return fmt.Errorf("%d ops in the op log, want [base v%d, indexed v%d)", n, base, h.Indexed)
 	}
 	uids := map[string]int{}
+	indexed := 0
 	for _, rec := range ops {
 		if rec.UID == "" {
 			continue
@@ -198,12 +226,19 @@ func checkDoc(d *docRef) error {
 		}
 		uids[rec.UID] = rec.Version
 		v, ok := unbe64(d.tx.Bucket(bucketUIDs).Get(d.skey(rec.UID)))
+		if rec.Version >= h.Indexed { // in the journal, not yet in the index
+			if ok {
+				return fmt.Errorf("journaled op v%d's uid %q already indexed", rec.Version, rec.UID)
+			}
+			continue
+		}
+		indexed++
 		if !ok || int(v) != rec.Version {
 			return fmt.Errorf("uid %q of v%d indexed at v%d (%t)", rec.UID, rec.Version, v, ok)
 		}
 	}
-	if n := len(d.keys(bucketUIDs, -1)); n != len(uids) {
-		return fmt.Errorf("uid index holds %d entries, the log %d uids", n, len(uids))
+	if n := len(d.keys(bucketUIDs, -1)); n != indexed {
+		return fmt.Errorf("uid index holds %d entries, the op log %d uids", n, indexed)
 	}
 	var snaps []doc.Snapshot
 	for _, k := range d.keys(bucketSnaps, -1) {

@@ -29,8 +29,8 @@ var (
 	bucketUserNames = []byte("usernames")
 
 	topBuckets = [][]byte{
-		bucketMeta, bucketDocs, bucketHeads, bucketOps, bucketUIDs, bucketSnaps, bucketComments,
-		bucketChannels, bucketMsgs, bucketReceipts, bucketUsers, bucketUserNames,
+		bucketMeta, bucketDocs, bucketHeads, bucketOps, bucketUIDs, bucketJournal, bucketSnaps,
+		bucketComments, bucketChannels, bucketMsgs, bucketReceipts, bucketUsers, bucketUserNames,
 	}
 
 	keySchema = []byte("schema")
@@ -38,8 +38,9 @@ var (
 
 // schemaVersion is the layout version stored under meta/schema. Version 1
 // (bucket trees per document and channel, JSON op values) was never
-// released; a file holding it fails Open.
-const schemaVersion = "2"
+// released; a file holding it fails Open. Version 2 had no journal; Open
+// upgrades it in place (it only adds the bucket).
+const schemaVersion = "3"
 
 // be64 returns v as an 8-byte big-endian key, so cursors walk in order.
 func be64(v uint64) []byte {
@@ -179,16 +180,28 @@ func (d *docRef) fullInfo() (doc.Info, error) {
 
 // head returns the document's current version.
 func (d *docRef) head() (int, error) {
-	v, ok := unbe64(d.tx.Bucket(bucketHeads).Get(d.pfx))
-	if !ok {
-		return 0, corrupt(fmt.Sprintf("doc %q head", d.id), fmt.Errorf("missing or malformed"))
-	}
-	return int(v), nil
+	h, err := d.headRec()
+	return h.Head, err
 }
 
-// setHead stores the document's current version.
+// headRec returns the document's head record: its version and where its
+// ops are (see journal.go).
+func (d *docRef) headRec() (headRec, error) {
+	h, ok := decodeHeadRec(d.tx.Bucket(bucketHeads).Get(d.pfx))
+	if !ok {
+		return h, corrupt(fmt.Sprintf("doc %q head", d.id), fmt.Errorf("missing or malformed"))
+	}
+	return h, nil
+}
+
+// setHead stores the document's current version, every op in the log.
 func (d *docRef) setHead(v int) error {
-	return d.tx.Bucket(bucketHeads).Put(d.pfx, be64(uint64(v)))
+	return d.setHeadRec(headRec{Head: v, Indexed: v})
+}
+
+// setHeadRec stores the document's head record.
+func (d *docRef) setHeadRec(h headRec) error {
+	return d.tx.Bucket(bucketHeads).Put(d.pfx, h.encode())
 }
 
 // base returns the version of the document's oldest snapshot. Every version
@@ -227,27 +240,42 @@ func (d *docRef) lastSnap() (int, []byte, error) {
 	return ver, content, nil
 }
 
-// readOps reads ops [from, to), checking that they are all there.
+// readOps reads ops [from, to), from the op log and then the journal,
+// checking that they are all there.
 func (d *docRef) readOps(from, to int) ([]doc.OpRecord, error) {
 	if from >= to {
 		return nil, nil
 	}
-	out := make([]doc.OpRecord, 0, to-from)
-	c := d.tx.Bucket(bucketOps).Cursor()
-	want := from
-	for k, v := c.Seek(d.vkey(from)); want < to; k, v = c.Next() {
-		ver, ok := d.version(k)
-		if !ok || ver != want {
-			return nil, corrupt(fmt.Sprintf("doc %q op log", d.id), fmt.Errorf("want v%d, found %x", want, k))
-		}
-		rec, err := decodeOp(ver, v)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-		want++
+	h, err := d.headRec()
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	out := make([]doc.OpRecord, 0, to-from)
+	want := from
+	if from < h.Indexed {
+		c := d.tx.Bucket(bucketOps).Cursor()
+		for k, v := c.Seek(d.vkey(from)); want < min(to, h.Indexed); k, v = c.Next() {
+			ver, ok := d.version(k)
+			if !ok || ver != want {
+				return nil, corrupt(fmt.Sprintf("doc %q op log", d.id), fmt.Errorf("want v%d, found %x", want, k))
+			}
+			rec, err := decodeOp(ver, v)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rec)
+			want++
+		}
+	}
+	err = d.journaled(h, want, to, func(ver int, val []byte) error {
+		rec, err := decodeOp(ver, val)
+		out = append(out, rec)
+		return err
+	})
+	if err == nil && len(out) != to-from {
+		err = corrupt(fmt.Sprintf("doc %q op log", d.id), fmt.Errorf("read %d ops of [%d, %d) at v%d", len(out), from, to, h.Head))
+	}
+	return out, err
 }
 
 // keys returns the document's keys in bucket, or only those below version

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"unicode/utf8"
 
@@ -84,6 +85,9 @@ func (db *DB) DeleteDoc(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("delete doc: %w", err)
 		}
+		if err := w.drainJournal(); err != nil {
+			return abort(err)
+		}
 		return abort(d.delete())
 	})
 }
@@ -157,30 +161,17 @@ func appendOpWrite(docID string, rec doc.OpRecord, val []byte) writeFunc {
 		if err != nil {
 			return fmt.Errorf("append op v%d: %w", rec.Version, err)
 		}
-		head, err := d.head()
+		h, err := d.headRec()
 		if err != nil {
 			return err
 		}
-		if rec.Version != head {
-			return fmt.Errorf("append op to %q: %w", docID, &ConflictError{Key: docID, Have: uint64(head), Got: uint64(rec.Version)})
+		if rec.Version != h.Head {
+			return fmt.Errorf("append op to %q: %w", docID, &ConflictError{Key: docID, Have: uint64(h.Head), Got: uint64(rec.Version)})
 		}
-		uids := w.tx.Bucket(bucketUIDs)
-		var ukey []byte
-		if rec.UID != "" {
-			ukey = d.skey(rec.UID)
-			if uids.Get(ukey) != nil {
-				return fmt.Errorf("append op v%d to %q: uid %q: %w", rec.Version, docID, rec.UID, ErrDuplicateUID)
-			}
+		if rec.UID != "" && (w.tx.Bucket(bucketUIDs).Get(d.skey(rec.UID)) != nil || w.journaledUID(d.num, rec.UID)) {
+			return fmt.Errorf("append op v%d to %q: uid %q: %w", rec.Version, docID, rec.UID, ErrDuplicateUID)
 		}
-		if err := w.tx.Bucket(bucketOps).Put(d.vkey(head), val); err != nil {
-			return abort(err)
-		}
-		if ukey != nil {
-			if err := uids.Put(ukey, be64(uint64(head))); err != nil {
-				return abort(err)
-			}
-		}
-		if err := d.setHead(head + 1); err != nil {
+		if err := w.journalOp(d, h, rec.UID, val); err != nil {
 			return abort(err)
 		}
 		w.grew[docID] = struct{}{}
@@ -194,8 +185,9 @@ func decodeOp(ver int, v []byte) (doc.OpRecord, error) {
 }
 
 // OpByUID returns the op of document docID with the given uid, and whether
-// there is one; an op compacted away is not found. It reads the uid index,
-// not the log. It fails with ErrNotFound only when the document does not
+// there is one; an op compacted away is not found. It reads the uid index
+// (and, for ops not yet moved out of the journal, the journal), not the
+// log. It fails with ErrNotFound only when the document does not
 // exist.
 func (db *DB) OpByUID(docID, uid string) (doc.OpRecord, bool, error) {
 	var rec doc.OpRecord
@@ -208,16 +200,32 @@ func (db *DB) OpByUID(docID, uid string) (doc.OpRecord, bool, error) {
 		if uid == "" {
 			return nil
 		}
-		ver, ok := unbe64(tx.Bucket(bucketUIDs).Get(d.skey(uid)))
-		if !ok {
-			return nil
+		if ver, ok := unbe64(tx.Bucket(bucketUIDs).Get(d.skey(uid))); ok {
+			v := tx.Bucket(bucketOps).Get(d.vkey(int(ver)))
+			if v == nil {
+				return corrupt(fmt.Sprintf("uid %q", uid), fmt.Errorf("indexes a missing op"))
+			}
+			rec, err = decodeOp(int(ver), v)
+			found = err == nil
+			return err
 		}
-		v := tx.Bucket(bucketOps).Get(d.vkey(int(ver)))
-		if v == nil {
-			return corrupt(fmt.Sprintf("uid %q", uid), fmt.Errorf("indexes a missing op"))
+		h, err := d.headRec()
+		if err != nil {
+			return err
 		}
-		rec, err = decodeOp(int(ver), v)
-		found = err == nil
+		errFound := errors.New("found")
+		err = d.journaled(h, h.Indexed, h.Head, func(ver int, val []byte) error {
+			if u, err := opValueUID(val); err != nil || u != uid {
+				return err
+			}
+			if rec, err = decodeOp(ver, val); err != nil {
+				return err
+			}
+			return errFound
+		})
+		if err == errFound {
+			found, err = true, nil
+		}
 		return err
 	})
 	return rec, found, err

@@ -386,22 +386,26 @@ func (db *DB) Compact(ctx context.Context, docID string, before int) error {
 		if err != nil {
 			return err
 		}
+
+		// Then mutate: first move the journal into the log, where the ops
+		// to drop are found by key.
+		if err := w.drainJournal(); err != nil {
+			return abort(err)
+		}
 		opKeys := d.keys(bucketOps, before)
 		var uids [][]byte
 		ops := w.tx.Bucket(bucketOps)
 		for _, k := range opKeys {
 			ver, _ := d.version(k)
-			rec, err := decodeOp(ver, ops.Get(k))
+			uid, err := opValueUID(ops.Get(k))
 			if err != nil {
-				return err
+				return abort(corrupt(fmt.Sprintf("doc %q op v%d", docID, ver), err))
 			}
-			if rec.UID != "" {
-				uids = append(uids, d.skey(rec.UID))
+			if uid != "" {
+				uids = append(uids, d.skey(uid))
 			}
 		}
 		snapKeys := d.keys(bucketSnaps, before)
-
-		// Then mutate.
 		if err := w.tx.Bucket(bucketSnaps).Put(d.vkey(before), []byte(content)); err != nil {
 			return abort(err)
 		}
