@@ -32,6 +32,10 @@ func (m *Server) registerStorageMetrics() {
 			Help: "The largest number of requests in one commit."}, func() float64 { return float64(stats().MaxGroup) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_storage_commit_seconds_max",
 			Help: "The longest commit."}, func() float64 { return stats().MaxCommitTime.Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_storage_journal_ops",
+			Help: "Ops in the journal, not yet moved into the op log."}, func() float64 { return float64(stats().Journal) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tandem_storage_journal_drains_total",
+			Help: "Times the journal was moved into the op log."}, func() float64 { return float64(stats().JournalDrains) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_open_documents",
 			Help: "Documents loaded in memory."}, func() float64 {
 			if m.Docs == nil {
