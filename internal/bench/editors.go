@@ -9,6 +9,7 @@ import (
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/storage"
 )
 
 // EditorsConfig is the editors scenario: Clients clients on each of Docs
@@ -112,6 +113,10 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 		version0[e.doc] = max(version0[e.doc], e.d.Version())
 	}
 
+	var commits0 storage.Stats
+	if tg.srv != nil {
+		commits0 = tg.srv.DB.Stats()
+	}
 	lctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	start := time.Now()
@@ -192,6 +197,16 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 	}
 	wg.Wait()
 	loadSecs := time.Since(start).Seconds()
+	if tg.srv != nil {
+		// The started server's group commit over the load window.
+		st := tg.srv.DB.Stats()
+		if n := st.Commits - commits0.Commits; n > 0 {
+			res.Figures["storage_commits_per_sec"] = float64(n) / loadSecs
+			res.Figures["storage_writes_per_commit"] = float64(st.Requests-commits0.Requests) / float64(n)
+			res.Figures["storage_commit_avg_ms"] = float64((st.CommitTime-commits0.CommitTime).Microseconds()) / 1000 / float64(n)
+			res.Figures["storage_busy_pct"] = (st.CommitTime - commits0.CommitTime).Seconds() / loadSecs * 100
+		}
+	}
 
 	// At rest every replica must equal the server's text.
 	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
