@@ -203,7 +203,7 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 		if n := st.Commits - commits0.Commits; n > 0 {
 			res.Figures["storage_commits_per_sec"] = float64(n) / loadSecs
 			res.Figures["storage_writes_per_commit"] = float64(st.Requests-commits0.Requests) / float64(n)
-			res.Figures["storage_commit_avg_ms"] = float64((st.CommitTime-commits0.CommitTime).Microseconds()) / 1000 / float64(n)
+			res.Figures["storage_commit_avg_ms"] = float64((st.CommitTime - commits0.CommitTime).Microseconds()) / 1000 / float64(n)
 			res.Figures["storage_busy_pct"] = (st.CommitTime - commits0.CommitTime).Seconds() / loadSecs * 100
 		}
 	}
