@@ -56,6 +56,10 @@ func ValidDocID(id string) error {
 	if !utf8.ValidString(id) {
 		return fmt.Errorf("%w: invalid UTF-8", ErrBadDocID)
 	}
+	if id == "." || id == ".." {
+		// Path segments with a meaning of their own in /api/docs/{id}.
+		return fmt.Errorf("%w: %q is not a document id", ErrBadDocID, id)
+	}
 	for _, r := range id {
 		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_-.@#=", r) {
 			return fmt.Errorf("%w: character %q not allowed", ErrBadDocID, r)
