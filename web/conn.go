@@ -42,7 +42,6 @@ type conn struct {
 	srv *Server
 	ws  *websocket.Conn
 	id  string
-	log zerolog.Logger
 
 	idMu      sync.Mutex // guards ident, user and connected
 	ident     auth.Identity
@@ -78,7 +77,6 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 		srv:  s,
 		ws:   ws,
 		id:   id,
-		log:  s.log.With().Str("client", id).Logger(),
 		subs: make(map[string]struct{}),
 		docs: make(map[string]struct{}),
 		// The burst covers a reconnecting client resubscribing everything.
@@ -91,6 +89,18 @@ func newClientID() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return "c_" + hex.EncodeToString(b[:])
+}
+
+// logger returns the server's logger with the connection's client and user
+// ids. It is built on each use rather than kept: connections log rarely,
+// and a kept logger costs every idle connection its context buffer.
+func (c *conn) logger() *zerolog.Logger {
+	ctx := c.srv.log.With().Str("client", c.id)
+	if u := c.userID(); u != "" {
+		ctx = ctx.Str("user", u)
+	}
+	l := ctx.Logger()
+	return &l
 }
 
 // ClientID implements session.Subscriber.
@@ -149,7 +159,7 @@ func (c *conn) Send(frame []byte) bool {
 		c.kickLocked()
 		c.qmu.Unlock()
 		c.srv.cfg.Metrics.SlowReaderCloses.Inc()
-		c.log.Warn().Msg("slow reader: closing")
+		c.logger().Warn().Msg("slow reader: closing")
 		return false
 	}
 	c.queue = append(c.queue, frame)
@@ -213,7 +223,7 @@ func (c *conn) writeLoop() {
 		}
 		if len(batch) > 0 && (!closing || flush) {
 			if err := c.writeBatch(batch); err != nil {
-				c.log.Debug().Err(err).Msg("write failed")
+				c.logger().Debug().Err(err).Msg("write failed")
 				c.abort()
 				return
 			}
@@ -293,7 +303,7 @@ func (c *conn) readLoop() {
 		mt, r, err := c.ws.NextReader()
 		if err != nil {
 			if !c.draining {
-				c.log.Debug().Err(err).Msg("read ended")
+				c.logger().Debug().Err(err).Msg("read ended")
 			}
 			return
 		}
@@ -329,7 +339,7 @@ func (c *conn) readLoop() {
 
 // fatal closes the connection with code and stops handling frames.
 func (c *conn) fatal(code int, text string) {
-	c.log.Warn().Int("code", code).Str("reason", text).Msg("closing connection")
+	c.logger().Warn().Int("code", code).Str("reason", text).Msg("closing connection")
 	c.draining = true
 	c.close(code, text)
 }
@@ -384,7 +394,7 @@ func (c *conn) teardown() {
 		c.srv.cfg.Notifier.Notify(session.Event{Type: session.EventClientDisconnected, Time: c.srv.cfg.Now(), User: c.userID(), ClientID: c.id})
 	}
 	c.srv.wg.Done()
-	c.log.Debug().Msg("disconnected")
+	c.logger().Debug().Msg("disconnected")
 }
 
 func (c *conn) isConnected() bool {
@@ -409,7 +419,7 @@ func peekID(data []byte) *int64 {
 func (c *conn) sendError(id *int64, err error) {
 	code, msg, internal := errorCode(err)
 	if internal {
-		c.log.Error().Err(err).Msg("request failed")
+		c.logger().Error().Err(err).Msg("request failed")
 	}
 	c.send(proto.Error{ID: id, Type: proto.TypeError, Code: code, Message: msg})
 }

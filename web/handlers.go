@@ -93,7 +93,7 @@ func (c *conn) handleConnect(req *proto.Request) {
 			err = fmt.Errorf("%w: token revoked", auth.ErrInvalidToken)
 		}
 		if err != nil {
-			c.log.Warn().Err(err).Msg("connect rejected")
+			c.logger().Warn().Err(err).Msg("connect rejected")
 			c.send(proto.Error{ID: req.ID, Type: proto.TypeError, Code: proto.CodeUnauthorized, Message: err.Error()})
 			c.fatal(closeUnauthorized, "unauthorized")
 			return
@@ -103,19 +103,18 @@ func (c *conn) handleConnect(req *proto.Request) {
 	c.idMu.Lock()
 	c.ident, c.user, c.connected = ident, user, true
 	c.idMu.Unlock()
-	c.log = c.log.With().Str("user", ident.UserID).Logger()
 	c.armExpiry(ident.Expires)
 	_ = c.ws.SetReadDeadline(time.Now().Add(2 * cfg.PingInterval))
 	ctx, cancel := requestContext()
 	if err := cfg.Users.PutUser(ctx, doc.User{ID: user.ID, Name: user.Name}); err != nil {
-		c.log.Error().Err(err).Msg("remember user")
+		c.logger().Error().Err(err).Msg("remember user")
 	}
 	cancel()
 	c.send(proto.Connected{
 		ID: req.ID, Type: proto.TypeConnected, ClientID: c.id, User: user,
 		PingInterval: int(cfg.PingInterval / time.Second), Server: cfg.ServerName,
 	})
-	c.log.Info().Bool("guest", ident.Guest).Msg("connected")
+	c.logger().Info().Bool("guest", ident.Guest).Msg("connected")
 }
 
 // guest returns a development-mode identity with every grant.

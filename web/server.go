@@ -160,7 +160,7 @@ func New(cfg Config) *Server {
 		mux:   http.NewServeMux(),
 	}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  1024,
+		ReadBufferSize:  512,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &writeBufferPool,
 		CheckOrigin:     s.checkOrigin,
