@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/tandemhq/tandem/doc"
 )
@@ -17,7 +18,8 @@ type oracleDoc struct {
 }
 
 // TestOracle runs random sequences of appends (pipelined and blocking, good
-// and bad), snapshots, compactions, deletions and reopens against the store
+// and bad), snapshots, compactions, deletions, journal drains and reopens
+// against the store
 // and an in-memory model, comparing them after every step and in full at
 // the end.
 func TestOracle(t *testing.T) {
@@ -36,6 +38,9 @@ func TestOracle(t *testing.T) {
 func runOracle(t *testing.T, seed uint64, steps int) {
 	r := rand.New(rand.NewPCG(seed, 99))
 	cfg := Config{SnapshotEvery: 1 + r.IntN(20)}
+	if seed%2 == 1 {
+		cfg.journalIdle = time.Hour // the journal drains only when a step makes it
+	}
 	db := openTestDB(t, cfg)
 	path := db.Path()
 	model := map[string]*oracleDoc{}
@@ -115,6 +120,13 @@ func runOracle(t *testing.T, seed uint64, steps int) {
 				t.Fatalf("step %d: DeleteDoc: %v", step, err)
 			}
 			delete(model, d.id)
+		case k < 84: // the journal moved into the op log now
+			if err := db.update(ctx(t), func(w *writeTx) error { return abort(w.drainJournal()) }); err != nil {
+				t.Fatalf("step %d: drain: %v", step, err)
+			}
+			if st := db.Stats(); st.Journal != 0 {
+				t.Fatalf("step %d: %d ops in the journal after a drain", step, st.Journal)
+			}
 		case k < 87: // reopen
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
@@ -127,6 +139,11 @@ func runOracle(t *testing.T, seed uint64, steps int) {
 				if err != nil || found != (v >= d.base) || (found && rec.Version != v) {
 					t.Fatalf("step %d: OpByUID(v%d, base %d) = v%d, %t, %v", step, v, d.base, rec.Version, found, err)
 				}
+			}
+		}
+		if step%10 == 9 {
+			if err := checkStore(db); err != nil {
+				t.Fatalf("step %d: %v", step, err)
 			}
 		}
 		// After every step: versions and heads agree, and a random version's
