@@ -69,6 +69,32 @@ type conn struct {
 	writing   bool // a write goroutine is running
 
 	readDone chan struct{} // closed when the read goroutine ends
+
+	// readDeadline is the read deadline last set by the read goroutine,
+	// which owns it. (Writes need no such care: gorilla sets the socket's
+	// write deadline on every write anyway.)
+	readDeadline time.Time
+}
+
+// readDeadlineMin is how long a connected client may stay silent, at
+// least, before it is dropped: with extendDeadline's slack of a quarter
+// ping interval the read deadline falls 1.75 to 2 ping intervals after the
+// client's latest frame. The server pings every interval, so a live client
+// is never silent much longer than one.
+func readDeadlineMin(ping time.Duration) time.Duration { return 2*ping - ping/4 }
+
+// extendDeadline keeps a deadline at least atLeast ahead: when *d is closer
+// than that it sets *d to now+atLeast+slack through set, otherwise it does
+// nothing. A busy connection then updates its runtime timer once per slack
+// rather than on every frame, and the deadline falls between atLeast and
+// atLeast+slack after the latest frame.
+func extendDeadline(set func(time.Time) error, d *time.Time, atLeast, slack time.Duration) {
+	now := time.Now()
+	if d.Sub(now) >= atLeast {
+		return
+	}
+	*d = now.Add(atLeast + slack)
+	_ = set(*d)
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {
@@ -295,7 +321,7 @@ func (c *conn) readLoop() {
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.ConnectTimeout))
 	c.ws.SetPongHandler(func(string) error {
 		if !c.draining {
-			_ = c.ws.SetReadDeadline(time.Now().Add(2 * cfg.PingInterval))
+			extendDeadline(c.ws.SetReadDeadline, &c.readDeadline, readDeadlineMin(cfg.PingInterval), cfg.PingInterval/4)
 		}
 		return nil
 	})
@@ -327,7 +353,7 @@ func (c *conn) readLoop() {
 		}
 		c.srv.cfg.Metrics.MessagesIn.Inc()
 		if c.isConnected() {
-			_ = c.ws.SetReadDeadline(time.Now().Add(2 * cfg.PingInterval))
+			extendDeadline(c.ws.SetReadDeadline, &c.readDeadline, readDeadlineMin(cfg.PingInterval), cfg.PingInterval/4)
 			if !c.limiter.Allow() {
 				c.rateLimited(data)
 				continue

@@ -104,7 +104,8 @@ func (c *conn) handleConnect(req *proto.Request) {
 	c.ident, c.user, c.connected = ident, user, true
 	c.idMu.Unlock()
 	c.armExpiry(ident.Expires)
-	_ = c.ws.SetReadDeadline(time.Now().Add(2 * cfg.PingInterval))
+	c.readDeadline = time.Now().Add(2 * cfg.PingInterval)
+	_ = c.ws.SetReadDeadline(c.readDeadline)
 	ctx, cancel := requestContext()
 	if err := cfg.Users.PutUser(ctx, doc.User{ID: user.ID, Name: user.Name}); err != nil {
 		c.logger().Error().Err(err).Msg("remember user")
