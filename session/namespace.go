@@ -64,6 +64,10 @@ type Namespace struct {
 	// Private channels are `ns:<user id>`: only that user (and admins) may
 	// subscribe, whatever the grants say.
 	Private bool
+	// ServerOnly namespaces carry what the server itself says (system:
+	// its stats and document events): no client, admin or API key may
+	// publish there.
+	ServerOnly bool
 	// Reserved namespaces cannot be subscribed or published as channels
 	// (doc: carries documents' live traffic through their own requests).
 	Reserved bool
@@ -92,7 +96,7 @@ func DefaultNamespaces() map[string]*Namespace {
 		"dashboard": {Name: "dashboard", HistorySize: 100, HistoryAge: 24 * time.Hour, Presence: PresenceCount,
 			ClientPublish: false},
 		"user":   {Name: "user", HistorySize: 100, HistoryAge: 7 * 24 * time.Hour, Presence: PresenceOff, Private: true},
-		"system": {Name: "system", HistorySize: 60, HistoryAge: time.Hour, Presence: PresenceCount},
+		"system": {Name: "system", HistorySize: 60, HistoryAge: time.Hour, Presence: PresenceCount, ServerOnly: true},
 	}
 }
 

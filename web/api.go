@@ -294,8 +294,12 @@ func (s *Server) checkBroadcast(ident auth.Identity, b broadcastReq) error {
 	if err := session.ValidChannel(b.Channel); err != nil {
 		return badRequest(err.Error())
 	}
-	if s.cfg.Hub.Namespace(b.Channel).Reserved {
+	ns := s.cfg.Hub.Namespace(b.Channel)
+	if ns.Reserved {
 		return badRequest("doc: channels carry documents; edit them with /api/docs")
+	}
+	if ns.ServerOnly {
+		return forbidden(fmt.Sprintf("only the server publishes in %s", b.Channel))
 	}
 	if len(b.Data) > 0 && !json.Valid(b.Data) {
 		return badRequest("data is not valid JSON")

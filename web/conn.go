@@ -441,13 +441,17 @@ func peekID(data []byte) *int64 {
 }
 
 // sendError answers a request with an error frame; internal errors are
-// logged and shown to the client as a generic message.
-func (c *conn) sendError(id *int64, err error) {
+// logged and reported without detail.
+func (c *conn) sendError(id *int64, err error) { c.sendErrorAbout(id, "", "", err) }
+
+// sendErrorAbout is sendError for a request about a channel or a document,
+// which the error frame names.
+func (c *conn) sendErrorAbout(id *int64, channel, doc string, err error) {
 	code, msg, internal := errorCode(err)
 	if internal {
-		c.logger().Error().Err(err).Msg("request failed")
+		c.logger().Error().Err(err).Str("channel", channel).Str("doc", doc).Msg("request failed")
 	}
-	c.send(proto.Error{ID: id, Type: proto.TypeError, Code: code, Message: msg})
+	c.send(proto.Error{ID: id, Type: proto.TypeError, Code: code, Message: msg, Channel: channel, Doc: doc})
 }
 
 func sameHost(origin, host string) bool {

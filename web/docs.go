@@ -11,12 +11,13 @@ import (
 // docChannel is the channel a document's grants name.
 func docChannel(id string) string { return "doc:" + id }
 
-// docClient is this connection as live documents see it.
-func (c *conn) docClient() session.DocClient {
+// docClient is this connection as document doc sees it; its errors name
+// the document.
+func (c *conn) docClient(doc string) session.DocClient {
 	c.idMu.Lock()
 	user := c.user
 	c.idMu.Unlock()
-	return session.DocClient{Sub: c, User: user, Fail: c.sendError}
+	return session.DocClient{Sub: c, User: user, Fail: func(id *int64, err error) { c.sendErrorAbout(id, "", doc, err) }}
 }
 
 // checkDoc validates a document request: a valid id, the grant for action,
@@ -49,7 +50,7 @@ func (c *conn) handleOpen(req *proto.Request) error {
 	}
 	create := c.identity().Grants.Allows(auth.ActionWrite, docChannel(req.Doc))
 	c.docs[req.Doc] = struct{}{}
-	c.srv.cfg.Docs.Open(c.docClient(), req.ID, req.Doc, req.Version, create)
+	c.srv.cfg.Docs.Open(c.docClient(req.Doc), req.ID, req.Doc, req.Version, create)
 	return nil
 }
 
@@ -64,7 +65,7 @@ func (c *conn) handleCloseDoc(req *proto.Request) error {
 		return nil
 	}
 	delete(c.docs, req.Doc)
-	c.srv.cfg.Docs.CloseDoc(c.docClient(), req.ID, req.Doc)
+	c.srv.cfg.Docs.CloseDoc(c.docClient(req.Doc), req.ID, req.Doc)
 	return nil
 }
 
@@ -82,7 +83,7 @@ func (c *conn) handleOp(req *proto.Request) error {
 	case req.UID == "":
 		return badRequest("op needs a uid")
 	}
-	c.srv.cfg.Docs.Submit(c.docClient(), req.ID, req.Doc, *req.Version, req.Op, req.UID)
+	c.srv.cfg.Docs.Submit(c.docClient(req.Doc), req.ID, req.Doc, *req.Version, req.Op, req.UID)
 	return nil
 }
 
@@ -93,7 +94,7 @@ func (c *conn) handleCursor(req *proto.Request) error {
 	if req.Version == nil || *req.Version < 0 {
 		return badRequest("cursor needs a non-negative version")
 	}
-	c.srv.cfg.Docs.Cursor(c.docClient(), req.ID, req.Doc, *req.Version, req.Ranges)
+	c.srv.cfg.Docs.Cursor(c.docClient(req.Doc), req.ID, req.Doc, *req.Version, req.Ranges)
 	return nil
 }
 
@@ -111,6 +112,6 @@ func (c *conn) handleComment(req *proto.Request) error {
 		return badRequest(req.Action + " needs comment_id")
 	}
 	moderate := c.identity().Grants.Allows(auth.ActionAdmin, docChannel(req.Doc))
-	c.srv.cfg.Docs.Comment(c.docClient(), req.ID, req.Doc, cr, moderate)
+	c.srv.cfg.Docs.Comment(c.docClient(req.Doc), req.ID, req.Doc, cr, moderate)
 	return nil
 }

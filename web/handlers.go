@@ -70,7 +70,7 @@ func (c *conn) handle(data []byte) {
 		err = badRequest(fmt.Sprintf("unknown type %q", req.Type))
 	}
 	if err != nil {
-		c.sendError(req.ID, err)
+		c.sendErrorAbout(req.ID, req.Channel, req.Doc, err)
 	}
 }
 
@@ -186,7 +186,7 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 	}
 	for id := range c.docs {
 		if !ident.Grants.Allows(auth.ActionRead, docChannel(id)) {
-			c.srv.cfg.Docs.CloseDoc(c.docClient(), nil, id)
+			c.srv.cfg.Docs.CloseDoc(c.docClient(id), nil, id)
 			delete(c.docs, id)
 			c.send(proto.ChannelReply{Type: proto.TypeUnsubscribed, Channel: docChannel(id), Reason: "forbidden"})
 		}
@@ -273,7 +273,7 @@ func (c *conn) handlePublish(req *proto.Request) error {
 	ns := c.srv.cfg.Hub.Namespace(req.Channel)
 	ident := c.identity()
 	admin := ident.Grants.Allows(auth.ActionAdmin, req.Channel)
-	if !ns.ClientPublish && !admin {
+	if ns.ServerOnly || !ns.ClientPublish && !admin {
 		return forbidden(fmt.Sprintf("only the server publishes in %s", req.Channel))
 	}
 	if ns.Private && !admin {
@@ -306,7 +306,7 @@ func (c *conn) handlePublish(req *proto.Request) error {
 		From: proto.From{User: ident.UserID, ClientID: c.id}, FromName: ident.Name, SkipClient: skip,
 	}, func(offset uint64, err error) {
 		if err != nil {
-			c.sendError(id, err)
+			c.sendErrorAbout(id, channel, "", err)
 			return
 		}
 		c.send(proto.ChannelReply{ID: id, Type: proto.TypePublished, Channel: channel, Offset: offset})

@@ -49,11 +49,12 @@ func TestAPIBroadcast(t *testing.T) {
 		{"channel": "customer_7", "event": "b", "data": 2},
 		{"channel": "bad channel", "event": "nope"},
 		{"channel": "customer_7", "event": "typing", "ephemeral": true},
+		{"channel": "system:stats", "event": "stats", "data": 1}, // the server's own
 	}}, 200, &batch)
 	want := []struct {
 		offset uint64
 		code   string
-	}{{2, ""}, {1, ""}, {0, "bad_request"}, {3, ""}, {0, "bad_request"}, {0, ""}}
+	}{{2, ""}, {1, ""}, {0, "bad_request"}, {3, ""}, {0, "bad_request"}, {0, ""}, {0, "forbidden"}}
 	if len(batch.Results) != len(want) {
 		t.Fatalf("batch: %d results, want %d", len(batch.Results), len(want))
 	}

@@ -272,6 +272,7 @@ type frame struct {
 	ClientID    string            `json:"client_id"`
 	User        json.RawMessage   `json:"user"`
 	Channel     string            `json:"channel"`
+	Doc         string            `json:"doc"`
 	Offset      uint64            `json:"offset"`
 	Epoch       string            `json:"epoch"`
 	Recovered   bool              `json:"recovered"`

@@ -90,6 +90,7 @@ type NamespaceConfig struct {
 	HistoryAge    Duration `json:"history_age"`
 	Presence      string   `json:"presence"` // full, count, off
 	ClientPublish bool     `json:"client_publish"`
+	ServerOnly    bool     `json:"server_only"`
 	Private       bool     `json:"private"`
 	Mentions      bool     `json:"mentions"`
 	MaxPayload    int      `json:"max_payload"`
@@ -166,7 +167,7 @@ func (c *Config) namespaces() (map[string]*session.Namespace, error) {
 		}
 		out[name] = &session.Namespace{
 			Name: name, HistorySize: nc.HistorySize, HistoryAge: time.Duration(nc.HistoryAge),
-			Presence: mode, ClientPublish: nc.ClientPublish, Private: nc.Private, Mentions: nc.Mentions,
+			Presence: mode, ClientPublish: nc.ClientPublish, ServerOnly: nc.ServerOnly, Private: nc.Private, Mentions: nc.Mentions,
 			MaxPayload: nc.MaxPayload, PublishRate: nc.PublishRate, PublishBurst: nc.PublishBurst,
 		}
 	}
