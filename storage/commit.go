@@ -71,8 +71,11 @@ type Stats struct {
 	Snapshots uint64
 	// JournalDrains is the number of times the journal was moved into the
 	// op log, and Journal the number of ops it holds now (journal.go).
-	JournalDrains uint64
-	Journal       int
+	// Drains while writes pause are transactions of their own, counted
+	// here and in JournalDrainTime, not in Commits or CommitTime.
+	JournalDrains    uint64
+	Journal          int
+	JournalDrainTime time.Duration
 }
 
 // committer is the one goroutine that writes. Requests queue up while a
@@ -202,6 +205,9 @@ func (c *committer) commit(batch []request, drain bool) {
 		aborted, due, txErr = c.attempt(batch, errs, skip, drain)
 		if aborted == drainAborted {
 			drain, c.drainFailed = false, true // logged; the batch goes on without it
+			if len(batch) == 0 {
+				break
+			}
 			continue
 		}
 		if aborted < 0 {
@@ -233,15 +239,19 @@ func (c *committer) commit(batch []request, drain bool) {
 	// sees it in Stats.
 	c.statsMu.Lock()
 	s := &c.stats
-	s.Commits++
-	s.Requests += uint64(len(batch))
-	s.Rejected += rejected
-	s.Failed += failed
-	s.LastGroup = len(batch)
-	s.MaxGroup = max(s.MaxGroup, len(batch))
-	s.CommitTime += elapsed
-	s.LastCommitTime = elapsed
-	s.MaxCommitTime = max(s.MaxCommitTime, elapsed)
+	if len(batch) > 0 {
+		s.Commits++
+		s.Requests += uint64(len(batch))
+		s.Rejected += rejected
+		s.Failed += failed
+		s.LastGroup = len(batch)
+		s.MaxGroup = max(s.MaxGroup, len(batch))
+		s.CommitTime += elapsed
+		s.LastCommitTime = elapsed
+		s.MaxCommitTime = max(s.MaxCommitTime, elapsed)
+	} else {
+		s.JournalDrainTime += elapsed // a drain of its own, writes paused
+	}
 	s.JournalDrains = c.journal.drains
 	s.Journal = c.journal.entries
 	c.statsMu.Unlock()
@@ -266,7 +276,7 @@ func (c *committer) attempt(batch []request, errs []error, skip []bool, drain bo
 	}
 	w := &writeTx{tx: tx, db: c.db, now: c.db.cfg.Now(), grew: make(map[string]struct{})}
 	if drain {
-		if err := w.drainJournal(); err != nil {
+		if err := callWrite(func(w *writeTx) error { return w.drainJournal() }, w); err != nil {
 			_ = tx.Rollback()
 			c.db.log.Error().Err(err).Msg("journal drain failed; its ops stay in the journal")
 			return drainAborted, nil, nil

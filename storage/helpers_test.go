@@ -127,6 +127,54 @@ func (h *history) appendN(t testing.TB, db *DB, n int) {
 // snapshotter first, and runs bbolt's page check.
 func checkStore(db *DB) error {
 	db.snaps.waitIdle()
+	// The committer's view of the journal, read on its own goroutine by a
+	// write that changes nothing, must match the bucket.
+	err := db.update(context.Background(), func(w *writeTx) error {
+		// What the committer knows: its state after the last commit, plus
+		// what earlier requests of this transaction added.
+		known := map[uint64]map[string]int{}
+		if !w.jtx.drained {
+			for num, m := range w.db.commits.journal.uids {
+				for uid, v := range m {
+					addUID(known, num, uid, v)
+				}
+			}
+		}
+		for num, m := range w.jtx.uids {
+			for uid, v := range m {
+				addUID(known, num, uid, v)
+			}
+		}
+		st := journalState{entries: w.journalEntries(), uids: known}
+		entries, uids := 0, 0
+		for _, m := range st.uids {
+			uids += len(m)
+		}
+		seen := 0
+		err := w.tx.Bucket(bucketJournal).ForEach(func(k, v []byte) error {
+			entries++
+			num, ver, val, _ := splitJournalValue(v)
+			uid, err := opValueUID(val)
+			if err != nil || uid == "" {
+				return err
+			}
+			seen++
+			if got, ok := st.uids[num][uid]; !ok || got != ver {
+				return fmt.Errorf("journaled uid %q of document %d at v%d: the committer has v%d (%t)", uid, num, ver, got, ok)
+			}
+			return nil
+		})
+		switch {
+		case err != nil:
+			return err
+		case entries != st.entries || seen != uids:
+			return fmt.Errorf("the committer counts %d journal entries and %d uids, the bucket holds %d and %d", st.entries, uids, entries, seen)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	// bbolt's Check reads the freelist, which a concurrent commit writes:
 	// run it in a write transaction (rolled back) to keep writers out.
 	tx, err := db.bolt.Begin(true)

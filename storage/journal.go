@@ -114,25 +114,62 @@ type journalTx struct {
 }
 
 // loadJournal reads the journal bucket's entries into a journalState, at
-// Open.
+// Open, and checks them against the heads: every entry belongs to a
+// document whose head says it has journaled ops, each document's entries
+// run from its Indexed version to its head without a gap, the first at its
+// FirstSeq. A journal that fails the check would fail every drain, so the
+// file is reported corrupt instead.
 func loadJournal(tx *bolt.Tx) (journalState, error) {
 	st := journalState{uids: make(map[uint64]map[string]int)}
+	heads := tx.Bucket(bucketHeads)
+	next := make(map[uint64]int) // document number → next journaled version
+	bad := func(k []byte, format string, args ...any) error {
+		return corrupt(fmt.Sprintf("journal entry %x", k), fmt.Errorf(format, args...))
+	}
 	c := tx.Bucket(bucketJournal).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		num, ver, val, ok := splitJournalValue(v)
 		if !ok {
-			return st, corrupt(fmt.Sprintf("journal entry %x", k), fmt.Errorf("%d bytes", len(v)))
+			return st, bad(k, "%d bytes", len(v))
 		}
 		uid, err := opValueUID(val)
 		if err != nil {
-			return st, corrupt(fmt.Sprintf("journal entry %x", k), err)
+			return st, bad(k, "%v", err)
 		}
+		want, seen := next[num]
+		if !seen {
+			h, ok := decodeHeadRec(heads.Get(be64(num)))
+			switch {
+			case !ok:
+				return st, bad(k, "document %d has no head", num)
+			case h.Indexed == h.Head:
+				return st, bad(k, "document %d has no journaled ops (head v%d)", num, h.Head)
+			case !bytes.Equal(k, be64(h.FirstSeq)):
+				return st, bad(k, "document %d's first journaled op is at %x", num, be64(h.FirstSeq))
+			}
+			want = h.Indexed
+		}
+		if ver != want {
+			return st, bad(k, "document %d: v%d, want v%d", num, ver, want)
+		}
+		next[num] = ver + 1
 		st.entries++
 		if uid != "" {
 			addUID(st.uids, num, uid, ver)
 		}
 	}
-	return st, nil
+	err := heads.ForEach(func(k, v []byte) error {
+		h, ok := decodeHeadRec(v)
+		num, _ := unbe64(k)
+		switch {
+		case !ok:
+			return corrupt(fmt.Sprintf("head %x", k), fmt.Errorf("%d bytes", len(v)))
+		case h.Indexed < h.Head && next[num] != h.Head:
+			return corrupt(fmt.Sprintf("head of document %d", num), fmt.Errorf("v%d, its journaled ops end at v%d", h.Head, max(next[num], h.Indexed)))
+		}
+		return nil
+	})
+	return st, err
 }
 
 func addUID(m map[uint64]map[string]int, num uint64, uid string, ver int) {

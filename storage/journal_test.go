@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/ot"
 )
 
 // keepJournal is a Config whose committer never drains the journal for
@@ -244,9 +246,90 @@ func TestJournalCompact(t *testing.T) {
 	if err != nil || len(got) != 50 || got[0].UID != h.recs[150].UID {
 		t.Fatalf("Ops(150, 200) after compaction: %d ops, %v", len(got), err)
 	}
+	for _, v := range []int{150, 199} { // journaled before, found after
+		if rec, found, err := db.OpByUID(h.id, h.recs[v].UID); !found || err != nil || rec.Version != v {
+			t.Fatalf("OpByUID(v%d) after compaction: v%d %t %v", v, rec.Version, found, err)
+		}
+	}
+	// The uid of an op compacted away while it was journaled is free again:
+	// the committer forgot it with the drain.
+	rec := h.next()
+	rec.UID = h.recs[10].UID
+	if err := db.AppendOp(ctx(t), h.id, rec); err != nil {
+		t.Fatalf("appending with a compacted op's uid: %v", err)
+	}
+	h.commit(t, rec)
 	h.appendN(t, db, 20)
 	if s, err := db.ContentAt(h.id, h.head()); err != nil || s != h.contents[h.head()] {
 		t.Fatalf("ContentAt(head) = %q, %v", s, err)
+	}
+	if err := checkStore(db); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalCorruptAtOpen: a journal that disagrees with the heads fails
+// Open with ErrCorrupt (a drain would fail on it forever) and names what
+// is wrong.
+func TestJournalCorruptAtOpen(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(tx *bolt.Tx, num uint64, h headRec) error
+		want   string
+	}{
+		{"an entry of a document with nothing journaled", func(tx *bolt.Tx, _ uint64, _ headRec) error {
+			d, _ := lookupDoc(tx, "other")
+			return tx.Bucket(bucketJournal).Put(be64(1<<40), journalValue(d.num, 0, encodeOpValue(doc.OpRecord{Op: ot.Op{ot.Insert("x")}})))
+		}, "no journaled ops"},
+		{"an entry of no document", func(tx *bolt.Tx, _ uint64, _ headRec) error {
+			return tx.Bucket(bucketJournal).Put(be64(1<<40), journalValue(999, 0, encodeOpValue(doc.OpRecord{Op: ot.Op{ot.Insert("x")}})))
+		}, "has no head"},
+		{"a gap", func(tx *bolt.Tx, _ uint64, h headRec) error {
+			return tx.Bucket(bucketJournal).Delete(be64(h.FirstSeq + 1))
+		}, "want v"},
+		{"the head past the journaled ops", func(tx *bolt.Tx, num uint64, h headRec) error {
+			h.Head += 2
+			return tx.Bucket(bucketHeads).Put(be64(num), h.encode())
+		}, "journaled ops end"},
+		{"the first seq wrong", func(tx *bolt.Tx, num uint64, h headRec) error {
+			h.FirstSeq++
+			return tx.Bucket(bucketHeads).Put(be64(num), h.encode())
+		}, "first journaled op"},
+		{"a malformed entry", func(tx *bolt.Tx, _ uint64, h headRec) error {
+			return tx.Bucket(bucketJournal).Put(be64(h.FirstSeq), []byte{1, 2, 3})
+		}, "bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := openAt(t, filepath.Join(dir, "a.db"), keepJournal())
+			h := newHistory("j", 1)
+			mustCreate(t, db, h.id)
+			mustCreate(t, db, "other")
+			h.appendN(t, db, 10)
+			path := filepath.Join(dir, "copy.db")
+			if err := db.bolt.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) }); err != nil {
+				t.Fatal(err)
+			}
+			bdb, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = bdb.Update(func(tx *bolt.Tx) error {
+				d, _ := lookupDoc(tx, h.id)
+				hr, ok := decodeHeadRec(tx.Bucket(bucketHeads).Get(d.pfx))
+				if !ok || hr.Indexed == hr.Head {
+					return fmt.Errorf("nothing journaled: %+v", hr)
+				}
+				return tc.damage(tx, d.num, hr)
+			})
+			bdb.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Open(path, Config{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open: %v; want ErrCorrupt saying %q", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -39,7 +39,8 @@ var (
 // schemaVersion is the layout version stored under meta/schema. Version 1
 // (bucket trees per document and channel, JSON op values) was never
 // released; a file holding it fails Open. Version 2 had no journal; Open
-// upgrades it in place (it only adds the bucket).
+// upgrades it in place (it only adds the bucket). There is no way back: a
+// build that reads version 2 refuses a file once this one has opened it.
 const schemaVersion = "3"
 
 // be64 returns v as an 8-byte big-endian key, so cursors walk in order.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/tandemhq/tandem/doc"
 )
 
@@ -127,9 +129,21 @@ func runOracle(t *testing.T, seed uint64, steps int) {
 			if st := db.Stats(); st.Journal != 0 {
 				t.Fatalf("step %d: %d ops in the journal after a drain", step, st.Journal)
 			}
-		case k < 87: // reopen
-			if err := db.Close(); err != nil {
-				t.Fatal(err)
+		case k < 87: // reopen, cleanly or from a copy taken mid-flight (as
+			// after a crash: the journal not drained)
+			if r.IntN(2) == 0 {
+				if err := db.Close(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				crashed := fmt.Sprintf("%s.crash%d", path, step)
+				if err := db.bolt.View(func(tx *bolt.Tx) error { return tx.CopyFile(crashed, 0o600) }); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.Close(); err != nil {
+					t.Fatal(err)
+				}
+				path = crashed
 			}
 			db = openAt(t, path, cfg)
 		default: // a uid lookup, here and there
