@@ -3,11 +3,15 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/tandemhq/tandem/client"
+
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/storage"
 )
@@ -114,8 +118,10 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 	}
 
 	var commits0 storage.Stats
+	var acks0 []uint64
 	if tg.srv != nil {
 		commits0 = tg.srv.DB.Stats()
+		acks0, _ = histogram(tg.srv.Metrics.AckLatency)
 	}
 	lctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
@@ -206,6 +212,17 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 			res.Figures["storage_commit_avg_ms"] = float64((st.CommitTime - commits0.CommitTime).Microseconds()) / 1000 / float64(n)
 			res.Figures["storage_busy_pct"] = (st.CommitTime - commits0.CommitTime).Seconds() / loadSecs * 100
 		}
+		// The server's own view of the ack latency, from the op's arrival
+		// at its document to the ack (the rest is the network and the
+		// clients): the histogram bucket holding the percentile.
+		acks1, bounds := histogram(tg.srv.Metrics.AckLatency)
+		for i := range acks1 {
+			if i < len(acks0) {
+				acks1[i] -= acks0[i]
+			}
+		}
+		res.Figures["server_ack_p50_le_ms"] = bucketBound(acks1, bounds, 0.50) * 1000
+		res.Figures["server_ack_p99_le_ms"] = bucketBound(acks1, bounds, 0.99) * 1000
 	}
 
 	// At rest every replica must equal the server's text.
@@ -269,4 +286,35 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 	res.Notes = append(res.Notes, "committed ops are versions the server applied (composed edits count once); ack = first edit of a batch to its ack; remote = server apply time to arrival at another client (every 8th op)")
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// histogram returns a Prometheus histogram's cumulative bucket counts and
+// their upper bounds (the last is +Inf).
+func histogram(h prometheus.Histogram) ([]uint64, []float64) {
+	var m dto.Metric
+	if err := h.Write(&m); err != nil || m.Histogram == nil {
+		return nil, nil
+	}
+	var counts []uint64
+	var bounds []float64
+	for _, b := range m.Histogram.Bucket {
+		counts = append(counts, b.GetCumulativeCount())
+		bounds = append(bounds, b.GetUpperBound())
+	}
+	return append(counts, m.Histogram.GetSampleCount()), append(bounds, math.Inf(1))
+}
+
+// bucketBound returns the upper bound of the bucket that holds quantile q
+// of cumulative counts (0 without samples).
+func bucketBound(counts []uint64, bounds []float64, q float64) float64 {
+	if len(counts) == 0 || counts[len(counts)-1] == 0 {
+		return 0
+	}
+	want := uint64(math.Ceil(q * float64(counts[len(counts)-1])))
+	for i, c := range counts {
+		if c >= want {
+			return bounds[i]
+		}
+	}
+	return bounds[len(bounds)-1]
 }
