@@ -211,6 +211,7 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 			res.Figures["storage_writes_per_commit"] = float64(st.Requests-commits0.Requests) / float64(n)
 			res.Figures["storage_commit_avg_ms"] = float64((st.CommitTime - commits0.CommitTime).Microseconds()) / 1000 / float64(n)
 			res.Figures["storage_busy_pct"] = (st.CommitTime - commits0.CommitTime).Seconds() / loadSecs * 100
+			res.Figures["storage_journal_drains"] = float64(st.JournalDrains - commits0.JournalDrains)
 		}
 		// The server's own view of the ack latency, from the op's arrival
 		// at its document to the ack (the rest is the network and the
