@@ -216,14 +216,17 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	mode := "production"
+	if s.DevMode() {
+		mode = "development"
+	}
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "mode": mode})
 			return
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte(`{"status":"ok"}`))
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "mode": mode})
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {

@@ -509,7 +509,9 @@ func TestReconnect(t *testing.T) {
 
 // TestDocumentsAndErrors: the list creates and opens documents, a missing
 // document says so (and offers to create it), an unreachable server says
-// so, and in production mode a token without access gets a clear refusal.
+// so, in production mode a token without access gets a clear refusal, and
+// a development server with API keys explains why the app cannot list
+// documents.
 func TestDocumentsAndErrors(t *testing.T) {
 	ts := startServer(t)
 	ann := newPage(t, "ann")
@@ -547,6 +549,11 @@ func TestDocumentsAndErrors(t *testing.T) {
 	dave := newPage(t, "dave")
 	dave.do(chromedp.Navigate(prod.URL + "/"))
 	dave.waitFor("sign-in needed", `document.querySelector("main").textContent.includes("Sign-in needed")`)
+	// A development server whose HTTP API needs a key says so rather than
+	// asking for a token it could not check.
+	locked := startServerWith(t, func(c *serverConfig) { c.APIKeys = []string{"browser-test-api-key-0123456789"} })
+	dave.do(chromedp.Navigate(locked.URL + "/"))
+	dave.waitFor("the API locked", `document.querySelector("#api-locked")?.textContent.includes("TANDEM_API_KEYS")`)
 
 	// The server goes away: the status says so, and so does the list.
 	ann.do(chromedp.Navigate(ts.URL + "/#/"))

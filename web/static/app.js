@@ -8,7 +8,7 @@ import { ChatPanel } from "./chat.js";
 import { CommentsPanel } from "./comments.js";
 import { Editor } from "./editor.js";
 import { HistoryPanel } from "./history.js";
-import { detectMode, namePicker, needTokenMessage, openClient, savedIdentity, tokenSource } from "./identity.js";
+import { apiLockedMessage, detectMode, namePicker, needTokenMessage, openClient, savedIdentity, tokenSource } from "./identity.js";
 import { api, avatar, docPath, explain, h, setChildren, toast, when } from "./util.js";
 
 const main = document.getElementById("main");
@@ -36,6 +36,11 @@ async function boot() {
   if (mode === "prod") {
     main.replaceChildren(needTokenMessage());
     setStatus("disconnected", "Sign-in needed");
+    return;
+  }
+  if (mode === "dev-locked") {
+    main.replaceChildren(apiLockedMessage());
+    setStatus("disconnected", "HTTP API locked");
     return;
   }
   if (mode === "unreachable") {

@@ -74,6 +74,7 @@ async function boot() {
   else {
     const mode = await detectMode();
     if (mode === "prod") return main.replaceChildren(needTokenMessage());
+    // "dev-locked" is fine here: the dashboard needs no HTTP API.
     if (mode === "unreachable") {
       setStatus("reconnecting", "Server unreachable");
       main.replaceChildren(

@@ -82,17 +82,46 @@ export function idFor(name, colorIndex) {
 }
 
 /**
- * detectMode asks the server whether it runs in development mode: its API
- * answers without a token only then. Resolves "dev", "prod" or "unreachable".
+ * detectMode asks the server how it runs. Resolves "prod" (clients need a
+ * token), "dev" (guests may connect and the HTTP API is open to them),
+ * "dev-locked" (guests may connect but API keys guard the HTTP API, which
+ * the app needs) or "unreachable".
  */
 export async function detectMode() {
+  let mode;
   try {
-    const res = await fetch("/api/docs", { method: "GET" });
-    if (res.status === 401) return "prod";
-    return "dev";
+    const res = await fetch("/healthz", { method: "GET" });
+    mode = (await res.json()).mode;
   } catch {
     return "unreachable";
   }
+  if (mode === "production") return "prod";
+  try {
+    const res = await fetch("/api/docs", { method: "GET" });
+    if (res.status !== 401) return "dev";
+    return mode === "development" ? "dev-locked" : "prod"; // an older server says no mode
+  } catch {
+    return "unreachable";
+  }
+}
+
+/** apiLockedMessage explains a development server whose API needs a key. */
+export function apiLockedMessage() {
+  return h(
+    "div",
+    { class: "card error-card", role: "alert", id: "api-locked" },
+    h("h1", {}, "The HTTP API is locked"),
+    h(
+      "p",
+      {},
+      "This Tandem server runs in development mode (no TANDEM_JWT_SECRET) but guards its HTTP API with API keys (TANDEM_API_KEYS), and this app lists and creates documents through that API.",
+    ),
+    h(
+      "p",
+      { class: "muted" },
+      "Start the server without TANDEM_API_KEYS to try the demo, or set TANDEM_JWT_SECRET and open the page with ?token=<JWT> from `tandem token`.",
+    ),
+  );
 }
 
 /**
