@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -44,6 +45,10 @@ type Config struct {
 	// Ready reports whether the server can take writes, for /healthz. Nil
 	// means always.
 	Ready func() error
+	// Backup streams a consistent copy of the data file for GET
+	// /api/backup: it calls start with the size, then writes that many
+	// bytes to the writer start returns. Nil serves no backups.
+	Backup func(start func(size int64) io.Writer) (int64, error)
 
 	// MaxFrameBytes bounds a client frame. By default 64 KiB.
 	MaxFrameBytes int

@@ -5,6 +5,7 @@
 //	tandem serve   [flags]   run the server (with the bundled demo)
 //	tandem export  [flags]   write one document's whole history as JSON
 //	tandem import  [flags]   load an exported history into a data directory
+//	tandem backup  [flags]   write a consistent copy of the whole data file
 //	tandem token   [flags]   mint a JWT for development and scripts
 //	tandem bench   SCENARIO  measure a server over the real protocol
 //	tandem version           print the version
@@ -41,6 +42,7 @@ func commands() []command {
 		{"serve", "run the server with the bundled demo", runServe},
 		{"export", "write one document's whole history as JSON", runExport},
 		{"import", "load an exported history into a data directory", runImport},
+		{"backup", "write a consistent copy of the whole data file", runBackup},
 		{"token", "mint a JWT for development and scripts", runToken},
 		{"bench", "measure a server over the real protocol", runBench},
 		{"version", "print the version", runVersion},

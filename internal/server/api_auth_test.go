@@ -72,6 +72,7 @@ func TestAPIAuthFailures(t *testing.T) {
 		{"key without the grant", "POST", "/api/broadcast", nil, apiKeyLimited, 403},
 		{"key without the grant, docs", "DELETE", "/api/docs/x", nil, apiKeyLimited, 403},
 		{"key without the grant, deliveries", "GET", "/api/webhooks/deliveries", nil, apiKeyLimited, 403},
+		{"key without the grant, backup", "GET", "/api/backup", nil, apiKeyLimited, 403},
 		{"key without the grant, disconnect", "POST", "/api/users/u1/disconnect", nil, apiKeyLimited, 403},
 		{"JWT without the grant", "POST", "/api/broadcast", nil, apiJWT(t, apiJWTSecret, "u1", "", time.Hour, "subscribe:*"), 403},
 		{"JWT without the grant, history", "GET", "/api/channels/chat:1/history", nil, apiJWT(t, apiJWTSecret, "u1", "", time.Hour, "publish:chat:*"), 403},

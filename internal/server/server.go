@@ -247,7 +247,7 @@ func (m *Server) Run(ctx context.Context) error {
 		PingInterval: time.Duration(lim.PingInterval), ConnectTimeout: time.Duration(lim.ConnectTimeout),
 		WriteTimeout:   time.Duration(lim.WriteTimeout),
 		AllowedOrigins: c.File.AllowedOrigins, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
-		Ready: db.Ready, Notifier: m.Webhooks, Webhooks: m.Webhooks,
+		Ready: db.Ready, Notifier: m.Webhooks, Webhooks: m.Webhooks, Backup: db.Backup,
 	})
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
