@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -71,9 +72,14 @@ type conn struct {
 	readDone chan struct{} // closed when the read goroutine ends
 
 	// readDeadline is the read deadline last set by the read goroutine,
-	// which owns it. (Writes need no such care: gorilla sets the socket's
-	// write deadline on every write anyway.)
+	// which owns it.
 	readDeadline time.Time
+	// writeSince is when the frame being written started (Unix nanoseconds;
+	// 0 while no write is under way). Frame writes carry no socket
+	// deadline: gorilla would move a runtime timer on every write to set
+	// it. The server's watchdog closes a connection whose write has taken
+	// longer than WriteTimeout instead.
+	writeSince atomic.Int64
 }
 
 // readDeadlineMin is how long a connected client may stay silent, at
@@ -263,7 +269,8 @@ func (c *conn) writeLoop() {
 
 // writeBatch writes frames as one WebSocket message, separated by newlines.
 func (c *conn) writeBatch(frames [][]byte) error {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	c.writeSince.Store(time.Now().UnixNano())
+	defer c.writeSince.Store(0)
 	w, err := c.ws.NextWriter(websocket.TextMessage)
 	if err != nil {
 		return err
@@ -284,6 +291,13 @@ func (c *conn) writeBatch(frames [][]byte) error {
 	m.MessagesOut.Add(float64(len(frames)))
 	m.BytesOut.Add(float64(n - 1))
 	return w.Close()
+}
+
+// writeStuck reports whether a frame write has been under way for longer
+// than timeout at now.
+func (c *conn) writeStuck(now time.Time, timeout time.Duration) bool {
+	since := c.writeSince.Load()
+	return since != 0 && now.UnixNano()-since > int64(timeout)
 }
 
 // finishClose sends the close frame, gives the client closeGrace to answer,

@@ -261,19 +261,27 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	go c.readLoop()
 }
 
-// pingLoop asks every connection to ping its client each PingInterval.
-// One goroutine serves them all; each ping is written by its connection's
-// writer, so a slow socket delays only its own.
+// pingLoop asks every connection to ping its client each PingInterval,
+// and closes every connection whose frame write has been stuck for longer
+// than WriteTimeout (checked every watchdogEvery). One goroutine serves
+// them all; each ping is written by its connection's writer, so a slow
+// socket delays only its own.
 func (s *Server) pingLoop() {
 	defer close(s.pingDone)
-	t := time.NewTicker(s.cfg.PingInterval)
-	defer t.Stop()
+	ping := time.NewTicker(s.cfg.PingInterval)
+	defer ping.Stop()
+	watch := time.NewTicker(min(time.Second, s.cfg.WriteTimeout/4))
+	defer watch.Stop()
 	var conns []*conn
 	for {
+		var now time.Time
+		doPing := false
 		select {
 		case <-s.pingStop:
 			return
-		case <-t.C:
+		case <-ping.C:
+			doPing = true
+		case now = <-watch.C:
 		}
 		s.mu.Lock()
 		conns = conns[:0]
@@ -282,7 +290,15 @@ func (s *Server) pingLoop() {
 		}
 		s.mu.Unlock()
 		for _, c := range conns {
-			c.ping()
+			switch {
+			case doPing:
+				c.ping()
+			case c.writeStuck(now, s.cfg.WriteTimeout):
+				// The client reads nothing: its socket is full. Closing the
+				// socket ends the blocked write, and with it the connection.
+				c.logger().Warn().Dur("timeout", s.cfg.WriteTimeout).Msg("write timed out: closing")
+				_ = c.ws.Close()
+			}
 		}
 		clear(conns)
 	}

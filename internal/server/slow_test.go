@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -273,5 +274,58 @@ func BenchmarkFanout(b *testing.B) {
 				b.ReportMetric(closed, "stalled_closed_4010")
 			}
 		})
+	}
+}
+
+// TestWriteTimeout: a client that stops reading, whose queue stays under
+// its bounds but whose socket is full, is dropped once a frame write has
+// been blocked for the write timeout, while another subscriber of the same
+// channel keeps receiving.
+func TestWriteTimeout(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	ts := startServer(t, withNoSync(), withNamespace("fan", fanNamespace), withLimits(func(l *server.LimitsConfig) {
+		l.WriteTimeout = server.Duration(timeout)
+		l.MaxQueueBytes = 256 << 20                 // the queue never overflows,
+		l.PingInterval = server.Duration(time.Hour) // nor does the read deadline pass: only the write timeout can end it
+		l.FrameRate, l.FrameBurst = 10000, 10000
+	}))
+	slow := stall(t, ts.URL, "fan:big")
+	healthy := guest(t, ts.URL, "healthy")
+	got := make(chan int, 1024)
+	if _, err := healthy.Subscribe(ctxT(t), "fan:big", func(m client.Message) {
+		var d struct{ I int }
+		_ = json.Unmarshal(m.Data, &d)
+		got <- d.I
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pub := guest(t, ts.URL, "pub")
+	conns := ts.Server().Web.Conns()
+	big := strings.Repeat("z", 40<<10)
+	start := time.Now()
+	for i := 0; ts.Server().Web.Conns() == conns; i++ {
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("the stalled reader is still connected after %d messages (%d bytes)", i, i*len(big))
+		}
+		if _, err := pub.Publish(ctxT(t), "fan:big", "fill", map[string]any{"i": i, "pad": big}, client.PublishOptions{Ephemeral: true}); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		select { // the healthy subscriber keeps up
+		case k := <-got:
+			if k != i {
+				t.Fatalf("healthy subscriber got message %d, want %d", k, i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("healthy subscriber did not get message %d", i)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("stalled reader dropped %v after the first message", time.Since(start).Round(time.Millisecond))
+	// Its socket is closed: reading it now ends in an error, not a close
+	// frame (none could get through).
+	for {
+		if _, err := slow.read(10 * time.Second); err != nil {
+			break
+		}
 	}
 }
