@@ -207,23 +207,26 @@ func TestCommentFollowsItsWord(t *testing.T) {
 		if i%2 == 1 {
 			e = b
 		}
-		e.mu.Lock()
-		runes := []rune(e.text)
-		e.mu.Unlock()
-		at := strings.Index(string(runes), "TARGET")
-		at = utf8.RuneCountInString(string(runes)[:at])
-		// An edit anywhere but on the word or touching it.
-		var op ot.Op
-		if pos := r.IntN(len(runes) + 1); pos < at || pos > at+6 {
-			if r.IntN(3) == 0 && pos < len(runes) && (pos+1 < at || pos > at+6) {
-				op = ot.Splice(pos, 1, "")
-			} else {
-				op = ot.Splice(pos, 0, []string{"x", "é", "😀", " "}[r.IntN(4)])
+		// An edit anywhere but on the word or touching it, computed from
+		// the text it applies to (a remote op may land at any moment).
+		e.editWith(func(text string) (ot.Op, bool) {
+			runes := []rune(text)
+			at := strings.Index(text, "TARGET")
+			if at < 0 {
+				t.Errorf("%s: the word is gone from %q", e.uid, text)
+				return nil, false
 			}
-		} else {
-			continue
-		}
-		e.edit(op)
+			at = utf8.RuneCountInString(text[:at])
+			pos := r.IntN(len(runes) + 1)
+			switch {
+			case pos >= at && pos <= at+6:
+				return nil, false
+			case r.IntN(3) == 0 && pos < len(runes) && (pos+1 < at || pos > at+6):
+				return ot.Splice(pos, 1, ""), true
+			default:
+				return ot.Splice(pos, 0, []string{"x", "é", "😀", " "}[r.IntN(4)]), true
+			}
+		})
 	}
 	waitFor(t, "edits acked", func() bool { return a.settled() && b.settled() })
 	if got, rg := commentText(t, ls.url, "cmt"); got != "TARGET" {

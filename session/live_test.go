@@ -352,6 +352,23 @@ func (e *editor) sendLocked(op ot.Op) {
 func (e *editor) edit(op ot.Op) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.editLocked(op)
+}
+
+// editWith makes the edit that compute derives from the current text, both
+// under the lock, so that no remote op lands between reading the text and
+// applying the edit (which would shift its position). compute returns false
+// for no edit.
+func (e *editor) editWith(compute func(text string) (ot.Op, bool)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if op, ok := compute(e.text); ok {
+		e.editLocked(op)
+	}
+}
+
+// editLocked applies a local edit and sends or buffers it.
+func (e *editor) editLocked(op ot.Op) {
 	var err error
 	if e.text, err = ot.Apply(e.text, op); err != nil {
 		e.tb.Fatalf("local edit %v on %q: %v", op, e.text, err)
@@ -370,18 +387,15 @@ func (e *editor) edit(op ot.Op) {
 
 // randomEdit makes a random edit (multi-byte text included).
 func (e *editor) randomEdit(r *rand.Rand) {
-	e.mu.Lock()
-	n := utf8.RuneCountInString(e.text)
-	e.mu.Unlock()
-	pos := r.IntN(n + 1)
-	pieces := []string{"a", "b", " ", "é", "漢", "😀", "e\u0301", "\n", "word "}
-	var op ot.Op
-	if n > 0 && r.IntN(3) == 0 {
-		op = ot.Splice(min(pos, n-1), 1+r.IntN(min(3, n-min(pos, n-1))), "")
-	} else {
-		op = ot.Splice(pos, 0, pieces[r.IntN(len(pieces))])
-	}
-	e.edit(op)
+	e.editWith(func(text string) (ot.Op, bool) {
+		n := utf8.RuneCountInString(text)
+		pos := r.IntN(n + 1)
+		pieces := []string{"a", "b", " ", "é", "漢", "😀", "e\u0301", "\n", "word "}
+		if n > 0 && r.IntN(3) == 0 {
+			return ot.Splice(min(pos, n-1), 1+r.IntN(min(3, n-min(pos, n-1))), ""), true
+		}
+		return ot.Splice(pos, 0, pieces[r.IntN(len(pieces))]), true
+	})
 }
 
 // settled reports whether nothing is pending.
