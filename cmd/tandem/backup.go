@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 
 	"github.com/tandemhq/tandem/storage"
 )
@@ -33,13 +31,12 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if stop, err := parseFlags(fs, args); stop {
 		return err
 	}
+	if err := oneSource(fs, *data, *server, "--server URL (a running server) or --data DIR (a stopped one) is required"); err != nil {
+		return err
+	}
 	switch {
 	case fs.NArg() > 0:
 		return usageError(fs, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
-	case *data != "" && *server != "":
-		return usageError(fs, "give --data or --server, not both")
-	case *data == "" && *server == "":
-		return usageError(fs, "--server URL (a running server) or --data DIR (a stopped one) is required")
 	case *out == "":
 		return usageError(fs, "-o FILE is required")
 	}
@@ -55,13 +52,9 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		})
 	} else {
-		path := filepath.Join(*data, dataFileName)
-		if _, serr := os.Stat(path); serr != nil {
-			return fmt.Errorf("backup: no data file: %w", serr)
-		}
-		db, oerr := storage.Open(path, storage.Config{Logger: cliLogger(stderr), LockTimeout: *wait})
+		db, oerr := openStopped("backup", *data, *wait, stderr)
 		if oerr != nil {
-			return fmt.Errorf("backup: %w", oerr)
+			return oerr
 		}
 		err = writeFileAtomic(*out, func(w io.Writer) error {
 			n, err = db.Backup(func(int64) io.Writer { return w })

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -39,13 +40,12 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if stop, err := parseFlags(fs, args); stop {
 		return err
 	}
+	if err := oneSource(fs, *data, *server, "--data is required (or --server URL for a running server)"); err != nil {
+		return err
+	}
 	switch {
 	case fs.NArg() > 0:
 		return usageError(fs, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
-	case *data != "" && *server != "":
-		return usageError(fs, "give --data or --server, not both")
-	case *data == "" && *server == "":
-		return usageError(fs, "--data is required (or --server URL for a running server)")
 	case *id == "":
 		return usageError(fs, "--doc is required")
 	}
@@ -56,13 +56,9 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return remoteExport(ctx, rm, *id, *out, stdout)
 	}
-	path := filepath.Join(*data, dataFileName)
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("export: no data file: %w", err)
-	}
-	db, err := storage.Open(path, storage.Config{Logger: cliLogger(stderr), LockTimeout: *wait})
+	db, err := openStopped("export", *data, *wait, stderr)
 	if err != nil {
-		return fmt.Errorf("export: %w", err)
+		return err
 	}
 	defer db.Close()
 
@@ -98,12 +94,10 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if stop, err := parseFlags(fs, args); stop {
 		return err
 	}
-	switch {
-	case *data != "" && *server != "":
-		return usageError(fs, "give --data or --server, not both")
-	case *data == "" && *server == "":
-		return usageError(fs, "--data is required (or --server URL for a running server)")
-	case fs.NArg() != 1:
+	if err := oneSource(fs, *data, *server, "--data is required (or --server URL for a running server)"); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
 		return usageError(fs, "want exactly one FILE to import")
 	}
 	var rm *remote
@@ -178,6 +172,32 @@ func usageError(fs *flag.FlagSet, msg string) error {
 // should.
 func cliLogger(stderr io.Writer) zerolog.Logger {
 	return zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+}
+
+// oneSource checks that exactly one of --data and --server was given;
+// missing is the complaint when neither was.
+func oneSource(fs *flag.FlagSet, data, server, missing string) error {
+	switch {
+	case data != "" && server != "":
+		return usageError(fs, "give --data or --server, not both")
+	case data == "" && server == "":
+		return usageError(fs, missing)
+	}
+	return nil
+}
+
+// openStopped opens the data file in dir, which a stopped server left, for
+// the command verb; it fails when there is none rather than create one.
+func openStopped(verb, dir string, wait time.Duration, stderr io.Writer) (*storage.DB, error) {
+	path := filepath.Join(dir, dataFileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("%s: no data file: %w", verb, err)
+	}
+	db, err := storage.Open(path, storage.Config{Logger: cliLogger(stderr), LockTimeout: wait})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", verb, err)
+	}
+	return db, nil
 }
 
 // writeFileAtomic writes path through write into a temporary file beside
