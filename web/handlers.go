@@ -88,10 +88,7 @@ func (c *conn) handleConnect(req *proto.Request) {
 		return
 	default:
 		var err error
-		ident, err = cfg.Verifier.Verify(req.Token)
-		if err == nil && c.srv.denied(ident.TokenID) {
-			err = fmt.Errorf("%w: token revoked", auth.ErrInvalidToken)
-		}
+		ident, err = cfg.Verifier.Verify(req.Token) // revoked tokens included
 		if err != nil {
 			c.logger().Warn().Err(err).Msg("connect rejected")
 			c.send(proto.Error{ID: req.ID, Type: proto.TypeError, Code: proto.CodeUnauthorized, Message: err.Error()})
@@ -158,12 +155,9 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 		c.send(proto.Reply{ID: req.ID, Type: proto.TypeRefreshed})
 		return nil
 	}
-	ident, err := cfg.Verifier.Verify(req.Token)
-	if err == nil && c.srv.denied(ident.TokenID) {
-		err = fmt.Errorf("%w: token revoked", auth.ErrInvalidToken)
-	}
+	ident, err := cfg.Verifier.Verify(req.Token) // revoked tokens included
 	if err == nil && ident.UserID != c.userID() {
-		err = fmt.Errorf("%w: the new token is for another user", auth.ErrInvalidToken)
+		err = &requestError{proto.CodeUnauthorized, "the new token is for another user"}
 	}
 	if err != nil {
 		c.sendError(req.ID, err)
