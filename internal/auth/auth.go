@@ -122,4 +122,3 @@ type Identity struct {
 	// Guest marks a development-mode guest.
 	Guest bool
 }
-

@@ -57,7 +57,9 @@ func sign(tb testing.TB, method jwt.SigningMethod, key any, c auth.Claims) strin
 	return s
 }
 
-func hs(tb testing.TB, c auth.Claims) string { return sign(tb, jwt.SigningMethodHS256, []byte(secret), c) }
+func hs(tb testing.TB, c auth.Claims) string {
+	return sign(tb, jwt.SigningMethodHS256, []byte(secret), c)
+}
 
 // handmade builds a token from a raw header and payload, signed with
 // HMAC-SHA256 over the secret whatever the header says.
