@@ -60,7 +60,6 @@ const (
 	reasonSignature    = "token signature invalid"
 	reasonExpired      = "token expired"
 	reasonNotYetValid  = "token not valid yet"
-	reasonIssuedLater  = "token issued in the future"
 	reasonNoExp        = "token has no exp"
 	reasonAudience     = "token audience not accepted"
 	reasonIssuer       = "token issuer not accepted"
@@ -81,7 +80,6 @@ var jwtReasons = []struct {
 	{jwt.ErrTokenSignatureInvalid, reasonSignature},
 	{jwt.ErrTokenExpired, reasonExpired},
 	{jwt.ErrTokenNotValidYet, reasonNotYetValid},
-	{jwt.ErrTokenUsedBeforeIssued, reasonIssuedLater},
 }
 
 // refusal turns a golang-jwt parse error into a TokenError. keyfuncRan says

@@ -66,7 +66,9 @@ func TestJWKSAlgorithms(t *testing.T) {
 // HS256 token at all.
 func TestJWKSRefusals(t *testing.T) {
 	rsaKey, ecKey := authtest.NewKey(t, "RS256", "rsa-1"), authtest.NewKey(t, "ES256", "ec-1")
-	p := authtest.NewProvider(t, rsaKey, ecKey)
+	bare := authtest.NewKey(t, "RS256", "bare")
+	bare.NoALG = true
+	p := authtest.NewProvider(t, rsaKey, ecKey, bare)
 	v := jwksVerifier(t, p, secret)
 	only := jwksVerifier(t, p, "")
 
@@ -96,6 +98,7 @@ func TestJWKSRefusals(t *testing.T) {
 		{"an unknown kid", v, unknown.Sign(t, now("u")), "token signing key unknown"},
 		{"no kid, no key of its algorithm", v, noKID.Sign(t, now("u")), "token signing key unknown"},
 		{"a kid of another algorithm's key", v, ecAsRSA.Sign(t, now("u")), "token signing key unknown"},
+		{"a kid of a key without alg, of another kind", v, (&authtest.Key{KID: "bare", Method: jwt.SigningMethodES256, Private: ecKey.Private}).Sign(t, now("u")), "token signing key does not fit its algorithm"},
 		{"HS256 signed with the public key", v, confusedTok, "token signature invalid"},
 		{"HS256 to a JWKS-only verifier", only, confusedTok, "token algorithm not accepted"},
 		{"audience of another app", v, rsaKey.Sign(t, with(func(c *auth.Claims) {

@@ -27,6 +27,8 @@ type Key struct {
 	KID     string
 	Method  jwt.SigningMethod
 	Private crypto.Signer
+	// NoALG publishes the key without its "alg" (a JWK may omit it).
+	NoALG bool
 }
 
 // NewKey generates a key for alg: RS256, PS256, ES256, ES384 or EdDSA.
@@ -71,9 +73,11 @@ func (k *Key) Sign(tb testing.TB, claims jwt.Claims) string {
 
 // jwk returns the public half as a JWK with kid, alg and use "sig".
 func (k *Key) jwk() (jwkset.JWKMarshal, error) {
-	j, err := jwkset.NewJWKFromKey(k.Private.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{
-		KID: k.KID, ALG: jwkset.ALG(k.Method.Alg()), USE: jwkset.UseSig,
-	}})
+	meta := jwkset.JWKMetadataOptions{KID: k.KID, ALG: jwkset.ALG(k.Method.Alg()), USE: jwkset.UseSig}
+	if k.NoALG {
+		meta.ALG = ""
+	}
+	j, err := jwkset.NewJWKFromKey(k.Private.Public(), jwkset.JWKOptions{Metadata: meta})
 	if err != nil {
 		return jwkset.JWKMarshal{}, err
 	}
