@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -90,7 +91,11 @@ func (c *conn) handleConnect(req *proto.Request) {
 		var err error
 		ident, err = cfg.Verifier.Verify(req.Token) // revoked tokens included
 		if err != nil {
-			c.logger().Warn().Err(err).Msg("connect rejected")
+			ev := c.logger().Warn().Err(err)
+			if te, ok := errors.AsType[*auth.TokenError](err); ok && te.Cause != nil {
+				ev = ev.AnErr("cause", te.Cause) // the library's detail, for the log only
+			}
+			ev.Msg("connect rejected")
 			c.send(proto.Error{ID: req.ID, Type: proto.TypeError, Code: proto.CodeUnauthorized, Message: err.Error()})
 			c.fatal(closeUnauthorized, "unauthorized")
 			return
