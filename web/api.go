@@ -802,14 +802,7 @@ func (s *Server) publishSystem(event string, data json.RawMessage) {
 // development mode (no verifier) it only closes. A failure to persist is
 // returned after everything else was done: the revocation holds in memory.
 func (s *Server) disconnectAndRevoke(ctx context.Context, userID string, before time.Time) (n, tokens int, in time.Time, err error) {
-	s.mu.Lock()
-	var victims []*conn
-	for c := range s.conns {
-		if c.userID() == userID {
-			victims = append(victims, c)
-		}
-	}
-	s.mu.Unlock()
+	victims := s.connsOf(userID)
 	var rev *auth.Revocations
 	if s.cfg.Verifier != nil {
 		rev = s.cfg.Verifier.Revocations()
@@ -832,8 +825,24 @@ func (s *Server) disconnectAndRevoke(ctx context.Context, userID string, before 
 			errs = append(errs, err)
 		}
 	}
+	// Look again: a connection that got in while the tokens were being
+	// revoked goes too.
+	victims = s.connsOf(userID)
 	for _, c := range victims {
 		c.close(closeUnauthorized, "disconnected by an administrator")
 	}
 	return len(victims), tokens, in, errors.Join(errs...)
+}
+
+// connsOf returns the open connections of a user.
+func (s *Server) connsOf(userID string) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*conn
+	for c := range s.conns {
+		if c.userID() == userID {
+			out = append(out, c)
+		}
+	}
+	return out
 }
