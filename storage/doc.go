@@ -1,8 +1,9 @@
 // Package storage keeps everything Tandem persists in one bbolt file:
 // documents with their op logs, snapshots and comments, channel histories
-// with their epochs, read receipts, and the users the server has seen. It
-// implements the small interfaces the session package declares, speaking in
-// doc's records ([doc.Info], [doc.OpRecord], [doc.Snapshot], [doc.Comment],
+// with their epochs, read receipts, the users the server has seen, and
+// revoked tokens and users (revocations.go). It implements the small
+// interfaces the session package declares, speaking in doc's records
+// ([doc.Info], [doc.OpRecord], [doc.Snapshot], [doc.Comment],
 // [doc.Message], [doc.User]); it never imports session.
 //
 // # Basics
@@ -44,6 +45,10 @@
 //	                               channel's length, so prefixes never clash)
 //	users/<id>                     JSON doc.User
 //	usernames/<name>               user id
+//	revoked/t<token id>            be64 Unix nanoseconds when the token expires
+//	                               (0: never); dropped once that has passed
+//	revoked/u<user id>             be64 Unix seconds: the user's tokens issued
+//	                               at or before it are revoked
 //
 // An append writes its op to the journal, where the ops of one commit share
 // a page whatever documents they belong to, and the document's head; the

@@ -30,7 +30,7 @@ var (
 
 	topBuckets = [][]byte{
 		bucketMeta, bucketDocs, bucketHeads, bucketOps, bucketUIDs, bucketJournal, bucketSnaps,
-		bucketComments, bucketChannels, bucketMsgs, bucketReceipts, bucketUsers, bucketUserNames,
+		bucketComments, bucketChannels, bucketMsgs, bucketReceipts, bucketUsers, bucketUserNames, bucketRevoked,
 	}
 
 	keySchema = []byte("schema")
@@ -41,6 +41,8 @@ var (
 // released; a file holding it fails Open. Version 2 had no journal; Open
 // upgrades it in place (it only adds the bucket). There is no way back: a
 // build that reads version 2 refuses a file once this one has opened it.
+// The revoked bucket was added within version 3: Open creates it in a file
+// that lacks it, and a build that predates it ignores it.
 const schemaVersion = "3"
 
 // be64 returns v as an 8-byte big-endian key, so cursors walk in order.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -205,12 +206,9 @@ func (s *Server) authenticate(r *http.Request) (auth.Identity, error) {
 	if s.cfg.Verifier == nil {
 		return auth.Identity{}, &requestError{proto.CodeUnauthorized, "unknown API key"}
 	}
-	ident, err := s.cfg.Verifier.Verify(token)
+	ident, err := s.cfg.Verifier.Verify(token) // revoked tokens included
 	if err != nil {
 		return auth.Identity{}, &requestError{proto.CodeUnauthorized, err.Error()}
-	}
-	if s.denied(ident.TokenID) {
-		return auth.Identity{}, &requestError{proto.CodeUnauthorized, "token revoked"}
 	}
 	return ident, nil
 }
@@ -724,6 +722,17 @@ func (s *Server) apiCompact(w http.ResponseWriter, r *http.Request, ident auth.I
 	return nil
 }
 
+// disconnectReq is the optional body of POST /api/users/{id}/disconnect.
+type disconnectReq struct {
+	// RevokeBefore, "now" or an RFC 3339 time not in the future, revokes
+	// every token of the user issued at or before it (by `iat`).
+	RevokeBefore string `json:"revoke_before"`
+}
+
+// apiDisconnect closes every connection of a user with 4001 and revokes the
+// tokens they connected with (by jti) until those expire; with
+// revoke_before it also revokes every token of the user issued by then.
+// Revocations are persisted and hold across restarts.
 func (s *Server) apiDisconnect(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
 	user := r.PathValue("id")
 	if user == "" || len(user) > 255 {
@@ -732,8 +741,39 @@ func (s *Server) apiDisconnect(w http.ResponseWriter, r *http.Request, ident aut
 	if err := need(ident, auth.ActionAdmin, "user:"+user); err != nil {
 		return err
 	}
-	n := s.disconnectAndDeny(user)
-	writeJSON(w, http.StatusOK, map[string]any{"user": user, "disconnected": n})
+	var body disconnectReq
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			return badRequest(`body: want {"revoke_before":"now"} or no body`)
+		}
+	}
+	var before time.Time
+	if body.RevokeBefore != "" {
+		if s.cfg.Verifier == nil {
+			return badRequest("this server runs in development mode and verifies no tokens: nothing to revoke")
+		}
+		now := s.cfg.Now()
+		if body.RevokeBefore == "now" {
+			before = now
+		} else if before, err = time.Parse(time.RFC3339, body.RevokeBefore); err != nil || before.After(now) {
+			return badRequest(`revoke_before must be "now" or an RFC 3339 time not in the future`)
+		}
+	}
+	n, tokens, in, err := s.disconnectAndRevoke(r.Context(), user, before)
+	out := map[string]any{"user": user, "disconnected": n, "revoked_tokens": tokens}
+	if !in.IsZero() {
+		out["revoked_before"] = in.UTC().Format(time.RFC3339)
+	}
+	if err != nil {
+		return err // in force in memory; the write to storage failed
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -754,61 +794,55 @@ func (s *Server) publishSystem(event string, data json.RawMessage) {
 		})
 }
 
-// denylist holds revoked token ids until their expiry.
-type denylist struct {
-	mu  sync.Mutex           // guards ids
-	ids map[string]time.Time // jti → when the token expires
-}
-
-// deny revokes a token id until exp (zero: a day).
-func (d *denylist) deny(jti string, exp time.Time) {
-	if jti == "" {
-		return
+// disconnectAndRevoke revokes the tokens userID's connections use (by
+// TokenID, until they expire) and, when before is not zero, every token of
+// the user issued at or before it; then it closes those connections with
+// 4001. It returns the connections closed, the tokens revoked, and the
+// user's revocation time in force (zero when none was asked). In
+// development mode (no verifier) it only closes. A failure to persist is
+// returned after everything else was done: the revocation holds in memory.
+func (s *Server) disconnectAndRevoke(ctx context.Context, userID string, before time.Time) (n, tokens int, in time.Time, err error) {
+	victims := s.connsOf(userID)
+	var rev *auth.Revocations
+	if s.cfg.Verifier != nil {
+		rev = s.cfg.Verifier.Revocations()
 	}
-	if exp.IsZero() {
-		exp = time.Now().Add(24 * time.Hour)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.ids == nil {
-		d.ids = make(map[string]time.Time)
-	}
-	now := time.Now()
-	for id, t := range d.ids { // forget expired entries
-		if t.Before(now) {
-			delete(d.ids, id)
+	var errs []error
+	if rev != nil {
+		revoked := map[string]bool{}
+		for _, c := range victims {
+			id := c.identity()
+			if id.TokenID == "" || revoked[id.TokenID] {
+				continue
+			}
+			revoked[id.TokenID] = true
+			errs = append(errs, rev.RevokeToken(ctx, id.TokenID, id.Expires))
+		}
+		tokens = len(revoked)
+		if !before.IsZero() {
+			var err error
+			in, err = rev.RevokeUser(ctx, userID, before)
+			errs = append(errs, err)
 		}
 	}
-	d.ids[jti] = exp
-}
-
-func (d *denylist) denied(jti string) bool {
-	if jti == "" {
-		return false
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	t, ok := d.ids[jti]
-	return ok && time.Now().Before(t)
-}
-
-func (s *Server) denied(jti string) bool { return s.deny.denied(jti) }
-
-// disconnectAndDeny closes every connection of a user with 4001 and
-// revokes the tokens they connected with until those expire.
-func (s *Server) disconnectAndDeny(userID string) int {
-	s.mu.Lock()
-	var victims []*conn
-	for c := range s.conns {
-		if c.userID() == userID {
-			victims = append(victims, c)
-		}
-	}
-	s.mu.Unlock()
+	// Look again: a connection that got in while the tokens were being
+	// revoked goes too.
+	victims = s.connsOf(userID)
 	for _, c := range victims {
-		ident := c.identity()
-		s.deny.deny(ident.TokenID, ident.Expires)
 		c.close(closeUnauthorized, "disconnected by an administrator")
 	}
-	return len(victims)
+	return len(victims), tokens, in, errors.Join(errs...)
+}
+
+// connsOf returns the open connections of a user.
+func (s *Server) connsOf(userID string) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*conn
+	for c := range s.conns {
+		if c.userID() == userID {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -88,12 +89,13 @@ func (c *conn) handleConnect(req *proto.Request) {
 		return
 	default:
 		var err error
-		ident, err = cfg.Verifier.Verify(req.Token)
-		if err == nil && c.srv.denied(ident.TokenID) {
-			err = fmt.Errorf("%w: token revoked", auth.ErrInvalidToken)
-		}
+		ident, err = cfg.Verifier.Verify(req.Token) // revoked tokens included
 		if err != nil {
-			c.logger().Warn().Err(err).Msg("connect rejected")
+			ev := c.logger().Warn().Err(err)
+			if te, ok := errors.AsType[*auth.TokenError](err); ok && te.Cause != nil {
+				ev = ev.AnErr("cause", te.Cause) // the library's detail, for the log only
+			}
+			ev.Msg("connect rejected")
 			c.send(proto.Error{ID: req.ID, Type: proto.TypeError, Code: proto.CodeUnauthorized, Message: err.Error()})
 			c.fatal(closeUnauthorized, "unauthorized")
 			return
@@ -158,12 +160,9 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 		c.send(proto.Reply{ID: req.ID, Type: proto.TypeRefreshed})
 		return nil
 	}
-	ident, err := cfg.Verifier.Verify(req.Token)
-	if err == nil && c.srv.denied(ident.TokenID) {
-		err = fmt.Errorf("%w: token revoked", auth.ErrInvalidToken)
-	}
+	ident, err := cfg.Verifier.Verify(req.Token) // revoked tokens included
 	if err == nil && ident.UserID != c.userID() {
-		err = fmt.Errorf("%w: the new token is for another user", auth.ErrInvalidToken)
+		err = &requestError{proto.CodeUnauthorized, "the new token is for another user"}
 	}
 	if err != nil {
 		c.sendError(req.ID, err)

@@ -147,7 +147,6 @@ type Server struct {
 
 	pingStop      chan struct{} // closed by Shutdown
 	pingDone      chan struct{} // closed when pingLoop returns
-	deny          denylist      // revoked token ids
 	subscriptions atomic.Int64  // across all connections
 }
 
@@ -355,7 +354,16 @@ func (s *Server) Conns() int {
 
 // DisconnectUser closes every connection of a user with 4001, revokes the
 // tokens they used until those expire, and returns how many there were.
-func (s *Server) DisconnectUser(userID string) int { return s.disconnectAndDeny(userID) }
+// A failure to persist the revocation is logged (it holds in memory).
+func (s *Server) DisconnectUser(userID string) int {
+	ctx, cancel := requestContext()
+	defer cancel()
+	n, _, _, err := s.disconnectAndRevoke(ctx, userID, time.Time{})
+	if err != nil {
+		s.log.Error().Err(err).Str("user", userID).Msg("revoke tokens")
+	}
+	return n
+}
 
 // Shutdown stops taking connections, closes every open one with 1001 after
 // flushing what is queued for it, and waits for their goroutines or ctx.
