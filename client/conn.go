@@ -82,6 +82,7 @@ type inbound struct {
 	Content  string          `json:"content"`
 	Op       ot.Op           `json:"op"`
 	UID      string          `json:"uid"`
+	Reset    bool            `json:"reset"`
 	Ops      []proto.DocOp   `json:"ops"`
 	Cursors  []proto.Cursor  `json:"cursors"`
 	Ranges   []ot.Selection  `json:"ranges"`

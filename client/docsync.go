@@ -69,6 +69,7 @@ func (d *Document) openLocked(conn *wsConn, out *outbox) {
 	if d.loaded && !d.reload {
 		v := d.version
 		req.Version = &v
+		req.Epoch = d.epoch // another incarnation's version gets a reset snapshot
 	}
 	out.add(conn, req)
 }
@@ -186,6 +187,7 @@ func (d *Document) applySnapshotLocked(conn *wsConn, f *inbound, out *outbox) {
 	}
 	d.text, d.server = doc.NewRope(f.Content), doc.NewRope(f.Content)
 	d.version, d.loaded, d.reload = f.Version, true, false
+	d.epoch = f.Epoch
 	d.inflight, d.inUID, d.buffer = nil, "", nil
 	d.acked = d.edits
 	n := d.text.Len()
@@ -197,8 +199,12 @@ func (d *Document) applySnapshotLocked(conn *wsConn, f *inbound, out *outbox) {
 	}
 	d.openedLocked(conn, f, !first)
 	if !first {
-		d.c.log.Warn().Str("doc", d.id).Int("version", d.version).Int("lost", len(lostOps(lost))).Msg("document reloaded from a snapshot")
-		ch := Change{Kind: ChangeReload, Op: change, Version: d.version}
+		kind := ChangeReload
+		if f.Reset {
+			kind = ChangeReset
+		}
+		d.c.log.Warn().Str("doc", d.id).Int("version", d.version).Int("lost", len(lostOps(lost))).Str("kind", kind.String()).Msg("document reloaded from a snapshot")
+		ch := Change{Kind: kind, Op: change, Version: d.version}
 		d.emitLocked(func(h *docHandlers) {
 			if h.change != nil {
 				h.change(ch)
@@ -250,6 +256,9 @@ func (d *Document) applyOpenedLocked(conn *wsConn, f *inbound, out *outbox) {
 		d.reloadLocked(conn, fmt.Errorf("opened at v%d, caught up to v%d", f.Version, d.version), out)
 		return
 	}
+	if f.Epoch != "" {
+		d.epoch = f.Epoch
+	}
 	d.openedLocked(conn, f, true)
 	if d.inflight != nil {
 		d.sendInflightLocked(out) // same uid: applied at most once
@@ -278,6 +287,10 @@ func (d *Document) openedLocked(conn *wsConn, f *inbound, again bool) {
 // openFailedLocked handles an error answering an open.
 func (d *Document) openFailedLocked(conn *wsConn, e *Error, out *outbox) {
 	if !d.loaded {
+		if e.Code == proto.CodeRateLimited || e.Code == proto.CodeUnavailable {
+			d.retryLocked() // busy for now (large replies pending): OpenDoc waits
+			return
+		}
 		d.endLocked(e) // OpenDoc returns it
 		return
 	}

@@ -31,6 +31,11 @@ const (
 	// history needed to catch up is gone; Op replaces the whole text, and
 	// edits that were pending go to OnLost.
 	ChangeReload
+	// ChangeReset: the document was deleted and created again under its id
+	// while this client was away (its epoch changed): the server sent the
+	// new incarnation's text, Op replaces the whole text, and the edits
+	// pending against the old one are dropped and go to OnLost.
+	ChangeReset
 )
 
 func (k ChangeKind) String() string {
@@ -39,6 +44,8 @@ func (k ChangeKind) String() string {
 		return "remote"
 	case ChangeUndo:
 		return "undo"
+	case ChangeReset:
+		return "reset"
 	default:
 		return "reload"
 	}
@@ -93,7 +100,8 @@ type CommentEvent struct {
 
 // Lost describes local edits that the server never confirmed and that were
 // dropped when the document was reloaded from a snapshot (its history was
-// gone, so they could not be transformed onto it).
+// gone, so they could not be transformed onto it, or the document was
+// deleted and created again: ChangeReset).
 type Lost struct {
 	// Ops are the dropped edits in order, the first against the server
 	// text at Version. The first may have reached the server before the
@@ -150,8 +158,9 @@ type Document struct {
 	text     *doc.Rope
 	server   *doc.Rope
 	version  int
-	loaded   bool // a snapshot was applied: reopen from version
-	reload   bool // the next open asks for a snapshot (history gone)
+	epoch    string // the incarnation version belongs to ("" from an older server)
+	loaded   bool   // a snapshot was applied: reopen from version
+	reload   bool   // the next open asks for a snapshot (history gone)
 	inflight ot.Op
 	inUID    string
 	inLast   uint64
@@ -283,6 +292,15 @@ func (d *Document) Version() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.version
+}
+
+// Epoch returns the incarnation of the document the local text belongs to
+// (empty from a server that keeps no epochs). It changes when the document
+// was deleted and created again (a ChangeReset).
+func (d *Document) Epoch() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.epoch
 }
 
 // Synced reports whether every local edit has been acknowledged.
@@ -641,78 +659,12 @@ type cursorRequest struct {
 }
 
 // splitOp cuts op into ops that each insert at most max bytes and that,
-// applied one after the other, do what op does. A rune is never cut.
-func splitOp(op ot.Op, max int) []ot.Op {
-	if insertBytes(op) <= max {
-		return []ot.Op{op}
-	}
-	var out []ot.Op
-	var b ot.Builder
-	pos := 0 // where the next piece starts: the output of the pieces so far
-	budget := max
-	for _, c := range op {
-		switch {
-		case c.IsRetain():
-			b.Retain(c.Len())
-			pos += c.Len()
-		case c.IsDelete():
-			b.Delete(c.Len())
-		default:
-			s := c.Text()
-			for s != "" {
-				cut := min(len(s), budget)
-				for cut > 0 && cut < len(s) && !utf8RuneStart(s[cut]) {
-					cut--
-				}
-				if cut == 0 && budget == max {
-					cut = len(s) // max is smaller than one rune: send it whole
-					for i := 1; i < len(s); i++ {
-						if utf8RuneStart(s[i]) {
-							cut = i
-							break
-						}
-					}
-				}
-				if cut > 0 {
-					b.Insert(s[:cut])
-					pos += runeCount(s[:cut])
-					budget -= cut
-					s = s[cut:]
-				}
-				if s != "" {
-					if p := b.Op(); !p.IsNoop() {
-						out = append(out, p)
-					}
-					b.Retain(pos)
-					budget = max
-				}
-			}
-		}
-	}
-	if p := b.Op(); !p.IsNoop() {
-		out = append(out, p)
-	}
-	return out
-}
+// applied one after the other, do what op does (doc.SplitOp, which the
+// server applies to HTTP edits too).
+func splitOp(op ot.Op, max int) []ot.Op { return doc.SplitOp(op, max) }
 
 // insertBytes returns how many bytes op inserts.
-func insertBytes(op ot.Op) int {
-	n := 0
-	for _, c := range op {
-		n += len(c.Text())
-	}
-	return n
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
-
-func runeCount(s string) int {
-	n := 0
-	for range s {
-		n++
-	}
-	return n
-}
+func insertBytes(op ot.Op) int { return doc.InsertBytes(op) }
 
 // baseIndex maps a position in the text after op to the text op applied
 // to. A position in text op inserted maps to where the insert is.

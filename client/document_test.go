@@ -941,3 +941,80 @@ func TestDocRateLimited(t *testing.T) {
 		t.Fatal("the server never rate limited")
 	}
 }
+
+// TestDocEpochReset is the reproduction of issue 13's "documents have no
+// epoch": while ann is away, her document is deleted and created again
+// under the same id, and the new one gets more ops than her version. She
+// reopens with her version and the old epoch: the server answers with the
+// new document's snapshot marked reset (not its ops, which on her old text
+// made "heldeflo"), she converges to the new text, her pending edit of the
+// dead document goes to OnLost, and the app hears a ChangeReset.
+func TestDocEpochReset(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, false)
+	const id = "reborn"
+	ctx := ctxT(t)
+	g := &gatedDialer{}
+	statuses := make(chan client.Status, 16)
+	ann := openDoc(t, dial(t, ts.url, func(c *client.Config) {
+		c.User, c.Dialer = "ann", g.dialer()
+		c.OnStatus = func(s client.Status, _ error) { statuses <- s }
+	}), id)
+	waitStatus(t, statuses, client.StatusConnected)
+	if err := ann.Insert(0, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oldEpoch := ann.Epoch()
+	if oldEpoch == "" {
+		t.Fatal("no epoch after the snapshot")
+	}
+	lost := make(chan client.Lost, 1)
+	ann.OnLost(func(l client.Lost) { lost <- l })
+	changes := make(chan client.Change, 8)
+	ann.OnChange(func(c client.Change) { changes <- c })
+
+	g.shut()
+	g.cut()
+	waitStatus(t, statuses, client.StatusReconnecting)
+	if err := ann.Insert(5, "!"); err != nil { // pending while away
+		t.Fatal(err)
+	}
+	if err := ts.srv.Docs.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	bob := dial(t, ts.url, func(c *client.Config) { c.User = "bob" })
+	bd := openDoc(t, bob, id)
+	for i, ch := range "abcdef" { // one op each: the new document passes ann's version
+		if err := bd.Insert(i, string(ch)); err != nil {
+			t.Fatal(err)
+		}
+		if err := bd.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if bd.Version() <= ann.Version() {
+		t.Fatalf("setup: the new document is at v%d, ann at v%d", bd.Version(), ann.Version())
+	}
+	g.open()
+	if c := recv(t, changes, "the reset"); c.Kind != client.ChangeReset || c.Version != bd.Version() {
+		t.Fatalf("change %+v (%v), want a reset to v%d", c, c.Kind, bd.Version())
+	}
+	if l := recv(t, lost, "the lost edit"); l.Text != "hello!" || len(l.Ops) != 1 {
+		t.Fatalf("lost %+v", l)
+	}
+	if got := ann.Text(); got != "abcdef" {
+		t.Fatalf("ann has %q after the reset, want %q", got, "abcdef")
+	}
+	if e := ann.Epoch(); e == oldEpoch || e == "" || e != bd.Epoch() {
+		t.Fatalf("ann's epoch %q, old %q, bob's %q", e, oldEpoch, bd.Epoch())
+	}
+	if err := ann.Insert(6, "!"); err != nil {
+		t.Fatal(err)
+	}
+	if got := converged(t, ts, id, ann, bd); got != "abcdef!" {
+		t.Fatalf("converged on %q", got)
+	}
+}

@@ -27,7 +27,7 @@
 // documents and channels.
 //
 //	meta/schema                    "3"
-//	docs/<id>                      be64 N, then JSON: id, title, created
+//	docs/<id>                      be64 N, then JSON: id, title, created, epoch
 //	heads/<N>                      be64 current version (number of ops); while
 //	                               some of its ops are in the journal, also be64
 //	                               the first such version and be64 its seq
@@ -55,6 +55,12 @@
 // committer moves the journal into ops/ and uids/ in one transaction from
 // time to time (journal.go). Reads take each op from wherever their
 // transaction finds it.
+//
+// A document's epoch is a random id made when it is created or imported,
+// so that clients can tell a document from an earlier one of the same id
+// (the number N does that only within one file: a restored backup reuses
+// numbers). Files written before epochs existed get one per document when
+// Open first sees them (meta/epochs marks the upgrade done).
 //
 // Deleting a document deletes its entries in every bucket in one
 // transaction. A new document gets a snapshot of the empty text at version

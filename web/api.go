@@ -479,7 +479,7 @@ func (s *Server) apiGetDoc(w http.ResponseWriter, r *http.Request, ident auth.Id
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "version": v, "head": info.Version, "content": content, "created": info.Created})
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "version": v, "head": info.Version, "content": content, "created": info.Created, "epoch": info.Epoch})
 	return nil
 }
 

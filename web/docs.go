@@ -50,7 +50,7 @@ func (c *conn) handleOpen(req *proto.Request) error {
 	}
 	create := c.identity().Grants.Allows(auth.ActionWrite, docChannel(req.Doc))
 	c.docs[req.Doc] = struct{}{}
-	c.srv.cfg.Docs.Open(c.docClient(req.Doc), req.ID, req.Doc, req.Version, create)
+	c.srv.cfg.Docs.Open(c.docClient(req.Doc), req.ID, req.Doc, req.Version, req.Epoch, create)
 	return nil
 }
 

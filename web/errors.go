@@ -44,6 +44,8 @@ func errorCode(err error) (code, msg string, internal bool) {
 		return proto.CodeForbidden, err.Error(), false
 	case errors.Is(err, session.ErrHistoryGone):
 		return proto.CodeConflict, err.Error(), false
+	case errors.Is(err, session.ErrTryAgain), errors.Is(err, session.ErrBusy):
+		return proto.CodeUnavailable, err.Error(), false
 	case errors.Is(err, session.ErrStorage):
 		return proto.CodeUnavailable, "storage unavailable; reopen the document", false
 	case errors.Is(err, session.ErrForbidden):

@@ -57,6 +57,14 @@ type Config struct {
 	// 4 MiB and 8192 frames.
 	MaxQueueBytes  int
 	MaxQueueFrames int
+	// MaxLargeBytes bounds the large frames a connection has pending
+	// (snapshots of long documents and other replies or broadcasts over
+	// 64 KiB, streamed in messages of their own; see session.LargeFrame),
+	// by the bytes they hold. One is always taken. Past it another reply
+	// is refused with unavailable (try again when the first has arrived)
+	// and a broadcast closes the connection as a slow reader (4010). By
+	// default 32 MiB.
+	MaxLargeBytes int
 	// MaxSubscriptions bounds one connection's channels. By default 512.
 	MaxSubscriptions int
 	// PingInterval is how often the server pings; a client silent for twice
@@ -95,6 +103,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxQueueFrames <= 0 {
 		c.MaxQueueFrames = 8192
+	}
+	if c.MaxLargeBytes <= 0 {
+		c.MaxLargeBytes = 32 << 20
 	}
 	if c.MaxSubscriptions <= 0 {
 		c.MaxSubscriptions = 512

@@ -11,6 +11,7 @@
 package proto
 
 import (
+	"bytes"
 	"encoding/json"
 	"hash/fnv"
 
@@ -110,9 +111,11 @@ type Request struct {
 	Offset    uint64          `json:"offset,omitempty"`
 	State     json.RawMessage `json:"state,omitempty"`
 
-	// documents
+	// documents. Epoch, with Version on open, names the incarnation of the
+	// document the version belongs to (an addition to the protocol).
 	Doc     string         `json:"doc,omitempty"`
 	Version *int           `json:"version,omitempty"`
+	Epoch   string         `json:"epoch,omitempty"`
 	Op      ot.Op          `json:"op,omitempty"`
 	UID     string         `json:"uid,omitempty"`
 	Ranges  []ot.Selection `json:"ranges,omitempty"`
@@ -233,12 +236,17 @@ type Receipt struct {
 
 // Encode marshals a server frame. Frames are plain structs of strings,
 // numbers and raw JSON, so this cannot fail short of a bug; it panics then.
+// It does not escape `<`, `>` and `&` the way json.Marshal does for HTML:
+// frames are not HTML, and the escape would make each of them six bytes.
 func Encode(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic("proto: encode frame: " + err.Error())
 	}
-	return b
+	b := buf.Bytes()
+	return b[:len(b)-1] // Encode ends each value with a newline
 }
 
 // TimeLayout is how frames write times: RFC 3339 in UTC with milliseconds.
@@ -297,12 +305,16 @@ type Cursor struct {
 	Ranges   []ot.Selection `json:"ranges"`
 }
 
-// Snapshot answers open without a version.
+// Snapshot answers open without a version, and an open with a version of
+// another incarnation of the document (Reset true). Epoch names the
+// document's incarnation (an addition to the protocol).
 type Snapshot struct {
 	ID       *int64    `json:"id,omitempty"`
 	Type     string    `json:"type"` // "snapshot"
 	Doc      string    `json:"doc"`
 	Version  int       `json:"version"`
+	Epoch    string    `json:"epoch"`
+	Reset    bool      `json:"reset,omitempty"`
 	Content  string    `json:"content"`
 	Comments []Comment `json:"comments"`
 	Members  []Member  `json:"members"`
@@ -315,6 +327,7 @@ type Opened struct {
 	Type     string    `json:"type"` // "opened"
 	Doc      string    `json:"doc"`
 	Version  int       `json:"version"`
+	Epoch    string    `json:"epoch"`
 	Ops      []DocOp   `json:"ops"`
 	Comments []Comment `json:"comments"`
 	Members  []Member  `json:"members"`

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/internal/webhook"
@@ -264,6 +265,7 @@ func (m *Server) Run(ctx context.Context) error {
 	}
 	db, err := storage.Open(filepath.Join(c.Data, "tandem.db"), storage.Config{
 		NoSync: c.NoSync, SnapshotEvery: c.File.SnapshotEvery, Logger: m.Log,
+		Limits: doc.Limits{MaxLen: c.File.Limits.MaxDocLen}, // what import checks: the sessions' limits
 	})
 	if err != nil {
 		return err

@@ -353,8 +353,11 @@ export interface RemoteCursor {
 }
 
 export interface ResetEvent {
-  /** history: the server no longer has the ops since our version; rejected: it refused our op; gap: it skipped versions. */
-  reason: "history" | "rejected" | "gap";
+  /**
+   * history: the server no longer has the ops since our version; rejected: it refused our op; gap: it skipped versions;
+   * epoch: the document was deleted and created again (the edits pending against the old one are lost).
+   */
+  reason: "history" | "rejected" | "gap" | "epoch";
   error?: TandemError;
   /** The unacknowledged edits given up (they may or may not have landed). */
   lost: { op: Op; uid: string }[];
@@ -384,6 +387,8 @@ export interface Doc extends Emitter<DocEvents> {
   readonly length: number;
   /** The server version the local text is based on. */
   readonly version: number;
+  /** The incarnation of the document `version` belongs to ("" until known); it changes when the document is deleted and created again. */
+  readonly epoch: string;
   readonly loaded: boolean;
   readonly closed: boolean;
   readonly state: "synchronized" | "awaiting" | "awaitingWithBuffer";

@@ -1348,7 +1348,8 @@ const STORAGE_VERSION = 1;
  *
  * Events: "change" ({op, local, origin, splices, user, clientId, uid,
  * version}), "ack", "synced", "cursors", "presence", "reset" (the text was
- * reloaded; unsent edits may be lost), "closed", "error".
+ * reloaded, or the document was deleted and created again: reason "epoch";
+ * unsent edits may be lost), "closed", "error".
  */
 class Doc extends Emitter {
   constructor(client, id, options) {
@@ -1359,6 +1360,8 @@ class Doc extends Emitter {
     this.text = "";
     /** The server version the local text is based on. */
     this.version = 0;
+    /** The incarnation of the document version belongs to ("" until known). */
+    this.epoch = "";
     /** Whether the text has been loaded (from the server or storage). */
     this.loaded = false;
     this.closed = false;
@@ -1452,6 +1455,7 @@ class Doc extends Emitter {
       this.text = text;
       this._length = codePointLength(text);
       this.version = saved.version | 0;
+      this.epoch = typeof saved.epoch === "string" ? saved.epoch : "";
       this._inflight = inflight ?? (buffer ? buffer : null);
       this._buffer = inflight ? buffer : null;
       this.loaded = true;
@@ -1480,6 +1484,7 @@ class Doc extends Emitter {
           v: STORAGE_VERSION,
           doc: this.id,
           version: this.version,
+          epoch: this.epoch,
           text: this._serverText,
           inflight: this._inflight,
           buffer: this._buffer,
@@ -1497,7 +1502,12 @@ class Doc extends Emitter {
     if (this.closed || !this.client._live) return;
     const frame = { type: "open", doc: this.id };
     const withVersion = this.loaded && !this._resetReason;
-    if (withVersion) frame.version = this.version;
+    if (withVersion) {
+      frame.version = this.version;
+      // A version of a document since deleted and created again gets a
+      // snapshot marked reset instead of the new one's ops.
+      if (this.epoch) frame.epoch = this.epoch;
+    }
     this._opening = true;
     this.client._request(frame, (reply) => this._onOpenReply(reply, withVersion));
   }
@@ -1525,6 +1535,11 @@ class Doc extends Emitter {
   }
 
   _onSnapshot(f) {
+    if (f.reset && !this._resetReason) {
+      this._resetReason = "epoch";
+      this._resetError = new TandemError("reset", "the document was deleted and created again");
+    }
+    this.epoch = typeof f.epoch === "string" ? f.epoch : "";
     const old = this.text;
     const base = this._serverText;
     const lost = [this._inflight, this._buffer].filter(Boolean);
@@ -1557,6 +1572,7 @@ class Doc extends Emitter {
   }
 
   _onOpened(f) {
+    if (typeof f.epoch === "string" && f.epoch) this.epoch = f.epoch;
     this._open = true;
     this._replaying = true;
     try {
