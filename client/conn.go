@@ -75,6 +75,12 @@ type inbound struct {
 	By          string            `json:"by"`
 	Member      *proto.Member     `json:"member"`
 	Count       *int              `json:"count"`
+	// presence pages and batches
+	MembersNext string                `json:"members_next"`
+	After       string                `json:"after"`
+	Next        string                `json:"next"`
+	Mode        string                `json:"mode"`
+	Events      []proto.PresenceEvent `json:"events"`
 
 	// documents
 	Doc      string          `json:"doc"`
@@ -210,6 +216,13 @@ func (c *Client) readLoop(conn *wsConn) error {
 // route handles one frame on the read goroutine: a reply goes to its
 // request, a push to its subscription or document.
 func (c *Client) route(conn *wsConn, f *inbound) {
+	if f.Type == proto.TypeMembers {
+		// A page of members applies to the subscription in order with its
+		// presence events, whoever waits for it.
+		if sub := c.subscription(f.Channel); sub != nil {
+			sub.onMembers(f)
+		}
+	}
 	if f.ID != nil {
 		c.mu.Lock()
 		p := c.pending[*f.ID]

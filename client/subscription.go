@@ -156,6 +156,9 @@ type Subscription struct {
 	receipts    map[string]uint64
 	ended       bool
 	err         error
+	// partial says members lists only part of a large room (subscribed
+	// carried its first page): memberCount then comes from the server.
+	partial bool
 }
 
 func newSubscription(c *Client, channel string, handler func(Message), opts []SubscribeOption) *Subscription {
@@ -195,13 +198,45 @@ func (s *Subscription) Recovered() bool {
 	return s.recovered
 }
 
-// Members returns who is present in the channel, ordered by client id.
+// Members returns who is present in the channel, ordered by client id. In a
+// room larger than a page (see FetchMembers) it lists the members this
+// subscription has heard of so far: the first page and later changes.
 func (s *Subscription) Members() []proto.Member {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := slices.Collect(maps.Values(s.members))
 	slices.SortFunc(out, func(a, b proto.Member) int { return strings.Compare(a.ClientID, b.ClientID) })
 	return out
+}
+
+// FetchMembers reads the channel's whole member list from the server, a
+// page at a time, and returns it; Members lists everyone from then on.
+// Changes that happen meanwhile are applied in order, so the list is
+// exact. In a count-only channel it returns nil (MemberCount has the
+// count).
+func (s *Subscription) FetchMembers(ctx context.Context) ([]proto.Member, error) {
+	after := ""
+	for {
+		if !s.live() {
+			return nil, s.endedErr()
+		}
+		f, err := s.c.request(ctx, &proto.Request{Type: proto.TypeMembers, Channel: s.channel, After: after})
+		if err != nil {
+			return nil, err
+		}
+		if f.Mode == "count" {
+			return nil, nil
+		}
+		if f.Next == "" {
+			break
+		}
+		after = f.Next
+	}
+	s.mu.Lock()
+	s.partial = false
+	s.memberCount = len(s.members)
+	s.mu.Unlock()
+	return s.Members(), nil
 }
 
 // MemberCount returns how many are present.
@@ -354,6 +389,7 @@ func (s *Subscription) applySubscribed(f *inbound, resumed bool) bool {
 	if f.MemberCount != nil {
 		s.memberCount = *f.MemberCount
 	}
+	s.partial = f.MembersNext != ""
 	s.receipts = maps.Clone(f.Receipts)
 	if s.receipts == nil {
 		s.receipts = map[string]uint64{}
@@ -420,13 +456,22 @@ func (s *Subscription) onPresence(f *inbound) {
 	}
 	if f.Member != nil {
 		ev.Member = *f.Member
+		_, known := s.members[f.Member.ClientID]
 		switch f.Event {
 		case "join", "update":
 			s.members[f.Member.ClientID] = *f.Member
+			if s.partial && f.Event == "join" && !known {
+				s.memberCount++
+			}
 		case "leave":
 			delete(s.members, f.Member.ClientID)
+			if s.partial {
+				s.memberCount--
+			}
 		}
-		s.memberCount = len(s.members)
+		if !s.partial {
+			s.memberCount = len(s.members)
+		}
 	}
 	if f.Count != nil {
 		ev.Count = *f.Count
@@ -439,6 +484,34 @@ func (s *Subscription) onPresence(f *inbound) {
 				h(ev)
 			}
 		})
+	}
+}
+
+// onMembers applies a page of members on the read goroutine: it replaces
+// what the subscription knows of the range of client ids the page covers.
+// The server queues the page in order with the presence events, so the
+// result is exact for that range.
+func (s *Subscription) onMembers(f *inbound) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	if f.Count != nil {
+		s.memberCount = *f.Count
+	}
+	if f.Mode == "count" {
+		clear(s.members)
+		s.partial = true
+		return
+	}
+	for id := range s.members {
+		if id > f.After && (f.Next == "" || id <= f.Next) {
+			delete(s.members, id)
+		}
+	}
+	for _, m := range f.Members {
+		s.members[m.ClientID] = m
 	}
 }
 

@@ -7,7 +7,13 @@
 // storage's group commit without waiting, and is delivered to every
 // subscriber (encoded once, the same bytes to all) when it is durable, so
 // subscribers see offsets once and in order. Subscribing with a position
-// recovers what was missed before any live message arrives.
+// recovers what was missed before any live message arrives; the history is
+// read outside the channel's lock while the channel holds the new
+// subscriber's live frames back (see [Hub.Subscribe]), so no lock is held
+// across a storage read. A channel has an epoch from its first subscribe.
+// Members are kept in client id order and read in pages in large rooms;
+// @mentions are resolved by a small pool of workers fed by a bounded
+// queue.
 //
 // # Documents
 //

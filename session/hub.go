@@ -1,14 +1,18 @@
 package session
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"maps"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/rs/zerolog"
 
@@ -59,14 +63,32 @@ type HubConfig struct {
 	// RecoverLimit caps how many messages one subscribe recovers. By
 	// default 1000.
 	RecoverLimit int
-	// RecoverBytes caps the data one subscribe recovers, so that the
-	// subscribed frame fits a connection's send queue; past it the newest
-	// messages that fit are sent with recovered false. By default 1 MiB.
+	// RecoverBytes caps the recovered messages of one subscribe, measured
+	// as encoded in the frame; past it the newest messages that fit are
+	// sent with recovered false. By default 1 MiB, and never more than
+	// what FrameBudget leaves.
 	RecoverBytes int
+	// FrameBudget bounds the encoded size of the frames the hub builds from
+	// many parts (subscribed, members, presence batches), so that one
+	// always fits a connection's send queue: the server sets it to half of
+	// the queue's byte bound. A subscribed frame spends at most a quarter
+	// of it on members and an eighth on receipts; recovered messages get
+	// the rest (up to RecoverBytes). By default 2 MiB.
+	FrameBudget int
+	// MemberPage is how many members subscribed lists at most (the first
+	// page, in client id order) and the largest page a members request
+	// gets. By default 100.
+	MemberPage int
 	// CountInterval is how often count-only channels announce their member
 	// count. By default 5 * time.Second.
 	CountInterval time.Duration
-	Logger        zerolog.Logger
+	// MentionWorkers resolve @mentions (user lookups and the publishes to
+	// user:<id>) from a queue of MentionQueue messages; when the queue is
+	// full a message's mentions are dropped, counted and logged. By default
+	// 2 workers and 1024 messages.
+	MentionWorkers int
+	MentionQueue   int
+	Logger         zerolog.Logger
 	// Now returns the current time; by default time.Now.
 	Now func() time.Time
 	// Metrics counts published messages; nil makes a private set.
@@ -78,7 +100,7 @@ type HubConfig struct {
 // Hub owns the channels: their subscribers, presence and publish order. It
 // is safe for concurrent use. Lock order: channel.seq, then Hub.mu, then
 // channel.mu; a channel's locks are never held while taking another
-// channel's.
+// channel's. No lock of the hub is held across a storage read.
 type Hub struct {
 	cfg HubConfig
 	log zerolog.Logger
@@ -87,6 +109,8 @@ type Hub struct {
 	mu       sync.Mutex          // guards channels and closed
 	channels map[string]*channel // channels with subscribers or work in flight
 	closed   bool
+
+	mentions *mentionPool
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: count ticker, mention workers
@@ -98,8 +122,10 @@ type channel struct {
 	ns   *Namespace
 
 	// seq serialises offset assignment with submission to storage, so that
-	// offsets are submitted in order. It is taken before mu and never by a
-	// completion, which may run inline when storage is closed.
+	// offsets are submitted in order, and serialises loading the channel's
+	// state from storage (which reads storage outside mu). It is taken
+	// before mu and never by a completion, which may run inline when
+	// storage is closed.
 	seq sync.Mutex
 
 	mu     sync.Mutex // guards every field below
@@ -111,18 +137,39 @@ type channel struct {
 	// subscribed reports delivered and recovers only up to it, since what
 	// comes after reaches the new subscriber live.
 	delivered uint64
-	epoch     string
-	refs      int // calls and publishes in flight; see Hub.release
-	subs      map[string]*subscription
-	members   int // subscriptions listed in presence
-	counted   int // member count last announced (count mode)
+	// epoch is never empty once loaded: a channel without one in storage
+	// gets one at once, stored through the group commit (prepareSeqLocked).
+	epoch string
+	refs  int // calls and publishes in flight; see Hub.release
+	subs  map[string]*subscription
+	// order holds the client ids of the subscriptions listed in presence,
+	// sorted: pages of members follow it. len(order) is the member count.
+	order   []string
+	counted int // member count last announced (count mode)
 }
 
 type subscription struct {
 	sub          Subscriber
 	member       proto.Member
+	memberBytes  int  // len of member encoded, plus a separator
 	present      bool // listed in presence
 	seesPresence bool
+	// While recovering, the subscriber's subscribed frame is being built
+	// outside the channel's lock: frames for it wait in pending (in order)
+	// and follow the subscribed frame. See Subscribe.
+	recovering bool
+	pending    [][]byte
+}
+
+// sendLocked queues frame for the subscriber, or holds it while its
+// subscribed frame is being built. Must be called with the channel's mu
+// held.
+func (s *subscription) sendLocked(frame []byte) {
+	if s.recovering {
+		s.pending = append(s.pending, frame)
+		return
+	}
+	s.sub.Send(frame)
 }
 
 // NewHub returns a hub and starts its background work; Close stops it.
@@ -139,8 +186,20 @@ func NewHub(cfg HubConfig) *Hub {
 	if cfg.RecoverBytes <= 0 {
 		cfg.RecoverBytes = 1 << 20
 	}
+	if cfg.FrameBudget <= 0 {
+		cfg.FrameBudget = 2 << 20
+	}
+	if cfg.MemberPage <= 0 {
+		cfg.MemberPage = 100
+	}
 	if cfg.CountInterval <= 0 {
 		cfg.CountInterval = 5 * time.Second
+	}
+	if cfg.MentionWorkers <= 0 {
+		cfg.MentionWorkers = 2
+	}
+	if cfg.MentionQueue <= 0 {
+		cfg.MentionQueue = 1024
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -155,13 +214,18 @@ func NewHub(cfg HubConfig) *Hub {
 		channels: make(map[string]*channel),
 		stop:     make(chan struct{}),
 	}
-	h.wg.Add(1)
+	h.mentions = newMentionPool(h)
+	h.wg.Add(1 + cfg.MentionWorkers)
 	go h.countLoop()
+	for range cfg.MentionWorkers {
+		go h.mentions.work()
+	}
 	return h
 }
 
 // Close stops the hub's background work and waits for it. Publishes already
-// submitted complete; new calls fail with ErrClosed.
+// submitted complete; mentions still queued are dropped; new calls fail
+// with ErrClosed.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	if h.closed {
@@ -214,18 +278,70 @@ func (h *Hub) release(ch *channel) {
 	h.mu.Unlock()
 }
 
-// loadLocked reads the channel's last offset and epoch from storage the
-// first time, or again after a failed append. Must be called with ch.mu held.
-func (h *Hub) loadLocked(ch *channel) error {
-	if ch.loaded && !ch.broken {
+// prepare makes sure the channel's last offset and epoch are loaded; see
+// prepareSeqLocked.
+func (h *Hub) prepare(ch *channel) error {
+	ch.mu.Lock()
+	ready := ch.loaded && !ch.broken
+	ch.mu.Unlock()
+	if ready {
+		return nil
+	}
+	ch.seq.Lock()
+	defer ch.seq.Unlock()
+	return h.prepareSeqLocked(ch)
+}
+
+// prepareSeqLocked reads the channel's last offset and epoch from storage
+// the first time, or again after a failed write, without holding ch.mu
+// (ch.seq keeps loads and offset assignment apart, and completions do not
+// take it). A channel that has no epoch in storage gets a new one at once:
+// it is stored through the group commit without waiting, so that many new
+// channels share one fsync, and the channel stays in memory until it is
+// durable, so that nobody loads the channel meanwhile and makes another.
+// If the write fails the channel reloads later and gets another epoch:
+// clients that saw this one then see a reset history (recovered false),
+// never a wrong one. Must be called with ch.seq held.
+func (h *Hub) prepareSeqLocked(ch *channel) error {
+	ch.mu.Lock()
+	ready := ch.loaded && !ch.broken
+	ch.mu.Unlock()
+	if ready {
 		return nil
 	}
 	last, epoch, err := h.cfg.History.ChannelState(ch.name)
 	if err != nil {
 		return fmt.Errorf("load channel %s: %w", ch.name, err)
 	}
+	fresh := epoch == ""
+	if fresh {
+		epoch = newEpoch()
+	}
+	ch.mu.Lock()
 	ch.last, ch.delivered, ch.epoch, ch.loaded, ch.broken = last, last, epoch, true, false
+	if fresh {
+		ch.refs++ // released by the completion
+	}
+	ch.mu.Unlock()
+	if fresh {
+		h.cfg.History.EnsureChannelAsync(ch.name, epoch, func(stored string, err error) {
+			if err != nil || stored != epoch {
+				ch.mu.Lock()
+				ch.broken = true
+				ch.mu.Unlock()
+				h.log.Warn().Err(err).Str("channel", ch.name).Msg("channel epoch not stored; the channel will get another")
+			}
+			h.release(ch)
+		})
+	}
 	return nil
+}
+
+// newEpoch returns a random epoch: 16 hex digits, like storage's.
+func newEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // SubscribeRequest is what Subscribe needs to know.
@@ -246,7 +362,20 @@ type SubscribeRequest struct {
 // (with recovered messages, members and receipts) before any live message,
 // so the subscriber sees every offset once and in order. Subscribing again
 // on the same connection re-sends subscribed (recovering from Since again)
-// and changes nothing else.
+// and changes nothing else. One connection's calls must not overlap (the
+// web layer makes them from its read goroutine).
+//
+// Storage is read without the channel's lock, so that a subscribe reading
+// a long history never holds up publishes (whose completions on the
+// committer take that lock). Under the lock, the subscription is
+// registered and marked recovering, and the position (delivered) and the
+// members are taken; everything the channel sends it from then on (live
+// messages after that position, presence, receipts) waits in its pending
+// list. Outside the lock the history up to that position is read and the
+// frame encoded. Under the lock again, the subscribed frame is queued, then
+// the pending frames in order, and the subscription goes live: so it sees
+// each offset once, in order, and every presence change after its member
+// list.
 func (h *Hub) Subscribe(r SubscribeRequest) error {
 	ch, err := h.acquire(r.Channel)
 	if err != nil {
@@ -256,110 +385,167 @@ func (h *Hub) Subscribe(r SubscribeRequest) error {
 	if ch.ns.Reserved {
 		return fmt.Errorf("subscribe %s: %w", r.Channel, ErrReserved)
 	}
-	receipts, err := h.cfg.Receipts.Receipts(r.Channel)
+	if err := h.prepare(ch); err != nil {
+		return err
+	}
+	stored, err := h.cfg.Receipts.Receipts(r.Channel)
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", r.Channel, err)
 	}
-	if receipts == nil {
-		receipts = map[string]uint64{}
-	}
+	receipts, receiptBytes := trimReceipts(stored, h.cfg.FrameBudget/8)
 
+	id := r.Sub.ClientID()
 	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	if err := h.loadLocked(ch); err != nil {
-		return err
+	s, again := ch.subs[id]
+	if again && s.recovering {
+		ch.mu.Unlock()
+		return fmt.Errorf("subscribe %s: a subscribe of this connection is under way", r.Channel)
 	}
+	if !again {
+		s = &subscription{sub: r.Sub, member: r.Member, memberBytes: memberSize(r.Member),
+			seesPresence: r.Presence && ch.ns.Presence != PresenceOff}
+		ch.subs[id] = s
+		notify(h.cfg.Notifier, Event{Type: EventChannelJoined, Time: h.now(), Channel: ch.name, User: r.Member.User.ID, ClientID: id})
+		if s.seesPresence {
+			h.joinLocked(ch, s)
+		}
+	}
+	s.recovering = true
 	reply := proto.Subscribed{
 		ID: r.ID, Type: proto.TypeSubscribed, Channel: r.Channel,
 		Offset: ch.delivered, Epoch: ch.epoch, Messages: []proto.Message{}, Receipts: receipts,
 	}
+	memberBytes := h.subscribedMembersLocked(ch, s, &reply)
+	ch.mu.Unlock()
+
+	var frame []byte
 	if r.Since != nil {
-		msgs, recovered, err := h.recoverLocked(ch, *r.Since)
-		if err != nil {
+		budget := min(h.cfg.RecoverBytes, h.cfg.FrameBudget-memberBytes-receiptBytes-frameOverhead)
+		reply.Messages, reply.Recovered, err = h.recover(ch.name, *r.Since, reply.Offset, reply.Epoch, budget)
+	}
+	if err == nil {
+		frame = proto.Encode(reply)
+	}
+
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.subs[id] != s {
+		return err // unsubscribed meanwhile (the connection went away)
+	}
+	pending := s.pending
+	s.recovering, s.pending = false, nil
+	if err != nil {
+		if !again {
+			h.removeLocked(ch, id, s)
 			return err
 		}
-		reply.Messages, reply.Recovered = msgs, recovered
+		frame = nil // the subscription goes on as it was
 	}
-	old, again := ch.subs[r.Sub.ClientID()]
-	s := &subscription{sub: r.Sub, member: r.Member, seesPresence: r.Presence && ch.ns.Presence != PresenceOff}
-	if again {
-		s = old
+	if frame != nil && !r.Sub.Send(frame) {
+		return err
 	}
-	switch ch.ns.Presence {
-	case PresenceFull:
-		if s.seesPresence {
-			reply.Members = make([]proto.Member, 0, ch.members+1)
-			for _, o := range ch.subs {
-				if o.present && o != s {
-					reply.Members = append(reply.Members, o.member)
-				}
-			}
-			reply.Members = append(reply.Members, s.member)
-		}
-	case PresenceCount:
-		n := ch.members
-		if !again && s.seesPresence {
-			n++
-		}
-		reply.MemberCount = &n
-	}
-	r.Sub.Send(proto.Encode(reply))
-	if again {
-		return nil
-	}
-	ch.subs[r.Sub.ClientID()] = s
-	notify(h.cfg.Notifier, Event{Type: EventChannelJoined, Time: h.now(), Channel: ch.name, User: r.Member.User.ID, ClientID: r.Sub.ClientID()})
-	if s.seesPresence {
-		s.present = true
-		ch.members++
-		if ch.ns.Presence == PresenceFull {
-			h.presenceLocked(ch, "join", s, s.sub.ClientID())
-		}
-	}
-	return nil
-}
-
-// recoverLocked returns the messages after since and whether that is all of
-// them. When the epoch matches but the oldest wanted messages are gone, it
-// returns what is left with recovered false. Must be called with ch.mu held.
-func (h *Hub) recoverLocked(ch *channel, since proto.Since) ([]proto.Message, bool, error) {
-	msgs := []proto.Message{}
-	// A client that saw nothing yet (offset 0) recovers in any epoch; so
-	// does one whose channel had no epoch yet when it last looked.
-	sameEpoch := since.Epoch == ch.epoch || since.Offset == 0 || since.Epoch == ""
-	if !sameEpoch || since.Offset > ch.delivered {
-		return msgs, false, nil
-	}
-	if since.Offset == ch.delivered {
-		return msgs, true, nil
-	}
-	limit := int(min(ch.delivered-since.Offset, uint64(h.cfg.RecoverLimit)))
-	stored, err := h.cfg.History.MessagesSince(ch.name, since.Offset, limit)
-	if err != nil {
-		return nil, false, fmt.Errorf("recover %s: %w", ch.name, err)
-	}
-	for i, m := range stored {
-		if m.Offset > ch.delivered {
-			stored = stored[:i] // committed, but its completion (live delivery) is still to come
+	for _, f := range pending {
+		if !r.Sub.Send(f) {
 			break
 		}
 	}
-	recovered := len(stored) > 0 && stored[0].Offset == since.Offset+1 &&
-		stored[len(stored)-1].Offset == ch.delivered
-	// One subscribed frame must fit a connection's send queue: past the
-	// byte budget, keep the newest messages and say recovered false.
-	budget, first := h.cfg.RecoverBytes, len(stored)
-	for first > 0 && budget-(len(stored[first-1].Data)+200) >= 0 {
-		first--
-		budget -= len(stored[first].Data) + 200
+	return err
+}
+
+// frameOverhead is what a subscribed frame needs besides its messages,
+// members and receipts (names, epoch, keys), with room to spare.
+const frameOverhead = 1024
+
+// trimReceipts returns receipts, or when they encode to more than budget
+// bytes, those with the highest offsets that fit; and their encoded size.
+func trimReceipts(receipts map[string]uint64, budget int) (map[string]uint64, int) {
+	if receipts == nil {
+		return map[string]uint64{}, 0
 	}
-	if first > 0 {
-		recovered = false
+	size := func(user string, off uint64) int {
+		return len(proto.Encode(user)) + len(strconv.FormatUint(off, 10)) + 2
 	}
-	for _, m := range stored[first:] {
-		msgs = append(msgs, h.messageFrame(m, ""))
+	total := 0
+	for u, off := range receipts {
+		total += size(u, off)
 	}
-	return msgs, recovered, nil
+	if total <= budget {
+		return receipts, total
+	}
+	users := slices.Collect(maps.Keys(receipts))
+	slices.SortFunc(users, func(a, b string) int { return cmp.Compare(receipts[b], receipts[a]) })
+	out := make(map[string]uint64)
+	total = 0
+	for _, u := range users {
+		n := size(u, receipts[u])
+		if total+n > budget {
+			break
+		}
+		out[u], total = receipts[u], total+n
+	}
+	return out, total
+}
+
+// recover returns the messages after since up to delivered, in epoch, and
+// whether that is all of them, reading storage (the caller holds no lock).
+// A position in another epoch (an empty epoch with an offset included) or
+// past the end recovers nothing, with recovered false. When the oldest
+// wanted messages are gone (trimmed, or beyond RecoverLimit or the byte
+// budget), it returns the newest ones that are left and fit, with
+// recovered false. It reads backwards from delivered in growing chunks, so
+// that it reads little more than what fits the budget.
+func (h *Hub) recover(name string, since proto.Since, delivered uint64, epoch string, budget int) ([]proto.Message, bool, error) {
+	if since.Offset > 0 && since.Epoch != epoch || since.Offset > delivered {
+		return []proto.Message{}, false, nil
+	}
+	if since.Offset == delivered {
+		return []proto.Message{}, true, nil
+	}
+	from, recovered := since.Offset, true
+	if delivered-from > uint64(h.cfg.RecoverLimit) {
+		from, recovered = delivered-uint64(h.cfg.RecoverLimit), false
+	}
+	var rev []proto.Message // newest first
+	to, chunk := delivered, uint64(32)
+	for to > from {
+		lo := max(from, to-min(chunk, to))
+		stored, err := h.cfg.History.MessagesSince(name, lo, int(to-lo))
+		if err != nil {
+			return nil, false, fmt.Errorf("recover %s: %w", name, err)
+		}
+		for i, m := range stored {
+			if m.Offset > to {
+				stored = stored[:i] // committed, but its live delivery is still to come
+				break
+			}
+		}
+		if len(stored) == 0 || stored[len(stored)-1].Offset != to {
+			return reversed(rev), false, nil // a gap: trimmed meanwhile
+		}
+		for i := len(stored) - 1; i >= 0; i-- {
+			m := h.messageFrame(stored[i], "")
+			n := len(proto.Encode(m)) + 1
+			if n > budget {
+				return reversed(rev), false, nil
+			}
+			budget -= n
+			rev = append(rev, m)
+		}
+		if stored[0].Offset != lo+1 {
+			return reversed(rev), false, nil // the older ones were trimmed
+		}
+		to, chunk = lo, chunk*2
+	}
+	return reversed(rev), recovered, nil
+}
+
+// reversed returns ms in reverse order (never nil).
+func reversed(ms []proto.Message) []proto.Message {
+	out := make([]proto.Message, len(ms))
+	for i, m := range ms {
+		out[len(ms)-1-i] = m
+	}
+	return out
 }
 
 // messageFrame converts a stored message for the wire; typ is "message"
@@ -375,21 +561,6 @@ func (h *Hub) messageFrame(m doc.Message, typ string) proto.Message {
 	return f
 }
 
-// presenceLocked sends a join, update or leave of s to every other
-// subscriber that sees presence. Must be called with ch.mu held.
-func (h *Hub) presenceLocked(ch *channel, event string, s *subscription, skip string) {
-	m := s.member
-	if event == "leave" {
-		m.State = nil
-	}
-	frame := proto.Encode(proto.Presence{Type: proto.TypePresence, Channel: ch.name, Event: event, Member: &m})
-	for id, o := range ch.subs {
-		if id != skip && o.seesPresence {
-			o.sub.Send(frame)
-		}
-	}
-}
-
 // Unsubscribe removes a connection from a channel and announces its leave.
 // It reports whether the connection was subscribed.
 func (h *Hub) Unsubscribe(channelName, clientID string) bool {
@@ -402,14 +573,7 @@ func (h *Hub) Unsubscribe(channelName, clientID string) bool {
 	ch.mu.Lock()
 	s, ok := ch.subs[clientID]
 	if ok {
-		delete(ch.subs, clientID)
-		notify(h.cfg.Notifier, Event{Type: EventChannelLeft, Time: h.now(), Channel: ch.name, User: s.member.User.ID, ClientID: clientID})
-		if s.present {
-			ch.members--
-			if ch.ns.Presence == PresenceFull {
-				h.presenceLocked(ch, "leave", s, clientID)
-			}
-		}
+		h.removeLocked(ch, clientID, s)
 	}
 	ch.mu.Unlock()
 	if ok {
@@ -425,45 +589,14 @@ func (h *Hub) Unsubscribe(channelName, clientID string) bool {
 	return ok
 }
 
-// SetPresence replaces a subscriber's presence state and announces the
-// update (never as a leave and a join).
-func (h *Hub) SetPresence(channelName, clientID string, state json.RawMessage) error {
-	h.mu.Lock()
-	ch := h.channels[channelName]
-	h.mu.Unlock()
-	if ch == nil {
-		return ErrNotSubscribed
+// removeLocked takes s off the channel and announces its leave. Must be
+// called with ch.mu held.
+func (h *Hub) removeLocked(ch *channel, clientID string, s *subscription) {
+	delete(ch.subs, clientID)
+	notify(h.cfg.Notifier, Event{Type: EventChannelLeft, Time: h.now(), Channel: ch.name, User: s.member.User.ID, ClientID: clientID})
+	if s.present {
+		h.leaveLocked(ch, s)
 	}
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	s, ok := ch.subs[clientID]
-	if !ok || !s.present {
-		return ErrNotSubscribed
-	}
-	s.member.State = state
-	if ch.ns.Presence == PresenceFull {
-		h.presenceLocked(ch, "update", s, "")
-	}
-	return nil
-}
-
-// Members returns who is present in a channel (nil for an idle channel).
-func (h *Hub) Members(channelName string) []proto.Member {
-	h.mu.Lock()
-	ch := h.channels[channelName]
-	h.mu.Unlock()
-	if ch == nil {
-		return []proto.Member{}
-	}
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	out := make([]proto.Member, 0, ch.members)
-	for _, s := range ch.subs {
-		if s.present {
-			out = append(out, s.member)
-		}
-	}
-	return out
 }
 
 // Publication is a message to publish.
@@ -516,12 +649,13 @@ func (h *Hub) Publish(p Publication, done func(offset uint64, err error)) {
 		done(0, nil)
 		return
 	}
-	if err := h.loadLocked(ch); err != nil {
-		ch.mu.Unlock()
+	ch.mu.Unlock()
+	if err := h.prepareSeqLocked(ch); err != nil {
 		h.release(ch)
 		done(0, err)
 		return
 	}
+	ch.mu.Lock()
 	ch.last++
 	m := doc.Message{
 		Channel: p.Channel, Offset: ch.last, Event: p.Event, Data: p.Data,
@@ -536,11 +670,6 @@ func (h *Hub) Publish(p Publication, done func(offset uint64, err error)) {
 		if err != nil {
 			ch.broken = true // later offsets of this run fail too; reload
 		} else {
-			if ch.epoch == "" {
-				if _, epoch, err := h.cfg.History.ChannelState(ch.name); err == nil {
-					ch.epoch = epoch
-				}
-			}
 			ch.delivered = m.Offset
 			h.deliverLocked(ch, m, p.SkipClient)
 		}
@@ -552,7 +681,7 @@ func (h *Hub) Publish(p Publication, done func(offset uint64, err error)) {
 		}
 		done(m.Offset, nil)
 		if ch.ns.Mentions {
-			h.notifyMentions(m, p.FromName)
+			h.mentions.queueMessage(m, p.FromName)
 		}
 	})
 }
@@ -567,7 +696,7 @@ func (h *Hub) deliverLocked(ch *channel, m doc.Message, skip string) {
 	frame := proto.Encode(h.messageFrame(m, proto.TypeMessage))
 	for id, s := range ch.subs {
 		if id != skip {
-			s.sub.Send(frame)
+			s.sendLocked(frame)
 		}
 	}
 }
@@ -585,7 +714,7 @@ func (h *Hub) Broadcast(channelName string, frame []byte, skip string) {
 	ch.mu.Lock()
 	for id, s := range ch.subs {
 		if id != skip {
-			s.sub.Send(frame)
+			s.sendLocked(frame)
 		}
 	}
 	ch.mu.Unlock()
@@ -641,15 +770,17 @@ func (h *Hub) MarkRead(ctx context.Context, channelName, clientID, user string, 
 	defer h.release(ch)
 	ch.mu.Lock()
 	_, subscribed := ch.subs[clientID]
-	err = h.loadLocked(ch)
+	ch.mu.Unlock()
+	if !subscribed {
+		return ErrNotSubscribed
+	}
+	if err := h.prepare(ch); err != nil {
+		return err
+	}
+	ch.mu.Lock()
 	last := ch.delivered
 	ch.mu.Unlock()
-	switch {
-	case !subscribed:
-		return ErrNotSubscribed
-	case err != nil:
-		return err
-	case offset > last:
+	if offset > last {
 		return fmt.Errorf("read %s offset %d, last is %d: %w", channelName, offset, last, ErrBadOffset)
 	}
 	receipts, err := h.cfg.Receipts.Receipts(channelName)
@@ -667,125 +798,4 @@ func (h *Hub) MarkRead(ctx context.Context, channelName, clientID, user string, 
 		TS: h.now().UTC().Format(proto.TimeLayout),
 	}), "")
 	return nil
-}
-
-// countLoop announces member counts of count-only channels.
-func (h *Hub) countLoop() {
-	defer h.wg.Done()
-	t := time.NewTicker(h.cfg.CountInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
-		}
-		h.mu.Lock()
-		var chans []*channel
-		for _, ch := range h.channels {
-			if ch.ns.Presence == PresenceCount {
-				chans = append(chans, ch)
-			}
-		}
-		h.mu.Unlock()
-		for _, ch := range chans {
-			ch.mu.Lock()
-			if ch.members != ch.counted {
-				ch.counted = ch.members
-				n := ch.members
-				frame := proto.Encode(proto.Presence{Type: proto.TypePresence, Channel: ch.name, Event: "count", Count: &n})
-				for _, s := range ch.subs {
-					if s.seesPresence {
-						s.sub.Send(frame)
-					}
-				}
-			}
-			ch.mu.Unlock()
-		}
-	}
-}
-
-// Mentions returns the @names in text: `@` followed by letters, digits and
-// `_.-`, at the start or after a character that is not part of a name.
-func Mentions(text string) []string {
-	var out []string
-	isName := func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("_.-", r) }
-	prev := ' '
-	for i, r := range text {
-		if r == '@' && !isName(prev) {
-			rest := text[i+1:]
-			end := strings.IndexFunc(rest, func(r rune) bool { return !isName(r) })
-			if end < 0 {
-				end = len(rest)
-			}
-			name := strings.TrimRight(rest[:end], ".-") // a sentence's full stop is not part of it
-			if name != "" {
-				out = append(out, name)
-			}
-		}
-		prev = r
-	}
-	return out
-}
-
-// notifyMentions publishes a "mention" on user:<id> for each known user a
-// message's data.text mentions (by id or by name), in the background.
-func (h *Hub) notifyMentions(m doc.Message, fromName string) {
-	var body struct {
-		Text string `json:"text"`
-	}
-	if json.Unmarshal(m.Data, &body) != nil || !strings.Contains(body.Text, "@") {
-		return
-	}
-	names := Mentions(body.Text)
-	if len(names) == 0 {
-		return
-	}
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return
-	}
-	h.wg.Add(1)
-	h.mu.Unlock()
-	go func() {
-		defer h.wg.Done()
-		h.NotifyMentions(names, m.Channel, m.Offset, m.User, fromName, body.Text)
-	}()
-}
-
-// NotifyMentions publishes a "mention" event on user:<id> for each of names
-// that is a known user's id or name, except the author. Documents' comments
-// use it too (channel is then doc:<id>).
-func (h *Hub) NotifyMentions(names []string, channel string, offset uint64, fromUser, fromName, text string) {
-	seen := map[string]bool{fromUser: true}
-	if len(text) > 280 {
-		text = text[:280]
-	}
-	for _, name := range names {
-		u, ok, err := h.cfg.Users.GetUser(name)
-		if err == nil && !ok {
-			u, ok, err = h.cfg.Users.UserByName(name)
-		}
-		if err != nil {
-			h.log.Error().Err(err).Msg("mention lookup")
-			continue
-		}
-		if !ok || seen[u.ID] {
-			continue
-		}
-		seen[u.ID] = true
-		notify(h.cfg.Notifier, Event{Type: EventMention, Time: h.now(), Channel: channel, User: u.ID,
-			Data: map[string]any{"offset": offset, "text": text, "from": fromUser}})
-		data, _ := json.Marshal(map[string]any{
-			"channel": channel, "offset": offset, "text": text,
-			"from": map[string]string{"id": fromUser, "name": fromName},
-		})
-		h.Publish(Publication{Channel: "user:" + u.ID, Event: "mention", Data: data, From: proto.From{User: fromUser}},
-			func(_ uint64, err error) {
-				if err != nil && !errors.Is(err, ErrClosed) {
-					h.log.Error().Err(err).Str("user", u.ID).Msg("mention notification")
-				}
-			})
-	}
 }

@@ -81,6 +81,18 @@ type Namespace struct {
 	// beyond the connection's own.
 	PublishRate  float64
 	PublishBurst int
+	// MaxPresenceState bounds a member's presence state, in bytes as
+	// encoded on the wire; a larger state is refused (too_large). By
+	// default DefaultMaxPresenceState (4 KiB).
+	MaxPresenceState int
+}
+
+// maxPresenceState returns MaxPresenceState or its default.
+func (ns *Namespace) maxPresenceState() int {
+	if ns.MaxPresenceState > 0 {
+		return ns.MaxPresenceState
+	}
+	return DefaultMaxPresenceState
 }
 
 // DefaultNamespaces returns the namespaces a new server has without any

@@ -73,8 +73,12 @@ type ChannelHistory interface {
 	// AppendMessageAsync queues msg, trims the history to limits in the
 	// same commit, and calls done once it is durable or has failed.
 	AppendMessageAsync(msg doc.Message, limits doc.HistoryLimit, done func(error))
+	// EnsureChannelAsync gives a channel without a stored epoch that
+	// epoch (with no messages), through the group commit, and reports the
+	// epoch the channel has once that is durable. done must not block.
+	EnsureChannelAsync(channel, epoch string, done func(stored string, err error))
 	// ChannelState returns the last offset and the epoch; 0 and "" for a
-	// channel without history.
+	// channel without history or epoch.
 	ChannelState(channel string) (lastOffset uint64, epoch string, err error)
 	// MessagesSince returns up to limit messages after offset.
 	MessagesSince(channel string, offset uint64, limit int) ([]doc.Message, error)

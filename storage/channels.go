@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -18,7 +19,8 @@ type HistoryLimit = doc.HistoryLimit
 // chanState is the JSON part of channels/<name>, after the channel's
 // number.
 type chanState struct {
-	// Epoch is a random id made with the channel's first message. Offsets
+	// Epoch is a random id made with the channel's first message, or
+	// given by EnsureChannelAsync at its first subscribe. Offsets
 	// are meaningful only within one epoch: a new epoch means the history
 	// was lost and numbering restarted from 1.
 	Epoch string `json:"epoch"`
@@ -29,8 +31,9 @@ type chanState struct {
 }
 
 // chanRef is a channel's place in the buckets, within one transaction. Like
-// a document, a channel gets a number with its first message, and its
-// messages are keyed msgs/<be64 number><be64 offset>.
+// a document, a channel gets a number with its first message (or with the
+// epoch EnsureChannelAsync gives it), and its messages are keyed
+// msgs/<be64 number><be64 offset>.
 type chanRef struct {
 	name string
 	num  uint64
@@ -196,8 +199,55 @@ func appendMessage(w *writeTx, msg doc.Message, val []byte, limits HistoryLimit)
 	return abort(c.put(w.tx))
 }
 
+// maxEpochLen bounds an epoch given to EnsureChannelAsync.
+const maxEpochLen = 64
+
+// EnsureChannelAsync gives channel an epoch if it has none yet: it stores a
+// channel record with no messages (last offset 0) and that epoch. A channel
+// that has a record already keeps it. The write goes through the group
+// commit like an append, so that many new channels share one transaction and
+// one fsync; done reports, once the record is durable, the epoch the channel
+// has (epoch, or the one it had before). done follows the rules of
+// [DB.AppendOpAsync]: called exactly once, possibly before the call returns
+// when the database is closed, and must not block. The first message of the
+// channel (AppendMessage) then keeps that epoch.
+func (db *DB) EnsureChannelAsync(channel, epoch string, done func(stored string, err error)) {
+	if err := checkID("channel", channel); err != nil {
+		done("", fmt.Errorf("ensure channel: %w", err))
+		return
+	}
+	if epoch == "" || len(epoch) > maxEpochLen || !utf8.ValidString(epoch) {
+		done("", fmt.Errorf("ensure channel %q: epoch must be 1 to %d bytes of UTF-8: %w", channel, maxEpochLen, ErrInvalid))
+		return
+	}
+	var stored string // set by the write; read by the completion, after it
+	db.commits.submit(func(w *writeTx) error {
+		c, err := lookupChan(w.tx, channel)
+		if err != nil {
+			return err
+		}
+		if c != nil {
+			stored = c.st.Epoch
+			return nil
+		}
+		num, err := w.tx.Bucket(bucketChannels).NextSequence()
+		if err != nil {
+			return abort(err)
+		}
+		c = &chanRef{name: channel, num: num, st: chanState{Epoch: epoch, First: 1}}
+		stored = epoch
+		return abort(c.put(w.tx))
+	}, func(err error) {
+		if err != nil {
+			done("", fmt.Errorf("ensure channel %q: %w", channel, err))
+			return
+		}
+		done(stored, nil)
+	})
+}
+
 // ChannelState returns a channel's last offset and epoch; 0 and "" for a
-// channel that has no history.
+// channel that has no record (neither a message nor an ensured epoch).
 func (db *DB) ChannelState(channel string) (lastOffset uint64, epoch string, err error) {
 	err = db.view(func(tx *bolt.Tx) error {
 		c, err := lookupChan(tx, channel)

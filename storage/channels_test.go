@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -290,5 +291,92 @@ func TestUsers(t *testing.T) {
 		if err := db.PutUser(ctx(t), u); !errors.Is(err, ErrInvalid) {
 			t.Errorf("PutUser(%.20q): got %v, want ErrInvalid", u.ID, err)
 		}
+	}
+}
+
+// ensureChannel calls EnsureChannelAsync and waits for it.
+func ensureChannel(t *testing.T, db *DB, channel, epoch string) (string, error) {
+	t.Helper()
+	type res struct {
+		epoch string
+		err   error
+	}
+	ch := make(chan res, 1)
+	db.EnsureChannelAsync(channel, epoch, func(stored string, err error) { ch <- res{stored, err} })
+	select {
+	case r := <-ch:
+		return r.epoch, r.err
+	case <-time.After(time.Minute):
+		t.Fatal("EnsureChannelAsync never completed")
+		return "", nil
+	}
+}
+
+// TestEnsureChannel: a channel gets its epoch before its first message, the
+// first message keeps it, it survives a reopen, a second ensure keeps the
+// first epoch, and bad input writes nothing.
+func TestEnsureChannel(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tandem.db")
+	db := openAt(t, path, Config{})
+	if got, err := ensureChannel(t, db, "chat:e", "epoch-1"); got != "epoch-1" || err != nil {
+		t.Fatalf("first ensure = %q, %v; want epoch-1", got, err)
+	}
+	if got, err := ensureChannel(t, db, "chat:e", "epoch-2"); got != "epoch-1" || err != nil {
+		t.Fatalf("second ensure = %q, %v; want the first epoch kept", got, err)
+	}
+	if last, epoch, err := db.ChannelState("chat:e"); last != 0 || epoch != "epoch-1" || err != nil {
+		t.Fatalf("ChannelState = %d, %q, %v; want 0, epoch-1", last, epoch, err)
+	}
+	if err := db.AppendMessage(ctx(t), msg("chat:e", 1, time.Now()), HistoryLimit{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, channel, epoch string
+	}{
+		{"empty channel", "", "x"},
+		{"empty epoch", "chat:f", ""},
+		{"long epoch", "chat:f", strings.Repeat("e", maxEpochLen+1)},
+		{"bad UTF-8 epoch", "chat:f", "\xff"},
+	} {
+		if _, err := ensureChannel(t, db, tc.channel, tc.epoch); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v, want ErrInvalid", tc.name, err)
+		}
+	}
+	if _, epoch, _ := db.ChannelState("chat:f"); epoch != "" {
+		t.Fatalf("a refused ensure stored epoch %q", epoch)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openAt(t, path, Config{})
+	if last, epoch, err := db.ChannelState("chat:e"); last != 1 || epoch != "epoch-1" || err != nil {
+		t.Fatalf("after reopen ChannelState = %d, %q, %v; want 1, epoch-1", last, epoch, err)
+	}
+}
+
+// TestEnsureChannelsGrouped: ensuring many channels at once costs far fewer
+// commits than channels (they share the group commit).
+func TestEnsureChannelsGrouped(t *testing.T) {
+	db := openTestDB(t, Config{})
+	const n = 500
+	before := db.Stats().Commits
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		db.EnsureChannelAsync(fmt.Sprintf("chat:g%d", i), fmt.Sprintf("e%d", i), func(_ string, err error) {
+			errs <- err
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if commits := db.Stats().Commits - before; commits > n/10 {
+		t.Fatalf("%d ensures took %d commits; want them grouped (at most %d)", n, commits, n/10)
 	}
 }

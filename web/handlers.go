@@ -55,6 +55,8 @@ func (c *conn) handle(data []byte) {
 		err = c.handlePresence(&req)
 	case proto.TypeRead:
 		err = c.handleRead(&req)
+	case proto.TypeMembers:
+		err = c.handleMembers(&req)
 	case proto.TypeOpen:
 		err = c.handleOpen(&req)
 	case proto.TypeClose:
@@ -357,4 +359,21 @@ func (c *conn) handleRead(req *proto.Request) error {
 	ctx, cancel := requestContext()
 	defer cancel()
 	return c.srv.cfg.Hub.MarkRead(ctx, req.Channel, c.id, c.userID(), req.Offset)
+}
+
+// handleMembers queues a page of a channel's members; the hub answers, in
+// order with the presence events it sends this connection.
+func (c *conn) handleMembers(req *proto.Request) error {
+	if err := c.mayAccess(auth.ActionPresence, req.Channel); err != nil && !c.ownPrivate(req.Channel) {
+		return err
+	}
+	if _, ok := c.subs[req.Channel]; !ok {
+		return badRequest("subscribe to " + req.Channel + " before asking for its members")
+	}
+	if req.Limit < 0 {
+		return badRequest("limit must not be negative")
+	}
+	return c.srv.cfg.Hub.SendMembers(session.MembersRequest{
+		ID: req.ID, Channel: req.Channel, ClientID: c.id, After: req.After, Limit: req.Limit,
+	})
 }

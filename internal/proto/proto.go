@@ -37,6 +37,9 @@ const (
 	TypeOp          = "op"
 	TypeCursor      = "cursor"
 	TypeComment     = "comment"
+	// TypeMembers asks for a page of a channel's members; the answer has
+	// the same type.
+	TypeMembers = "members"
 )
 
 // Frame types the server sends (besides the echoes of request types above
@@ -110,6 +113,12 @@ type Request struct {
 	Echo      *bool           `json:"echo,omitempty"`
 	Offset    uint64          `json:"offset,omitempty"`
 	State     json.RawMessage `json:"state,omitempty"`
+	// PresenceBatch (subscribe) asks for presence changes in batch frames.
+	PresenceBatch bool `json:"presence_batch,omitempty"`
+	// After and Limit (members) ask for up to Limit members whose client
+	// ids sort after After.
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
 
 	// documents. Epoch, with Version on open, names the incarnation of the
 	// document the version belongs to (an addition to the protocol).
@@ -201,6 +210,25 @@ type Subscribed struct {
 	Members     []Member          `json:"members,omitempty"`
 	MemberCount *int              `json:"member_count,omitempty"`
 	Receipts    map[string]uint64 `json:"receipts"`
+	// MembersNext is set when Members is only the first page (in client
+	// id order): a members request with after MembersNext continues.
+	MembersNext string `json:"members_next,omitempty"`
+}
+
+// Members answers a members request: the members whose client ids sort
+// after After, in client id order, up to and including Next when Next is
+// set (it is the After of the next page), else to the end; and the
+// channel's member count. Mode "count" says the channel keeps only a
+// count now (Members is then empty).
+type Members struct {
+	ID      *int64   `json:"id,omitempty"`
+	Type    string   `json:"type"` // "members"
+	Channel string   `json:"channel"`
+	After   string   `json:"after,omitempty"`
+	Members []Member `json:"members"`
+	Count   int      `json:"count"`
+	Next    string   `json:"next,omitempty"`
+	Mode    string   `json:"mode,omitempty"`
 }
 
 // ChannelReply answers unsubscribe, retract and publish (Offset set for a
@@ -214,14 +242,24 @@ type ChannelReply struct {
 	By      string `json:"by,omitempty"`
 }
 
-// Presence is a presence event: join, update, leave, or count.
+// Presence is a presence event: join, update, leave, count, mode (Mode
+// says "count" or "full"), or batch (Events lists joins, updates and
+// leaves, and Count the members after them).
 type Presence struct {
-	Type    string  `json:"type"` // "presence"
-	Channel string  `json:"channel,omitempty"`
-	Doc     string  `json:"doc,omitempty"`
-	Event   string  `json:"event"`
-	Member  *Member `json:"member,omitempty"`
-	Count   *int    `json:"count,omitempty"`
+	Type    string          `json:"type"` // "presence"
+	Channel string          `json:"channel,omitempty"`
+	Doc     string          `json:"doc,omitempty"`
+	Event   string          `json:"event"`
+	Member  *Member         `json:"member,omitempty"`
+	Count   *int            `json:"count,omitempty"`
+	Mode    string          `json:"mode,omitempty"`
+	Events  []PresenceEvent `json:"events,omitempty"`
+}
+
+// PresenceEvent is one change in a batch presence frame.
+type PresenceEvent struct {
+	Event  string `json:"event"` // join, update or leave
+	Member Member `json:"member"`
 }
 
 // Receipt is a read receipt broadcast.

@@ -147,6 +147,9 @@ type NamespaceConfig struct {
 	MaxPayload    int      `json:"max_payload"`
 	PublishRate   float64  `json:"publish_rate"`
 	PublishBurst  int      `json:"publish_burst"`
+	// MaxPresenceState bounds a member's presence state in bytes (as
+	// encoded); 0 means 4 KiB.
+	MaxPresenceState int `json:"max_presence_state,omitempty"`
 }
 
 // LimitsConfig bounds what one client may do; zero keeps the default.
@@ -220,6 +223,7 @@ func (c *Config) namespaces() (map[string]*session.Namespace, error) {
 			Name: name, HistorySize: nc.HistorySize, HistoryAge: time.Duration(nc.HistoryAge),
 			Presence: mode, ClientPublish: nc.ClientPublish, ServerOnly: nc.ServerOnly, Private: nc.Private, Mentions: nc.Mentions,
 			MaxPayload: nc.MaxPayload, PublishRate: nc.PublishRate, PublishBurst: nc.PublishBurst,
+			MaxPresenceState: nc.MaxPresenceState,
 		}
 	}
 	return out, nil
@@ -281,6 +285,8 @@ func (m *Server) Run(ctx context.Context) error {
 		History: db, Receipts: db, Users: db, Namespaces: namespaces, Logger: m.Log, Metrics: m.Metrics,
 		CountInterval: time.Duration(c.File.Limits.PresenceCountInterval),
 		Notifier:      m.Webhooks,
+		// Every frame the hub builds fits a connection's send queue.
+		FrameBudget: c.File.Limits.MaxQueueBytes / 2,
 	})
 	m.Docs = session.NewDocs(session.DocsConfig{
 		Documents: db, OpLog: db, Snapshots: db, Comments: db, Hub: m.Hub, Logger: m.Log, Metrics: m.Metrics,
