@@ -120,6 +120,10 @@ type docHandlers struct {
 type queued struct {
 	op   ot.Op
 	last uint64 // the last local edit composed into op
+	// cont: op is a piece of an edit cut to the server's limits, after
+	// the op before it; it is rolled back with that one if the server
+	// refuses it.
+	cont bool
 }
 
 // anchor is a range that follows the local text, for a comment being added.
@@ -311,8 +315,9 @@ func (d *Document) Err() error {
 // with the other edits waiting for the ack of the op in flight. op is
 // brought into canonical form first; one that does not apply to the local
 // text (it reaches past the end, or has a zero-length component) is
-// refused and changes nothing. An op inserting more than
-// Config.MaxOpBytes is sent as several ops. Submit never blocks on the
+// refused and changes nothing. An op larger than the server's limits (see
+// Limits) is sent as several ops, one after the other; if the server
+// refuses one of them for good, it and the rest of the edit are undone. Submit never blocks on the
 // network; WaitSynced waits for the acks. An edit the server rejects for
 // good is undone locally and reported to OnError.
 func (d *Document) Submit(op ot.Op) error {
@@ -339,8 +344,9 @@ func (d *Document) Submit(op ot.Op) error {
 	}
 	d.moveAnchorsLocked(op, "", true)
 	d.edits++
-	for _, piece := range splitOp(op, d.c.cfg.MaxOpBytes) {
-		d.queueLocked(piece)
+	b := d.budgetLocked()
+	for i, piece := range splitOp(op, b) {
+		d.queueLocked(piece, i > 0, b)
 	}
 	var out outbox
 	d.promoteLocked(&out)
@@ -365,16 +371,17 @@ func (d *Document) Delete(pos, n int) error {
 	return d.Submit(ot.Splice(pos, n, ""))
 }
 
-// queueLocked adds a local edit behind the op in flight: composed with the
-// last one waiting while their composition stays within MaxOpBytes.
-func (d *Document) queueLocked(op ot.Op) {
-	if n := len(d.buffer); n > 0 {
-		if comp, err := ot.Compose(d.buffer[n-1].op, op); err == nil && insertBytes(comp) <= d.c.cfg.MaxOpBytes {
-			d.buffer[n-1] = queued{op: comp, last: d.edits}
+// queueLocked adds a local edit (or a piece of one, cont) behind the op in
+// flight: composed with the last one waiting while their composition fits
+// b, except that the pieces of one edit stay apart.
+func (d *Document) queueLocked(op ot.Op, cont bool, b opBudget) {
+	if n := len(d.buffer); n > 0 && !cont {
+		if comp, err := ot.Compose(d.buffer[n-1].op, op); err == nil && b.fits(comp) {
+			d.buffer[n-1].op, d.buffer[n-1].last = comp, d.edits
 			return
 		}
 	}
-	d.buffer = append(d.buffer, queued{op: op, last: d.edits})
+	d.buffer = append(d.buffer, queued{op: op, last: d.edits, cont: cont})
 }
 
 // WaitSynced waits until every local edit submitted so far, and every one
@@ -638,80 +645,6 @@ type cursorRequest struct {
 	Doc     string         `json:"doc"`
 	Version int            `json:"version"`
 	Ranges  []ot.Selection `json:"ranges"`
-}
-
-// splitOp cuts op into ops that each insert at most max bytes and that,
-// applied one after the other, do what op does. A rune is never cut.
-func splitOp(op ot.Op, max int) []ot.Op {
-	if insertBytes(op) <= max {
-		return []ot.Op{op}
-	}
-	var out []ot.Op
-	var b ot.Builder
-	pos := 0 // where the next piece starts: the output of the pieces so far
-	budget := max
-	for _, c := range op {
-		switch {
-		case c.IsRetain():
-			b.Retain(c.Len())
-			pos += c.Len()
-		case c.IsDelete():
-			b.Delete(c.Len())
-		default:
-			s := c.Text()
-			for s != "" {
-				cut := min(len(s), budget)
-				for cut > 0 && cut < len(s) && !utf8RuneStart(s[cut]) {
-					cut--
-				}
-				if cut == 0 && budget == max {
-					cut = len(s) // max is smaller than one rune: send it whole
-					for i := 1; i < len(s); i++ {
-						if utf8RuneStart(s[i]) {
-							cut = i
-							break
-						}
-					}
-				}
-				if cut > 0 {
-					b.Insert(s[:cut])
-					pos += runeCount(s[:cut])
-					budget -= cut
-					s = s[cut:]
-				}
-				if s != "" {
-					if p := b.Op(); !p.IsNoop() {
-						out = append(out, p)
-					}
-					b.Retain(pos)
-					budget = max
-				}
-			}
-		}
-	}
-	if p := b.Op(); !p.IsNoop() {
-		out = append(out, p)
-	}
-	return out
-}
-
-// insertBytes returns how many bytes op inserts.
-func insertBytes(op ot.Op) int {
-	n := 0
-	for _, c := range op {
-		n += len(c.Text())
-	}
-	return n
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
-
-func runeCount(s string) int {
-	n := 0
-	for range s {
-		n++
-	}
-	return n
 }
 
 // baseIndex maps a position in the text after op to the text op applied
