@@ -876,6 +876,11 @@ export class Client extends Emitter {
       if (this.status === "reconnecting" || this.status === "connecting") this.reconnect();
     };
     globalThis.addEventListener?.("online", this._onOnline);
+    // Before the page goes away, coalesced storage writes are made.
+    this._onPageHide = () => {
+      for (const doc of this._docs.values()) doc._flushStorage();
+    };
+    globalThis.addEventListener?.("pagehide", this._onPageHide);
     this._open();
   }
 
@@ -1106,6 +1111,7 @@ export class Client extends Emitter {
   _shutdown() {
     this._closed = true;
     globalThis.removeEventListener?.("online", this._onOnline);
+    globalThis.removeEventListener?.("pagehide", this._onPageHide);
     for (const t of this._timers) clearTimeout(t);
     this._timers.clear();
     clearInterval(this._heartbeat);
@@ -1509,6 +1515,8 @@ const HISTORY = 256; // server ops kept to bring late cursors up to date
 const REFUSED = new Set(["too_large", "forbidden", "unauthorized", "not_found"]);
 const UNDO_LIMIT = 500; // undo steps kept; each remote op transforms them all
 const STORAGE_VERSION = 1;
+// Above this many UTF-16 units of server text, storage writes are coalesced.
+const PERSIST_AT_ONCE = 1 << 18;
 
 /**
  * Doc is an open document, kept in sync by the OT client state machine:
@@ -1552,6 +1560,7 @@ class Doc extends Emitter {
     this._syncWaiters = [];
     this._replaying = false; // applying the ops of an opened reply
     this._retryDelay = 0; // backoff of op resends and reopens; reset by an ack
+    this._persistTimer = null; // a coalesced storage write (see _persist)
     this._resetReason = null; // set while a reset waits for its snapshot
     this._resetError = null;
     this._ready = deferred();
@@ -1636,7 +1645,32 @@ class Doc extends Emitter {
 
   // _persist keeps the pending edits, with the server text and version they
   // are based on, in storage; with nothing pending it removes the entry.
+  // Web storage writes are synchronous and cost in proportion to the entry:
+  // for a large document they are coalesced to one a second (and made at
+  // once when the page is hidden or the document closed), not one per op.
   _persist() {
+    if (!this._storage) return;
+    if (Math.max(this._serverText.length, this.text.length) > PERSIST_AT_ONCE) {
+      if (this._persistTimer == null) {
+        this._persistTimer = this.client._setTimer(() => {
+          this._persistTimer = null;
+          this._writeStorage();
+        }, 1000);
+      }
+      return;
+    }
+    this._writeStorage();
+  }
+
+  // _flushStorage makes a coalesced storage write now.
+  _flushStorage() {
+    if (this._persistTimer == null) return;
+    this.client._clearTimer(this._persistTimer);
+    this._persistTimer = null;
+    this._writeStorage();
+  }
+
+  _writeStorage() {
     const s = this._storage;
     if (!s) return;
     try {
@@ -1777,6 +1811,7 @@ class Doc extends Emitter {
   }
 
   _onClientClosed() {
+    this._flushStorage();
     this._open = false;
     this._ready.reject(new TandemError("closed", "client closed"));
     for (const w of this._syncWaiters) w.reject(new TandemError("closed", "client closed"));
@@ -1784,6 +1819,7 @@ class Doc extends Emitter {
   }
 
   _closeLocal(reason) {
+    this._flushStorage();
     this.closed = true;
     this._open = false;
     if (this.client._docs.get(this.id) === this) this.client._docs.delete(this.id);
@@ -2011,9 +2047,7 @@ class Doc extends Emitter {
     const inflight = this._inflight;
     const frame = { id: Number.MAX_SAFE_INTEGER, type: "op", doc: this.id, version: Number.MAX_SAFE_INTEGER, op: [], uid: inflight.uid };
     const limits = { maxInsertBytes: lim.maxOpBytes, maxJSONBytes: lim.maxFrameBytes - (utf8Length(JSON.stringify(frame)) - 2) };
-    let ins = 0;
-    for (const c of inflight.op) if (typeof c === "string") ins += utf8Length(c);
-    if (ins <= limits.maxInsertBytes && opJSONLength(inflight.op) <= limits.maxJSONBytes) return;
+    // splitHead reads no further than the head: a fitting op is read once.
     const [head, rest] = splitHead(inflight.op, limits);
     if (rest === null) return;
     inflight.op = head;
