@@ -56,6 +56,7 @@ type inbound struct {
 	ClientID     string          `json:"client_id"`
 	User         json.RawMessage `json:"user"`
 	PingInterval int             `json:"ping_interval"`
+	Limits       *proto.Limits   `json:"limits"`
 
 	// channels
 	Channel     string            `json:"channel"`

@@ -26,7 +26,7 @@
 // A [Document] is a replica of the text. Submit (and Insert, Delete)
 // applies an edit locally at once and sends it: one op is in flight at a
 // time, later edits are composed in a buffer (split so that no op inserts
-// more than Config.MaxOpBytes), and every incoming op is transformed over
+// more than the server's limits), and every incoming op is transformed over
 // the op in flight and the buffer, the incoming op's inserts first, before
 // it is applied and reported to OnChange. Positions count code points.
 // Each op carries a uid, "<random prefix>-<seq>", fixed when the op goes

@@ -128,6 +128,10 @@ type docHandlers struct {
 type queued struct {
 	op   ot.Op
 	last uint64 // the last local edit composed into op
+	// cont: op is a piece of an edit cut to the server's limits, after
+	// the op before it; it is rolled back with that one if the server
+	// refuses it.
+	cont bool
 }
 
 // anchor is a range that follows the local text, for a comment being added.
@@ -329,8 +333,9 @@ func (d *Document) Err() error {
 // with the other edits waiting for the ack of the op in flight. op is
 // brought into canonical form first; one that does not apply to the local
 // text (it reaches past the end, or has a zero-length component) is
-// refused and changes nothing. An op inserting more than
-// Config.MaxOpBytes is sent as several ops. Submit never blocks on the
+// refused and changes nothing. An op larger than the server's limits (see
+// Limits) is sent as several ops, one after the other; if the server
+// refuses one of them for good, it and the rest of the edit are undone. Submit never blocks on the
 // network; WaitSynced waits for the acks. An edit the server rejects for
 // good is undone locally and reported to OnError.
 func (d *Document) Submit(op ot.Op) error {
@@ -357,8 +362,9 @@ func (d *Document) Submit(op ot.Op) error {
 	}
 	d.moveAnchorsLocked(op, "", true)
 	d.edits++
-	for _, piece := range splitOp(op, d.c.cfg.MaxOpBytes) {
-		d.queueLocked(piece)
+	b := d.budgetLocked()
+	for i, piece := range splitOp(op, b) {
+		d.queueLocked(piece, i > 0, b)
 	}
 	var out outbox
 	d.promoteLocked(&out)
@@ -383,16 +389,17 @@ func (d *Document) Delete(pos, n int) error {
 	return d.Submit(ot.Splice(pos, n, ""))
 }
 
-// queueLocked adds a local edit behind the op in flight: composed with the
-// last one waiting while their composition stays within MaxOpBytes.
-func (d *Document) queueLocked(op ot.Op) {
-	if n := len(d.buffer); n > 0 {
-		if comp, err := ot.Compose(d.buffer[n-1].op, op); err == nil && insertBytes(comp) <= d.c.cfg.MaxOpBytes {
-			d.buffer[n-1] = queued{op: comp, last: d.edits}
+// queueLocked adds a local edit (or a piece of one, cont) behind the op in
+// flight: composed with the last one waiting while their composition fits
+// b, except that the pieces of one edit stay apart.
+func (d *Document) queueLocked(op ot.Op, cont bool, b opBudget) {
+	if n := len(d.buffer); n > 0 && !cont {
+		if comp, err := ot.Compose(d.buffer[n-1].op, op); err == nil && b.fits(comp) {
+			d.buffer[n-1].op, d.buffer[n-1].last = comp, d.edits
 			return
 		}
 	}
-	d.buffer = append(d.buffer, queued{op: op, last: d.edits})
+	d.buffer = append(d.buffer, queued{op: op, last: d.edits, cont: cont})
 }
 
 // WaitSynced waits until every local edit submitted so far, and every one
@@ -657,14 +664,6 @@ type cursorRequest struct {
 	Version int            `json:"version"`
 	Ranges  []ot.Selection `json:"ranges"`
 }
-
-// splitOp cuts op into ops that each insert at most max bytes and that,
-// applied one after the other, do what op does (doc.SplitOp, which the
-// server applies to HTTP edits too).
-func splitOp(op ot.Op, max int) []ot.Op { return doc.SplitOp(op, max) }
-
-// insertBytes returns how many bytes op inserts.
-func insertBytes(op ot.Op) int { return doc.InsertBytes(op) }
 
 // baseIndex maps a position in the text after op to the text op applied
 // to. A position in text op inserted maps to where the insert is.

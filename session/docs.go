@@ -215,6 +215,12 @@ func NewDocs(cfg DocsConfig) *Docs {
 	}
 }
 
+// Limits returns the op and document limits in force: the text one op may
+// insert, in bytes, and a document's length in code points.
+func (d *Docs) Limits() (maxOpBytes, maxDocLen int) {
+	return d.cfg.MaxOpBytes, d.cfg.MaxDocLen
+}
+
 // Loaded returns how many documents are loaded.
 func (d *Docs) Loaded() int {
 	d.mu.Lock()

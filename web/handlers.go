@@ -115,9 +115,14 @@ func (c *conn) handleConnect(req *proto.Request) {
 		c.logger().Error().Err(err).Msg("remember user")
 	}
 	cancel()
+	limits := &proto.Limits{MaxFrameBytes: cfg.MaxFrameBytes}
+	if cfg.Docs != nil {
+		limits.MaxOpBytes, limits.MaxDocLen = cfg.Docs.Limits()
+	}
 	c.send(proto.Connected{
 		ID: req.ID, Type: proto.TypeConnected, ClientID: c.id, User: user,
 		PingInterval: int(cfg.PingInterval / time.Second), Server: cfg.ServerName,
+		Limits: limits,
 	})
 	c.logger().Info().Bool("guest", ident.Guest).Msg("connected")
 }

@@ -176,6 +176,21 @@ type Connected struct {
 	User         User   `json:"user"`
 	PingInterval int    `json:"ping_interval"`
 	Server       string `json:"server"`
+	// Limits are the server's size limits, so that a client can split a
+	// large edit into ops that fit them. Clients must accept its absence
+	// (older servers) and then assume 64 KiB for both byte limits.
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits are the size limits a client's document ops must respect.
+type Limits struct {
+	// MaxFrameBytes bounds one client frame as sent, JSON-encoded, in bytes:
+	// a larger one closes the connection with 4009.
+	MaxFrameBytes int `json:"max_frame_bytes"`
+	// MaxOpBytes bounds the UTF-8 bytes one op inserts (too_large).
+	MaxOpBytes int `json:"max_op_bytes"`
+	// MaxDocLen bounds a document's length in code points (too_large).
+	MaxDocLen int `json:"max_doc_len"`
 }
 
 // Reply is a bare answer carrying only an id and a type (refreshed, pong).
