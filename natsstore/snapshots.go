@@ -289,7 +289,8 @@ func (sn *snapshotter) run() {
 	}
 }
 
-// write writes the snapshot of document id at v unless there is one.
+// write writes the periodic snapshots of document id up to v that are
+// missing (at most 64 in one pass, the oldest first).
 func (sn *snapshotter) write(id string, v int) error {
 	s := sn.s
 	ctx, cancel := context.WithTimeout(context.Background(), 3*s.cfg.RequestTimeout)
@@ -298,20 +299,28 @@ func (sn *snapshotter) write(id string, v int) error {
 	if err != nil {
 		return err
 	}
-	if v < r.meta.Base {
-		return nil
+	every := s.cfg.SnapshotEvery
+	var due []int
+	for c := v; c > r.meta.Base && len(due) < 64; c -= every {
+		_, ok, err := s.getSnap(ctx, r, c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			break
+		}
+		due = append(due, c)
 	}
-	if _, ok, err := s.getSnap(ctx, r, v); err != nil || ok {
-		return err
+	for i := len(due) - 1; i >= 0; i-- {
+		content, err := s.contentAt(ctx, r, head, due[i])
+		if err != nil {
+			return err
+		}
+		if err := s.putSnap(ctx, r, doc.Snapshot{Version: due[i], Content: content}); err != nil {
+			return err
+		}
+		s.count(func(st *Stats) { st.Snapshots++ })
 	}
-	content, err := s.contentAt(ctx, r, head, v)
-	if err != nil {
-		return err
-	}
-	if err := s.putSnap(ctx, r, doc.Snapshot{Version: v, Content: content}); err != nil {
-		return err
-	}
-	s.count(func(st *Stats) { st.Snapshots++ })
 	return nil
 }
 
