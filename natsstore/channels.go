@@ -24,10 +24,10 @@ const (
 )
 
 // epochRecord is a channel's epoch record, the last message on
-// <base>.e. Used says whether a message was published in the epoch; a
-// used epoch whose messages are all gone (aged out) is never continued:
-// the next message starts a new epoch at offset 1, so that no offset is
-// ever reused within an epoch.
+// <base>.e. Used says whether a publisher has started the epoch; a used
+// epoch whose messages may have aged out (see chanHead.stale) is never
+// continued: the next message starts a new epoch at offset 1, so that no
+// offset is ever reused within an epoch.
 type epochRecord struct {
 	Epoch string `json:"epoch"`
 	Used  bool   `json:"used"`
@@ -76,12 +76,13 @@ type chanHead struct {
 	isMsg  bool   // a message (else the epoch record, or nothing)
 	offset uint64 // the message's offset
 	epoch  string
-	used   bool // the record's Used
+	used   bool      // the record's Used
+	at     time.Time // when the record was stored
 }
 
 // head reads the last message on the channel's subjects.
 func (s *Store) chanHead(ctx context.Context, c *chanRef) (chanHead, error) {
-	m, err := lastMsg(ctx, c.st, c.union)
+	m, err := s.lastMsg(ctx, c.st, c.union)
 	if err != nil || m == nil {
 		return chanHead{}, err
 	}
@@ -96,7 +97,20 @@ func (s *Store) chanHead(ctx context.Context, c *chanRef) (chanHead, error) {
 	if err := json.Unmarshal(m.Data, &rec); err != nil || rec.Epoch == "" {
 		return chanHead{}, corrupt(fmt.Sprintf("channel %q epoch record", c.name), err)
 	}
-	return chanHead{seq: m.Sequence, epoch: rec.Epoch, used: rec.Used}, nil
+	return chanHead{seq: m.Sequence, epoch: rec.Epoch, used: rec.Used, at: m.Time}, nil
+}
+
+// stale reports whether a used epoch with no message left may have lost
+// its messages to age, so that it must not be continued. A message stored
+// after the record would be younger than the record; while the record is
+// younger than half the maximum age (half: room for clock skew between
+// this node and the servers), no such message can have aged out, and an
+// empty channel means the epoch's first message is still on its way (or
+// its publisher gave up): the epoch goes on at offset 1. Without a maximum
+// age nothing ages out: messages are trimmed by count, which keeps the
+// newest, and a retraction never deletes the newest.
+func (h chanHead) stale(c *chanRef, now time.Time) bool {
+	return h.used && c.lim.MaxAge > 0 && now.Sub(h.at) >= c.lim.MaxAge/2
 }
 
 // writeRecord publishes an epoch record, compare-and-append on the union
@@ -105,7 +119,10 @@ func (s *Store) writeRecord(ctx context.Context, c *chanRef, rec epochRecord, ex
 	msg := nats.NewMsg(c.rec)
 	msg.Header.Set(jetstream.MsgTTLHeader, "never")
 	msg.Data, _ = json.Marshal(rec)
-	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequenceForSubject(expect, c.union))
+	actx, cancel := context.WithTimeout(ctx, s.attemptTimeout())
+	defer cancel()
+	ack, err := s.js.PublishMsg(actx, msg, jetstream.WithExpectLastSequenceForSubject(expect, c.union),
+		jetstream.WithMsgID("rec."+rec.Epoch+"."+strconv.FormatBool(rec.Used)))
 	if err != nil {
 		return 0, err
 	}
@@ -132,10 +149,10 @@ func (s *Store) ChannelState(channel string) (lastOffset uint64, epoch string, e
 		switch {
 		case h.isMsg:
 			return h.offset, h.epoch, nil
-		case h.seq != 0 && !h.used:
+		case h.seq != 0 && !h.stale(c, s.cfg.Now()):
 			return 0, h.epoch, nil
 		}
-		// No record yet, or a used epoch with no message left: start one.
+		// No record yet, or an epoch whose messages have aged out: start one.
 		e := randomID()
 		if _, err := s.writeRecord(ctx, c, epochRecord{Epoch: e}, h.seq); err == nil {
 			return 0, e, nil
@@ -212,6 +229,9 @@ func (s *Store) PublishMessage(ctx context.Context, msg doc.Message) (doc.Messag
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*s.cfg.RequestTimeout)
 	defer cancel()
+	// One id for every attempt: a retry after a lost ack is recognised as
+	// a duplicate within the stream's window, not stored again.
+	msgID := "msg." + randomID() + randomID()
 	for attempt := 0; attempt < maxPublishAttempts; attempt++ {
 		pos, ok := s.chans.get(c.name)
 		if !ok {
@@ -232,8 +252,22 @@ func (s *Store) PublishMessage(ctx context.Context, msg doc.Message) (doc.Messag
 		m.Header.Set(hdrOffset, strconv.FormatUint(pos.next, 10))
 		m.Header.Set(hdrEpoch, pos.epoch)
 		m.Data = data
-		ack, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequenceForSubject(pos.expect, c.union))
+		actx, acancel := context.WithTimeout(ctx, s.attemptTimeout())
+		ack, err := s.js.PublishMsg(actx, m, jetstream.WithExpectLastSequenceForSubject(pos.expect, c.union), jetstream.WithMsgID(msgID))
+		acancel()
 		switch {
+		case err == nil && ack.Duplicate:
+			// An earlier attempt was stored: report it as it was stored.
+			s.chans.drop(c.name)
+			stored, err := s.getMsg(ctx, c.st, ack.Sequence)
+			if err != nil || stored == nil {
+				return doc.Message{}, "", fmt.Errorf("publish to %q: read back the stored message: %v: %w", c.name, err, ErrCorrupt)
+			}
+			var sm doc.Message
+			if err := json.Unmarshal(stored.Data, &sm); err != nil {
+				return doc.Message{}, "", corrupt(fmt.Sprintf("channel %q message %d", c.name, ack.Sequence), err)
+			}
+			return sm, stored.Header.Get(hdrEpoch), nil
 		case err == nil:
 			s.chans.set(c.name, chanPos{epoch: pos.epoch, next: pos.next + 1, expect: ack.Sequence})
 			return msg, pos.epoch, nil
@@ -269,8 +303,11 @@ func (s *Store) nextPos(ctx context.Context, c *chanRef) (chanPos, error) {
 	if h.isMsg {
 		return chanPos{epoch: h.epoch, next: h.offset + 1, expect: h.seq}, nil
 	}
-	// No message: mark the record's epoch used (or, when it was used and
-	// its messages are gone, start a new one), then offset 1.
+	// No message: mark the record's epoch used (or, when its messages
+	// have aged out, start a new one), then offset 1.
+	if h.used && !h.stale(c, s.cfg.Now()) {
+		return chanPos{epoch: h.epoch, next: 1, expect: h.seq}, nil
+	}
 	rec := epochRecord{Epoch: h.epoch, Used: true}
 	if h.seq == 0 || h.used {
 		rec.Epoch = randomID()
@@ -301,7 +338,7 @@ type tombstones struct {
 
 // loadTombstones reads a channel's tombstones for epoch.
 func (s *Store) loadTombstones(ctx context.Context, c *chanRef, epoch string) (tombstones, uint64, error) {
-	e, err := s.kvRetr.Get(ctx, encode(c.name))
+	e, err := s.kvGet(ctx, s.kvRetr, encode(c.name))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return tombstones{Epoch: epoch}, 0, nil
 	}
@@ -330,7 +367,7 @@ func (s *Store) MessagesSince(channel string, offset uint64, limit int) ([]doc.M
 	if err != nil || !ok {
 		return nil, err
 	}
-	last, err := lastMsg(ctx, c.st, c.msgs)
+	last, err := s.lastMsg(ctx, c.st, c.msgs)
 	if err != nil || last == nil {
 		return nil, err
 	}
@@ -363,7 +400,7 @@ func (s *Store) MessagesSince(channel string, offset uint64, limit int) ([]doc.M
 	// Merge the tombstones: in place of stored ones, in the holes between
 	// them, and just before the oldest stored message.
 	var oldest uint64 = 0
-	if f, err := nextMsg(ctx, c.st, c.msgs, 1); err == nil && f != nil {
+	if f, err := s.nextMsg(ctx, c.st, c.msgs, 1); err == nil && f != nil {
 		if sp, err := msgOffset(f); err == nil {
 			oldest = sp.lo
 		}
@@ -421,7 +458,7 @@ func (s *Store) Retract(ctx context.Context, channel string, offset uint64, by s
 	if !ok {
 		return fmt.Errorf("retract message %d of %q: %w", offset, channel, ErrNotFound)
 	}
-	last, err := lastMsg(ctx, c.st, c.msgs)
+	last, err := s.lastMsg(ctx, c.st, c.msgs)
 	if err != nil {
 		return fmt.Errorf("retract: %w", err)
 	}
@@ -466,9 +503,9 @@ func (s *Store) Retract(ctx context.Context, channel string, offset uint64, by s
 			return err
 		}
 		if rev == 0 {
-			_, err = s.kvRetr.Create(ctx, encode(c.name), val)
+			_, err = s.kvCreate(ctx, s.kvRetr, encode(c.name), val)
 		} else {
-			_, err = s.kvRetr.Update(ctx, encode(c.name), val, rev)
+			_, err = s.kvUpdate(ctx, s.kvRetr, encode(c.name), val, rev)
 		}
 		if err == nil {
 			if m.Sequence != last.Sequence {
@@ -504,7 +541,7 @@ func (s *Store) FollowChannel(ctx context.Context, channel string, after uint64,
 	rctx, cancel := s.reqCtx(ctx)
 	defer cancel()
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{c.msgs}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	last, err := lastMsg(rctx, c.st, c.msgs)
+	last, err := s.lastMsg(rctx, c.st, c.msgs)
 	if err != nil {
 		return nil, err
 	}

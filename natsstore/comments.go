@@ -45,7 +45,7 @@ func (s *Store) PutComment(ctx context.Context, docID string, c doc.Comment) err
 	if c.Version < r.meta.Base || c.Version > head {
 		return fmt.Errorf("put comment %q on %q at v%d, history is [v%d, v%d]: %w", c.ID, docID, c.Version, r.meta.Base, head, ErrInvalid)
 	}
-	if _, err := s.kvCmts.Put(ctx, r.commentKey(c.ID), val); err != nil {
+	if _, err := s.kvPut(ctx, s.kvCmts, r.commentKey(c.ID), val); err != nil {
 		return fmt.Errorf("put comment %q on %q: %w", c.ID, docID, err)
 	}
 	return nil
@@ -64,7 +64,7 @@ func (s *Store) DeleteComment(ctx context.Context, docID, id string) error {
 		return fmt.Errorf("delete comment %q of %q: %w", id, docID, ErrNotFound)
 	}
 	key := r.commentKey(id)
-	e, err := s.kvCmts.Get(ctx, key)
+	e, err := s.kvGet(ctx, s.kvCmts, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("delete comment %q of %q: %w", id, docID, ErrNotFound)
 	}
@@ -154,7 +154,7 @@ func (s *Store) moveComments(ctx context.Context, r *docRef, before int) error {
 		if err != nil {
 			return err
 		}
-		if _, err := s.kvCmts.Put(ctx, r.commentKey(c.ID), val); err != nil {
+		if _, err := s.kvPut(ctx, s.kvCmts, r.commentKey(c.ID), val); err != nil {
 			return err
 		}
 	}

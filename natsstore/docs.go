@@ -59,7 +59,7 @@ func (s *Store) loadRef(ctx context.Context, id string) (*docRef, error) {
 		return nil, ErrClosed
 	}
 	tok := encode(id)
-	e, err := s.kvDocs.Get(ctx, tok)
+	e, err := s.kvGet(ctx, s.kvDocs, tok)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, fmt.Errorf("doc %q: %w", id, ErrNotFound)
 	}
@@ -90,7 +90,7 @@ func (s *Store) ref(ctx context.Context, id string) (*docRef, int, error) {
 // head returns the document's current version from its last message:
 // ErrNotFound when that is a deletion marker.
 func (s *Store) head(ctx context.Context, r *docRef) (int, error) {
-	m, err := lastMsg(ctx, s.ops, r.subj)
+	m, err := s.lastMsg(ctx, s.ops, r.subj)
 	if err != nil {
 		return 0, fmt.Errorf("head of %q: %w", r.meta.ID, err)
 	}
@@ -148,7 +148,7 @@ func (s *Store) CreateDocMeta(ctx context.Context, info doc.Info) (DocMeta, erro
 		return DocMeta{}, err
 	}
 	tok := encode(info.ID)
-	_, err = s.kvDocs.Create(ctx, tok, val)
+	_, err = s.kvCreate(ctx, s.kvDocs, tok, val)
 	if err == nil {
 		return m, nil
 	}
@@ -159,11 +159,14 @@ func (s *Store) CreateDocMeta(ctx context.Context, info doc.Info) (DocMeta, erro
 	if err != nil {
 		return DocMeta{}, fmt.Errorf("create doc %q: %w", info.ID, err)
 	}
+	if old.meta.Epoch == m.Epoch {
+		return m, nil // our own create, whose response was lost and retried
+	}
 	if _, err := s.head(ctx, old); !errors.Is(err, ErrNotFound) {
 		return DocMeta{}, fmt.Errorf("create doc %q: %w", info.ID, ErrExists)
 	}
 	// The old incarnation's deletion stopped half-way: finish it.
-	if _, err := s.kvDocs.Update(ctx, tok, val, old.rev); err != nil {
+	if _, err := s.kvUpdate(ctx, s.kvDocs, tok, val, old.rev); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) { // someone else got there first
 			return DocMeta{}, fmt.Errorf("create doc %q: %w", info.ID, ErrExists)
 		}
@@ -263,7 +266,10 @@ func (s *Store) DeleteDoc(ctx context.Context, id string) error {
 		msg.Header.Set(hdrDeleted, "1")
 		msg.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 		msg.Header.Set(jetstream.MsgTTLHeader, s.cfg.DeleteMarkerTTL.String())
-		if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		_, err := call(s, ctx, func(ctx context.Context) (*jetstream.PubAck, error) {
+			return s.js.PublishMsg(ctx, msg, jetstream.WithMsgID("del."+r.meta.Epoch))
+		})
+		if err != nil {
 			return fmt.Errorf("delete doc %q: %w", id, err)
 		}
 	}
@@ -329,7 +335,7 @@ func (s *Store) updateMeta(ctx context.Context, id string, fn func(*DocMeta) err
 		if err != nil {
 			return err
 		}
-		_, err = s.kvDocs.Update(ctx, r.tok, val, r.rev)
+		_, err = s.kvUpdate(ctx, s.kvDocs, r.tok, val, r.rev)
 		if err == nil {
 			return nil
 		}

@@ -266,7 +266,7 @@ func (s *Store) expectFor(ctx context.Context, r *docRef, v uint64) (uint64, err
 	if sp, ok := s.tails.last(r.subj); ok && sp.hi == v {
 		return sp.seq, nil
 	}
-	m, err := lastMsg(ctx, s.ops, r.subj)
+	m, err := s.lastMsg(ctx, s.ops, r.subj)
 	if err != nil {
 		return 0, err
 	}
@@ -644,7 +644,7 @@ func (s *Store) FollowOps(ctx context.Context, docID string, from int, deliver f
 		}
 	} else if sp, ok := s.tails.last(r.subj); ok && sp.hi == uint64(head) {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, sp.seq+1
-	} else if m, err := lastMsg(rctx, s.ops, r.subj); err != nil {
+	} else if m, err := s.lastMsg(rctx, s.ops, r.subj); err != nil {
 		return nil, err
 	} else if m != nil {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, m.Sequence+1

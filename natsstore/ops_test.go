@@ -20,6 +20,7 @@ type contention struct {
 	acked     map[string]int // uid → version acknowledged to its writer
 	conflicts int64
 	total     int
+	maxPause  time.Duration // the longest time without any acknowledgement
 }
 
 // contend makes each store in stores append opsEach ops to document id,
@@ -35,6 +36,7 @@ func contend(t *testing.T, stores []*Store, id string, opsEach int, progress *at
 	defer cancel()
 	var mu sync.Mutex
 	out := contention{acked: map[string]int{}, total: len(stores) * opsEach}
+	lastAck := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(stores))
 	for w, s := range stores {
@@ -93,6 +95,9 @@ func contend(t *testing.T, stores []*Store, id string, opsEach int, progress *at
 				for _, rec := range recs {
 					out.acked[rec.UID] = rec.Version
 				}
+				now := time.Now()
+				out.maxPause = max(out.maxPause, now.Sub(lastAck))
+				lastAck = now
 				mu.Unlock()
 				head += k
 				done += k

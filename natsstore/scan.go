@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -97,9 +98,39 @@ func (c *tailCache) drop(subj string) {
 	c.mu.Unlock()
 }
 
+// call runs one request with the attempt timeout, retrying transient
+// failures (a lost response, no stream leader during an election, a
+// reconnect) until three RequestTimeouts have passed or ctx ends. Only
+// idempotent requests go through it; a compare-and-set that is retried
+// after its first attempt was in fact applied fails, and its caller, which
+// re-reads before it writes again, sees its own write.
+func call[T any](s *Store, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(3 * s.cfg.RequestTimeout)
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, s.attemptTimeout())
+		v, err := fn(actx)
+		cancel()
+		if err == nil || !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) || s.isClosed() {
+			return v, err
+		}
+		backoff(ctx, attempt)
+	}
+}
+
+// retryable reports a failure worth another attempt of the same request.
+func retryable(err error) bool {
+	for _, final := range []error{jetstream.ErrMsgNotFound, jetstream.ErrKeyNotFound, jetstream.ErrKeyExists,
+		jetstream.ErrKeyDeleted, ErrNotFound, ErrInvalid, ErrCompacted, ErrConflict, ErrCorrupt, ErrClosed} {
+		if errors.Is(err, final) {
+			return false
+		}
+	}
+	return !isWrongLast(err) && transient(err)
+}
+
 // getMsg reads the message at seq exactly; nil when there is none.
-func getMsg(ctx context.Context, st jetstream.Stream, seq uint64) (*jetstream.RawStreamMsg, error) {
-	m, err := st.GetMsg(ctx, seq)
+func (s *Store) getMsg(ctx context.Context, st jetstream.Stream, seq uint64) (*jetstream.RawStreamMsg, error) {
+	m, err := call(s, ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) { return st.GetMsg(ctx, seq) })
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -108,8 +139,10 @@ func getMsg(ctx context.Context, st jetstream.Stream, seq uint64) (*jetstream.Ra
 
 // nextMsg reads the first message on subj at or after seq; nil when there
 // is none.
-func nextMsg(ctx context.Context, st jetstream.Stream, subj string, seq uint64) (*jetstream.RawStreamMsg, error) {
-	m, err := st.GetMsg(ctx, max(seq, 1), jetstream.WithGetMsgSubject(subj))
+func (s *Store) nextMsg(ctx context.Context, st jetstream.Stream, subj string, seq uint64) (*jetstream.RawStreamMsg, error) {
+	m, err := call(s, ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return st.GetMsg(ctx, max(seq, 1), jetstream.WithGetMsgSubject(subj))
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -118,12 +151,30 @@ func nextMsg(ctx context.Context, st jetstream.Stream, subj string, seq uint64) 
 
 // lastMsg reads the last message on subj (a filter may have wildcards);
 // nil when there is none.
-func lastMsg(ctx context.Context, st jetstream.Stream, subj string) (*jetstream.RawStreamMsg, error) {
-	m, err := st.GetLastMsgForSubject(ctx, subj)
+func (s *Store) lastMsg(ctx context.Context, st jetstream.Stream, subj string) (*jetstream.RawStreamMsg, error) {
+	m, err := call(s, ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) { return st.GetLastMsgForSubject(ctx, subj) })
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
 	return m, err
+}
+
+// kvGet, kvPut, kvCreate and kvUpdate are the bucket's calls through
+// call.
+func (s *Store) kvGet(ctx context.Context, kv jetstream.KeyValue, key string) (jetstream.KeyValueEntry, error) {
+	return call(s, ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return kv.Get(ctx, key) })
+}
+
+func (s *Store) kvPut(ctx context.Context, kv jetstream.KeyValue, key string, val []byte) (uint64, error) {
+	return call(s, ctx, func(ctx context.Context) (uint64, error) { return kv.Put(ctx, key, val) })
+}
+
+func (s *Store) kvCreate(ctx context.Context, kv jetstream.KeyValue, key string, val []byte) (uint64, error) {
+	return call(s, ctx, func(ctx context.Context) (uint64, error) { return kv.Create(ctx, key, val) })
+}
+
+func (s *Store) kvUpdate(ctx context.Context, kv jetstream.KeyValue, key string, val []byte, rev uint64) (uint64, error) {
+	return call(s, ctx, func(ctx context.Context) (uint64, error) { return kv.Update(ctx, key, val, rev) })
 }
 
 // seek finds the message on subj whose span holds target or, when target
@@ -137,7 +188,7 @@ func lastMsg(ctx context.Context, st jetstream.Stream, subj string) (*jetstream.
 func (s *Store) seek(ctx context.Context, st jetstream.Stream, subj string, target uint64, spanOf spanFunc) (*jetstream.RawStreamMsg, span, error) {
 	hit, found, below, hasBelow := s.tails.find(subj, target)
 	if found {
-		m, err := getMsg(ctx, st, hit.seq)
+		m, err := s.getMsg(ctx, st, hit.seq)
 		if err != nil {
 			return nil, span{}, err
 		}
@@ -149,7 +200,7 @@ func (s *Store) seek(ctx context.Context, st jetstream.Stream, subj string, targ
 		s.tails.drop(subj) // stale
 		hasBelow = false
 	}
-	hiMsg, err := lastMsg(ctx, st, subj)
+	hiMsg, err := s.lastMsg(ctx, st, subj)
 	if err != nil || hiMsg == nil {
 		return nil, span{}, err
 	}
@@ -168,7 +219,7 @@ func (s *Store) seek(ctx context.Context, st jetstream.Stream, subj string, targ
 	if hasBelow && below.seq < hiSpan.seq {
 		loSpan = below
 	} else {
-		first, err := nextMsg(ctx, st, subj, 1)
+		first, err := s.nextMsg(ctx, st, subj, 1)
 		if err != nil || first == nil {
 			return nil, span{}, err
 		}
@@ -197,7 +248,7 @@ func (s *Store) seek(ctx context.Context, st jetstream.Stream, subj string, targ
 			g = a + 1 + uint64(frac*float64(b-a-1))
 		}
 		g = min(max(g, a+1), b-1)
-		m, err := nextMsg(ctx, st, subj, g)
+		m, err := s.nextMsg(ctx, st, subj, g)
 		if err != nil {
 			return nil, span{}, err
 		}
@@ -234,7 +285,7 @@ func (s *Store) scan(ctx context.Context, st jetstream.Stream, subj string, from
 		if seq > until {
 			return nil
 		}
-		m, err := nextMsg(ctx, st, subj, seq)
+		m, err := s.nextMsg(ctx, st, subj, seq)
 		if err != nil {
 			return err
 		}
@@ -250,6 +301,9 @@ func (s *Store) scan(ctx context.Context, st jetstream.Stream, subj string, from
 	if seq > until {
 		return nil
 	}
+	// The consumer recreates itself after a failure; bound the wait.
+	ctx, cancel := context.WithTimeout(ctx, 3*s.cfg.RequestTimeout)
+	defer cancel()
 	cons, err := s.js.OrderedConsumer(ctx, st.CachedInfo().Config.Name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subj},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,

@@ -69,7 +69,7 @@ func (s *Store) putSnap(ctx context.Context, r *docRef, snap doc.Snapshot) error
 		n := (len(content) + s.chunk - 1) / s.chunk
 		for i := 0; i < n; i++ {
 			part := content[i*s.chunk : min((i+1)*s.chunk, len(content))]
-			if _, err := s.kvSnaps.Put(ctx, fmt.Sprintf("%s.%04x", key, i), part); err != nil {
+			if _, err := s.kvPut(ctx, s.kvSnaps, fmt.Sprintf("%s.%04x", key, i), part); err != nil {
 				return fmt.Errorf("put snapshot v%d of %q chunk %d: %w", snap.Version, r.meta.ID, i, err)
 			}
 		}
@@ -77,7 +77,7 @@ func (s *Store) putSnap(ctx context.Context, r *docRef, snap doc.Snapshot) error
 		js, _ := json.Marshal(snapManifest{Size: len(content), Chunks: n, Sum: hex.EncodeToString(sum[:])})
 		val = append([]byte{'C'}, js...)
 	}
-	if _, err := s.kvSnaps.Put(ctx, key, val); err != nil {
+	if _, err := s.kvPut(ctx, s.kvSnaps, key, val); err != nil {
 		return fmt.Errorf("put snapshot v%d of %q: %w", snap.Version, r.meta.ID, err)
 	}
 	return nil
@@ -86,7 +86,7 @@ func (s *Store) putSnap(ctx context.Context, r *docRef, snap doc.Snapshot) error
 // getSnap reads the snapshot at v; ok is false when there is none.
 func (s *Store) getSnap(ctx context.Context, r *docRef, v int) (string, bool, error) {
 	key := r.snapKey(v)
-	e, err := s.kvSnaps.Get(ctx, key)
+	e, err := s.kvGet(ctx, s.kvSnaps, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", false, nil
 	}
@@ -112,7 +112,7 @@ func (s *Store) decodeSnap(ctx context.Context, key string, val []byte) (string,
 		var b strings.Builder
 		b.Grow(man.Size)
 		for i := 0; i < man.Chunks; i++ {
-			e, err := s.kvSnaps.Get(ctx, fmt.Sprintf("%s.%04x", key, i))
+			e, err := s.kvGet(ctx, s.kvSnaps, fmt.Sprintf("%s.%04x", key, i))
 			if err != nil {
 				return "", false, fmt.Errorf("snapshot %s chunk %d: %w", key, i, err)
 			}
@@ -135,7 +135,7 @@ func (s *Store) latestSnap(ctx context.Context, r *docRef) (int, string, bool, e
 	if err != nil {
 		return 0, "", false, err
 	}
-	m, err := lastMsg(ctx, st, "$KV."+s.kvSnaps.Bucket()+"."+r.keyPrefix()+".*")
+	m, err := s.lastMsg(ctx, st, "$KV."+s.kvSnaps.Bucket()+"."+r.keyPrefix()+".*")
 	if err != nil || m == nil || m.Header.Get("KV-Operation") != "" {
 		return 0, "", false, err
 	}
@@ -283,7 +283,8 @@ func (sn *snapshotter) run() {
 		sn.mu.Unlock()
 		for id, v := range work {
 			if err := sn.write(id, v); err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrClosed) {
-				sn.s.log.Error().Err(err).Str("doc", id).Int("version", v).Msg("periodic snapshot")
+				// The next crossing writes every snapshot still missing.
+				sn.s.log.Warn().Err(err).Str("doc", id).Int("version", v).Msg("periodic snapshot postponed")
 			}
 		}
 	}
@@ -378,7 +379,7 @@ func (s *Store) Compact(ctx context.Context, docID string, before int) error {
 		return fmt.Errorf("compact %q: %w", docID, err)
 	}
 	if keep == nil {
-		if keep, err = lastMsg(ctx, s.ops, r.subj); err != nil {
+		if keep, err = s.lastMsg(ctx, s.ops, r.subj); err != nil {
 			return fmt.Errorf("compact %q: %w", docID, err)
 		}
 	}

@@ -25,7 +25,7 @@ func (s *Store) currentEpoch(ctx context.Context, c *chanRef) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !h.isMsg && h.used {
+	if !h.isMsg && h.stale(c, s.cfg.Now()) {
 		return "", nil // the epoch's messages are gone; the next one starts anew
 	}
 	return h.epoch, nil
@@ -56,7 +56,7 @@ func (s *Store) SetReceipt(ctx context.Context, user, channel string, offset uin
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		var rc receipts
 		var rev uint64
-		e, err := s.kvRcpt.Get(ctx, key)
+		e, err := s.kvGet(ctx, s.kvRcpt, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
@@ -79,9 +79,9 @@ func (s *Store) SetReceipt(ctx context.Context, user, channel string, offset uin
 			return err
 		}
 		if rev == 0 {
-			_, err = s.kvRcpt.Create(ctx, key, val)
+			_, err = s.kvCreate(ctx, s.kvRcpt, key, val)
 		} else {
-			_, err = s.kvRcpt.Update(ctx, key, val, rev)
+			_, err = s.kvUpdate(ctx, s.kvRcpt, key, val, rev)
 		}
 		if err == nil {
 			return nil
@@ -106,7 +106,7 @@ func (s *Store) Receipts(channel string) (map[string]uint64, error) {
 	}
 	ctx, cancel := s.reqCtx(context.Background())
 	defer cancel()
-	e, err := s.kvRcpt.Get(ctx, encode(channel))
+	e, err := s.kvGet(ctx, s.kvRcpt, encode(channel))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return out, nil
 	}
@@ -153,17 +153,17 @@ func (s *Store) PutUser(ctx context.Context, u doc.User) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.kvUsers.Put(ctx, encode(u.ID), val); err != nil {
+	if _, err := s.kvPut(ctx, s.kvUsers, encode(u.ID), val); err != nil {
 		return fmt.Errorf("put user %q: %w", u.ID, err)
 	}
 	if u.Name != "" {
-		if _, err := s.kvNames.Put(ctx, encode(u.Name), []byte(u.ID)); err != nil {
+		if _, err := s.kvPut(ctx, s.kvNames, encode(u.Name), []byte(u.ID)); err != nil {
 			return fmt.Errorf("put user %q name: %w", u.ID, err)
 		}
 	}
 	if found && old.Name != "" && old.Name != u.Name {
 		// Drop the old name's index entry if it still points here.
-		if e, err := s.kvNames.Get(ctx, encode(old.Name)); err == nil && string(e.Value()) == u.ID {
+		if e, err := s.kvGet(ctx, s.kvNames, encode(old.Name)); err == nil && string(e.Value()) == u.ID {
 			_ = s.kvNames.Delete(ctx, encode(old.Name), jetstream.LastRevision(e.Revision()))
 		}
 	}
@@ -185,7 +185,7 @@ func (s *Store) getUser(ctx context.Context, id string) (doc.User, bool, error) 
 	if err := checkID("user id", id); err != nil {
 		return u, false, err
 	}
-	e, err := s.kvUsers.Get(ctx, encode(id))
+	e, err := s.kvGet(ctx, s.kvUsers, encode(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return u, false, nil
 	}
@@ -206,7 +206,7 @@ func (s *Store) UserByName(name string) (doc.User, bool, error) {
 	}
 	ctx, cancel := s.reqCtx(context.Background())
 	defer cancel()
-	e, err := s.kvNames.Get(ctx, encode(name))
+	e, err := s.kvGet(ctx, s.kvNames, encode(name))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return doc.User{}, false, nil
 	}
