@@ -55,9 +55,6 @@ func (s *Store) loadRef(ctx context.Context, id string) (*docRef, error) {
 	if err := checkID("doc id", id); err != nil {
 		return nil, err
 	}
-	if s.isClosed() {
-		return nil, ErrClosed
-	}
 	tok := encode(id)
 	e, err := s.kvGet(ctx, s.kvDocs, tok)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {

@@ -178,9 +178,7 @@ func (s *Store) appendBatch(ctx context.Context, r *docRef, recs []doc.OpRecord)
 	deadline := time.Now().Add(3 * s.cfg.RequestTimeout)
 	tried := false
 	for attempt := 0; ; attempt++ {
-		if s.isClosed() {
-			return ErrClosed
-		}
+		// No closed check: Close waits for the queued appends to finish.
 		actx, cancel := context.WithTimeout(ctx, s.attemptTimeout())
 		seq, err := s.publishOps(actx, r, v, k, msgID, data, tried)
 		cancel()

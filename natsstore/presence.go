@@ -95,7 +95,8 @@ type tracked struct {
 	boots    map[string]string            // node → its boot id at that number
 	watchers map[int]func(PresenceEvent)
 	nextID   int
-	ready    bool // the first query is done: events reach the watchers
+	ready    bool          // the first query is done: events reach the watchers
+	readyCh  chan struct{} // closed when ready is set
 }
 
 type nodeState struct {
@@ -524,7 +525,7 @@ func (p *Presence) Watch(channel string, fn func(PresenceEvent)) (members []Memb
 	fresh := t == nil
 	if fresh {
 		t = &tracked{name: channel, members: make(map[string]map[string]Member), seqs: make(map[string]uint64),
-			boots: make(map[string]string), watchers: make(map[int]func(PresenceEvent))}
+			boots: make(map[string]string), watchers: make(map[int]func(PresenceEvent)), readyCh: make(chan struct{})}
 		sub, err := p.s.nc.Subscribe(p.s.n.pres(encode(channel)), func(m *nats.Msg) { p.event(t, m) })
 		if err != nil {
 			p.mu.Unlock()
@@ -553,6 +554,7 @@ func (p *Presence) Watch(channel string, fn func(PresenceEvent)) (members []Memb
 		p.mu.Lock()
 		p.applySnapshotsLocked(t, snaps) // not ready: no watcher calls
 		t.ready = true
+		close(t.readyCh)
 		p.mu.Unlock()
 	} else {
 		p.waitReady(t)
@@ -560,16 +562,12 @@ func (p *Presence) Watch(channel string, fn func(PresenceEvent)) (members []Memb
 	return p.membersOf(channel), stop, nil
 }
 
-// waitReady waits until the first query of t is done.
+// waitReady waits until the first query of t is done (or the store
+// closes).
 func (p *Presence) waitReady(t *tracked) {
-	for i := 0; i < 1000; i++ {
-		p.mu.Lock()
-		ready := t.ready
-		p.mu.Unlock()
-		if ready {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-t.readyCh:
+	case <-p.quit:
 	}
 }
 
