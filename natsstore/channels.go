@@ -530,7 +530,8 @@ func (s *Store) Retract(ctx context.Context, channel string, offset uint64, by s
 // deliver runs on one goroutine at a time and may block. Retractions are
 // not delivered here (they are announced over core NATS by the node that
 // retracts). onErr is called once if delivery cannot go on.
-func (s *Store) FollowChannel(ctx context.Context, channel string, after uint64, deliver func(msg doc.Message, epoch string), onErr func(error)) (*Follower, error) {
+// stop stops the follower and returns once deliver is no longer running.
+func (s *Store) FollowChannel(ctx context.Context, channel string, after uint64, deliver func(msg doc.Message, epoch string), onErr func(error)) (stop func(), err error) {
 	c, ok, err := s.chanRef(channel)
 	if err != nil {
 		return nil, err
@@ -582,5 +583,5 @@ func (s *Store) FollowChannel(ctx context.Context, channel string, after uint64,
 	}
 	f.cc = cc
 	close(f.ready)
-	return f, nil
+	return f.Stop, nil
 }

@@ -39,7 +39,7 @@ func TestChannelOffsetsAcrossConnections(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer f.Stop()
+		defer f()
 	}
 	_, epoch0, _ := pubs[0].ChannelState(ch)
 	const each = 40

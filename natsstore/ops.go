@@ -173,8 +173,7 @@ func (s *Store) appendBatch(ctx context.Context, r *docRef, recs []doc.OpRecord)
 	}
 	v := uint64(recs[0].Version)
 	k := uint64(len(recs))
-	sum := sha256.Sum256(data)
-	msgID := r.meta.Epoch + "." + strconv.FormatUint(v, 10) + "." + hex.EncodeToString(sum[:12])
+	msgID := batchMsgID(r.meta.Epoch, v, data)
 	deadline := time.Now().Add(3 * s.cfg.RequestTimeout)
 	tried := false
 	for attempt := 0; ; attempt++ {
@@ -207,6 +206,14 @@ func (s *Store) appendBatch(ctx context.Context, r *docRef, recs []doc.OpRecord)
 		s.log.Warn().Err(err).Str("doc", id).Int("attempt", attempt+1).Msg("op append retried")
 		backoff(ctx, attempt)
 	}
+}
+
+// batchMsgID is a batch's Nats-Msg-Id: the incarnation, the first version
+// and a hash of the body, so that only a retry of the very same batch is
+// taken as a duplicate.
+func batchMsgID(epoch string, v uint64, data []byte) string {
+	sum := sha256.Sum256(data)
+	return epoch + "." + strconv.FormatUint(v, 10) + "." + hex.EncodeToString(sum[:12])
 }
 
 // publishOps makes one attempt: find the sequence to expect, publish. A
@@ -563,7 +570,8 @@ func (s *Store) OpByUID(docID, uid string) (doc.OpRecord, bool, error) {
 	return s.FindUID(ctx, docID, uid, r.meta.Base)
 }
 
-// A Follower delivers a document's or a channel's log as it grows.
+// A Follower delivers a document's or a channel's log as it grows; the
+// Follow methods hand out its Stop.
 type Follower struct {
 	cc    jetstream.ConsumeContext
 	ready chan struct{} // closed once cc is set
@@ -620,8 +628,9 @@ func (f *Follower) fail() bool {
 // delivery pauses meanwhile. When the log cannot continue (the document
 // was deleted: ErrNotFound; compaction removed the next ops:
 // ErrCompacted) onErr is called once and delivery stops; the caller still
-// calls Stop.
-func (s *Store) FollowOps(ctx context.Context, docID string, from int, deliver func([]doc.OpRecord), onErr func(error)) (*Follower, error) {
+// calls stop, which stops the follower and returns once deliver is no
+// longer running (nothing is delivered after it returns).
+func (s *Store) FollowOps(ctx context.Context, docID string, from int, deliver func([]doc.OpRecord), onErr func(error)) (stop func(), err error) {
 	rctx, cancel := s.reqCtx(ctx)
 	defer cancel()
 	r, head, err := s.ref(rctx, docID)
@@ -689,5 +698,5 @@ func (s *Store) FollowOps(ctx context.Context, docID string, from int, deliver f
 	}
 	f.cc = cc
 	close(f.ready)
-	return f, nil
+	return f.Stop, nil
 }

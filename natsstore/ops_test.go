@@ -2,6 +2,7 @@ package natsstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -173,7 +174,7 @@ func TestAppendContention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Stop()
+	defer f()
 
 	var progress atomic.Int64
 	c := contend(t, stores, id, 60, &progress)
@@ -208,7 +209,7 @@ func TestAppendContention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f2.Stop()
+	defer f2()
 	waitFor(t, 10*time.Second, "the mid-log follower", func() bool {
 		mmu.Lock()
 		defer mmu.Unlock()
@@ -291,7 +292,7 @@ func TestFollowerSeesDeletion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Stop()
+	defer f()
 	if err := b.DeleteDoc(context.Background(), "gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -302,5 +303,76 @@ func TestFollowerSeesDeletion(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the follower did not see the deletion")
+	}
+}
+
+// TestExactlyOnceAcrossNodes: a client's op sent to node A, which stores
+// it, then resent to node B (the client reconnected there) against the same
+// base: B finds its uid from that base and acknowledges the version A
+// stored, instead of storing it again; had B appended first, A's append
+// would lose the compare-and-append and A would find the uid among the ops
+// it missed.
+func TestExactlyOnceAcrossNodes(t *testing.T) {
+	srv := runServer(t, true)
+	a := open(t, testConfig(t, srv.ClientURL(), "A"))
+	b := open(t, testConfig(t, srv.ClientURL(), "B"))
+	const id = "once"
+	if _, err := a.CreateDoc(bg, doc.Info{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AppendOps(bg, id, []doc.OpRecord{{Version: 0, Op: insertAt(0, 0, "x"), UID: "other"}}); err != nil {
+		t.Fatal(err)
+	}
+	// The client's op, base 1, lands through A at v1.
+	op := doc.OpRecord{Version: 1, Op: insertAt(1, 1, "y"), UID: "client-op-7"}
+	if err := a.AppendOps(bg, id, []doc.OpRecord{op}); err != nil {
+		t.Fatal(err)
+	}
+	// B, which has not seen it, would append it at v1 too: it loses.
+	err := b.AppendOps(bg, id, []doc.OpRecord{op})
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Have != 2 {
+		t.Fatalf("second append of one uid: %v, want a conflict at head 2", err)
+	}
+	// The resend's lookup from its base finds it.
+	rec, found, err := b.FindUID(bg, id, op.UID, 1)
+	if err != nil || !found || rec.Version != 1 {
+		t.Fatalf("FindUID from the base: %+v %v %v", rec, found, err)
+	}
+	if info, _ := b.GetDoc(id); info.Version != 2 {
+		t.Fatalf("head v%d, want 2: the op is stored once", info.Version)
+	}
+}
+
+// TestRetryOfAStoredBatch: an append whose first attempt was stored but
+// whose response was lost is retried with the same message id; the retry
+// recognises its own message and succeeds, storing nothing more.
+func TestRetryOfAStoredBatch(t *testing.T) {
+	s, _ := openOne(t)
+	const id = "retry"
+	if _, err := s.CreateDoc(bg, doc.Info{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.prepareOps(id, []doc.OpRecord{{Version: 0, Op: insertAt(0, 0, "x"), UID: "u"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendOps(bg, id, recs); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.loadRef(bg, id)
+	data, _ := json.Marshal(recs)
+	msgID := batchMsgID(r.meta.Epoch, 0, data)
+	if _, err := s.publishOps(bg, r, 0, 1, msgID, data, true); err != nil {
+		t.Fatalf("retry of a stored batch: %v", err)
+	}
+	// A first attempt with the same versions but another body is a
+	// conflict.
+	other, _ := json.Marshal([]doc.OpRecord{{Version: 0, Op: insertAt(0, 0, "z"), UID: "v"}})
+	if _, err := s.publishOps(bg, r, 0, 1, batchMsgID(r.meta.Epoch, 0, other), other, false); !errors.Is(err, ErrConflict) {
+		t.Fatalf("another batch at a taken version: %v", err)
+	}
+	if info, _ := s.GetDoc(id); info.Version != 1 {
+		t.Fatalf("head v%d after the retry, want 1", info.Version)
 	}
 }
