@@ -1,7 +1,9 @@
 package natsstore
 
 import (
+	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,5 +103,44 @@ func TestClusterContention(t *testing.T) {
 	only := open(t, testConfig(t, c.urls[victim], "late"))
 	if info, err := only.GetDoc(id); err != nil || info.Version != res.total {
 		t.Fatalf("through the restarted server: v%d %v", info.Version, err)
+	}
+
+	// Channel offsets on the replicated stream (whose leader checks the
+	// expectation on the channel's subject filter while earlier writes
+	// are still being replicated): 3 publishers, one per server.
+	const ch, per = "chat:clustered", 30
+	var wg sync.WaitGroup
+	offsets := make(chan uint64, 3*per)
+	for i, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range per {
+				m, _, err := s.PublishMessage(bg, doc.Message{Channel: ch, Data: json.RawMessage(fmt.Sprintf(`{"p":%d,"j":%d}`, i, j))})
+				if err != nil {
+					t.Errorf("publisher %d: %v", i, err)
+					return
+				}
+				offsets <- m.Offset
+			}
+		}()
+	}
+	wg.Wait()
+	close(offsets)
+	seen := map[uint64]bool{}
+	for o := range offsets {
+		if seen[o] {
+			t.Fatalf("offset %d given twice", o)
+		}
+		seen[o] = true
+	}
+	msgs, err := only.MessagesSince(ch, 0, 0)
+	if err != nil || len(msgs) != 3*per {
+		t.Fatalf("history: %d messages, %v", len(msgs), err)
+	}
+	for i, m := range msgs {
+		if m.Offset != uint64(i+1) {
+			t.Fatalf("message %d has offset %d", i, m.Offset)
+		}
 	}
 }
