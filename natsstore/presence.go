@@ -236,6 +236,15 @@ func (p *Presence) heard(m *nats.Msg) {
 	}
 }
 
+// noteNodeLocked starts the clock of a node first heard of through its
+// presence rather than its heartbeat, so that its members leave if it dies
+// before its first heartbeat arrives. Must be called with p.mu held.
+func (p *Presence) noteNodeLocked(node, boot string) {
+	if p.nodes[node] == nil {
+		p.nodes[node] = &nodeState{last: time.Now(), boot: boot}
+	}
+}
+
 // dropNode removes a node's members from every watched channel.
 func (p *Presence) dropNode(node string) {
 	var notes []note
@@ -391,6 +400,7 @@ func (p *Presence) event(t *tracked, m *nats.Msg) {
 		p.mu.Unlock()
 		return
 	}
+	p.noteNodeLocked(ev.Node, ev.Boot)
 	gap := t.boots[ev.Node] == ev.Boot && ev.Seq > t.seqs[ev.Node]+1
 	var notes []note
 	if pe, ok := t.applyLocked(ev); ok {
@@ -478,7 +488,8 @@ func (p *Presence) applySnapshotsLocked(t *tracked, snaps []presSnapshot) []note
 		if snap.Node == p.node {
 			continue
 		}
-		if n := p.nodes[snap.Node]; n != nil && (n.dead || n.boot != snap.Boot) {
+		p.noteNodeLocked(snap.Node, snap.Boot)
+		if n := p.nodes[snap.Node]; n.dead || n.boot != snap.Boot {
 			continue
 		}
 		if t.boots[snap.Node] == snap.Boot && snap.Seq < t.seqs[snap.Node] {
