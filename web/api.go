@@ -639,7 +639,7 @@ func (s *Server) apiImport(w http.ResponseWriter, r *http.Request, ident auth.Id
 	if !ident.Grants.Allows(auth.ActionAdmin, "doc:*") && !ident.Grants.Allows(auth.ActionWrite, "doc:*") {
 		return forbidden("importing needs write on doc:*")
 	}
-	info, err := store.Import(http.MaxBytesReader(w, r.Body, maxImportBody))
+	info, err := store.Import(http.MaxBytesReader(w, s.progressBody(w, r), maxImportBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -67,6 +67,16 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// WriteTimeout bounds one frame write. By default 10 * time.Second.
 	WriteTimeout time.Duration
+	// HTTPReadTimeout bounds reading one HTTP request with its body (the
+	// import's body: each 64 KiB of it). By default 60 * time.Second.
+	HTTPReadTimeout time.Duration
+	// HTTPWriteTimeout bounds writing an HTTP response, or each 64 KiB of
+	// a long one (a backup, an export): a download of any size goes
+	// through while the client keeps reading. By default 60 * time.Second.
+	HTTPWriteTimeout time.Duration
+	// HTTPIdleTimeout is how long a kept-alive HTTP connection may wait
+	// for its next request. By default 120 * time.Second.
+	HTTPIdleTimeout time.Duration
 	// FrameRate and FrameBurst limit the frames one connection may send per
 	// second; a frame over the limit gets rate_limited. By default 100 and
 	// MaxSubscriptions+50 (at least 200). MaxViolations rate-limited frames within ViolationWindow close
@@ -108,6 +118,15 @@ func (c *Config) setDefaults() {
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
+	if c.HTTPReadTimeout <= 0 {
+		c.HTTPReadTimeout = 60 * time.Second
+	}
+	if c.HTTPWriteTimeout <= 0 {
+		c.HTTPWriteTimeout = 60 * time.Second
+	}
+	if c.HTTPIdleTimeout <= 0 {
+		c.HTTPIdleTimeout = 120 * time.Second
+	}
 	if c.FrameRate <= 0 {
 		c.FrameRate = 100
 	}
@@ -138,7 +157,8 @@ type Server struct {
 	log      zerolog.Logger
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
-	routes   []string // patterns registered on mux; written only in New
+	handler  http.Handler // mux behind the edge's checks (edge.go)
+	routes   []string     // patterns registered on mux; written only in New
 
 	mu       sync.Mutex         // guards conns and shutting
 	conns    map[*conn]struct{} // open connections
@@ -177,6 +197,7 @@ func New(cfg Config) *Server {
 	s.handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
 	s.handle("GET /", s.serveStatic())
 	s.routeAPI()
+	s.handler = s.edge(s.mux)
 	return s
 }
 
@@ -192,10 +213,12 @@ func (s *Server) handle(pattern string, h http.Handler) {
 // them). docs/openapi.yaml must describe exactly these; a test checks it.
 func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
-// Handler returns the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the server's HTTP handler: the mux behind the edge's
+// checks and timeouts (edge.go).
+func (s *Server) Handler() http.Handler { return s.handler }
 
-// Mux returns the server's mux, so that the binary can mount more routes.
+// Mux returns the server's mux, so that the binary can mount more routes
+// (Handler serves them too, behind the same checks).
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
 // DevMode reports whether guests connect without a token.

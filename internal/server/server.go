@@ -109,6 +109,13 @@ type LimitsConfig struct {
 	MaxQueueBytes    int      `json:"max_queue_bytes,omitempty"`
 	// WriteTimeout bounds one frame write to a client.
 	WriteTimeout Duration `json:"write_timeout,omitempty"`
+	// HTTPReadTimeout, HTTPWriteTimeout and HTTPIdleTimeout are the HTTP
+	// server's: reading a request, writing a response (or each 64 KiB of a
+	// long one), and a kept-alive connection's wait for its next request.
+	// By default 60s, 60s and 120s.
+	HTTPReadTimeout  Duration `json:"http_read_timeout,omitempty"`
+	HTTPWriteTimeout Duration `json:"http_write_timeout,omitempty"`
+	HTTPIdleTimeout  Duration `json:"http_idle_timeout,omitempty"`
 	// PresenceCountInterval is how often count-only channels announce
 	// their member count.
 	PresenceCountInterval Duration `json:"presence_count_interval,omitempty"`
@@ -245,8 +252,11 @@ func (m *Server) Run(ctx context.Context) error {
 		MaxFrameBytes: lim.MaxFrameBytes, MaxSubscriptions: lim.MaxSubscriptions,
 		FrameRate: lim.FrameRate, FrameBurst: lim.FrameBurst, MaxQueueBytes: lim.MaxQueueBytes,
 		PingInterval: time.Duration(lim.PingInterval), ConnectTimeout: time.Duration(lim.ConnectTimeout),
-		WriteTimeout:   time.Duration(lim.WriteTimeout),
-		AllowedOrigins: c.File.AllowedOrigins, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
+		WriteTimeout:     time.Duration(lim.WriteTimeout),
+		HTTPReadTimeout:  time.Duration(lim.HTTPReadTimeout),
+		HTTPWriteTimeout: time.Duration(lim.HTTPWriteTimeout),
+		HTTPIdleTimeout:  time.Duration(lim.HTTPIdleTimeout),
+		AllowedOrigins:   c.File.AllowedOrigins, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
 		Ready: db.Ready, Notifier: m.Webhooks, Webhooks: m.Webhooks, Backup: db.Backup,
 	})
 	ln, err := net.Listen("tcp", c.Addr)
@@ -258,7 +268,7 @@ func (m *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.ln = ln
-	m.HTTP = &http.Server{Handler: m.Web.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.HTTP = m.Web.HTTPServer()
 	m.errc = make(chan error, 1)
 	go func() { m.errc <- m.HTTP.Serve(ln) }()
 	m.stats = startStats(m)
