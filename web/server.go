@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -89,6 +90,18 @@ type Config struct {
 	// (`*` allows any). Empty allows any origin in development mode and
 	// only same-host origins otherwise.
 	AllowedOrigins []string
+	// MaxConnections caps the open WebSocket connections, and
+	// MaxConnectionsPerIP those from one client address (an IPv4 address
+	// or an IPv6 /64; see TrustedProxies). A connection over a cap is
+	// closed at once with 1013 (try again later) and counted in
+	// tandem_connections_refused_total. By default 100,000 and 1,000; a
+	// negative value means no cap.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// X-Real-IP headers name the client (clientip.go). Empty: none; every
+	// client is its TCP peer, so behind a proxy they all share its address.
+	TrustedProxies []netip.Prefix
 	// ServerName is reported in connected.server. By default "tandem".
 	ServerName string
 	Logger     zerolog.Logger
@@ -140,6 +153,12 @@ func (c *Config) setDefaults() {
 	if c.ViolationWindow <= 0 {
 		c.ViolationWindow = 10 * time.Second
 	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 100_000
+	}
+	if c.MaxConnectionsPerIP == 0 {
+		c.MaxConnectionsPerIP = 1_000
+	}
 	if c.ServerName == "" {
 		c.ServerName = "tandem"
 	}
@@ -160,15 +179,18 @@ type Server struct {
 	handler  http.Handler // mux behind the edge's checks (edge.go)
 	routes   []string     // patterns registered on mux; written only in New
 
-	mu       sync.Mutex         // guards conns and shutting
+	mu       sync.Mutex         // guards conns, shutting, admitted and perAddr
 	conns    map[*conn]struct{} // open connections
 	shutting bool
+	admitted int            // connections within the caps: open or upgrading
+	perAddr  map[string]int // admitted connections by capKey
 	wg       sync.WaitGroup // every connection goroutine
 
-	pingStop      chan struct{} // closed by Shutdown
-	pingDone      chan struct{} // closed when pingLoop returns
-	deny          denylist      // revoked token ids
-	subscriptions atomic.Int64  // across all connections
+	refusals      zerolog.Logger // logs refused connections, sampled: a flood must not flood the log
+	pingStop      chan struct{}  // closed by Shutdown
+	pingDone      chan struct{}  // closed when pingLoop returns
+	deny          denylist       // revoked token ids
+	subscriptions atomic.Int64   // across all connections
 }
 
 // writeBufferPool shares write buffers between connections: an idle
@@ -179,11 +201,13 @@ var writeBufferPool sync.Pool
 func New(cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{
-		cfg:   cfg,
-		log:   cfg.Logger.With().Str("component", "web").Logger(),
-		conns: make(map[*conn]struct{}),
-		mux:   http.NewServeMux(),
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str("component", "web").Logger(),
+		conns:   make(map[*conn]struct{}),
+		perAddr: make(map[string]int),
+		mux:     http.NewServeMux(),
 	}
+	s.refusals = s.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  512,
 		WriteBufferSize: 4096,
@@ -258,22 +282,38 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	key := capKey(s.clientAddr(r))
 	s.mu.Lock()
-	shutting := s.shutting
-	s.mu.Unlock()
-	if shutting {
+	if s.shutting {
+		s.mu.Unlock()
 		http.Error(w, "server going away", http.StatusServiceUnavailable)
+		return
+	}
+	refused := s.admitLocked(key)
+	if refused != "" {
+		s.wg.Add(1) // Shutdown waits for the refusal too
+	}
+	s.mu.Unlock()
+	if refused != "" {
+		defer s.wg.Done()
+		s.refuse(w, r, key, refused)
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.mu.Lock()
+		s.releaseLocked(key)
+		s.mu.Unlock()
 		return // the upgrader has answered
 	}
-	c := newConn(s, ws)
+	c := newConn(s, ws, key)
 	s.mu.Lock()
 	if s.shutting {
+		s.releaseLocked(key)
 		s.mu.Unlock()
-		c.closeNow(websocket.CloseGoingAway, "server going away")
+		// No read goroutine ever runs for c: close here, not through its
+		// writer, which would wait for one.
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, "server going away"), time.Now().Add(time.Second))
 		_ = ws.Close()
 		return
 	}
@@ -282,6 +322,62 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go c.readLoop()
+}
+
+// closeTryAgainLater is the close code of a connection refused at a cap
+// (1013, the standard "try again later").
+const closeTryAgainLater = 1013
+
+// admitLocked counts a new connection from the client address key within
+// the caps, or returns which cap refuses it: "total" or "per_ip". Must be
+// called with s.mu held; an admitted connection is released with
+// releaseLocked.
+func (s *Server) admitLocked(key string) string {
+	if max := s.cfg.MaxConnections; max > 0 && s.admitted >= max {
+		return "total"
+	}
+	if max := s.cfg.MaxConnectionsPerIP; max > 0 && s.perAddr[key] >= max {
+		return "per_ip"
+	}
+	s.admitted++
+	s.perAddr[key]++
+	return ""
+}
+
+// releaseLocked gives back what admitLocked counted. Must be called with
+// s.mu held.
+func (s *Server) releaseLocked(key string) {
+	s.admitted--
+	if s.perAddr[key]--; s.perAddr[key] <= 0 {
+		delete(s.perAddr, key)
+	}
+}
+
+// refuse answers a WebSocket over a connection cap: it completes the
+// handshake (a browser learns nothing of a refused handshake, but it sees
+// a close code), closes with 1013 and a reason naming the cap, and counts
+// the refusal. It waits up to closeGrace for the client's close: dropping
+// the socket with the client's frames unread would reset it, and the
+// client could lose the close frame.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, key, reason string) {
+	s.cfg.Metrics.ConnectionsRefused.WithLabelValues(reason).Inc()
+	text := "server at its connection limit; try again later"
+	if reason == "per_ip" {
+		text = "too many connections from your address; try again later"
+	}
+	s.refusals.Warn().Str("addr", key).Str("cap", reason).Msg("connection refused")
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer ws.Close()
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeTryAgainLater, text), time.Now().Add(time.Second))
+	_ = ws.SetReadDeadline(time.Now().Add(closeGrace))
+	for {
+		if _, _, err := ws.NextReader(); err != nil {
+			return
+		}
+	}
 }
 
 // pingLoop asks every connection to ping its client each PingInterval,
@@ -314,7 +410,7 @@ func (s *Server) pingLoop() {
 		s.mu.Unlock()
 		for _, c := range conns {
 			switch {
-			case doPing:
+			case doPing && c.isConnected(): // an unauthenticated socket gets no ping to answer
 				c.ping()
 			case c.writeStuck(now, s.cfg.WriteTimeout):
 				// The client reads nothing: its socket is full. Closing the
@@ -330,6 +426,7 @@ func (s *Server) pingLoop() {
 func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.releaseLocked(c.addr)
 	s.mu.Unlock()
 	s.cfg.Metrics.Connections.Dec()
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,6 +72,10 @@ type FileConfig struct {
 	APIKeys []APIKeyConfig `json:"api_keys,omitempty"`
 	// AllowedOrigins for browsers; see web.Config.AllowedOrigins.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// TrustedProxies are the addresses ("10.0.0.5") or networks
+	// ("10.0.0.0/8") of reverse proxies whose X-Forwarded-For and
+	// X-Real-IP name the client, for the per-address connection cap.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 	// Webhooks are endpoints that receive events as signed JSON POSTs
 	// (docs/webhooks.md); WebhookOptions tunes their delivery.
 	Webhooks       []WebhookConfig      `json:"webhooks,omitempty"`
@@ -126,6 +131,11 @@ type LimitsConfig struct {
 	// OpRate and OpBurst limit one user's ops per second on one document.
 	OpRate  float64 `json:"op_rate,omitempty"`
 	OpBurst int     `json:"op_burst,omitempty"`
+	// MaxConnections caps the server's WebSocket connections, and
+	// MaxConnectionsPerIP those of one client address (an IPv4 address or
+	// an IPv6 /64). By default 100000 and 1000; -1: no cap.
+	MaxConnections      int `json:"max_connections,omitempty"`
+	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
 }
 
 // Duration is a time.Duration written as "90s" or "7d" in JSON.
@@ -247,6 +257,7 @@ func (m *Server) Run(ctx context.Context) error {
 		verifier = auth.NewVerifier([]byte(c.JWTSecret))
 	}
 	lim := c.File.Limits
+	proxies, _ := c.trustedProxies() // checked by Validate
 	m.Web = web.New(web.Config{
 		Hub: m.Hub, Users: db, Docs: m.Docs, Store: db, Verifier: verifier, APIKeys: apiKeys(c),
 		MaxFrameBytes: lim.MaxFrameBytes, MaxSubscriptions: lim.MaxSubscriptions,
@@ -256,7 +267,8 @@ func (m *Server) Run(ctx context.Context) error {
 		HTTPReadTimeout:  time.Duration(lim.HTTPReadTimeout),
 		HTTPWriteTimeout: time.Duration(lim.HTTPWriteTimeout),
 		HTTPIdleTimeout:  time.Duration(lim.HTTPIdleTimeout),
-		AllowedOrigins:   c.File.AllowedOrigins, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
+		MaxConnections:   lim.MaxConnections, MaxConnectionsPerIP: lim.MaxConnectionsPerIP, TrustedProxies: proxies,
+		AllowedOrigins: c.File.AllowedOrigins, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
 		Ready: db.Ready, Notifier: m.Webhooks, Webhooks: m.Webhooks, Backup: db.Backup,
 	})
 	ln, err := net.Listen("tcp", c.Addr)
@@ -357,6 +369,32 @@ func (c *Config) Validate() error {
 	if err := c.validateWebhooks(); err != nil {
 		return err
 	}
+	if _, err := c.trustedProxies(); err != nil {
+		return err
+	}
 	_, err := c.namespaces()
 	return err
+}
+
+// trustedProxies parses the config file's trusted_proxies: addresses or
+// networks in CIDR notation.
+func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, p := range c.File.TrustedProxies {
+		if strings.Contains(p, "/") {
+			pfx, err := netip.ParsePrefix(p)
+			if err != nil {
+				return nil, fmt.Errorf("config: trusted_proxies[%d]: %q is not an address or a network like 10.0.0.0/8", i, p)
+			}
+			out = append(out, pfx.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return nil, fmt.Errorf("config: trusted_proxies[%d]: %q is not an address or a network like 10.0.0.0/8", i, p)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
