@@ -99,7 +99,12 @@ func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, err error) {
 	if code == proto.CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tandem"`)
 	}
-	writeJSON(w, statusOf[code], apiError{Type: proto.TypeError, Code: code, Message: msg})
+	status := statusOf[code]
+	var mte *mediaTypeError
+	if errors.As(err, &mte) {
+		status = http.StatusUnsupportedMediaType
+	}
+	writeJSON(w, status, apiError{Type: proto.TypeError, Code: code, Message: msg})
 }
 
 // routeAPI mounts the HTTP API.
@@ -224,8 +229,11 @@ func need(ident auth.Identity, action, name string) error {
 }
 
 // decodeBody decodes a JSON request body of at most maxAPIBody bytes,
-// rejecting unknown fields.
+// sent as application/json, rejecting unknown fields.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := requireJSON(r, "application/json"); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -234,6 +242,22 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 			return err
 		}
 		return badRequest("body: " + err.Error())
+	}
+	return nil
+}
+
+// requireJSON checks that a request has a body, sent as application/json
+// (with any parameters, such as a charset); what it says in the error is
+// what the route takes. Every route with a JSON body requires it, so that
+// a web page cannot send one as a "simple" cross-site request (text/plain
+// or a form) that a browser sends without asking the server first.
+func requireJSON(r *http.Request, takes string) error {
+	if r.ContentLength == 0 {
+		return badRequest("the request has no body: send a JSON object")
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return &mediaTypeError{fmt.Sprintf("send the body with Content-Type: %s", takes)}
 	}
 	return nil
 }
@@ -498,6 +522,9 @@ func (s *Server) apiPutContent(w http.ResponseWriter, r *http.Request, ident aut
 		Version *int    `json:"version"`
 	}
 	ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ctype != "text/plain" && ctype != "application/json" && r.ContentLength != 0 {
+		return &mediaTypeError{"send the body with Content-Type: application/json or text/plain"}
+	}
 	if ctype == "text/plain" {
 		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
 		if err != nil {
@@ -638,6 +665,9 @@ func (s *Server) apiImport(w http.ResponseWriter, r *http.Request, ident auth.Id
 	}
 	if !ident.Grants.Allows(auth.ActionAdmin, "doc:*") && !ident.Grants.Allows(auth.ActionWrite, "doc:*") {
 		return forbidden("importing needs write on doc:*")
+	}
+	if err := requireJSON(r, "application/json"); err != nil {
+		return err
 	}
 	info, err := store.Import(http.MaxBytesReader(w, s.progressBody(w, r), maxImportBody))
 	if err != nil {

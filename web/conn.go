@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -510,11 +509,6 @@ func (c *conn) sendErrorAbout(id *int64, channel, doc string, err error) {
 		c.logger().Error().Err(err).Str("channel", channel).Str("doc", doc).Msg("request failed")
 	}
 	c.send(proto.Error{ID: id, Type: proto.TypeError, Code: code, Message: msg, Channel: channel, Doc: doc})
-}
-
-func sameHost(origin, host string) bool {
-	u, err := url.Parse(origin)
-	return err == nil && u.Host == host
 }
 
 // isJSONObject reports whether raw is a JSON object.

@@ -17,6 +17,12 @@ type requestError struct {
 
 func (e *requestError) Error() string { return e.code + ": " + e.msg }
 
+// mediaTypeError is a request body of a type its route does not take: the
+// HTTP API answers 415 with the code bad_request.
+type mediaTypeError struct{ msg string }
+
+func (e *mediaTypeError) Error() string { return e.msg }
+
 func badRequest(msg string) error { return &requestError{proto.CodeBadRequest, msg} }
 func forbidden(msg string) error  { return &requestError{proto.CodeForbidden, msg} }
 
@@ -25,9 +31,12 @@ func forbidden(msg string) error  { return &requestError{proto.CodeForbidden, ms
 // and internal reports true so the caller logs the detail.
 func errorCode(err error) (code, msg string, internal bool) {
 	var re *requestError
+	var mte *mediaTypeError
 	switch {
 	case errors.As(err, &re):
 		return re.code, re.msg, false
+	case errors.As(err, &mte):
+		return proto.CodeBadRequest, mte.msg, false
 	case errors.Is(err, session.ErrBadChannel), errors.Is(err, session.ErrBadOffset),
 		errors.Is(err, session.ErrNotSubscribed), errors.Is(err, session.ErrReserved):
 		return proto.CodeBadRequest, err.Error(), false

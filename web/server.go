@@ -87,9 +87,17 @@ type Config struct {
 	MaxViolations   int
 	ViolationWindow time.Duration
 	// AllowedOrigins lists the Origin headers a browser may connect from
-	// (`*` allows any). Empty allows any origin in development mode and
-	// only same-host origins otherwise.
+	// (`*` allows any). In production mode an empty list allows same-host
+	// origins only; in development mode the origins of localhost and of
+	// the server's own (allowed) host are allowed besides the list, there
+	// and on /api.
 	AllowedOrigins []string
+	// AllowedHosts lists the Host headers (a name, or name:port) the server
+	// answers besides localhost and loopback addresses, which it always
+	// answers. In development mode it answers no other host, so that a
+	// page behind DNS rebinding gets nothing; in production mode an empty
+	// list answers any host. /healthz answers every host.
+	AllowedHosts []string
 	// MaxConnections caps the open WebSocket connections, and
 	// MaxConnectionsPerIP those from one client address (an IPv4 address
 	// or an IPv6 /64; see TrustedProxies). A connection over a cap is
@@ -248,23 +256,11 @@ func (s *Server) Mux() *http.ServeMux { return s.mux }
 // DevMode reports whether guests connect without a token.
 func (s *Server) DevMode() bool { return s.cfg.Verifier == nil }
 
+// checkOrigin is the upgrader's origin check: a request without Origin is
+// not from a browser; a browser's must be allowed (originAllowed).
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true // not a browser
-	}
-	if len(s.cfg.AllowedOrigins) == 0 {
-		if s.DevMode() {
-			return true
-		}
-		return sameHost(origin, r.Host)
-	}
-	for _, o := range s.cfg.AllowedOrigins {
-		if o == "*" || o == origin {
-			return true
-		}
-	}
-	return false
+	return origin == "" || s.originAllowed(origin, r.Host)
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {

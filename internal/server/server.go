@@ -72,6 +72,9 @@ type FileConfig struct {
 	APIKeys []APIKeyConfig `json:"api_keys,omitempty"`
 	// AllowedOrigins for browsers; see web.Config.AllowedOrigins.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// AllowedHosts are the Host headers the server answers besides
+	// localhost; see web.Config.AllowedHosts.
+	AllowedHosts []string `json:"allowed_hosts,omitempty"`
 	// TrustedProxies are the addresses ("10.0.0.5") or networks
 	// ("10.0.0.0/8") of reverse proxies whose X-Forwarded-For and
 	// X-Real-IP name the client, for the per-address connection cap.
@@ -268,7 +271,7 @@ func (m *Server) Run(ctx context.Context) error {
 		HTTPWriteTimeout: time.Duration(lim.HTTPWriteTimeout),
 		HTTPIdleTimeout:  time.Duration(lim.HTTPIdleTimeout),
 		MaxConnections:   lim.MaxConnections, MaxConnectionsPerIP: lim.MaxConnectionsPerIP, TrustedProxies: proxies,
-		AllowedOrigins: c.File.AllowedOrigins, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
+		AllowedOrigins: c.File.AllowedOrigins, AllowedHosts: c.File.AllowedHosts, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
 		Ready: db.Ready, Notifier: m.Webhooks, Webhooks: m.Webhooks, Backup: db.Backup,
 	})
 	ln, err := net.Listen("tcp", c.Addr)
