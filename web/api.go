@@ -148,7 +148,7 @@ const backupName = "system:backup"
 // complete copy from one cut short by a failure midway (which is logged:
 // the status is out by then).
 func (s *Server) apiBackup(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
-	if err := need(ident, auth.ActionAdmin, backupName); err != nil {
+	if _, err := s.authorize(s.principalOf(r, ident), accessAdmin, backupName); err != nil {
 		return err
 	}
 	if s.cfg.Backup == nil {
@@ -218,14 +218,6 @@ func (s *Server) authenticate(r *http.Request) (auth.Identity, error) {
 		return auth.Identity{}, &requestError{proto.CodeUnauthorized, "token revoked"}
 	}
 	return ident, nil
-}
-
-// need checks a grant.
-func need(ident auth.Identity, action, name string) error {
-	if !ident.Grants.Allows(action, name) {
-		return forbidden(fmt.Sprintf("no %s grant for %s", action, name))
-	}
-	return nil
 }
 
 // decodeBody decodes a JSON request body of at most maxAPIBody bytes,
@@ -307,13 +299,15 @@ func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request, ident auth
 	if len(reqs) == 0 || len(reqs) > 1000 {
 		return badRequest("broadcasts must hold 1 to 1000 messages")
 	}
-	// Check everything first: a bad message fails a single broadcast whole,
-	// and only itself in a batch.
+	// Check each message before publishing it: a bad message fails a
+	// single broadcast whole, and only itself in a batch. A user's messages
+	// draw on its publish rate one by one.
+	p := s.principalOf(r, ident)
 	results := make([]broadcastResult, len(reqs))
 	var wg sync.WaitGroup
 	for i, b := range reqs {
 		results[i].Channel = b.Channel
-		if err := s.checkBroadcast(ident, b); err != nil {
+		if err := s.checkBroadcast(p, b); err != nil {
 			if !batch {
 				return err
 			}
@@ -350,29 +344,17 @@ func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request, ident auth
 	return nil
 }
 
-func (s *Server) checkBroadcast(ident auth.Identity, b broadcastReq) error {
-	if err := session.ValidChannel(b.Channel); err != nil {
-		return badRequest(err.Error())
-	}
-	ns := s.cfg.Hub.Namespace(b.Channel)
-	if ns.Reserved {
-		return badRequest("doc: channels carry documents; edit them with /api/docs")
-	}
-	if ns.ServerOnly {
-		return forbidden(fmt.Sprintf("only the server publishes in %s", b.Channel))
-	}
+func (s *Server) checkBroadcast(p principal, b broadcastReq) error {
 	if len(b.Data) > 0 && !json.Valid(b.Data) {
 		return badRequest("data is not valid JSON")
 	}
-	return need(ident, auth.ActionPublish, b.Channel)
+	_, err := s.authorize(p, accessPublish, b.Channel)
+	return err
 }
 
 func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
 	ch := r.PathValue("channel")
-	if err := session.ValidChannel(ch); err != nil {
-		return badRequest(err.Error())
-	}
-	if err := need(ident, auth.ActionSubscribe, ch); err != nil {
+	if _, err := s.authorize(s.principalOf(r, ident), accessSubscribe, ch); err != nil {
 		return err
 	}
 	since, err := queryInt(r, "since", 0)
@@ -396,16 +378,24 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request, ident auth.I
 	return nil
 }
 
+// apiPresence serves GET /api/channels/{channel}/presence: what a
+// subscribe would show of the channel's presence (authorize): the members
+// and their count, a count alone in a count-only namespace, or neither.
 func (s *Server) apiPresence(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
 	ch := r.PathValue("channel")
-	if err := session.ValidChannel(ch); err != nil {
-		return badRequest(err.Error())
-	}
-	if err := need(ident, auth.ActionPresence, ch); err != nil {
+	v, err := s.authorize(s.principalOf(r, ident), accessSubscribe, ch)
+	if err != nil {
 		return err
 	}
-	members := s.cfg.Hub.Members(ch)
-	writeJSON(w, http.StatusOK, map[string]any{"channel": ch, "members": members, "count": len(members)})
+	resp := map[string]any{"channel": ch, "presence": v.presence.String()}
+	switch {
+	case v.presence == session.PresenceCount:
+		resp["count"] = len(s.cfg.Hub.Members(ch))
+	case v.presence == session.PresenceFull && v.seesPresence:
+		members := s.cfg.Hub.Members(ch)
+		resp["members"], resp["count"] = members, len(members)
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -417,13 +407,11 @@ func (s *Server) docStore() (DocStore, error) {
 	return s.cfg.Store, nil
 }
 
-// docID reads and checks the {id} path value and the grant for action.
-func docID(r *http.Request, ident auth.Identity, action string) (string, error) {
+// docID reads the {id} path value and authorizes access a to it.
+func (s *Server) docID(r *http.Request, ident auth.Identity, a access) (string, error) {
 	id := r.PathValue("id")
-	if err := session.ValidDocID(id); err != nil {
-		return "", badRequest(err.Error())
-	}
-	return id, need(ident, action, docChannel(id))
+	_, err := s.authorize(s.principalOf(r, ident), a, id)
+	return id, err
 }
 
 func (s *Server) apiListDocs(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
@@ -435,9 +423,10 @@ func (s *Server) apiListDocs(w http.ResponseWriter, r *http.Request, ident auth.
 	if err != nil {
 		return err
 	}
+	p := s.principalOf(r, ident)
 	out := make([]doc.Info, 0, len(infos))
 	for _, info := range infos {
-		if ident.Grants.Allows(auth.ActionRead, docChannel(info.ID)) {
+		if _, err := s.authorize(p, accessDocRead, info.ID); err == nil {
 			out = append(out, info)
 		}
 	}
@@ -459,10 +448,7 @@ func (s *Server) apiCreateDoc(w http.ResponseWriter, r *http.Request, ident auth
 	if body.ID == "" {
 		body.ID = "doc-" + newClientID()[2:]
 	}
-	if err := session.ValidDocID(body.ID); err != nil {
-		return badRequest(err.Error())
-	}
-	if err := need(ident, auth.ActionWrite, docChannel(body.ID)); err != nil {
+	if _, err := s.authorize(s.principalOf(r, ident), accessDocWrite, body.ID); err != nil {
 		return err
 	}
 	res := s.cfg.Docs.Create(r.Context(), body.ID, body.Content, "", ident.UserID)
@@ -486,7 +472,7 @@ func (s *Server) apiGetDoc(w http.ResponseWriter, r *http.Request, ident auth.Id
 	if err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionRead)
+	id, err := s.docID(r, ident, accessDocRead)
 	if err != nil {
 		return err
 	}
@@ -513,7 +499,7 @@ func (s *Server) apiPutContent(w http.ResponseWriter, r *http.Request, ident aut
 	if _, err := s.docStore(); err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionWrite)
+	id, err := s.docID(r, ident, accessDocWrite)
 	if err != nil {
 		return err
 	}
@@ -548,7 +534,7 @@ func (s *Server) apiPutContent(w http.ResponseWriter, r *http.Request, ident aut
 	if !utf8Valid(*body.Content) {
 		return badRequest("content is not valid UTF-8")
 	}
-	res := s.cfg.Docs.Replace(r.Context(), id, body.Version, *body.Content, "", ident.UserID, ident.Grants.Allows(auth.ActionWrite, docChannel(id)))
+	res := s.cfg.Docs.Replace(r.Context(), id, body.Version, *body.Content, "", ident.UserID, true) // write, authorized: may create
 	if res.Err != nil {
 		return res.Err
 	}
@@ -573,7 +559,7 @@ func (s *Server) versionRange(r *http.Request, ident auth.Identity) (store DocSt
 	if store, err = s.docStore(); err != nil {
 		return
 	}
-	if id, err = docID(r, ident, auth.ActionRead); err != nil {
+	if id, err = s.docID(r, ident, accessDocRead); err != nil {
 		return
 	}
 	if info, err = store.GetDoc(id); err != nil {
@@ -643,7 +629,7 @@ func (s *Server) apiExport(w http.ResponseWriter, r *http.Request, ident auth.Id
 	if err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionRead)
+	id, err := s.docID(r, ident, accessDocRead)
 	if err != nil {
 		return err
 	}
@@ -663,8 +649,8 @@ func (s *Server) apiImport(w http.ResponseWriter, r *http.Request, ident auth.Id
 	if err != nil {
 		return err
 	}
-	if !ident.Grants.Allows(auth.ActionAdmin, "doc:*") && !ident.Grants.Allows(auth.ActionWrite, "doc:*") {
-		return forbidden("importing needs write on doc:*")
+	if _, err := s.authorize(s.principalOf(r, ident), accessDocImport, ""); err != nil {
+		return err
 	}
 	if err := requireJSON(r, "application/json"); err != nil {
 		return err
@@ -689,7 +675,7 @@ func (s *Server) apiDeleteDoc(w http.ResponseWriter, r *http.Request, ident auth
 	if _, err := s.docStore(); err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionAdmin)
+	id, err := s.docID(r, ident, accessDocAdmin)
 	if err != nil {
 		return err
 	}
@@ -706,7 +692,7 @@ func (s *Server) apiRenameDoc(w http.ResponseWriter, r *http.Request, ident auth
 	if err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionWrite)
+	id, err := s.docID(r, ident, accessDocWrite)
 	if err != nil {
 		return err
 	}
@@ -733,7 +719,7 @@ func (s *Server) apiCompact(w http.ResponseWriter, r *http.Request, ident auth.I
 	if err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionAdmin)
+	id, err := s.docID(r, ident, accessDocAdmin)
 	if err != nil {
 		return err
 	}

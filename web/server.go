@@ -198,6 +198,7 @@ type Server struct {
 	pingStop      chan struct{}  // closed by Shutdown
 	pingDone      chan struct{}  // closed when pingLoop returns
 	deny          denylist       // revoked token ids
+	budgets       userBudgets    // HTTP publishers' rate limiters (authz.go)
 	subscriptions atomic.Int64   // across all connections
 }
 
