@@ -96,6 +96,7 @@ func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, err error) {
 	if internal {
 		s.log.Error().Err(err).Str("path", r.URL.Path).Msg("api request failed")
 	}
+	msg = publicMessage(msg)
 	if code == proto.CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tandem"`)
 	}
@@ -228,14 +229,18 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			return badRequest("the body holds more than one JSON value")
 		}
-		return badRequest("body: " + err.Error())
+		return nil
 	}
-	return nil
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	return badRequest(describeJSON("the body", err))
 }
 
 // requireJSON checks that a request has a body, sent as application/json
@@ -282,9 +287,14 @@ type broadcastResult struct {
 }
 
 func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	// One broadcast's fields, or broadcasts; not an embedded broadcastReq,
+	// whose Go name a decoding error would name.
 	var body struct {
-		broadcastReq
-		Broadcasts []broadcastReq `json:"broadcasts"`
+		Channel    string          `json:"channel"`
+		Event      string          `json:"event"`
+		Data       json.RawMessage `json:"data"`
+		Ephemeral  bool            `json:"ephemeral"`
+		Broadcasts []broadcastReq  `json:"broadcasts"`
 	}
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
@@ -292,7 +302,7 @@ func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request, ident auth
 	batch := body.Broadcasts != nil
 	reqs := body.Broadcasts
 	if !batch {
-		reqs = []broadcastReq{body.broadcastReq}
+		reqs = []broadcastReq{{Channel: body.Channel, Event: body.Event, Data: body.Data, Ephemeral: body.Ephemeral}}
 	} else if body.Channel != "" {
 		return badRequest("send either one broadcast or broadcasts, not both")
 	}
@@ -663,6 +673,11 @@ func (s *Server) apiImport(w http.ResponseWriter, r *http.Request, ident auth.Id
 		}
 		if errors.Is(err, doc.ErrExists) {
 			return &requestError{proto.CodeConflict, err.Error()}
+		}
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		if errors.As(err, &te) || errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return badRequest("not a readable export: " + describeJSON("the export", err))
 		}
 		return badRequest(err.Error())
 	}

@@ -27,9 +27,16 @@ func badRequest(msg string) error { return &requestError{proto.CodeBadRequest, m
 func forbidden(msg string) error  { return &requestError{proto.CodeForbidden, msg} }
 
 // errorCode maps an error to its wire code and a message safe to show the
-// client. Unknown errors are internal: the client gets a generic message,
-// and internal reports true so the caller logs the detail.
+// client, in the protocol's terms (publicMessage). Unknown errors are
+// internal: the client gets a generic message, and internal reports true
+// so the caller logs the detail.
 func errorCode(err error) (code, msg string, internal bool) {
+	code, msg, internal = wireCode(err)
+	return code, publicMessage(msg), internal
+}
+
+// wireCode is errorCode before the message is cleaned.
+func wireCode(err error) (code, msg string, internal bool) {
 	var re *requestError
 	var mte *mediaTypeError
 	switch {

@@ -21,7 +21,7 @@ func (c *conn) handle(data []byte) {
 			c.fatal(closeUnauthorized, "the first frame must be connect")
 			return
 		}
-		c.sendError(peekID(data), badRequest("malformed frame: "+err.Error()))
+		c.sendError(peekID(data), badRequest(describeJSON("the frame", err)))
 		return
 	}
 	if !c.isConnected() {
