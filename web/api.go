@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -524,7 +525,11 @@ func (s *Server) apiPutContent(w http.ResponseWriter, r *http.Request, ident aut
 	if ctype == "text/plain" {
 		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
 		if err != nil {
-			return err
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return err
+			}
+			return badRequest(describeJSON("the body", err))
 		}
 		text := string(b)
 		body.Content = &text
@@ -676,7 +681,8 @@ func (s *Server) apiImport(w http.ResponseWriter, r *http.Request, ident auth.Id
 		}
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
-		if errors.As(err, &te) || errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) {
+		var ne net.Error
+		if errors.As(err, &te) || errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) {
 			return badRequest("not a readable export: " + describeJSON("the export", err))
 		}
 		return badRequest(err.Error())

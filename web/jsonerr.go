@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"reflect"
 	"strings"
 )
@@ -31,6 +32,13 @@ func describeJSON(what string, err error) string {
 		return what + " is empty: send a JSON object"
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return what + " is not valid JSON: it ends too soon"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		if ne.Timeout() {
+			return what + " did not arrive within the server's read timeout"
+		}
+		return what + " could not be read"
 	}
 	msg := publicMessage(err.Error())
 	if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
