@@ -15,20 +15,21 @@ import (
 	"github.com/tandemhq/tandem/internal/server"
 )
 
-// TestHTTPTimeouts: with an HTTP write timeout of one second and a read
-// timeout of five, a WebSocket lives on well past them (it leaves them
+// TestHTTPTimeouts: with an HTTP write timeout of two seconds and a read
+// timeout of ten, a WebSocket lives on well past them (it leaves them
 // behind when it upgrades), a backup download that keeps reading goes
 // through though it takes several write timeouts, and a download that
-// stalls is cut after about one. (The read timeout leaves room for the
-// 900 KB bodies that fill the store on a loaded machine.)
+// stalls is cut after about one. (The timeouts leave room for a loaded
+// machine: the 900 KB bodies that fill the store, and a reader's pauses.)
 func TestHTTPTimeouts(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("writes about 15 MB")
 	}
-	const timeout = time.Second
+	const timeout = 2 * time.Second
 	ts := startServer(t, withNoSync(), withLimits(func(l *server.LimitsConfig) {
 		l.HTTPReadTimeout = server.Duration(5 * timeout)
+		l.PingInterval = server.Duration(time.Minute)
 		l.HTTPWriteTimeout = server.Duration(timeout)
 		l.PingInterval = server.Duration(time.Minute)
 	}))
@@ -51,8 +52,8 @@ func TestHTTPTimeouts(t *testing.T) {
 	}
 	start := time.Now()
 
-	// A slow reader: 256 KiB every 100 ms, about 6 s for the whole, six
-	// write timeouts.
+	// A slow reader: 256 KiB every 100 ms, 7 s or more for the whole, over
+	// three write timeouts.
 	conn, resp := startBackup(t, ts.Addr)
 	slow := time.Now()
 	var got int64
