@@ -143,7 +143,7 @@ func (db *DB) Import(r io.Reader) (doc.Info, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return doc.Info{}, fmt.Errorf("import: not a readable export: %v: %w", err, ErrBadExport)
+		return doc.Info{}, fmt.Errorf("import: not a readable export: %w: %w", err, ErrBadExport)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return doc.Info{}, fmt.Errorf("import: data after the export's end: %w", ErrBadExport)

@@ -6,9 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net/url"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,9 +42,10 @@ const closeGrace = 2 * time.Second
 // conn is one WebSocket connection. The read goroutine owns the fields
 // marked so; the send queue is guarded by qmu; the identity by idMu.
 type conn struct {
-	srv *Server
-	ws  *websocket.Conn
-	id  string
+	srv  *Server
+	ws   *websocket.Conn
+	id   string
+	addr string // the client's address as the connection caps count it (capKey)
 
 	idMu      sync.Mutex // guards ident, user and connected
 	ident     auth.Identity
@@ -57,7 +59,11 @@ type conn struct {
 	violations []time.Time
 	nsLimiters map[string]*rate.Limiter
 	expiry     *time.Timer
-	draining   bool // a close was requested: discard frames until the end
+	// connectTimer closes the connection if connect has not come within
+	// ConnectTimeout; its function only reads what is safe from any
+	// goroutine.
+	connectTimer *time.Timer
+	draining     bool // a close was requested: discard frames until the end
 
 	qmu       sync.Mutex // guards the fields below, up to wake
 	queue     [][]byte   // a nil entry stands for the next of large
@@ -110,12 +116,13 @@ func extendDeadline(set func(time.Time) error, d *time.Time, atLeast, slack time
 	_ = set(*d)
 }
 
-func newConn(s *Server, ws *websocket.Conn) *conn {
+func newConn(s *Server, ws *websocket.Conn, addr string) *conn {
 	id := newClientID()
 	return &conn{
 		srv:  s,
 		ws:   ws,
 		id:   id,
+		addr: addr,
 		subs: make(map[string]struct{}),
 		docs: make(map[string]struct{}),
 		// The burst covers a reconnecting client resubscribing everything.
@@ -359,7 +366,7 @@ func (c *conn) writeLarge(f session.LargeFrame) error {
 	if err != nil {
 		return err
 	}
-	n, err := f.WriteTo(&progressWriter{w: w, since: &c.writeSince})
+	n, err := f.WriteTo(&watchdogWriter{w: w, since: &c.writeSince})
 	if err == nil {
 		err = w.Close()
 	}
@@ -372,9 +379,9 @@ func (c *conn) writeLarge(f session.LargeFrame) error {
 	return err
 }
 
-// progressWriter passes writes on in pieces of at most progressPiece
+// watchdogWriter passes writes on in pieces of at most progressPiece
 // bytes, noting the time before each in since.
-type progressWriter struct {
+type watchdogWriter struct {
 	w     io.Writer
 	since *atomic.Int64
 }
@@ -383,7 +390,7 @@ type progressWriter struct {
 // updates of the write watchdog.
 const progressPiece = 32 << 10
 
-func (p *progressWriter) Write(b []byte) (int, error) {
+func (p *watchdogWriter) Write(b []byte) (int, error) {
 	n := 0
 	for len(b) > 0 {
 		k := min(len(b), progressPiece)
@@ -460,12 +467,25 @@ func (c *conn) abort() {
 }
 
 // readLoop is the connection's read goroutine.
+//
+// Before connect, nothing but connect is served: the connection is closed
+// with 4001 ConnectTimeout after it opened whatever it sends, pings get no
+// pong and pongs extend nothing (the server pings only connected clients),
+// and any frame but a text frame closes it at once.
 func (c *conn) readLoop() {
 	defer c.teardown()
 	cfg := &c.srv.cfg
-	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.ConnectTimeout))
+	c.connectTimer = time.AfterFunc(cfg.ConnectTimeout, func() {
+		if !c.isConnected() {
+			c.close(closeUnauthorized, fmt.Sprintf("no connect within %v", cfg.ConnectTimeout))
+		}
+	})
+	// A backstop: the close above asks the client to answer within
+	// closeGrace, and a client that does not is dropped then.
+	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.ConnectTimeout + closeGrace))
+	c.ws.SetPingHandler(c.answerPing)
 	c.ws.SetPongHandler(func(string) error {
-		if !c.draining {
+		if !c.draining && c.isConnected() {
 			extendDeadline(c.ws.SetReadDeadline, &c.readDeadline, readDeadlineMin(cfg.PingInterval), cfg.PingInterval/4)
 		}
 		return nil
@@ -485,10 +505,23 @@ func (c *conn) readLoop() {
 		if err != nil {
 			return
 		}
+		connected := c.isConnected()
 		switch {
 		case len(data) > cfg.MaxFrameBytes:
 			c.fatal(closeTooLarge, "frame too large")
 			continue
+		case !connected && mt != websocket.TextMessage:
+			c.fatal(closeUnauthorized, "the first frame must be connect")
+			continue
+		}
+		if connected {
+			extendDeadline(c.ws.SetReadDeadline, &c.readDeadline, readDeadlineMin(cfg.PingInterval), cfg.PingInterval/4)
+			if !c.limiter.Allow() {
+				c.rateLimited(data)
+				continue
+			}
+		}
+		switch {
 		case mt == websocket.BinaryMessage:
 			c.sendError(nil, badRequest("binary frames are not part of the protocol; send JSON text"))
 			continue
@@ -497,15 +530,23 @@ func (c *conn) readLoop() {
 			continue
 		}
 		c.srv.cfg.Metrics.MessagesIn.Inc()
-		if c.isConnected() {
-			extendDeadline(c.ws.SetReadDeadline, &c.readDeadline, readDeadlineMin(cfg.PingInterval), cfg.PingInterval/4)
-			if !c.limiter.Allow() {
-				c.rateLimited(data)
-				continue
-			}
-		}
 		c.handle(data)
 	}
+}
+
+// answerPing answers a client's ping with a pong, as gorilla's default
+// handler does, once the client has connected; before connect a ping gets
+// nothing.
+func (c *conn) answerPing(data string) error {
+	if !c.isConnected() {
+		return nil
+	}
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	var ne net.Error
+	if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
+		return nil // closing, or a full socket: the pong is not owed
+	}
+	return err
 }
 
 // fatal closes the connection with code and stops handling frames.
@@ -559,6 +600,7 @@ func (c *conn) teardown() {
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
+	c.connectTimer.Stop()
 	close(c.readDone)
 	c.srv.removeConn(c)
 	if c.isConnected() && c.srv.cfg.Notifier != nil {
@@ -597,11 +639,6 @@ func (c *conn) sendErrorAbout(id *int64, channel, doc string, err error) {
 		c.logger().Error().Err(err).Str("channel", channel).Str("doc", doc).Msg("request failed")
 	}
 	c.send(proto.Error{ID: id, Type: proto.TypeError, Code: code, Message: msg, Channel: channel, Doc: doc})
-}
-
-func sameHost(origin, host string) bool {
-	u, err := url.Parse(origin)
-	return err == nil && u.Host == host
 }
 
 // isJSONObject reports whether raw is a JSON object.

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/proto"
@@ -24,7 +22,7 @@ func (c *conn) handle(data []byte) {
 			c.fatal(closeUnauthorized, "the first frame must be connect")
 			return
 		}
-		c.sendError(peekID(data), badRequest("malformed frame: "+err.Error()))
+		c.sendError(peekID(data), badRequest(describeJSON("the frame", err)))
 		return
 	}
 	if !c.isConnected() {
@@ -182,7 +180,7 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 	c.idMu.Unlock()
 	c.armExpiry(ident.Expires)
 	for ch := range c.subs {
-		if !ident.Grants.Allows(auth.ActionSubscribe, ch) && !c.ownPrivate(ch) {
+		if _, err := c.srv.authorize(principal{Identity: ident}, accessSubscribe, ch); err != nil {
 			cfg.Hub.Unsubscribe(ch, c.id)
 			delete(c.subs, ch)
 			c.srv.subscriptions.Add(-1)
@@ -191,7 +189,7 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 		}
 	}
 	for id := range c.docs {
-		if !ident.Grants.Allows(auth.ActionRead, docChannel(id)) {
+		if _, err := c.srv.authorize(principal{Identity: ident}, accessDocRead, id); err != nil {
 			c.srv.cfg.Docs.CloseDoc(c.docClient(id), nil, id)
 			delete(c.docs, id)
 			c.send(proto.ChannelReply{Type: proto.TypeUnsubscribed, Channel: docChannel(id), Reason: "forbidden"})
@@ -201,51 +199,20 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 	return nil
 }
 
-// ownPrivate reports whether ch is this user's own channel in a private
-// namespace (user:<id>).
-func (c *conn) ownPrivate(ch string) bool {
-	ns := c.srv.cfg.Hub.Namespace(ch)
-	return ns.Private && ch == ns.Name+":"+c.userID()
-}
-
-// mayAccess checks the grant for action on a channel, with the namespace's
-// own rules: private channels belong to their user (and admins).
-func (c *conn) mayAccess(action, ch string) error {
-	if err := session.ValidChannel(ch); err != nil {
-		return badRequest(err.Error())
-	}
-	ident := c.identity()
-	ns := c.srv.cfg.Hub.Namespace(ch)
-	if ns.Reserved {
-		return badRequest(fmt.Sprintf("%q is reserved: open documents with the open request", ns.Name+":"))
-	}
-	if ns.Private {
-		if c.ownPrivate(ch) || ident.Grants.Allows(auth.ActionAdmin, ch) {
-			return nil
-		}
-		return forbidden(fmt.Sprintf("%s is private to its user", ch))
-	}
-	if !ident.Grants.Allows(action, ch) {
-		return forbidden(fmt.Sprintf("no %s grant for %s", action, ch))
-	}
-	return nil
-}
-
 func (c *conn) handleSubscribe(req *proto.Request) error {
-	if err := c.mayAccess(auth.ActionSubscribe, req.Channel); err != nil {
+	v, err := c.srv.authorize(c.principal(), accessSubscribe, req.Channel)
+	if err != nil {
 		return err
 	}
 	_, again := c.subs[req.Channel]
 	if !again && len(c.subs) >= c.srv.cfg.MaxSubscriptions {
 		return badRequest(fmt.Sprintf("at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions))
 	}
-	own := c.ownPrivate(req.Channel) // takes idMu itself: not under the lock
 	c.idMu.Lock()
 	member := proto.Member{ClientID: c.id, User: c.user, State: json.RawMessage("{}")}
-	presence := c.ident.Grants.Allows(auth.ActionPresence, req.Channel) || own
 	c.idMu.Unlock()
-	err := c.srv.cfg.Hub.Subscribe(session.SubscribeRequest{
-		ID: req.ID, Channel: req.Channel, Since: req.Since, Sub: c, Member: member, Presence: presence,
+	err = c.srv.cfg.Hub.Subscribe(session.SubscribeRequest{
+		ID: req.ID, Channel: req.Channel, Since: req.Since, Sub: c, Member: member, Presence: v.seesPresence,
 	})
 	if err != nil {
 		return err
@@ -273,35 +240,13 @@ func (c *conn) handleUnsubscribe(req *proto.Request) error {
 }
 
 func (c *conn) handlePublish(req *proto.Request) error {
-	if err := c.mayAccess(auth.ActionPublish, req.Channel); err != nil {
-		return err
-	}
-	ns := c.srv.cfg.Hub.Namespace(req.Channel)
-	ident := c.identity()
-	admin := ident.Grants.Allows(auth.ActionAdmin, req.Channel)
-	if ns.ServerOnly || !ns.ClientPublish && !admin {
-		return forbidden(fmt.Sprintf("only the server publishes in %s", req.Channel))
-	}
-	if ns.Private && !admin {
-		return forbidden(fmt.Sprintf("only the server publishes in %s", req.Channel))
-	}
 	if len(req.Data) > 0 && !json.Valid(req.Data) {
 		return badRequest("data is not valid JSON")
 	}
-	if ns.PublishRate > 0 && !admin {
-		lim := c.nsLimiters[ns.Name]
-		if lim == nil {
-			if c.nsLimiters == nil {
-				c.nsLimiters = make(map[string]*rate.Limiter)
-			}
-			lim = rate.NewLimiter(rate.Limit(ns.PublishRate), max(ns.PublishBurst, 1))
-			c.nsLimiters[ns.Name] = lim
-		}
-		if !lim.Allow() {
-			c.srv.cfg.Metrics.RateLimited.Inc()
-			return &requestError{proto.CodeRateLimited, fmt.Sprintf("publishing too fast in %s", req.Channel)}
-		}
+	if _, err := c.srv.authorize(c.principal(), accessPublish, req.Channel); err != nil {
+		return err
 	}
+	ident := c.identity()
 	skip := ""
 	if req.Echo != nil && !*req.Echo {
 		skip = c.id
@@ -321,14 +266,13 @@ func (c *conn) handlePublish(req *proto.Request) error {
 }
 
 func (c *conn) handleRetract(req *proto.Request) error {
-	if err := c.mayAccess(auth.ActionPublish, req.Channel); err != nil {
+	v, err := c.srv.authorize(c.principal(), accessRetract, req.Channel)
+	if err != nil {
 		return err
 	}
-	ident := c.identity()
 	ctx, cancel := requestContext()
 	defer cancel()
-	admin := ident.Grants.Allows(auth.ActionAdmin, req.Channel)
-	if err := c.srv.cfg.Hub.Retract(ctx, req.Channel, req.Offset, ident.UserID, admin); err != nil {
+	if err := c.srv.cfg.Hub.Retract(ctx, req.Channel, req.Offset, c.userID(), v.admin); err != nil {
 		return err
 	}
 	if req.ID != nil {
@@ -338,7 +282,7 @@ func (c *conn) handleRetract(req *proto.Request) error {
 }
 
 func (c *conn) handlePresence(req *proto.Request) error {
-	if err := c.mayAccess(auth.ActionPresence, req.Channel); err != nil {
+	if _, err := c.srv.authorize(c.principal(), accessPresence, req.Channel); err != nil {
 		return err
 	}
 	if _, ok := c.subs[req.Channel]; !ok {
@@ -369,8 +313,12 @@ func (c *conn) handleRead(req *proto.Request) error {
 // handleMembers queues a page of a channel's members; the hub answers, in
 // order with the presence events it sends this connection.
 func (c *conn) handleMembers(req *proto.Request) error {
-	if err := c.mayAccess(auth.ActionPresence, req.Channel); err != nil && !c.ownPrivate(req.Channel) {
+	v, err := c.srv.authorize(c.principal(), accessSubscribe, req.Channel)
+	if err != nil {
 		return err
+	}
+	if !v.seesPresence {
+		return forbidden("no presence grant for " + req.Channel)
 	}
 	if _, ok := c.subs[req.Channel]; !ok {
 		return badRequest("subscribe to " + req.Channel + " before asking for its members")

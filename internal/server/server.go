@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +78,13 @@ type FileConfig struct {
 	APIKeys []APIKeyConfig `json:"api_keys,omitempty"`
 	// AllowedOrigins for browsers; see web.Config.AllowedOrigins.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// AllowedHosts are the Host headers the server answers besides
+	// localhost; see web.Config.AllowedHosts.
+	AllowedHosts []string `json:"allowed_hosts,omitempty"`
+	// TrustedProxies are the addresses ("10.0.0.5") or networks
+	// ("10.0.0.0/8") of reverse proxies whose X-Forwarded-For and
+	// X-Real-IP name the client, for the per-address connection cap.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 	// Webhooks are endpoints that receive events as signed JSON POSTs
 	// (docs/webhooks.md); WebhookOptions tunes their delivery.
 	Webhooks       []WebhookConfig      `json:"webhooks,omitempty"`
@@ -163,6 +171,13 @@ type LimitsConfig struct {
 	MaxQueueBytes    int      `json:"max_queue_bytes,omitempty"`
 	// WriteTimeout bounds one frame write to a client.
 	WriteTimeout Duration `json:"write_timeout,omitempty"`
+	// HTTPReadTimeout, HTTPWriteTimeout and HTTPIdleTimeout are the HTTP
+	// server's: reading a request, writing a response (or each 64 KiB of a
+	// long one), and a kept-alive connection's wait for its next request.
+	// By default 60s, 60s and 120s.
+	HTTPReadTimeout  Duration `json:"http_read_timeout,omitempty"`
+	HTTPWriteTimeout Duration `json:"http_write_timeout,omitempty"`
+	HTTPIdleTimeout  Duration `json:"http_idle_timeout,omitempty"`
 	// PresenceCountInterval is how often count-only channels announce
 	// their member count.
 	PresenceCountInterval Duration `json:"presence_count_interval,omitempty"`
@@ -173,6 +188,11 @@ type LimitsConfig struct {
 	// OpRate and OpBurst limit one user's ops per second on one document.
 	OpRate  float64 `json:"op_rate,omitempty"`
 	OpBurst int     `json:"op_burst,omitempty"`
+	// MaxConnections caps the server's WebSocket connections, and
+	// MaxConnectionsPerIP those of one client address (an IPv4 address or
+	// an IPv6 /64). By default 100000 and 1000; -1: no cap.
+	MaxConnections      int `json:"max_connections,omitempty"`
+	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
 }
 
 // Duration is a time.Duration written as "90s" or "7d" in JSON.
@@ -304,13 +324,18 @@ func (m *Server) Run(ctx context.Context) error {
 	}
 	m.verifier = verifier
 	lim := c.File.Limits
+	proxies, _ := c.trustedProxies() // checked by Validate
 	m.Web = web.New(web.Config{
 		Hub: m.Hub, Users: db, Docs: m.Docs, Store: db, Verifier: verifier, APIKeys: apiKeys(c),
 		MaxFrameBytes: lim.MaxFrameBytes, MaxSubscriptions: lim.MaxSubscriptions,
 		FrameRate: lim.FrameRate, FrameBurst: lim.FrameBurst, MaxQueueBytes: lim.MaxQueueBytes,
 		PingInterval: time.Duration(lim.PingInterval), ConnectTimeout: time.Duration(lim.ConnectTimeout),
-		WriteTimeout:   time.Duration(lim.WriteTimeout),
-		AllowedOrigins: c.File.AllowedOrigins, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
+		WriteTimeout:     time.Duration(lim.WriteTimeout),
+		HTTPReadTimeout:  time.Duration(lim.HTTPReadTimeout),
+		HTTPWriteTimeout: time.Duration(lim.HTTPWriteTimeout),
+		HTTPIdleTimeout:  time.Duration(lim.HTTPIdleTimeout),
+		MaxConnections:   lim.MaxConnections, MaxConnectionsPerIP: lim.MaxConnectionsPerIP, TrustedProxies: proxies,
+		AllowedOrigins: c.File.AllowedOrigins, AllowedHosts: c.File.AllowedHosts, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
 		Ready: db.Ready, Notifier: m.Webhooks, Webhooks: m.Webhooks, Backup: db.Backup,
 	})
 	ln, err := net.Listen("tcp", c.Addr)
@@ -325,7 +350,7 @@ func (m *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.ln = ln
-	m.HTTP = &http.Server{Handler: m.Web.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.HTTP = m.Web.HTTPServer()
 	m.errc = make(chan error, 1)
 	go func() { m.errc <- m.HTTP.Serve(ln) }()
 	m.stats = startStats(m)
@@ -449,6 +474,9 @@ func (c *Config) Validate() error {
 	if err := c.validateWebhooks(); err != nil {
 		return err
 	}
+	if _, err := c.trustedProxies(); err != nil {
+		return err
+	}
 	_, err := c.namespaces()
 	return err
 }
@@ -468,4 +496,27 @@ func (c *Config) validateAuth() error {
 		return errors.New("config: auth.jwks_refresh and auth.jwks_min_refresh must not be negative")
 	}
 	return nil
+}
+
+// trustedProxies parses the config file's trusted_proxies: addresses or
+// networks in CIDR notation.
+func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, p := range c.File.TrustedProxies {
+		if strings.Contains(p, "/") {
+			pfx, err := netip.ParsePrefix(p)
+			if err != nil {
+				return nil, fmt.Errorf("config: trusted_proxies[%d]: %q is not an address or a network like 10.0.0.0/8", i, p)
+			}
+			out = append(out, pfx.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return nil, fmt.Errorf("config: trusted_proxies[%d]: %q is not an address or a network like 10.0.0.0/8", i, p)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
