@@ -43,7 +43,7 @@ func TestBackupStalledReaderBlocksNoWrite(t *testing.T) {
 		editDocs  = 100     // each on a connection of its own: commits group their ops
 		opsEach   = 100     // 10,000 ops in all
 		opChars   = 200
-		bound     = 60 * time.Second
+		bound     = 150 * time.Second // generous: without the fix the appends wait for the stalled client forever
 	)
 	ts := startServer(t, withNoSync(), withLimits(func(l *server.LimitsConfig) {
 		l.OpRate, l.OpBurst = 1e6, 1e6

@@ -168,7 +168,8 @@ func TestResubscribeStorm(t *testing.T) {
 		t.Skip("a load test")
 	}
 	ts := startServer(t, withNamespace("storm", server.NamespaceConfig{HistorySize: 5000, Presence: "full", ClientPublish: true}))
-	ctx := ctxT(t)
+	ctx, cancelAll := context.WithTimeout(context.Background(), 3*time.Minute) // setup writes 10 MB of history
+	defer cancelAll()
 	hub := ts.Server().Hub
 	const channel, history, publishes, stormers = "storm:a", 1200, 20, 4
 	data := json.RawMessage(`{"text":"` + strings.Repeat("x", 8000) + `"}`)
