@@ -3,7 +3,7 @@
 import { EditorSelection, EditorState } from "@codemirror/state";
 import { EditorView, drawSelection, highlightActiveLine, keymap, lineNumbers } from "@codemirror/view";
 import { defaultKeymap, history, historyKeymap } from "@codemirror/commands";
-import { getTandemBinding, tandemCollab } from "../src/codemirror.js";
+import { getTandemBinding, tandemCollab } from "../codemirror/index.js";
 import { flashThread, open, params, sidebar } from "./common.js";
 
 const p = params();

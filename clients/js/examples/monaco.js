@@ -1,7 +1,7 @@
 // The Monaco example: one document in a Monaco editor, with others' carets,
 // comments and undo of one's own edits only.
 import * as monaco from "monaco-editor/editor/editor.api.js";
-import { bindMonaco } from "../src/monaco.js";
+import { bindMonaco } from "../monaco/index.js";
 import { flashThread, open, params, sidebar } from "./common.js";
 
 // Monaco runs some work in a web worker, built beside this page.

@@ -9,9 +9,9 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { ChangeSet, EditorSelection, EditorState, Text } from "@codemirror/state";
 import { apply, codePointLength, codePointToUtf16, utf16ToCodePoint } from "../../../web/static/tandem.js";
-import { PositionIndex, applySplices, diff, editsToOp, opToSplices } from "../src/positions.js";
-import { EditorSync } from "../src/sync.js";
-import { changeSetToEdits, changeSetToOp, opToChangeSet, splicesToChangeSet } from "../src/codemirror.js";
+import { PositionIndex, applySplices, diff, editsToOp, opToSplices } from "../editor/positions.js";
+import { EditorSync } from "../editor/sync.js";
+import { changeSetToEdits, changeSetToOp, opToChangeSet, splicesToChangeSet } from "../codemirror/index.js";
 import { newClient, serverText, skip, sleep, uniq, waitFor } from "../support/helpers.mjs";
 
 // rng is a small seeded generator, so that a failure can be replayed with

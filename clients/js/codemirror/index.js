@@ -1,6 +1,6 @@
-// codemirror.js: the CodeMirror 6 binding of a Tandem document.
+// codemirror/index.js (@tandemhq/client/codemirror): the CodeMirror 6 binding of a Tandem document.
 //
-//   import { tandemCollab } from "<tandem package>/codemirror";
+//   import { tandemCollab } from "@tandemhq/client/codemirror";
 //   const doc = client.openDoc("notes-1");
 //   new EditorView({ parent, extensions: [history(), keymap.of([...historyKeymap, ...defaultKeymap]), tandemCollab(doc)] });
 //
@@ -13,12 +13,12 @@
 // local selection (coalesced), and holds both directions back during an IME
 // composition. @codemirror/state and @codemirror/view are peer
 // dependencies: the app brings its own copies. docs/editors.md has the
-// rules; sync.js the editor-independent half.
+// rules; ../editor/sync.js the editor-independent half.
 
 import { Annotation, ChangeSet, EditorState, StateEffect, StateField, Transaction } from "@codemirror/state";
 import { Decoration, EditorView, ViewPlugin, WidgetType } from "@codemirror/view";
-import { PositionIndex, editsToOp, opToSplices } from "./positions.js";
-import { EditorSync } from "./sync.js";
+import { PositionIndex, editsToOp, opToSplices } from "../editor/positions.js";
+import { EditorSync } from "../editor/sync.js";
 
 /** Marks the transactions by which the binding applies the document's changes. */
 export const tandemRemote = Annotation.define();

@@ -1,6 +1,6 @@
-// monaco.js: the Monaco binding of a Tandem document.
+// monaco/index.js (@tandemhq/client/monaco): the Monaco binding of a Tandem document.
 //
-//   import { bindMonaco } from "<tandem package>/monaco";
+//   import { bindMonaco } from "@tandemhq/client/monaco";
 //   const editor = monaco.editor.create(parent, { value: "" });
 //   const binding = bindMonaco(client.openDoc("notes-1", { undoGroupMs: 500 }), editor);
 //
@@ -9,7 +9,7 @@
 // model.applyEdits, outside Monaco's undo stack; other users' carets,
 // selections and the comments are decorations (Monaco moves them with the
 // text between updates); the local selection is sent, coalesced; during an
-// IME composition both directions wait (sync.js).
+// IME composition both directions wait (../editor/sync.js).
 //
 // Undo: Monaco's undo stack keeps each edit by offset and does not move it
 // over edits made with applyEdits, so after a collaborator's edit its undo
@@ -26,7 +26,7 @@
 // monaco-editor is a peer dependency: the app brings its own copy and the
 // binding uses only the editor and model objects it is given.
 
-import { EditorSync } from "./sync.js";
+import { EditorSync } from "../editor/sync.js";
 
 const CR_SHOWN = "\u240d";
 const toModel = (s) => (s.includes("\r") ? s.replaceAll("\r", CR_SHOWN) : s);

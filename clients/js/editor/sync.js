@@ -1,5 +1,5 @@
 // sync.js: EditorSync, the editor-independent half of the Tandem editor
-// bindings (codemirror.js, monaco.js). It keeps an editor's text equal to a
+// bindings (codemirror/index.js, monaco/index.js). It keeps an editor's text equal to a
 // tandem.js Doc's text and carries selections, others' cursors and comments
 // between the two. docs/editors.md explains the rules it follows, for
 // anyone binding another editor.
