@@ -270,3 +270,24 @@ test("a document refusing an edit, or closing, leaves the editor with the docume
   await waitFor(() => h.text() === "kept", "the editor to be given the document's text back");
   assert.ok(errors.some((e) => e.code === "closed"), `errors: ${errors.map((e) => e.message)}`);
 });
+
+test("an edit that cuts a surrogate pair or inserts a lone surrogate ends as the server stores it", { skip }, async () => {
+  const id = uniq("cm-lone");
+  const a = newClient({ user: "lone", name: "Lone" });
+  const da = a.openDoc(id);
+  await da.ready;
+  da.insert(0, "😀x👍y");
+  await da.synced();
+  const h = headless(da);
+  await waitFor(() => h.text() === "😀x👍y", "the text");
+  // Delete the low half of 😀 (CodeMirror allows a change anywhere), then
+  // insert a lone high surrogate before "y".
+  h.local({ from: 1, to: 2 });
+  await waitFor(() => h.text() === da.text, "the editor and the document to agree again");
+  assert.equal(da.text, "\ufffdx👍y");
+  h.local({ from: h.text().indexOf("y"), insert: "\ud83d" });
+  await waitFor(() => h.text() === da.text, "the editor and the document to agree again");
+  assert.equal(da.text, "\ufffdx👍\ufffdy");
+  await da.synced();
+  assert.equal((await serverText(id)).text, "\ufffdx👍\ufffdy");
+});
