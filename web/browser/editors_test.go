@@ -334,6 +334,16 @@ func TestEditors(t *testing.T) {
 				t.Fatalf("after the pastes: %q lacks %q", text, want)
 			}
 		}
+		// Max types with two cursors: one op of two inserts.
+		a, b := cpIndex(text, "Dee 👍🏽"), cpIndex(text, "🏁")+1
+		eval[bool](mo.page, fmt.Sprintf(`(() => { const x = tandemExample, m = x.editor.getModel();
+			const sel = (cp) => { const p = m.getPositionAt(x.binding.toUTF16(cp)); return {selectionStartLineNumber: p.lineNumber, selectionStartColumn: p.column, positionLineNumber: p.lineNumber, positionColumn: p.column}; };
+			x.editor.setSelections([sel(%d), sel(%d)]); x.editor.focus(); return true; })()`, a, b))
+		mo.do(typeKeys("*"))
+		text = convergeAll(t, ts, id, all...)
+		if !strings.Contains(text, "🏁*.") || !strings.Contains(text, "*Dee 👍🏽") || strings.Count(text, "*") != 2 {
+			t.Fatalf("after Max's two cursors: %q", text)
+		}
 	})
 
 	t.Run("carets", func(t *testing.T) {
@@ -373,6 +383,23 @@ func TestEditors(t *testing.T) {
 		if strings.Contains(text, "UNDO-ME") || !strings.Contains(text, "max keeps typing ") || !strings.Contains(text, " dee too") || !strings.Contains(text, "😀 here.") {
 			t.Fatalf("after Cleo's undo: %q", text)
 		}
+
+		// Max's undo (the document's own, which the binding routes Monaco's
+		// to) takes back his text after Dee has typed before it, and none
+		// of the others' (it may take "max keeps typing" with it: edits
+		// within the example's undoGroupMs undo together).
+		i = cpIndex(text, "here.")
+		mo.placeCaret(i, i)
+		mo.do(typeKeys("MAX-UNDO "))
+		text = convergeAll(t, ts, id, all...)
+		demo.placeCaret(0, 0)
+		demo.do(typeKeys("Hi "))
+		convergeAll(t, ts, id, all...)
+		mo.do(shortcut("z", chromedp.ModifierCtrl))
+		text = convergeAll(t, ts, id, all...)
+		if strings.Contains(text, "MAX-UNDO") || !strings.HasPrefix(text, "Hi ") || !strings.Contains(text, "Cleo types 😀 here.") || !strings.Contains(text, " dee too") {
+			t.Fatalf("after Max's undo: %q", text)
+		}
 	})
 
 	t.Run("a comment made in the demo marks the same words in CodeMirror and Monaco", func(t *testing.T) {
@@ -394,7 +421,7 @@ func TestEditors(t *testing.T) {
 			return d && m.getValueInRange(d.range) === %s && document.querySelector(".tandem-comment") !== null; })()`, js(words)))
 		// The mark stays on its words while Cleo types before them.
 		cm.placeCaret(0, 0)
-		cm.do(typeKeys("Hi "))
+		cm.do(typeKeys("So "))
 		convergeAll(t, ts, id, all...)
 		cm.waitFor("the mark on its words", fmt.Sprintf(`[...document.querySelectorAll(".cm-content [data-comment-id]")].map((e) => e.textContent).join("") === %s`, js(words)))
 	})

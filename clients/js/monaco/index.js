@@ -113,11 +113,15 @@ class MonacoBinding {
     // Undo and redo go to the document (see the top of this file).
     this.modelUndo = Object.getOwnPropertyDescriptor(model, "undo");
     this.modelRedo = Object.getOwnPropertyDescriptor(model, "redo");
+    // A truthy result: Monaco's undo command tries its next handler (the
+    // browser's own undo) after one that returns nothing.
     model.undo = () => {
       doc.undo();
+      return Promise.resolve();
     };
     model.redo = () => {
       doc.redo();
+      return Promise.resolve();
     };
     this.sync.start();
   }
