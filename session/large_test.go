@@ -211,7 +211,7 @@ func TestOpenDocumentNearTheLimits(t *testing.T) {
 		c.File.Limits.FrameRate, c.File.Limits.FrameBurst = 1e5, 1e5
 	})
 	const id = "limits"
-	unit := "\x01\u2028😀é\x1f" // 5 code points, 33 bytes escaped
+	unit := "\x01\u2028😀é\x1f"                        // 5 code points, 33 bytes escaped
 	content := strings.Repeat(unit, 4_000_000/5-4000) // 20,000 code points of room for the typing
 	start := time.Now()
 	phase := func(what string) { t.Logf("%v: %s", time.Since(start).Round(time.Millisecond), what) }
@@ -263,7 +263,7 @@ func TestOpenDocumentNearTheLimits(t *testing.T) {
 	commenter.send(map[string]any{"type": "open", "doc": id})
 	head := num(commenter.expectWithin("snapshot", time.Minute)["version"])
 	ctext := strings.Repeat("\x02", 4096) // the largest comment, escaped six-fold
-	for i := range 1000 { // pipelined: the answers are read below
+	for i := range 1000 {                 // pipelined: the answers are read below
 		commenter.send(map[string]any{"type": "comment", "doc": id, "action": "add", "version": head,
 			"range": map[string]int{"from": i, "to": i + 1}, "text": ctext})
 	}

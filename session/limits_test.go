@@ -190,7 +190,9 @@ func TestServerEditLimits(t *testing.T) {
 	if res.Err != nil || res.Version < 3+5 {
 		t.Fatalf("Replace inserting 60 bytes with ops of 10: %+v", res)
 	}
-	ann.wait("the last op", func(m map[string]json.RawMessage) bool { return str(m["type"]) == "op" && num(m["version"]) == res.Version })
+	ann.wait("the last op", func(m map[string]json.RawMessage) bool {
+		return str(m["type"]) == "op" && num(m["version"]) == res.Version
+	})
 	ops, err := st.Ops(id, 0, res.Version+1)
 	if err != nil {
 		t.Fatal(err)
