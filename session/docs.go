@@ -96,13 +96,15 @@ type DocsConfig struct {
 	// version). By default 50,000 ops and 32 MiB of op text.
 	MaxReplayOps   int
 	MaxReplayBytes int
-	// DiffTimeout bounds the character diff of a server-side Replace (go-
-	// diff's deadline), and MaxDiffEdits the edits it may find; past
-	// either the edit replaces the changed range whole. By default 1 s and
-	// 10,000. DiffConcurrency bounds the diffs running at once (CPU-bound,
-	// off the documents' goroutines); further ones wait. By default half
-	// of GOMAXPROCS, at least 1.
+	// DiffTimeout bounds the diff of a server-side Replace (go-diff's
+	// deadline), MaxDiffWork the size of what it diffs (see
+	// doc.DiffBudget.MaxWork), and MaxDiffEdits the edits it may find;
+	// past them the edit replaces the changed range whole. By default
+	// 500 ms, 1<<26 and 10,000. DiffConcurrency bounds the diffs running at
+	// once (CPU-bound, off the documents' goroutines); further ones wait.
+	// By default half of GOMAXPROCS, at least 1.
 	DiffTimeout     time.Duration
+	MaxDiffWork     int
 	MaxDiffEdits    int
 	DiffConcurrency int
 	// OpRate and OpBurst limit the ops one user sends to one document per
@@ -151,7 +153,10 @@ func (c *DocsConfig) setDefaults() {
 		c.MaxReplayBytes = 32 << 20
 	}
 	if c.DiffTimeout <= 0 {
-		c.DiffTimeout = time.Second
+		c.DiffTimeout = 500 * time.Millisecond
+	}
+	if c.MaxDiffWork <= 0 {
+		c.MaxDiffWork = 1 << 26
 	}
 	if c.MaxDiffEdits <= 0 {
 		c.MaxDiffEdits = 10_000
@@ -393,8 +398,9 @@ func (d *Docs) Edit(ctx context.Context, docID string, base *int, op ot.Op, uid,
 // caller's goroutine, never the document's: Replace asks the session for
 // the head's version and text (or reads the text at base from storage),
 // waits for one of DiffConcurrency diff slots (or ctx), diffs within
-// DiffTimeout and MaxDiffEdits (past them the change replaces the changed
-// range whole), and submits the op made against that version. So a
+// DiffTimeout, MaxDiffWork and MaxDiffEdits (past them by line, then the
+// change replaces the changed range whole), and submits the op made
+// against that version. So a
 // replacement of any size costs the document's editors no more than the
 // application of its ops.
 func (d *Docs) Replace(ctx context.Context, docID string, base *int, content, uid, user string, create bool) EditResult {
@@ -424,7 +430,7 @@ func (d *Docs) Replace(ctx context.Context, docID string, base *int, content, ui
 	case <-ctx.Done():
 		return EditResult{Err: ctx.Err()}
 	}
-	op, coarse := doc.DiffOpWithin(old, content, doc.DiffBudget{Timeout: d.cfg.DiffTimeout, MaxEdits: d.cfg.MaxDiffEdits})
+	op, coarse := doc.DiffOpWithin(old, content, doc.DiffBudget{Timeout: d.cfg.DiffTimeout, MaxWork: d.cfg.MaxDiffWork, MaxEdits: d.cfg.MaxDiffEdits})
 	<-d.diffs
 	if coarse {
 		d.log.Debug().Str("doc", docID).Msg("replace: diff over its budget; replacing the changed range whole")

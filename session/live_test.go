@@ -213,7 +213,7 @@ type editor struct {
 func openEditor(tb testing.TB, c *wsConn, docID, uidPrefix string) *editor {
 	tb.Helper()
 	c.send(map[string]any{"type": "open", "doc": docID})
-	snap := c.expect("snapshot")
+	snap := c.expectWithin("snapshot", time.Minute) // a large document takes the race detector a while
 	e := &editor{tb: tb, c: c, doc: docID, uid: uidPrefix, text: str(snap["content"]), version: num(snap["version"]),
 		cursors: map[string][]ot.Selection{}, left: map[string]bool{}, notify: make(chan struct{}, 1)}
 	go e.loop()

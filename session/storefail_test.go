@@ -107,14 +107,21 @@ func (f *faultyStore) PutComments(ctx context.Context, docID string, cs []doc.Co
 // file; the test's cleanup closes both.
 func newFaultyDocs(t *testing.T, idle time.Duration) (*session.Docs, *faultyStore) {
 	t.Helper()
+	return newFaultyDocsWith(t, func(c *session.DocsConfig) { c.IdleTimeout = idle })
+}
+
+// newFaultyDocsWith is newFaultyDocs with the config edited by edit.
+func newFaultyDocsWith(t *testing.T, edit func(*session.DocsConfig)) (*session.Docs, *faultyStore) {
+	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	db, err := storage.Open(filepath.Join(t.TempDir(), "tandem.db"), storage.Config{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := &faultyStore{DB: db, appends: map[string]int{}}
-	docs := session.NewDocs(session.DocsConfig{Documents: st, OpLog: st, Snapshots: st, Comments: st,
-		IdleTimeout: idle, Logger: log})
+	cfg := session.DocsConfig{Documents: st, OpLog: st, Snapshots: st, Comments: st, Logger: log}
+	edit(&cfg)
+	docs := session.NewDocs(cfg)
 	t.Cleanup(func() {
 		docs.Close()
 		if err := db.Close(); err != nil {
