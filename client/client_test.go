@@ -16,8 +16,8 @@ import (
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/internal/auth"
-	"github.com/tandemhq/tandem/internal/proto"
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/proto"
+	"github.com/tandemhq/tandem/server"
 )
 
 func TestMain(m *testing.M) {

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
 )
 

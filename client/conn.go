@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
 )
 

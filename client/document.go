@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/doc"
-	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
 )
 

@@ -18,8 +18,8 @@ import (
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/internal/auth"
-	"github.com/tandemhq/tandem/internal/proto"
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/proto"
+	"github.com/tandemhq/tandem/server"
 	"github.com/tandemhq/tandem/ot"
 )
 

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/proto"
 )
 
 // Message is a channel message as a handler gets it.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/server"
 )
 
 // openRaw opens docID on c with the given fields added to the open frame

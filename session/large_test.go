@@ -21,7 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tandemhq/tandem/client"
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/server"
 	"github.com/tandemhq/tandem/ot"
 )
 

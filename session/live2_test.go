@@ -16,8 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
-	"github.com/tandemhq/tandem/internal/proto"
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/proto"
+	"github.com/tandemhq/tandem/server"
 	"github.com/tandemhq/tandem/ot"
 )
 

@@ -1,6 +1,6 @@
 package session_test
 
-// Integration tests of live documents: the real server (internal/server) on
+// Integration tests of live documents: the real server (server) on
 // 127.0.0.1, a real bbolt file, real WebSockets speaking the protocol, and
 // on the client side the OT client algorithm of PROTOCOL.md (one op in
 // flight, later edits composed, incoming ops transformed over both).
@@ -22,8 +22,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tandemhq/tandem/doc"
-	"github.com/tandemhq/tandem/internal/proto"
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/proto"
+	"github.com/tandemhq/tandem/server"
 	"github.com/tandemhq/tandem/ot"
 )
 

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/proto"
 )
 
 // Presence: who is in a channel. The members of a channel are its

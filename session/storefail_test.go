@@ -19,7 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/doc"
-	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/session"
 	"github.com/tandemhq/tandem/storage"

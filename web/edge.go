@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/proto"
 )
 
 // progressChunk is the most of a response (or request body) one deadline

@@ -17,7 +17,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/metrics"
-	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/session"
 )
 

@@ -4,16 +4,16 @@ import (
 	"net/http"
 
 	"github.com/tandemhq/tandem/internal/auth"
-	"github.com/tandemhq/tandem/internal/webhook"
+	"github.com/tandemhq/tandem/notify"
 )
 
 // WebhookLog is what the HTTP API reads of the webhook dispatcher.
 type WebhookLog interface {
 	// Deliveries returns the last finished deliveries, newest first.
-	Deliveries() []webhook.Delivery
+	Deliveries() []notify.Delivery
 }
 
-var _ WebhookLog = (*webhook.Dispatcher)(nil)
+var _ WebhookLog = (*notify.Dispatcher)(nil)
 
 // webhookLogName is the name an admin grant must match to read the
 // delivery log.
@@ -29,7 +29,7 @@ func (s *Server) apiWebhookDeliveries(w http.ResponseWriter, r *http.Request, id
 	if err != nil {
 		return err
 	}
-	list := []webhook.Delivery{}
+	list := []notify.Delivery{}
 	if s.cfg.Webhooks != nil {
 		list = s.cfg.Webhooks.Deliveries()
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/tandemhq/tandem/internal/bench"
+	"github.com/tandemhq/tandem/bench"
 )
 
 // runBench is `tandem bench SCENARIO [flags]`.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/server"
 )
 
 const remoteTestKey = "remote-test-key-0123456789"

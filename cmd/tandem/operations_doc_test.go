@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/server"
 )
 
 // TestOperationsConfigExample: the configuration file shown in

@@ -13,7 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/server"
 )
 
 // serveFlags parses `tandem serve`'s flags and environment into a config.

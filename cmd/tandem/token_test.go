@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/auth"
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/server"
 )
 
 func TestTokenCommand(t *testing.T) {

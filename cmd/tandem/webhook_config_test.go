@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/server"
 )
 
 // TestWebhookConfigFile: the config file's webhooks and webhook_options

@@ -26,7 +26,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/rs/zerolog"
 
-	"github.com/tandemhq/tandem/internal/server"
+	"github.com/tandemhq/tandem/server"
 )
 
 // wait bounds every condition a test waits for.

@@ -43,7 +43,7 @@ export function setChildren(el, ...children) {
 // ---------------------------------------------------------------------------
 // Users and colours
 
-/** The server's palette (internal/proto ColorOf): a user's colour is picked by an FNV-1a hash of the id. */
+/** The server's palette (proto ColorOf): a user's colour is picked by an FNV-1a hash of the id. */
 export const PALETTE = ["#e0457b", "#3b82f6", "#10b981", "#f59e0b", "#8b5cf6", "#ef4444", "#14b8a6", "#f97316", "#6366f1", "#84cc16"];
 
 /** fnv1a returns the 32-bit FNV-1a hash of s's UTF-8 bytes. */
