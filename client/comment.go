@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/proto"
 )
 
 // Comments returns the document's comments, ranges in positions of the

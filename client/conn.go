@@ -12,8 +12,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/proto"
 )
 
 // wsConn is one WebSocket connection. The client's run goroutine is its

@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/doc"
-	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/proto"
 )
 
 // The OT client algorithm (docs/PROTOCOL.md, Documents), run by the read

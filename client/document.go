@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/doc"
-	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/proto"
 )
 
 // ChangeKind says why the local text changed other than by Submit.

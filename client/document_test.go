@@ -18,9 +18,9 @@ import (
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
-	"github.com/tandemhq/tandem/ot"
 )
 
 // startServerWith is startServer with a chance to change the config.

@@ -13,8 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tandemhq/tandem/doc"
-	"github.com/tandemhq/tandem/server"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/server"
 )
 
 // apiTypist is an editor speaking the wire protocol with the OT client

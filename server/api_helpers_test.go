@@ -18,9 +18,9 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
-	"github.com/tandemhq/tandem/ot"
 )
 
 // apiKeyAll is an API key with every grant ($TANDEM_API_KEYS style).

@@ -14,8 +14,8 @@ import (
 
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/internal/metrics"
-	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/proto"
 )
 
 // Errors of live documents; the web layer maps them to wire codes.

@@ -21,8 +21,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tandemhq/tandem/client"
-	"github.com/tandemhq/tandem/server"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/server"
 )
 
 // putContent replaces a document's text over HTTP (text/plain) and returns

@@ -16,9 +16,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
-	"github.com/tandemhq/tandem/ot"
 )
 
 // TestExactlyOnceAcrossDrops drops the connection right after sending an op,

@@ -22,9 +22,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
-	"github.com/tandemhq/tandem/ot"
 )
 
 func TestMain(m *testing.M) {

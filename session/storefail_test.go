@@ -19,8 +19,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/doc"
-	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/session"
 	"github.com/tandemhq/tandem/storage"
 )

@@ -18,8 +18,8 @@ import (
 
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/internal/auth"
-	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/session"
 )
 

@@ -4,8 +4,8 @@ import (
 	"errors"
 
 	"github.com/tandemhq/tandem/internal/auth"
-	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/session"
 )
 
