@@ -242,6 +242,7 @@ func (c *conn) handleSubscribe(req *proto.Request) error {
 	c.idMu.Unlock()
 	err := c.srv.cfg.Hub.Subscribe(session.SubscribeRequest{
 		ID: req.ID, Channel: req.Channel, Since: req.Since, Sub: c, Member: member, Presence: presence,
+		PresenceBatch: req.PresenceBatch,
 	})
 	if err != nil {
 		return err
@@ -365,7 +366,7 @@ func (c *conn) handleRead(req *proto.Request) error {
 // handleMembers queues a page of a channel's members; the hub answers, in
 // order with the presence events it sends this connection.
 func (c *conn) handleMembers(req *proto.Request) error {
-	if err := c.mayAccess(auth.ActionPresence, req.Channel); err != nil && !c.ownPrivate(req.Channel) {
+	if err := c.mayAccess(auth.ActionPresence, req.Channel); err != nil {
 		return err
 	}
 	if _, ok := c.subs[req.Channel]; !ok {
