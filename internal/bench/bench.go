@@ -152,7 +152,7 @@ func benchNamespaces() map[string]server.NamespaceConfig {
 	return map[string]server.NamespaceConfig{
 		"bench": {HistorySize: 1000, HistoryAge: server.Duration(time.Hour), Presence: "off", ClientPublish: true},
 		// The presence scenario's rooms: full presence at any size.
-		presenceNamespace: {Presence: "full", PresenceCountAbove: -1},
+		presenceNamespace: {Presence: "full", PresenceCountAbove: -1, PresenceBatch: server.Duration(presenceWindow)},
 	}
 }
 

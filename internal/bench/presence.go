@@ -42,8 +42,12 @@ type PresenceConfig struct {
 }
 
 // presenceNamespace is the namespace a started server has for the
-// scenario: full presence that never switches to count mode.
-const presenceNamespace = "benchroom"
+// scenario: full presence that never switches to count mode, with the
+// default batching window, presenceWindow.
+const (
+	presenceNamespace = "benchroom"
+	presenceWindow    = 100 * time.Millisecond
+)
 
 // Presence runs the presence scenario.
 func Presence(ctx context.Context, opts Options, cfg PresenceConfig) (*Result, error) {
@@ -144,6 +148,15 @@ func Presence(ctx context.Context, opts Options, cfg PresenceConfig) (*Result, e
 	res.Figures["presence_frames_per_member_mean"] = float64(sum) / float64(len(frames))
 	res.Figures["presence_frames_per_member_max"] = float64(frames[len(frames)-1])
 	res.Figures["joins_seen_per_frame"] = float64(cfg.Conns) / max(1, float64(sum)/float64(len(frames)))
+	if opts.Server == "" {
+		// A member gets a frame at once in a quiet room and then at most one
+		// per window: the joins do not multiply its frames.
+		bound := int(settled/presenceWindow) + 2
+		res.Figures["presence_frames_bound"] = float64(bound)
+		if frames[len(frames)-1] > bound {
+			res.fail("a member got %d presence frames in %v, more than one per %v window (%d)", frames[len(frames)-1], settled, presenceWindow, bound)
+		}
+	}
 
 	if cfg.Churn > 0 {
 		if err := churn(ctx, members, truth, cfg); err != nil {
