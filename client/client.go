@@ -97,10 +97,10 @@ type Config struct {
 	// MaxMessageBytes bounds one WebSocket message from the server (a
 	// subscribed frame carries the recovered history). By default 64 MiB.
 	MaxMessageBytes int64
-	// MaxOpBytes bounds the text one document op inserts: a larger edit is
-	// sent as several ops, and buffered edits are composed only up to it.
-	// It must not exceed the server's limit. By default 64 KiB, the
-	// server's default.
+	// MaxOpBytes lowers the server's bound on the text one document op
+	// inserts (Limits.MaxOpBytes); it cannot raise it. By default (0) the
+	// server's limit applies, as its connected frame says (64 KiB from a
+	// server that does not say).
 	MaxOpBytes int
 	// CursorInterval is the shortest time between two cursor frames of one
 	// document; updates within it are coalesced (the latest wins). By
@@ -145,9 +145,6 @@ func (c *Config) setDefaults() error {
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 64 << 20
 	}
-	if c.MaxOpBytes <= 0 {
-		c.MaxOpBytes = 64 << 10
-	}
 	if c.CursorInterval <= 0 {
 		c.CursorInterval = 50 * time.Millisecond
 	}
@@ -188,6 +185,7 @@ type Client struct {
 	token    string
 	user     proto.User
 	clientID string
+	limits   Limits // of the live (or last) connection
 	subs     map[string]*Subscription
 	docs     map[string]*Document
 	pending  map[int64]*pending
@@ -269,6 +267,14 @@ func (c *Client) ClientID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.clientID
+}
+
+// Limits returns the size limits the client applies to document ops: the
+// server's, from the connected frame of the current (or last) connection.
+func (c *Client) Limits() Limits {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.limits
 }
 
 // User returns who the server says this client is.
@@ -435,6 +441,7 @@ func (c *Client) attach(conn *wsConn, info *inbound) {
 	c.conn = conn
 	c.status = StatusConnected
 	c.user, c.clientID = user, info.ClientID
+	c.limits = limitsOf(info.Limits, c.cfg.MaxOpBytes)
 	frames := make([][]byte, 0, len(c.subs))
 	for _, sub := range c.subs {
 		frames = append(frames, c.subscribeFrameLocked(conn, sub))

@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const secret = "client-test-secret-0123456789"
+const secret = "client-test-secret-0123456789abcdef"
 
 // testServer is a real server on 127.0.0.1 with its data in a temporary
 // directory; restart keeps the address and the data.

@@ -56,6 +56,7 @@ type inbound struct {
 	ClientID     string          `json:"client_id"`
 	User         json.RawMessage `json:"user"`
 	PingInterval int             `json:"ping_interval"`
+	Limits       *proto.Limits   `json:"limits"`
 
 	// channels
 	Channel     string            `json:"channel"`
@@ -88,6 +89,7 @@ type inbound struct {
 	Content  string          `json:"content"`
 	Op       ot.Op           `json:"op"`
 	UID      string          `json:"uid"`
+	Reset    bool            `json:"reset"`
 	Ops      []proto.DocOp   `json:"ops"`
 	Cursors  []proto.Cursor  `json:"cursors"`
 	Ranges   []ot.Selection  `json:"ranges"`

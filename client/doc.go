@@ -26,7 +26,7 @@
 // A [Document] is a replica of the text. Submit (and Insert, Delete)
 // applies an edit locally at once and sends it: one op is in flight at a
 // time, later edits are composed in a buffer (split so that no op inserts
-// more than Config.MaxOpBytes), and every incoming op is transformed over
+// more than the server's limits), and every incoming op is transformed over
 // the op in flight and the buffer, the incoming op's inserts first, before
 // it is applied and reported to OnChange. Positions count code points.
 // Each op carries a uid, "<random prefix>-<seq>", fixed when the op goes
@@ -62,7 +62,11 @@
 // acknowledged), then an op still in flight is resent with its uid at the
 // new version. When the server no longer has that history (compacted, or
 // it lost data), the document is reloaded from a snapshot
-// ([ChangeReload]) and the edits it had pending go to OnLost. Requests made while
+// ([ChangeReload]) and the edits it had pending go to OnLost. The reopen
+// carries the document's epoch ([Document.Epoch]): when the document was
+// deleted and created again under its id meanwhile, the server sends the
+// new one's snapshot instead of its ops, the text is replaced
+// ([ChangeReset]) and the edits pending against the old one go to OnLost. Requests made while
 // reconnecting wait for the new connection (or their context). A request
 // in flight when the connection drops fails with [ErrDisconnected]: it may
 // or may not have taken effect, so the client never resends it on its own.
@@ -90,7 +94,9 @@
 //
 // The server closes a connection whose send queue overflows (4010), and a
 // large recovery arrives as one frame: a subscription far behind a busy
-// channel can meet that limit. Presence state belongs to a connection and
+// channel can meet that limit. A document's snapshot arrives as one
+// message of up to tens of megabytes (escaped): Config.MaxMessageBytes
+// (64 MiB by default) must stay above that. Presence state belongs to a connection and
 // starts empty after a reconnection.
 //
 // A document's callbacks report what happened after they were set;

@@ -13,7 +13,8 @@ import (
 // goroutine on the frames of one document and by Submit on local edits:
 //
 //   - At most one op is in flight. Local edits made meanwhile wait in the
-//     buffer, composed while the composition stays within MaxOpBytes.
+//     buffer, composed while the composition fits the server's limits; an
+//     edit larger than the limits waits there in pieces that fit them.
 //   - An incoming op is applied to the server text as it is, and to the
 //     local text after being transformed over the op in flight and then
 //     over each buffered op, the incoming op's inserts first (the server
@@ -69,6 +70,7 @@ func (d *Document) openLocked(conn *wsConn, out *outbox) {
 	if d.loaded && !d.reload {
 		v := d.version
 		req.Version = &v
+		req.Epoch = d.epoch // another incarnation's version gets a reset snapshot
 	}
 	out.add(conn, req)
 }
@@ -186,6 +188,7 @@ func (d *Document) applySnapshotLocked(conn *wsConn, f *inbound, out *outbox) {
 	}
 	d.text, d.server = doc.NewRope(f.Content), doc.NewRope(f.Content)
 	d.version, d.loaded, d.reload = f.Version, true, false
+	d.epoch = f.Epoch
 	d.inflight, d.inUID, d.buffer = nil, "", nil
 	d.acked = d.edits
 	n := d.text.Len()
@@ -197,8 +200,12 @@ func (d *Document) applySnapshotLocked(conn *wsConn, f *inbound, out *outbox) {
 	}
 	d.openedLocked(conn, f, !first)
 	if !first {
-		d.c.log.Warn().Str("doc", d.id).Int("version", d.version).Int("lost", len(lostOps(lost))).Msg("document reloaded from a snapshot")
-		ch := Change{Kind: ChangeReload, Op: change, Version: d.version}
+		kind := ChangeReload
+		if f.Reset {
+			kind = ChangeReset
+		}
+		d.c.log.Warn().Str("doc", d.id).Int("version", d.version).Int("lost", len(lostOps(lost))).Str("kind", kind.String()).Msg("document reloaded from a snapshot")
+		ch := Change{Kind: kind, Op: change, Version: d.version}
 		d.emitLocked(func(h *docHandlers) {
 			if h.change != nil {
 				h.change(ch)
@@ -250,6 +257,9 @@ func (d *Document) applyOpenedLocked(conn *wsConn, f *inbound, out *outbox) {
 		d.reloadLocked(conn, fmt.Errorf("opened at v%d, caught up to v%d", f.Version, d.version), out)
 		return
 	}
+	if f.Epoch != "" {
+		d.epoch = f.Epoch
+	}
 	d.openedLocked(conn, f, true)
 	if d.inflight != nil {
 		d.sendInflightLocked(out) // same uid: applied at most once
@@ -278,6 +288,10 @@ func (d *Document) openedLocked(conn *wsConn, f *inbound, again bool) {
 // openFailedLocked handles an error answering an open.
 func (d *Document) openFailedLocked(conn *wsConn, e *Error, out *outbox) {
 	if !d.loaded {
+		if e.Code == proto.CodeRateLimited || e.Code == proto.CodeUnavailable {
+			d.retryLocked() // busy for now (large replies pending): OpenDoc waits
+			return
+		}
 		d.endLocked(e) // OpenDoc returns it
 		return
 	}
@@ -391,6 +405,8 @@ func (d *Document) onOpReplyLocked(conn *wsConn, p *pending, f *inbound, out *ou
 		case proto.CodeConflict, proto.CodeInternal:
 			d.reloadLocked(conn, e, out)
 		default:
+			// too_large, forbidden, bad_request...: sending it again
+			// cannot help.
 			d.rejectLocked(e, out)
 		}
 	}
@@ -415,9 +431,23 @@ func (d *Document) ackLocked(out *outbox) {
 }
 
 // rejectLocked undoes the op in flight, which the server refused for good,
-// and moves the buffer over the undo.
+// with the rest of its edit when it is a piece of one cut to the limits
+// (the rest would be refused the same way), and moves the buffer over the
+// undo.
 func (d *Document) rejectLocked(e *Error, out *outbox) {
-	undo, err := ot.InvertText(d.inflight, d.server)
+	undone := d.inflight
+	var rest []ot.Op
+	for len(d.buffer) > 0 && d.buffer[0].cont {
+		q := d.buffer[0]
+		d.buffer = d.buffer[1:]
+		rest = append(rest, q.op)
+		comp, err := ot.Compose(undone, q.op)
+		if err != nil {
+			panic("client: compose the pieces of an edit: " + err.Error())
+		}
+		undone, d.inLast = comp, q.last
+	}
+	undo, err := ot.InvertText(undone, d.server)
 	if err != nil {
 		panic("client: the op in flight does not apply to the server text: " + err.Error())
 	}
@@ -432,7 +462,7 @@ func (d *Document) rejectLocked(e *Error, out *outbox) {
 		panic("client: the undo does not apply to the local text: " + err.Error())
 	}
 	d.moveAnchorsLocked(undo, "", true)
-	oe := &OpError{Doc: d.id, UID: d.inUID, Op: d.inflight, Err: e}
+	oe := &OpError{Doc: d.id, UID: d.inUID, Op: d.inflight, Rest: rest, Err: e}
 	d.c.log.Warn().Err(e).Str("doc", d.id).Str("uid", d.inUID).Msg("op rejected; undone")
 	ch := Change{Kind: ChangeUndo, Op: undo, Version: d.version, UID: d.inUID}
 	d.acked = d.inLast
@@ -476,16 +506,27 @@ func (d *Document) promoteLocked(out *outbox) {
 	}
 }
 
-// sendInflightLocked sends the op in flight, if the document is open.
+// sendInflightLocked sends the op in flight, if the document is open. An
+// op that does not fit the connection's limits (they changed since it was
+// cut) is cut again first: the server would have refused it whole, so its
+// head keeps its uid.
 func (d *Document) sendInflightLocked(out *outbox) {
 	if d.conn == nil {
 		return // sent after the (re)open
+	}
+	if b := d.budgetLocked(); !b.fits(d.inflight) {
+		pieces := splitOp(d.inflight, b)
+		rest := make([]queued, 0, len(pieces)-1+len(d.buffer))
+		for _, p := range pieces[1:] {
+			rest = append(rest, queued{op: p, last: d.inLast, cont: true})
+		}
+		d.inflight, d.buffer = pieces[0], append(rest, d.buffer...)
 	}
 	id, ok := d.c.addPending(d.conn, &pending{doc: d, kind: docOp, gen: d.gen, uid: d.inUID})
 	if !ok {
 		return
 	}
-	out.add(d.conn, opRequest{ID: &id, Type: proto.TypeOp, Doc: d.id, Version: d.version, Op: d.inflight, UID: d.inUID})
+	*out = append(*out, outFrame{d.conn, encodeOpFrame(opRequest{ID: &id, Type: proto.TypeOp, Doc: d.id, Version: d.version, Op: d.inflight, UID: d.inUID})})
 }
 
 // retryLocked sends the op in flight, or the open, again after a backoff

@@ -31,6 +31,11 @@ const (
 	// history needed to catch up is gone; Op replaces the whole text, and
 	// edits that were pending go to OnLost.
 	ChangeReload
+	// ChangeReset: the document was deleted and created again under its id
+	// while this client was away (its epoch changed): the server sent the
+	// new incarnation's text, Op replaces the whole text, and the edits
+	// pending against the old one are dropped and go to OnLost.
+	ChangeReset
 )
 
 func (k ChangeKind) String() string {
@@ -39,6 +44,8 @@ func (k ChangeKind) String() string {
 		return "remote"
 	case ChangeUndo:
 		return "undo"
+	case ChangeReset:
+		return "reset"
 	default:
 		return "reload"
 	}
@@ -93,7 +100,8 @@ type CommentEvent struct {
 
 // Lost describes local edits that the server never confirmed and that were
 // dropped when the document was reloaded from a snapshot (its history was
-// gone, so they could not be transformed onto it).
+// gone, so they could not be transformed onto it, or the document was
+// deleted and created again: ChangeReset).
 type Lost struct {
 	// Ops are the dropped edits in order, the first against the server
 	// text at Version. The first may have reached the server before the
@@ -120,6 +128,10 @@ type docHandlers struct {
 type queued struct {
 	op   ot.Op
 	last uint64 // the last local edit composed into op
+	// cont: op is a piece of an edit cut to the server's limits, after
+	// the op before it; it is rolled back with that one if the server
+	// refuses it.
+	cont bool
 }
 
 // anchor is a range that follows the local text, for a comment being added.
@@ -150,8 +162,9 @@ type Document struct {
 	text     *doc.Rope
 	server   *doc.Rope
 	version  int
-	loaded   bool // a snapshot was applied: reopen from version
-	reload   bool // the next open asks for a snapshot (history gone)
+	epoch    string // the incarnation version belongs to ("" from an older server)
+	loaded   bool   // a snapshot was applied: reopen from version
+	reload   bool   // the next open asks for a snapshot (history gone)
 	inflight ot.Op
 	inUID    string
 	inLast   uint64
@@ -285,6 +298,15 @@ func (d *Document) Version() int {
 	return d.version
 }
 
+// Epoch returns the incarnation of the document the local text belongs to
+// (empty from a server that keeps no epochs). It changes when the document
+// was deleted and created again (a ChangeReset).
+func (d *Document) Epoch() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.epoch
+}
+
 // Synced reports whether every local edit has been acknowledged.
 func (d *Document) Synced() bool {
 	d.mu.Lock()
@@ -311,8 +333,9 @@ func (d *Document) Err() error {
 // with the other edits waiting for the ack of the op in flight. op is
 // brought into canonical form first; one that does not apply to the local
 // text (it reaches past the end, or has a zero-length component) is
-// refused and changes nothing. An op inserting more than
-// Config.MaxOpBytes is sent as several ops. Submit never blocks on the
+// refused and changes nothing. An op larger than the server's limits (see
+// Limits) is sent as several ops, one after the other; if the server
+// refuses one of them for good, it and the rest of the edit are undone. Submit never blocks on the
 // network; WaitSynced waits for the acks. An edit the server rejects for
 // good is undone locally and reported to OnError.
 func (d *Document) Submit(op ot.Op) error {
@@ -339,8 +362,9 @@ func (d *Document) Submit(op ot.Op) error {
 	}
 	d.moveAnchorsLocked(op, "", true)
 	d.edits++
-	for _, piece := range splitOp(op, d.c.cfg.MaxOpBytes) {
-		d.queueLocked(piece)
+	b := d.budgetLocked()
+	for i, piece := range splitOp(op, b) {
+		d.queueLocked(piece, i > 0, b)
 	}
 	var out outbox
 	d.promoteLocked(&out)
@@ -365,16 +389,17 @@ func (d *Document) Delete(pos, n int) error {
 	return d.Submit(ot.Splice(pos, n, ""))
 }
 
-// queueLocked adds a local edit behind the op in flight: composed with the
-// last one waiting while their composition stays within MaxOpBytes.
-func (d *Document) queueLocked(op ot.Op) {
-	if n := len(d.buffer); n > 0 {
-		if comp, err := ot.Compose(d.buffer[n-1].op, op); err == nil && insertBytes(comp) <= d.c.cfg.MaxOpBytes {
-			d.buffer[n-1] = queued{op: comp, last: d.edits}
+// queueLocked adds a local edit (or a piece of one, cont) behind the op in
+// flight: composed with the last one waiting while their composition fits
+// b, except that the pieces of one edit stay apart.
+func (d *Document) queueLocked(op ot.Op, cont bool, b opBudget) {
+	if n := len(d.buffer); n > 0 && !cont {
+		if comp, err := ot.Compose(d.buffer[n-1].op, op); err == nil && b.fits(comp) {
+			d.buffer[n-1].op, d.buffer[n-1].last = comp, d.edits
 			return
 		}
 	}
-	d.buffer = append(d.buffer, queued{op: op, last: d.edits})
+	d.buffer = append(d.buffer, queued{op: op, last: d.edits, cont: cont})
 }
 
 // WaitSynced waits until every local edit submitted so far, and every one
@@ -638,80 +663,6 @@ type cursorRequest struct {
 	Doc     string         `json:"doc"`
 	Version int            `json:"version"`
 	Ranges  []ot.Selection `json:"ranges"`
-}
-
-// splitOp cuts op into ops that each insert at most max bytes and that,
-// applied one after the other, do what op does. A rune is never cut.
-func splitOp(op ot.Op, max int) []ot.Op {
-	if insertBytes(op) <= max {
-		return []ot.Op{op}
-	}
-	var out []ot.Op
-	var b ot.Builder
-	pos := 0 // where the next piece starts: the output of the pieces so far
-	budget := max
-	for _, c := range op {
-		switch {
-		case c.IsRetain():
-			b.Retain(c.Len())
-			pos += c.Len()
-		case c.IsDelete():
-			b.Delete(c.Len())
-		default:
-			s := c.Text()
-			for s != "" {
-				cut := min(len(s), budget)
-				for cut > 0 && cut < len(s) && !utf8RuneStart(s[cut]) {
-					cut--
-				}
-				if cut == 0 && budget == max {
-					cut = len(s) // max is smaller than one rune: send it whole
-					for i := 1; i < len(s); i++ {
-						if utf8RuneStart(s[i]) {
-							cut = i
-							break
-						}
-					}
-				}
-				if cut > 0 {
-					b.Insert(s[:cut])
-					pos += runeCount(s[:cut])
-					budget -= cut
-					s = s[cut:]
-				}
-				if s != "" {
-					if p := b.Op(); !p.IsNoop() {
-						out = append(out, p)
-					}
-					b.Retain(pos)
-					budget = max
-				}
-			}
-		}
-	}
-	if p := b.Op(); !p.IsNoop() {
-		out = append(out, p)
-	}
-	return out
-}
-
-// insertBytes returns how many bytes op inserts.
-func insertBytes(op ot.Op) int {
-	n := 0
-	for _, c := range op {
-		n += len(c.Text())
-	}
-	return n
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
-
-func runeCount(s string) int {
-	n := 0
-	for range s {
-		n++
-	}
-	return n
 }
 
 // baseIndex maps a position in the text after op to the text op applied

@@ -583,14 +583,17 @@ func TestDocComments(t *testing.T) {
 }
 
 // TestDocBadSubmissions: edits the client can check are refused at once;
-// an edit the server rejects (too large) is undone and reported while the
-// edits after it stand; a read-only user's edits are undone; the document
-// keeps working and converges.
+// an edit over the server's op limit is split; an edit the server rejects
+// (the document would be too large) is undone and reported once while the
+// edits after it stand, and when it was split the rest of it is undone with
+// it, unsent; a read-only user's edits are undone; the document keeps
+// working and converges.
 func TestDocBadSubmissions(t *testing.T) {
 	t.Parallel()
 	ts := startServerWith(t, func(c *server.Config) {
 		c.JWTSecret = secret
 		c.File.Limits.MaxOpBytes = 1000
+		c.File.Limits.MaxDocLen = 1300
 	})
 	const id = "bad"
 	ctx := ctxT(t)
@@ -638,8 +641,11 @@ func TestDocBadSubmissions(t *testing.T) {
 		t.Fatalf("cursor past the end: %v", err)
 	}
 
-	// Over the server's op limit (1000 bytes; the client thinks 64 KiB):
-	// rejected, undone; the edit made after it stands.
+	// Over the server's op limit (1000 bytes, which the client learnt
+	// from connected): split, and every piece lands.
+	if l := ann.Limits(); l.MaxOpBytes != 1000 || l.MaxDocLen != 1300 || l.MaxFrameBytes != 64<<10 {
+		t.Fatalf("ann's limits %+v, want the server's", l)
+	}
 	if err := da.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -647,11 +653,23 @@ func TestDocBadSubmissions(t *testing.T) {
 	if err := da.Insert(5, big); err != nil {
 		t.Fatal(err)
 	}
+	if err := da.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) > 0 {
+		t.Fatalf("the split edit was refused: %v", <-errs)
+	}
+
+	// Over the document limit (1300 code points): rejected, undone, and
+	// reported once; the edit made after it stands.
+	if err := da.Insert(0, strings.Repeat("x", 800)); err != nil {
+		t.Fatal(err)
+	}
 	if err := da.Insert(0, "¡"); err != nil { // buffered behind the big one
 		t.Fatal(err)
 	}
 	var oe *client.OpError
-	if err := recv(t, errs, "the rejection"); !errors.As(err, &oe) || oe.Err.Code != proto.CodeTooLarge {
+	if err := recv(t, errs, "the rejection"); !errors.As(err, &oe) || oe.Err.Code != proto.CodeTooLarge || len(oe.Rest) != 0 {
 		t.Fatalf("OnError got %v, want an *OpError with too_large", err)
 	}
 	if c := recv(t, changes, "the undo"); c.Kind != client.ChangeUndo || c.UID != oe.UID {
@@ -660,14 +678,38 @@ func TestDocBadSubmissions(t *testing.T) {
 	if err := da.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := da.Text(); got != "¡héllo" {
-		t.Fatalf("after the rejection ann has %q, want %q", got, "¡héllo")
+	if got := da.Text(); got != "¡héllo"+big {
+		t.Fatalf("after the rejection ann has %q, want %q", got, "¡héllo"+big)
 	}
 
-	// A client that knows the limit splits the same edit.
-	bob := dial(t, ts.url, func(c *client.Config) { c.Token, c.MaxOpBytes = writer("bob"), 1000 })
+	// A split edit over the document limit: its first piece is refused,
+	// and the rest is undone with it without being sent: one error.
+	if err := da.Insert(7, strings.Repeat("y", 2500)); err != nil { // three pieces
+		t.Fatal(err)
+	}
+	if err := recv(t, errs, "the split edit's rejection"); !errors.As(err, &oe) || oe.Err.Code != proto.CodeTooLarge || len(oe.Rest) != 2 {
+		t.Fatalf("OnError got %v, want an *OpError with too_large and two pieces undone with it", err)
+	}
+	if err := da.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) > 0 {
+		t.Fatalf("a second error for the same edit: %v", <-errs)
+	}
+	if got := da.Text(); got != "¡héllo"+big {
+		t.Fatalf("after the rejection of the split edit ann has %q, want %q", got, "¡héllo"+big)
+	}
+	for len(changes) > 0 {
+		<-changes
+	}
+
+	// A client configured below the server's op limit splits by its own.
+	bob := dial(t, ts.url, func(c *client.Config) { c.Token, c.MaxOpBytes = writer("bob"), 300 })
+	if l := bob.Limits(); l.MaxOpBytes != 300 {
+		t.Fatalf("bob's op limit %d, want 300", l.MaxOpBytes)
+	}
 	db := openDoc(t, bob, id)
-	if err := db.Insert(6, big); err != nil {
+	if err := db.Insert(6, strings.Repeat("ü", 200)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -699,7 +741,7 @@ func TestDocBadSubmissions(t *testing.T) {
 		t.Fatalf("bob resolving ann's comment: %v", err)
 	}
 
-	if got := checkConvergedProd(t, ts, id, token("checker", "read:doc:*"), da, db, dc); got != "¡héllo"+big {
+	if got := checkConvergedProd(t, ts, id, token("checker", "read:doc:*"), da, db, dc); got != "¡héllo"+strings.Repeat("ü", 200)+big {
 		t.Fatalf("final text %q", got)
 	}
 }
@@ -862,12 +904,12 @@ func TestDocChaos(t *testing.T) {
 	t.Logf("%d code points at v%d", utf8.RuneCountInString(text), docs[0].Version())
 }
 
-// TestDocRejectedConcurrently: with a server op limit that composed edits
-// often exceed, ops are rejected and undone while others edit; the
+// TestDocRejectedConcurrently: with a server document limit that the
+// writers soon reach, ops are rejected and undone while others edit; the
 // replicas still converge.
 func TestDocRejectedConcurrently(t *testing.T) {
 	t.Parallel()
-	ts := startServerWith(t, func(c *server.Config) { c.File.Limits.MaxOpBytes = 12 })
+	ts := startServerWith(t, func(c *server.Config) { c.File.Limits.MaxDocLen = 100 })
 	const id, n = "rejected", 4
 	docs := make([]*client.Document, n)
 	var rejected atomic.Int64
@@ -939,5 +981,133 @@ func TestDocRateLimited(t *testing.T) {
 	checkConverged(t, ts, id, docs...)
 	if retries.Load() == 0 {
 		t.Fatal("the server never rate limited")
+	}
+}
+
+// TestDocEpochReset is the reproduction of issue 13's "documents have no
+// epoch": while ann is away, her document is deleted and created again
+// under the same id, and the new one gets more ops than her version. She
+// reopens with her version and the old epoch: the server answers with the
+// new document's snapshot marked reset (not its ops, which on her old text
+// made "heldeflo"), she converges to the new text, her pending edit of the
+// dead document goes to OnLost, and the app hears a ChangeReset.
+func TestDocEpochReset(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, false)
+	const id = "reborn"
+	ctx := ctxT(t)
+	g := &gatedDialer{}
+	statuses := make(chan client.Status, 16)
+	ann := openDoc(t, dial(t, ts.url, func(c *client.Config) {
+		c.User, c.Dialer = "ann", g.dialer()
+		c.OnStatus = func(s client.Status, _ error) { statuses <- s }
+	}), id)
+	waitStatus(t, statuses, client.StatusConnected)
+	if err := ann.Insert(0, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oldEpoch := ann.Epoch()
+	if oldEpoch == "" {
+		t.Fatal("no epoch after the snapshot")
+	}
+	lost := make(chan client.Lost, 1)
+	ann.OnLost(func(l client.Lost) { lost <- l })
+	changes := make(chan client.Change, 8)
+	ann.OnChange(func(c client.Change) { changes <- c })
+
+	g.shut()
+	g.cut()
+	waitStatus(t, statuses, client.StatusReconnecting)
+	if err := ann.Insert(5, "!"); err != nil { // pending while away
+		t.Fatal(err)
+	}
+	if err := ts.srv.Docs.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	bob := dial(t, ts.url, func(c *client.Config) { c.User = "bob" })
+	bd := openDoc(t, bob, id)
+	for i, ch := range "abcdef" { // one op each: the new document passes ann's version
+		if err := bd.Insert(i, string(ch)); err != nil {
+			t.Fatal(err)
+		}
+		if err := bd.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if bd.Version() <= ann.Version() {
+		t.Fatalf("setup: the new document is at v%d, ann at v%d", bd.Version(), ann.Version())
+	}
+	g.open()
+	if c := recv(t, changes, "the reset"); c.Kind != client.ChangeReset || c.Version != bd.Version() {
+		t.Fatalf("change %+v (%v), want a reset to v%d", c, c.Kind, bd.Version())
+	}
+	if l := recv(t, lost, "the lost edit"); l.Text != "hello!" || len(l.Ops) != 1 {
+		t.Fatalf("lost %+v", l)
+	}
+	if got := ann.Text(); got != "abcdef" {
+		t.Fatalf("ann has %q after the reset, want %q", got, "abcdef")
+	}
+	if e := ann.Epoch(); e == oldEpoch || e == "" || e != bd.Epoch() {
+		t.Fatalf("ann's epoch %q, old %q, bob's %q", e, oldEpoch, bd.Epoch())
+	}
+	if err := ann.Insert(6, "!"); err != nil {
+		t.Fatal(err)
+	}
+	if got := converged(t, ts, id, ann, bd); got != "abcdef!" {
+		t.Fatalf("converged on %q", got)
+	}
+}
+
+// TestDocLargeEdit: a 1 MB paste, much of it escaped six-fold in JSON, is
+// sent as ops whose frames fit the server's frame limit (here 8 KiB, below
+// the op limit, so that the encoded size is what binds): it reaches another
+// client and the connection is never closed for a frame too large.
+func TestDocLargeEdit(t *testing.T) {
+	t.Parallel()
+	ts := startServerWith(t, func(c *server.Config) { c.File.Limits.MaxFrameBytes = 8 << 10 })
+	const id = "large"
+	var drops atomic.Int64
+	ann := dial(t, ts.url, func(c *client.Config) {
+		c.User = "ann"
+		c.OnStatus = func(s client.Status, err error) {
+			if s == client.StatusReconnecting {
+				drops.Add(1)
+				t.Errorf("ann's connection dropped: %v", err)
+			}
+		}
+	})
+	if l := ann.Limits(); l.MaxFrameBytes != 8<<10 || l.MaxOpBytes != 64<<10 {
+		t.Fatalf("limits %+v, want the server's", l)
+	}
+	bob := dial(t, ts.url, func(c *client.Config) { c.User = "bob" })
+	da, db := openDoc(t, ann, id), openDoc(t, bob, id)
+	var sb strings.Builder
+	r := rand.New(rand.NewPCG(3, 4))
+	chars := []string{"a", "<", "\x01", "\n", "\"", "é", "😀", "\u2028"}
+	for sb.Len() < 1<<20 {
+		sb.WriteString(chars[r.IntN(len(chars))])
+	}
+	paste := sb.String()
+	if err := da.Insert(0, "start "); err != nil {
+		t.Fatal(err)
+	}
+	if err := da.Insert(6, paste); err != nil {
+		t.Fatal(err)
+	}
+	if err := da.Insert(0, "» "); err != nil { // typed while the paste goes out
+		t.Fatal(err)
+	}
+	want := "» start " + paste
+	if got := checkConverged(t, ts, id, da, db); got != want {
+		t.Fatalf("the server has %d bytes, want %d", len(got), len(want))
+	}
+	if v := da.Version(); v < (1<<20)/(8<<10) {
+		t.Fatalf("the paste took %d versions: it was not split to the frame limit", v)
+	}
+	if drops.Load() != 0 {
+		t.Fatalf("%d drops", drops.Load())
 	}
 }

@@ -85,8 +85,12 @@ type OpError struct {
 	Doc string
 	UID string
 	// Op is the rejected op, against the server text of that time.
-	Op  ot.Op
-	Err *Error
+	Op ot.Op
+	// Rest are the other pieces of the same edit, cut to the server's
+	// limits, undone with it without being sent (each applies after the
+	// one before, the first after Op).
+	Rest []ot.Op
+	Err  *Error
 }
 
 func (e *OpError) Error() string {

@@ -1,6 +1,7 @@
 package doc
 
 import (
+	"time"
 	"unicode/utf8"
 
 	"github.com/sergi/go-diff/diffmatchpatch"
@@ -12,25 +13,90 @@ import (
 // character diff (go-diff's Myers diff, cleaned up for efficiency), so
 // that a whole-text replacement becomes a small edit that live editors
 // can merge with their own typing. Apply(old, DiffOp(old, new)) == new.
+// It has no deadline: use DiffOpWithin for text from outside.
 func DiffOp(old, new string) ot.Op {
+	op, _ := DiffOpWithin(old, new, DiffBudget{})
+	return op
+}
+
+// DiffBudget bounds the work and the result of DiffOpWithin.
+type DiffBudget struct {
+	// Timeout is go-diff's DiffTimeout: past it the diff of what is left
+	// is a delete and an insert. Zero means no deadline.
+	Timeout time.Duration
+	// MaxEdits bounds the stretches of inserted or deleted text the op may
+	// hold; past it the op replaces the whole range between the texts'
+	// common prefix and suffix. Zero means no bound.
+	MaxEdits int
+}
+
+// DiffOpWithin is DiffOp within a budget: the diff stops looking for a
+// smaller op after b.Timeout, and an op of more than b.MaxEdits edits is
+// replaced by one that replaces the changed range whole. The op always
+// turns old into new; only its size depends on the budget. coarse reports
+// that the budget was used up (the op may be larger than the smallest).
+//
+// The time it takes is bounded by b.Timeout plus work linear in the
+// texts' lengths (the common prefix and suffix, the clean-up), and its
+// memory by a few times their size (go-diff works on runes).
+func DiffOpWithin(old, new string, b DiffBudget) (op ot.Op, coarse bool) {
 	if old == new {
-		return ot.Op{}
+		return ot.Op{}, false
 	}
 	dmp := diffmatchpatch.New()
-	dmp.DiffTimeout = 0 // exact: the op must turn old into new
+	dmp.DiffTimeout = b.Timeout // 0: exact, however long it takes
+	start := time.Now()
 	diffs := dmp.DiffMain(old, new, false)
 	diffs = dmp.DiffCleanupEfficiency(diffs)
-	var b ot.Builder
+	coarse = b.Timeout > 0 && time.Since(start) >= b.Timeout
+	if b.MaxEdits > 0 {
+		edits := 0
+		for _, d := range diffs {
+			if d.Type != diffmatchpatch.DiffEqual {
+				edits++
+			}
+		}
+		if edits > b.MaxEdits {
+			return ReplaceOp(old, new), true
+		}
+	}
+	var bl ot.Builder
 	for _, d := range diffs {
 		switch d.Type {
 		case diffmatchpatch.DiffEqual:
-			b.Retain(utf8.RuneCountInString(d.Text))
+			bl.Retain(utf8.RuneCountInString(d.Text))
 		case diffmatchpatch.DiffInsert:
-			b.Insert(d.Text)
+			bl.Insert(d.Text)
 		case diffmatchpatch.DiffDelete:
-			b.Delete(utf8.RuneCountInString(d.Text))
+			bl.Delete(utf8.RuneCountInString(d.Text))
 		}
 	}
+	return bl.Op(), coarse
+}
+
+// ReplaceOp returns the op that turns old into new by replacing the range
+// between their common prefix and common suffix whole: at most one delete
+// and one insert. It takes time linear in the texts' lengths.
+func ReplaceOp(old, new string) ot.Op {
+	p := 0 // common prefix, in bytes, at a rune boundary
+	for p < len(old) && p < len(new) && old[p] == new[p] {
+		p++
+	}
+	for p > 0 && ((p < len(old) && !utf8.RuneStart(old[p])) || (p < len(new) && !utf8.RuneStart(new[p]))) {
+		p--
+	}
+	oldRest, newRest := old[p:], new[p:]
+	q := 0 // common suffix of the rests, in bytes, at a rune boundary
+	for q < len(oldRest) && q < len(newRest) && oldRest[len(oldRest)-1-q] == newRest[len(newRest)-1-q] {
+		q++
+	}
+	for q > 0 && (!utf8.RuneStart(oldRest[len(oldRest)-q]) || !utf8.RuneStart(newRest[len(newRest)-q])) {
+		q--
+	}
+	var b ot.Builder
+	b.Retain(utf8.RuneCountInString(old[:p]))
+	b.Delete(utf8.RuneCountInString(oldRest[:len(oldRest)-q]))
+	b.Insert(newRest[:len(newRest)-q])
 	return b.Op()
 }
 

@@ -162,6 +162,20 @@ func (d *Document) Comment(id string) (Comment, bool) {
 // at the current version.
 func (d *Document) Comments() []Comment { return slices.Clone(d.comments) }
 
+// NumComments returns how many comments the document has, replies
+// included.
+func (d *Document) NumComments() int { return len(d.comments) }
+
+// SetComments replaces every comment by cs (copied), in that order, each
+// at the current version: it puts back what Comments returned, to undo
+// changes made since. It does not check the ranges.
+func (d *Document) SetComments(cs []Comment) {
+	d.comments = slices.Clone(cs)
+	for i := range d.comments {
+		d.comments[i].Version = d.version
+	}
+}
+
 func (d *Document) commentIndex(id string) int {
 	return slices.IndexFunc(d.comments, func(c Comment) bool { return c.ID == id })
 }

@@ -11,13 +11,15 @@ import (
 // ErrNotFound and ErrExists are what a store returns, wrapped, for a record
 // that is missing or already there. They live here, beside the records, so
 // that the session can test for them without importing a storage package.
-// ErrCompacted is for versions whose ops compaction dropped, and
-// ErrInvalid for a request a store rejects as malformed.
+// ErrCompacted is for versions whose ops compaction dropped, ErrInvalid for
+// a request a store rejects as malformed, and ErrDuplicateUID for an
+// appended op whose uid the log already holds.
 var (
-	ErrNotFound  = errors.New("not found")
-	ErrExists    = errors.New("already exists")
-	ErrCompacted = errors.New("compacted away")
-	ErrInvalid   = errors.New("invalid argument")
+	ErrNotFound     = errors.New("not found")
+	ErrExists       = errors.New("already exists")
+	ErrCompacted    = errors.New("compacted away")
+	ErrInvalid      = errors.New("invalid argument")
+	ErrDuplicateUID = errors.New("duplicate op uid")
 )
 
 // Info is a document's metadata as storage keeps it.
@@ -28,6 +30,11 @@ type Info struct {
 	// Version is the document's current version: the number of ops applied
 	// since it was created.
 	Version int `json:"version"`
+	// Epoch names this incarnation of the document: a random id made when
+	// it is created or imported, so that a client holding a version of a
+	// document that was deleted and created again under the same id can
+	// tell. Storage sets it; it is never empty for a stored document.
+	Epoch string `json:"epoch,omitempty"`
 }
 
 // OpRecord is one entry of a document's op log: the op that took the

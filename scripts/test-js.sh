@@ -14,6 +14,11 @@ for tool in go node npm; do
 	command -v "$tool" >/dev/null || { echo "test-js: $tool is not installed" >&2; exit 1; }
 done
 
+# The editor bindings' tests import CodeMirror from clients/js/node_modules.
+if [ ! -d clients/js/node_modules/@codemirror/state ]; then
+	(cd clients/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tandem-js.XXXXXX")
 pids=()
 cleanup() {

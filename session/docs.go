@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
@@ -43,27 +43,21 @@ var (
 	// ErrStorage: the document's storage failed; it was closed for everyone
 	// and reloads on the next open.
 	ErrStorage = errors.New("session: storage failure")
+	// ErrTryAgain: a request was not carried out for a passing reason (a
+	// storage read failed, the op was dropped with the op before it, the
+	// document was replaced meanwhile); nothing changed, and the same
+	// request may be sent again. The document stays open.
+	ErrTryAgain = errors.New("session: not done; send it again")
 )
 
 // MaxDocID is the longest document id, in bytes.
-const MaxDocID = 200
+const MaxDocID = doc.MaxIDLen
 
-// ValidDocID checks a document id.
+// ValidDocID checks a document id with doc.ValidID, the one rule that
+// storage and import apply too; the error wraps ErrBadDocID.
 func ValidDocID(id string) error {
-	if id == "" || len(id) > MaxDocID {
-		return fmt.Errorf("%w: must be 1 to %d bytes", ErrBadDocID, MaxDocID)
-	}
-	if !utf8.ValidString(id) {
-		return fmt.Errorf("%w: invalid UTF-8", ErrBadDocID)
-	}
-	if id == "." || id == ".." {
-		// Path segments with a meaning of their own in /api/docs/{id}.
-		return fmt.Errorf("%w: %q is not a document id", ErrBadDocID, id)
-	}
-	for _, r := range id {
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_-.@#=", r) {
-			return fmt.Errorf("%w: character %q not allowed", ErrBadDocID, r)
-		}
+	if err := doc.ValidID(id); err != nil {
+		return fmt.Errorf("%w: %s", ErrBadDocID, strings.TrimPrefix(err.Error(), doc.ErrBadID.Error()+": "))
 	}
 	return nil
 }
@@ -85,7 +79,32 @@ type DocsConfig struct {
 	// 4,000,000.
 	MaxDocLen int
 	// MaxOpBytes bounds the text one op inserts, in bytes. By default 64 KiB.
+	// A client's op over it is refused; a server-side edit (the HTTP API)
+	// is split into ops under it.
 	MaxOpBytes int
+	// MaxCommentBytes bounds one comment's text and MaxComments the
+	// comments (replies included) of one document; over either a comment
+	// is refused with an error wrapping ErrTooLarge. By default
+	// doc.DefaultMaxCommentBytes (4 KiB) and doc.DefaultMaxComments (1000),
+	// so that the snapshot of the largest document stays within what a
+	// client reads (see doc.DefaultMaxComments).
+	MaxCommentBytes int
+	MaxComments     int
+	// MaxReplayOps and MaxReplayBytes bound the ops an `opened` reply (or
+	// an op or cursor made against an old version) may need: past either
+	// the request gets ErrHistoryGone (the client reopens without a
+	// version). By default 50,000 ops and 32 MiB of op text.
+	MaxReplayOps   int
+	MaxReplayBytes int
+	// DiffTimeout bounds the character diff of a server-side Replace (go-
+	// diff's deadline), and MaxDiffEdits the edits it may find; past
+	// either the edit replaces the changed range whole. By default 1 s and
+	// 10,000. DiffConcurrency bounds the diffs running at once (CPU-bound,
+	// off the documents' goroutines); further ones wait. By default half
+	// of GOMAXPROCS, at least 1.
+	DiffTimeout     time.Duration
+	MaxDiffEdits    int
+	DiffConcurrency int
 	// OpRate and OpBurst limit the ops one user sends to one document per
 	// second. By default 500 and 1000.
 	OpRate  float64
@@ -114,10 +133,31 @@ func (c *DocsConfig) setDefaults() {
 		c.IdleTimeout = 30 * time.Second
 	}
 	if c.MaxDocLen <= 0 {
-		c.MaxDocLen = 4_000_000
+		c.MaxDocLen = doc.DefaultMaxLen
 	}
 	if c.MaxOpBytes <= 0 {
-		c.MaxOpBytes = 64 << 10
+		c.MaxOpBytes = doc.DefaultMaxOpBytes
+	}
+	if c.MaxCommentBytes <= 0 {
+		c.MaxCommentBytes = doc.DefaultMaxCommentBytes
+	}
+	if c.MaxComments <= 0 {
+		c.MaxComments = doc.DefaultMaxComments
+	}
+	if c.MaxReplayOps <= 0 {
+		c.MaxReplayOps = 50_000
+	}
+	if c.MaxReplayBytes <= 0 {
+		c.MaxReplayBytes = 32 << 20
+	}
+	if c.DiffTimeout <= 0 {
+		c.DiffTimeout = time.Second
+	}
+	if c.MaxDiffEdits <= 0 {
+		c.MaxDiffEdits = 10_000
+	}
+	if c.DiffConcurrency <= 0 {
+		c.DiffConcurrency = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if c.OpRate <= 0 {
 		c.OpRate = 500
@@ -159,6 +199,9 @@ type Docs struct {
 	sessions map[string]*docSession // loaded documents
 	closed   bool
 	wg       sync.WaitGroup // one per session goroutine, and resubmitters
+
+	// diffs holds a token per diff running (cap DiffConcurrency).
+	diffs chan struct{}
 }
 
 // NewDocs returns the live-document manager.
@@ -168,7 +211,14 @@ func NewDocs(cfg DocsConfig) *Docs {
 		cfg:      cfg,
 		log:      cfg.Logger.With().Str("component", "docs").Logger(),
 		sessions: make(map[string]*docSession),
+		diffs:    make(chan struct{}, cfg.DiffConcurrency),
 	}
+}
+
+// Limits returns the op and document limits in force: the text one op may
+// insert, in bytes, and a document's length in code points.
+func (d *Docs) Limits() (maxOpBytes, maxDocLen int) {
+	return d.cfg.MaxOpBytes, d.cfg.MaxDocLen
 }
 
 // Loaded returns how many documents are loaded.
@@ -243,10 +293,13 @@ func (d *Docs) submit(docID string, r *docRequest) {
 }
 
 // Open opens a document for a client: a snapshot, or with version the ops
-// since then. A document that does not exist is created empty when create
-// is true, otherwise the client gets ErrDocNotFound. Replies go to c.Sub.
-func (d *Docs) Open(c DocClient, id *int64, docID string, version *int, create bool) {
-	d.submit(docID, &docRequest{kind: reqOpen, client: c, id: id, version: version, create: create})
+// since then. epoch, when not empty, names the incarnation the version
+// belongs to: a version of another incarnation (the document was deleted
+// and created again) gets a snapshot marked reset instead of ops. A
+// document that does not exist is created empty when create is true,
+// otherwise the client gets ErrDocNotFound. Replies go to c.Sub.
+func (d *Docs) Open(c DocClient, id *int64, docID string, version *int, epoch string, create bool) {
+	d.submit(docID, &docRequest{kind: reqOpen, client: c, id: id, version: version, epoch: epoch, create: create})
 }
 
 // Submit sends an op made against version.
@@ -309,33 +362,102 @@ func (l leftClient) Send(_ []byte) bool { return false }
 // EditResult is the outcome of a server-side edit.
 type EditResult struct {
 	// Version is the version the op applied to (the document is now at
-	// Version+1), or the head when the edit changed nothing.
+	// Version+1), or the head when the edit changed nothing. An edit that
+	// inserts more than MaxOpBytes is applied as several consecutive ops;
+	// Version is then the last one's.
 	Version int
-	// Op is the op as applied, after transformation; empty for no change.
+	// Op is the op as applied, after transformation (all of it, however
+	// many ops it took); empty for no change.
 	Op  ot.Op
 	Err error
 }
 
 // Edit applies an op made on the server side (the HTTP API) against version
 // base (nil: the current head) as user, through the document's live session
-// so that editors see an ordinary op. It returns once the op is durable.
-// create allows creating a missing document.
+// so that editors see ordinary ops. The op is transformed over the ops
+// applied since base, checked against MaxDocLen (ErrDocTooLarge), and
+// applied as one op or, when it inserts more than MaxOpBytes, as several
+// consecutive ops that each insert at most that (doc.SplitOp), with uids
+// uid, uid.2, uid.3... (nothing else runs in between). It returns once they
+// are durable. create allows creating a missing document.
 func (d *Docs) Edit(ctx context.Context, docID string, base *int, op ot.Op, uid, user string, create bool) EditResult {
 	return d.serverEdit(ctx, docID, &docRequest{kind: reqServerEdit, version: base, op: op, uid: uid, user: user, create: create})
 }
 
-// Replace makes the document's text equal content with the smallest op a
-// character diff finds (doc.DiffOp), made against version base (nil: the
-// head), and applies it as Edit does. Typing that happens meanwhile is kept:
-// the op is transformed over it like any other.
+// Replace makes the document's text equal content, made against version
+// base (nil: the head), and applies the change as Edit does. Typing that
+// happens meanwhile is kept: the change is transformed over it like any
+// other op.
+//
+// The change is a character diff (doc.DiffOpWithin), computed on the
+// caller's goroutine, never the document's: Replace asks the session for
+// the head's version and text (or reads the text at base from storage),
+// waits for one of DiffConcurrency diff slots (or ctx), diffs within
+// DiffTimeout and MaxDiffEdits (past them the change replaces the changed
+// range whole), and submits the op made against that version. So a
+// replacement of any size costs the document's editors no more than the
+// application of its ops.
 func (d *Docs) Replace(ctx context.Context, docID string, base *int, content, uid, user string, create bool) EditResult {
-	return d.serverEdit(ctx, docID, &docRequest{kind: reqServerEdit, version: base, content: &content, uid: uid, user: user, create: create})
+	if err := ValidDocID(docID); err != nil {
+		return EditResult{Err: err}
+	}
+	if n := utf8.RuneCountInString(content); n > d.cfg.MaxDocLen {
+		return EditResult{Err: fmt.Errorf("content of %d code points, at most %d: %w", n, d.cfg.MaxDocLen, ErrDocTooLarge)}
+	}
+	res, head := d.read(ctx, docID, create)
+	if res.Err != nil {
+		return res
+	}
+	v, old := head.version, head.content
+	if base != nil && *base != v {
+		if *base < 0 || *base > v {
+			return EditResult{Err: fmt.Errorf("edit %s at v%d, head is v%d: %w", docID, *base, v, ErrFutureVersion)}
+		}
+		var err error
+		if old, err = d.cfg.Snapshots.ContentAt(docID, *base); err != nil {
+			return EditResult{Err: fmt.Errorf("content of %s at v%d: %w", docID, *base, err)}
+		}
+		v = *base
+	}
+	select {
+	case d.diffs <- struct{}{}:
+	case <-ctx.Done():
+		return EditResult{Err: ctx.Err()}
+	}
+	op, coarse := doc.DiffOpWithin(old, content, doc.DiffBudget{Timeout: d.cfg.DiffTimeout, MaxEdits: d.cfg.MaxDiffEdits})
+	<-d.diffs
+	if coarse {
+		d.log.Debug().Str("doc", docID).Msg("replace: diff over its budget; replacing the changed range whole")
+	}
+	return d.serverEdit(ctx, docID, &docRequest{kind: reqServerEdit, version: &v, epoch: head.epoch, op: op, uid: uid, user: user, create: create})
+}
+
+// headText is a document's durable head as a server-side edit reads it.
+type headText struct {
+	version int
+	content string
+	epoch   string
+}
+
+// read returns the document's head version, text and epoch, loading (or,
+// with create, creating) the document. The text is shared with the
+// session's cache: it must not be changed (strings cannot be).
+func (d *Docs) read(ctx context.Context, docID string, create bool) (EditResult, headText) {
+	var head headText
+	r := &docRequest{kind: reqRead, create: create, head: &head}
+	res := d.serverEdit(ctx, docID, r)
+	return res, head
 }
 
 // Create creates a document with an initial content (which may be empty) as
-// user. It fails with an error wrapping doc.ErrExists if the id is taken.
+// user. It fails with an error wrapping doc.ErrExists if the id is taken,
+// and with ErrDocTooLarge if content is longer than MaxDocLen. Content over
+// MaxOpBytes is inserted as several ops (see Edit).
 func (d *Docs) Create(ctx context.Context, docID, content, uid, user string) EditResult {
-	return d.serverEdit(ctx, docID, &docRequest{kind: reqServerEdit, content: &content, uid: uid, user: user, create: true, mustCreate: true})
+	zero := 0
+	var b ot.Builder
+	b.Insert(content)
+	return d.serverEdit(ctx, docID, &docRequest{kind: reqServerEdit, version: &zero, op: b.Op(), uid: uid, user: user, create: true, mustCreate: true})
 }
 
 // Delete closes the document for everyone in it (they get closed with
@@ -371,6 +493,7 @@ const (
 	reqLeave
 	reqServerEdit
 	reqDelete
+	reqRead
 )
 
 // docRequest is one request to a document's goroutine.
@@ -379,6 +502,7 @@ type docRequest struct {
 	client   DocClient
 	id       *int64
 	version  *int
+	epoch    string // open: the client's; server edit: the one read
 	create   bool
 	op       ot.Op
 	uid      string
@@ -387,10 +511,10 @@ type docRequest struct {
 	moderate bool
 
 	// Server-side edits.
-	content    *string // replace the text with this
 	user       string
 	mustCreate bool
 	done       chan<- EditResult // cap 1
+	head       *headText         // reqRead: filled in before done
 
 	received time.Time // when the request was handed over
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -44,18 +46,29 @@ type docSession struct {
 	opsApplied  atomic.Int64
 	memberCount atomic.Int32
 
-	durableMu sync.Mutex    // guards durable and failure
+	durableMu sync.Mutex    // guards durable, failure, failedAt and failedN
 	durable   []int         // versions committed since run last looked
 	failure   error         // the first append failure
+	failedAt  int           // the version whose append failed first
+	failedN   int           // append failures since failure was set
 	wake      chan struct{} // cap 1: durable or failure changed
 
 	// Owned by run.
-	doc       *doc.Document
-	loaded    bool
-	loadErr   error
-	acked     int            // ops [0, acked) are durable and sent out
-	recent    []doc.OpRecord // the last ops, contiguous, ending at doc.Version()
-	uids      map[string]int // uid → version, for the ops in recent
+	doc     *doc.Document
+	loaded  bool
+	loadErr error
+	epoch   string         // the document's incarnation (doc.Info.Epoch)
+	acked   int            // ops [0, acked) are durable and sent out
+	recent  []doc.OpRecord // the last ops, contiguous, ending at doc.Version()
+	// uids maps the uid of every op from version uidFloor on to its
+	// version: within that range memory proves that a uid is new. It
+	// reaches further back than recent (up to maxUIDs ops).
+	uids     map[string]int
+	uidFloor int
+	// content caches the text at version contentV (-1: none), so that
+	// concurrent opens and reads at one version share one string.
+	content   string
+	contentV  int
 	inflight  map[int]pendOp // submitted, not yet durable, by version
 	members   map[string]*docMember
 	limiters  map[string]*rate.Limiter // per user
@@ -69,9 +82,14 @@ type pendOp struct {
 	author string // client id; empty for a server-side edit
 	id     *int64 // the author's request id
 	dupes  []dupAck
-	done   chan<- EditResult // a server-side edit's waiter
+	done   chan<- EditResult // a server-side edit's waiter (on its last op)
+	whole  ot.Op             // the server-side edit's whole op, for done
 	start  time.Time         // when the op arrived, for the ack latency
 }
+
+// maxUIDs is how many ops' uids a session keeps at least (up to twice as
+// many) to tell a new uid from a resent one without asking storage.
+const maxUIDs = 1 << 14
 
 // dupAck is a resend of an op whose original is still in flight.
 type dupAck struct {
@@ -98,6 +116,7 @@ func newDocSession(d *Docs, id string) *docSession {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		contentV: -1,
 		uids:     make(map[string]int),
 		inflight: make(map[int]pendOp),
 		members:  make(map[string]*docMember),
@@ -143,20 +162,31 @@ func (s *docSession) run() {
 
 // unload flushes, writes a snapshot and the comments, and leaves the
 // manager. It returns false, and stays, when requests arrived meanwhile.
+//
+// It writes before it leaves the manager: while it is still there, every
+// request for the document comes to it, so no new session can load the
+// document and change its comments (a deletion, an edit) before this
+// session's writes land on top of them.
 func (s *docSession) unload() bool {
 	s.flush()
 	d := s.docs
 	d.mu.Lock()
+	busy := len(s.reqs) > 0 && !d.closed
+	d.mu.Unlock()
+	if busy {
+		return false
+	}
+	if s.loaded && s.loadErr == nil && s.failed() == nil {
+		s.persist()
+	}
+	d.mu.Lock()
 	if len(s.reqs) > 0 && !d.closed {
 		d.mu.Unlock()
-		return false
+		return false // what was persisted stays true; the session goes on
 	}
 	delete(d.sessions, s.id)
 	close(s.done)
 	d.mu.Unlock()
-	if s.loaded && s.loadErr == nil && s.failed() == nil {
-		s.persist()
-	}
 	// Requests that slipped in before done closed go to the next session.
 	for {
 		select {
@@ -178,15 +208,32 @@ func (s *docSession) persist() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cfg := &s.docs.cfg
-	if err := cfg.Snapshots.PutSnapshot(ctx, s.id, s.doc.Snapshot()); err != nil {
+	if err := cfg.Snapshots.PutSnapshot(ctx, s.id, doc.Snapshot{Version: s.doc.Version(), Content: s.headContent()}); err != nil {
 		s.log.Error().Err(err).Msg("snapshot on unload")
 	}
-	for _, c := range s.doc.Comments() {
-		if err := cfg.Comments.PutComment(ctx, s.id, c); err != nil {
-			s.log.Error().Err(err).Msg("comment on unload")
-			return
+	if cs := s.doc.Comments(); len(cs) > 0 {
+		if err := cfg.Comments.PutComments(ctx, s.id, cs); err != nil {
+			s.log.Error().Err(err).Msg("comments on unload")
 		}
 	}
+}
+
+// headContent returns the text at the head, from the cache when it is
+// there (the string is shared: strings never change).
+func (s *docSession) headContent() string {
+	if s.contentV != s.doc.Version() {
+		s.content, s.contentV = s.doc.Content(), s.doc.Version()
+	}
+	return s.content
+}
+
+// forget drops everything the session knows of the document, so that the
+// next request loads it afresh; the members stay.
+func (s *docSession) forget() {
+	s.loaded, s.loadErr, s.doc, s.epoch = false, nil, nil, ""
+	s.recent, s.uids, s.uidFloor = nil, map[string]int{}, 0
+	s.content, s.contentV = "", -1
+	s.commentN = 0
 }
 
 // load reads the document from storage, once. create says whether a
@@ -199,7 +246,7 @@ func (s *docSession) load(create bool) error {
 		return s.loadErr
 	}
 	cfg := &s.docs.cfg
-	_, err := cfg.Documents.GetDoc(s.id)
+	info, err := cfg.Documents.GetDoc(s.id)
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("load %s: %w", s.id, err)
 	}
@@ -208,15 +255,22 @@ func (s *docSession) load(create bool) error {
 			return fmt.Errorf("%s: %w", s.id, ErrDocNotFound)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err = cfg.Documents.CreateDoc(ctx, doc.Info{ID: s.id, Created: cfg.Now()})
+		info, err = cfg.Documents.CreateDoc(ctx, doc.Info{ID: s.id, Created: cfg.Now()})
 		cancel()
-		if err != nil && !isExists(err) {
-			return fmt.Errorf("create %s: %w", s.id, err)
-		}
-		if err == nil && cfg.Hub != nil {
+		switch {
+		case isExists(err):
+			info, err = cfg.Documents.GetDoc(s.id)
+		case err == nil && cfg.Hub != nil:
 			cfg.Hub.Publish(Publication{Channel: "system:docs", Event: "created", Data: []byte(fmt.Sprintf(`{"id":%q}`, s.id)),
 				From: proto.From{User: "system"}}, func(uint64, error) {})
 		}
+		if err != nil {
+			return fmt.Errorf("create %s: %w", s.id, err)
+		}
+	}
+	s.epoch = info.Epoch
+	if s.epoch == "" {
+		s.epoch = "none" // a store that keeps no epochs: one for every incarnation
 	}
 	snap, tail, err := cfg.Snapshots.Head(s.id)
 	if err != nil {
@@ -243,6 +297,7 @@ func (s *docSession) load(create bool) error {
 	s.doc = d
 	s.acked = d.Version()
 	s.recent = slices.Clone(tail)
+	s.uidFloor = snap.Version // the tail holds every op from there on
 	for _, rec := range s.recent {
 		s.uids[rec.UID] = rec.Version
 	}
@@ -290,6 +345,8 @@ func (s *docSession) handle(r *docRequest) {
 		s.serverEdit(r)
 	case reqDelete:
 		s.deleteDoc(r)
+	case reqRead:
+		s.readHead(r)
 	}
 }
 
@@ -311,6 +368,9 @@ func (s *docSession) member(r *docRequest) *docMember {
 }
 
 // open answers an open request with a snapshot, or the ops since version.
+// A version of another incarnation of the document (the request's epoch
+// is not the document's) gets a snapshot marked reset, never ops: they
+// would apply to a text the client does not have.
 func (s *docSession) open(r *docRequest) {
 	if err := s.load(r.create); err != nil {
 		r.fail(err)
@@ -323,8 +383,9 @@ func (s *docSession) open(r *docRequest) {
 	}
 	cid := r.client.Sub.ClientID()
 	head := s.doc.Version()
-	var reply any
-	if r.version != nil {
+	reset := r.version != nil && r.epoch != "" && r.epoch != s.epoch
+	var reply LargeFrame
+	if r.version != nil && !reset {
 		v := *r.version
 		if v < 0 || v > head {
 			r.fail(fmt.Errorf("open %s at v%d, head is v%d: %w", s.id, v, head, ErrFutureVersion))
@@ -335,18 +396,29 @@ func (s *docSession) open(r *docRequest) {
 			r.fail(err)
 			return
 		}
+		size := 0
 		ops := make([]proto.DocOp, len(recs))
 		for i, rec := range recs {
 			ops[i] = opFrame(s.id, rec)
 			ops[i].Type = ""
+			size += doc.InsertBytes(rec.Op)
 		}
-		reply = proto.Opened{ID: r.id, Type: proto.TypeOpened, Doc: s.id, Version: head, Ops: ops,
+		if size > s.docs.cfg.MaxReplayBytes {
+			r.fail(fmt.Errorf("open %s at v%d: %d bytes of ops to replay, at most %d: %w", s.id, v, size, s.docs.cfg.MaxReplayBytes, ErrHistoryGone))
+			return
+		}
+		reply = &proto.Opened{ID: r.id, Type: proto.TypeOpened, Doc: s.id, Version: head, Epoch: s.epoch, Ops: ops,
 			Comments: s.commentFrames(), Members: s.memberFrames(cid, r.client.User), Cursors: s.cursorFrames(cid)}
 	} else {
-		reply = proto.Snapshot{ID: r.id, Type: proto.TypeSnapshot, Doc: s.id, Version: head, Content: s.doc.Content(),
-			Comments: s.commentFrames(), Members: s.memberFrames(cid, r.client.User), Cursors: s.cursorFrames(cid)}
+		reply = &proto.Snapshot{ID: r.id, Type: proto.TypeSnapshot, Doc: s.id, Version: head, Epoch: s.epoch, Reset: reset,
+			Content: s.headContent(), Comments: s.commentFrames(), Members: s.memberFrames(cid, r.client.User), Cursors: s.cursorFrames(cid)}
 	}
-	r.client.Sub.Send(proto.Encode(reply))
+	if err := sendFrame(r.client.Sub, reply, true); err != nil {
+		if errors.Is(err, ErrBusy) {
+			r.fail(fmt.Errorf("open %s: %w", s.id, err))
+		}
+		return // a closing connection: it leaves on its own
+	}
 	if _, again := s.members[cid]; !again {
 		s.members[cid] = &docMember{client: r.client}
 		s.memberCount.Store(int32(len(s.members)))
@@ -358,9 +430,17 @@ func (s *docSession) open(r *docRequest) {
 
 // opsBetween returns the ops [from, to), from memory where it holds them
 // and from the log before that. recent always ends at the in-memory head.
+//
+// It reads at most MaxReplayOps ops: a request that needs more (an open,
+// an op or a cursor made against a version that far back) gets
+// ErrHistoryGone, as when the ops were compacted away, so that no request
+// holds the document's goroutine for longer than that read.
 func (s *docSession) opsBetween(from, to int) ([]doc.OpRecord, error) {
 	if from >= to {
 		return nil, nil
+	}
+	if n := to - from; n > s.docs.cfg.MaxReplayOps {
+		return nil, fmt.Errorf("%d ops of %s from v%d, at most %d: %w", n, s.id, from, s.docs.cfg.MaxReplayOps, ErrHistoryGone)
 	}
 	memStart := s.doc.Version() - len(s.recent)
 	if from >= memStart {
@@ -408,7 +488,12 @@ func (s *docSession) submitOp(r *docRequest) {
 		return
 	}
 	// Exactly once: a uid seen before is acked with its original version.
-	if v, ok := s.lookupUID(r.uid, base); ok {
+	v, ok, err := s.lookupUID(r.uid)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	if ok {
 		if p, inFlight := s.inflight[v]; inFlight {
 			p.dupes = append(p.dupes, dupAck{client: m.client.Sub.ClientID(), id: r.id})
 			s.inflight[v] = p
@@ -426,11 +511,7 @@ func (s *docSession) submitOp(r *docRequest) {
 		r.fail(fmt.Errorf("%s: %w", s.id, ErrOpRate))
 		return
 	}
-	insBytes := 0
-	for _, c := range r.op {
-		insBytes += len(c.Text())
-	}
-	if insBytes > cfg.MaxOpBytes {
+	if insBytes := doc.InsertBytes(r.op); insBytes > cfg.MaxOpBytes {
 		r.fail(fmt.Errorf("op inserts %d bytes, at most %d: %w", insBytes, cfg.MaxOpBytes, ErrDocTooLarge))
 		return
 	}
@@ -445,55 +526,75 @@ func (s *docSession) submitOp(r *docRequest) {
 // the head and submits it to the op log; p waits for its commit. On an
 // error nothing has changed.
 func (s *docSession) commitOp(base int, rec doc.OpRecord, p pendOp) error {
-	cfg := &s.docs.cfg
-	head := s.doc.Version()
-	op := rec.Op
-	if base < head {
-		history, err := s.opsBetween(base, head)
-		if err != nil {
-			return err
-		}
-		for _, h := range history {
-			if _, op, err = ot.Transform(h.Op, op); err != nil {
-				return err
-			}
-		}
-	}
-	if n := s.doc.Len() + op.Delta(); n > cfg.MaxDocLen {
-		return fmt.Errorf("document would have %d code points, at most %d: %w", n, cfg.MaxDocLen, ErrDocTooLarge)
-	}
-	if err := s.doc.Apply(op); err != nil {
+	op, err := s.transformOver(base, rec.Op)
+	if err != nil {
 		return err
 	}
-	rec.Version, rec.Op, rec.Time = head, op, cfg.Now()
+	if n := s.doc.Len() + op.Delta(); n > s.docs.cfg.MaxDocLen {
+		return fmt.Errorf("document would have %d code points, at most %d: %w", n, s.docs.cfg.MaxDocLen, ErrDocTooLarge)
+	}
+	rec.Op = op
+	return s.apply(rec, p)
+}
+
+// transformOver transforms op, made against version base, over the ops
+// applied since then, one at a time, the history's inserts first.
+func (s *docSession) transformOver(base int, op ot.Op) (ot.Op, error) {
+	head := s.doc.Version()
+	if base >= head {
+		return op, nil
+	}
+	history, err := s.opsBetween(base, head)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range history {
+		if _, op, err = ot.Transform(h.Op, op); err != nil {
+			return nil, err
+		}
+	}
+	return op, nil
+}
+
+// apply applies rec.Op, made against the head, and submits it to the op
+// log; p waits for its commit. On an error nothing has changed.
+func (s *docSession) apply(rec doc.OpRecord, p pendOp) error {
+	head := s.doc.Version()
+	if err := s.doc.Apply(rec.Op); err != nil {
+		return err
+	}
+	rec.Version, rec.Time = head, s.docs.cfg.Now()
 	s.remember(rec)
 	s.inflight[head] = p
-	cfg.OpLog.AppendOpAsync(s.id, rec, func(err error) { s.committed(head, err) })
+	s.docs.cfg.OpLog.AppendOpAsync(s.id, rec, func(err error) { s.committed(head, err) })
 	return nil
 }
 
 // ErrBadUID: an op without a usable uid.
 var ErrBadUID = errors.New("session: bad uid")
 
-// lookupUID finds the version an op with uid was applied at. Ops with base
-// version base can only have been applied at base or later, so memory
-// answers when it reaches back that far; otherwise the log's index does.
-func (s *docSession) lookupUID(uid string, base int) (int, bool) {
+// lookupUID finds the version an op with uid was applied at. Memory
+// answers for the ops from uidFloor on; before that only storage's uid
+// index knows, whatever version the request claims to be based on (a
+// client may resend an op rebased on later versions), so storage is asked
+// whenever memory cannot prove that the uid is new. A failed read is
+// ErrTryAgain: nothing is applied on a guess.
+func (s *docSession) lookupUID(uid string) (int, bool, error) {
 	if v, ok := s.uids[uid]; ok {
-		return v, true
+		return v, true, nil
 	}
-	if len(s.recent) > 0 && s.recent[0].Version <= base || len(s.recent) == 0 && base == s.doc.Version() {
-		return 0, false
+	if s.uidFloor == 0 {
+		return 0, false, nil // memory holds every uid since the document was created
 	}
-	rec, ok, err := s.docs.cfg.OpLog.OpByUID(s.id, uid)
+	rec, ok, err := s.docs.cfg.OpLog.OpByUIDBefore(s.id, uid, s.uidFloor)
 	if err != nil {
 		s.log.Error().Err(err).Msg("uid lookup")
-		return 0, false
+		return 0, false, fmt.Errorf("look up op uid on %s: %w", s.id, ErrTryAgain)
 	}
-	return rec.Version, ok
+	return rec.Version, ok, nil
 }
 
-// remember keeps rec in the recent window.
+// remember keeps rec in the recent window and its uid in uids.
 func (s *docSession) remember(rec doc.OpRecord) {
 	s.recent = append(s.recent, rec)
 	s.uids[rec.UID] = rec.Version
@@ -503,10 +604,17 @@ func (s *docSession) remember(rec doc.OpRecord) {
 		if oldest := s.acked - s.recent[0].Version; cut > oldest {
 			cut = oldest
 		}
-		for _, old := range s.recent[:cut] {
-			delete(s.uids, old.UID)
-		}
 		s.recent = slices.Clone(s.recent[cut:])
+	}
+	if floor := min(rec.Version+1-maxUIDs, s.acked); len(s.uids) > 2*maxUIDs && floor > s.uidFloor {
+		// Forget the uids of the oldest ops (never one in flight):
+		// storage's index answers for them from now on.
+		for uid, v := range s.uids {
+			if v < floor {
+				delete(s.uids, uid)
+			}
+		}
+		s.uidFloor = max(s.uidFloor, floor)
 	}
 }
 
@@ -516,8 +624,9 @@ func (s *docSession) committed(version int, err error) {
 	s.durableMu.Lock()
 	if err != nil {
 		if s.failure == nil {
-			s.failure = err
+			s.failure, s.failedAt = err, version
 		}
+		s.failedN++
 	} else {
 		s.durable = append(s.durable, version)
 	}
@@ -545,7 +654,92 @@ func (s *docSession) drainDurable() {
 		s.publish(v)
 	}
 	if failure != nil && len(s.inflight) > 0 {
+		if errors.Is(failure, doc.ErrDuplicateUID) {
+			s.recoverDuplicate()
+			return
+		}
 		s.fail(failure)
+	}
+}
+
+// recoverDuplicate handles storage's refusal of an op whose uid its log
+// already holds (memory said the uid was new; storage's index is the
+// truth). Nothing of that op or of the ops submitted after it was written
+// (each later append failed on the version), and none of them was sent to
+// anyone, so: the op is acked with its original version, like any resend;
+// the later ops are refused with ErrTryAgain (their authors send them
+// again, and they apply then); and the document's memory, ahead of the
+// log, is reloaded from storage. The document stays open for everyone.
+func (s *docSession) recoverDuplicate() {
+	// Every append after the refused one fails; wait until all have said so.
+	for {
+		s.durableMu.Lock()
+		n := s.failedN
+		s.durableMu.Unlock()
+		if n >= len(s.inflight) {
+			break
+		}
+		<-s.wake
+	}
+	s.durableMu.Lock()
+	dupAt := s.failedAt
+	s.failure, s.failedN, s.durable = nil, 0, nil
+	s.durableMu.Unlock()
+	s.log.Warn().Int("version", dupAt).Msg("storage refused a duplicate op uid; acking the original and reloading")
+	versions := slices.Sorted(maps.Keys(s.inflight))
+	memStart := s.doc.Version() - len(s.recent)
+	for _, v := range versions {
+		p := s.inflight[v]
+		rec := s.recent[v-memStart]
+		orig, ok := doc.OpRecord{}, false
+		if v == dupAt {
+			var err error
+			orig, ok, err = s.docs.cfg.OpLog.OpByUIDBefore(s.id, rec.UID, math.MaxInt)
+			if err != nil {
+				s.log.Error().Err(err).Msg("uid lookup")
+			}
+		}
+		s.answerDropped(p, rec.UID, orig.Version, ok)
+	}
+	s.inflight = map[int]pendOp{}
+	s.forget()
+	if err := s.load(false); err != nil {
+		s.log.Error().Err(err).Msg("reload after a duplicate uid")
+		s.durableMu.Lock()
+		s.failure = err
+		s.durableMu.Unlock()
+		s.fail(err)
+	}
+}
+
+// answerDropped answers the author (and the resenders) of an op that was
+// not applied: an ack with the original's version when it was a duplicate
+// (ok), else ErrTryAgain.
+func (s *docSession) answerDropped(p pendOp, uid string, orig int, ok bool) {
+	err := fmt.Errorf("op %s on %s was not applied: %w", uid, s.id, ErrTryAgain)
+	answer := func(cid string, id *int64) {
+		m := s.members[cid]
+		if m == nil {
+			return
+		}
+		if ok {
+			m.client.Sub.Send(proto.Encode(proto.Ack{ID: id, Type: proto.TypeAck, Doc: s.id, Version: orig, UID: uid}))
+		} else {
+			m.client.Fail(id, err)
+		}
+	}
+	if p.author != "" {
+		answer(p.author, p.id)
+	}
+	for _, d := range p.dupes {
+		answer(d.client, d.id)
+	}
+	if p.done != nil {
+		if ok {
+			p.done <- EditResult{Version: orig}
+		} else {
+			p.done <- EditResult{Err: err}
+		}
 	}
 }
 
@@ -558,20 +752,22 @@ func (s *docSession) publish(v int) {
 	rec := s.recent[v-s.recent[0].Version]
 	s.acked = v + 1
 	frame := proto.Encode(opFrame(s.id, rec))
-	var ack []byte
 	for cid, m := range s.members {
 		if cid == p.author {
-			ack = proto.Encode(proto.Ack{ID: p.id, Type: proto.TypeAck, Doc: s.id, Version: v, UID: rec.UID})
-			m.client.Sub.Send(ack)
+			m.client.Sub.Send(proto.Encode(proto.Ack{ID: p.id, Type: proto.TypeAck, Doc: s.id, Version: v, UID: rec.UID}))
 		} else {
-			m.client.Sub.Send(frame)
+			sendEncoded(m.client.Sub, frame)
 		}
 		if m.cursor != nil {
 			m.cursor = transformSelections(rec.Op, m.cursor, cid == rec.ClientID)
 		}
 	}
 	if p.done != nil {
-		p.done <- EditResult{Version: v, Op: rec.Op}
+		op := rec.Op
+		if p.whole != nil {
+			op = p.whole
+		}
+		p.done <- EditResult{Version: v, Op: op}
 	}
 	s.opsApplied.Add(1)
 	notify(s.docs.cfg.Notifier, Event{Type: EventDocChanged, Time: rec.Time, Doc: s.id, Version: v + 1, User: rec.User, ClientID: rec.ClientID})
@@ -741,7 +937,12 @@ func transformSelections(op ot.Op, sel []ot.Selection, own bool) []ot.Selection 
 	return out
 }
 
-// handleComment performs a comment action on the durable head.
+// handleComment performs a comment action on the durable head. The change
+// is made in memory, written, and undone in memory when the write fails,
+// so that memory never holds a comment storage does not (or lacks one it
+// holds). A comment's text is at most MaxCommentBytes and a document has
+// at most MaxComments comments, replies included: past either the action
+// is refused with an error wrapping ErrTooLarge.
 func (s *docSession) handleComment(r *docRequest) {
 	m := s.member(r)
 	if m == nil {
@@ -755,11 +956,20 @@ func (s *docSession) handleComment(r *docRequest) {
 	cfg := &s.docs.cfg
 	cr := r.comment
 	now := cfg.Now()
+	if cr.Text != nil && len(*cr.Text) > cfg.MaxCommentBytes {
+		r.fail(fmt.Errorf("comment text of %d bytes, at most %d: %w", len(*cr.Text), cfg.MaxCommentBytes, ErrTooLarge))
+		return
+	}
+	saved := s.doc.Comments() // to undo the change if its write fails
 	var c doc.Comment
 	switch cr.Action {
 	case "add":
 		if cr.Range == nil || cr.Text == nil || *cr.Text == "" {
 			r.fail(fmt.Errorf("%w: add needs a range and a text", ErrBadComment))
+			return
+		}
+		if n := s.doc.NumComments(); n >= cfg.MaxComments {
+			r.fail(fmt.Errorf("%s has %d comments (replies included), at most %d: %w", s.id, n, cfg.MaxComments, ErrTooLarge))
 			return
 		}
 		if cr.Version < 0 || cr.Version > s.acked {
@@ -845,6 +1055,7 @@ func (s *docSession) handleComment(r *docRequest) {
 	}
 	cancel()
 	if err != nil {
+		s.doc.SetComments(saved)
 		r.fail(fmt.Errorf("store comment: %w", err))
 		return
 	}
@@ -920,11 +1131,22 @@ func opFrame(docID string, rec doc.OpRecord) proto.DocOp {
 		User: rec.User, ClientID: rec.ClientID, TS: rec.Time.UTC().Format(proto.TimeLayout)}
 }
 
-// serverEdit applies an edit from the server side: an op, or a new text to
-// diff against the text at the base version.
+// serverEdit applies an edit from the server side (Docs.Edit, Replace,
+// Create): an op made against a version, transformed over what was
+// applied since, checked against MaxDocLen as a whole, and applied as
+// consecutive ops that each insert at most MaxOpBytes. Nothing runs in
+// between them; the waiter hears when the last is durable.
 func (s *docSession) serverEdit(r *docRequest) {
 	cfg := &s.docs.cfg
-	if r.mustCreate && !s.loaded {
+	if r.mustCreate {
+		if n := r.op.Delta(); n > cfg.MaxDocLen {
+			r.fail(fmt.Errorf("content of %d code points, at most %d: %w", n, cfg.MaxDocLen, ErrDocTooLarge))
+			return
+		}
+		if s.loaded {
+			r.fail(fmt.Errorf("create %s: %w", s.id, doc.ErrExists))
+			return
+		}
 		if _, err := cfg.Documents.GetDoc(s.id); err == nil {
 			r.fail(fmt.Errorf("create %s: %w", s.id, doc.ErrExists))
 			return
@@ -932,9 +1154,6 @@ func (s *docSession) serverEdit(r *docRequest) {
 			r.fail(err)
 			return
 		}
-	} else if r.mustCreate {
-		r.fail(fmt.Errorf("create %s: %w", s.id, doc.ErrExists))
-		return
 	}
 	if err := s.load(r.create); err != nil {
 		r.fail(err)
@@ -943,6 +1162,11 @@ func (s *docSession) serverEdit(r *docRequest) {
 	s.flush()
 	if err := s.failed(); err != nil {
 		r.fail(fmt.Errorf("%s: %w", s.id, ErrStorage))
+		return
+	}
+	if r.epoch != "" && r.epoch != s.epoch {
+		// Read from an incarnation that was deleted since.
+		r.fail(fmt.Errorf("%s was deleted and created again while the edit was made: %w", s.id, ErrTryAgain))
 		return
 	}
 	head := s.doc.Version()
@@ -954,34 +1178,63 @@ func (s *docSession) serverEdit(r *docRequest) {
 			return
 		}
 	}
-	op := r.op
-	if r.content != nil {
-		old := s.doc.Content()
-		if base < head {
-			var err error
-			if old, err = cfg.Snapshots.ContentAt(s.id, base); err != nil {
-				r.fail(fmt.Errorf("content of %s at v%d: %w", s.id, base, err))
-				return
-			}
-		}
-		op = doc.DiffOp(old, *r.content)
-	}
-	if op.IsNoop() {
+	if r.op.IsNoop() {
 		r.done <- EditResult{Version: head, Op: ot.Op{}}
 		return
 	}
 	if r.uid == "" {
 		r.uid = "srv-" + s.newCommentID()[3:]
-	} else if v, ok := s.lookupUID(r.uid, base); ok {
+	} else if v, ok, err := s.lookupUID(r.uid); err != nil {
+		r.fail(err)
+		return
+	} else if ok {
 		r.done <- EditResult{Version: v}
 		return
 	}
-	rec := doc.OpRecord{Op: op, UID: r.uid, User: r.user}
-	if err := s.commitOp(base, rec, pendOp{done: r.done, start: r.received}); err != nil {
+	op, err := s.transformOver(base, r.op)
+	if err != nil {
 		r.fail(err)
 		return
 	}
+	if n := s.doc.Len() + op.Delta(); n > cfg.MaxDocLen {
+		r.fail(fmt.Errorf("document would have %d code points, at most %d: %w", n, cfg.MaxDocLen, ErrDocTooLarge))
+		return
+	}
+	pieces := doc.SplitOp(op, cfg.MaxOpBytes)
+	for i, piece := range pieces {
+		rec := doc.OpRecord{Op: piece, UID: r.uid, User: r.user}
+		if i > 0 {
+			rec.UID = fmt.Sprintf("%s.%d", r.uid, i+1)
+		}
+		p := pendOp{start: r.received}
+		if i == len(pieces)-1 {
+			p.done, p.whole = r.done, op
+		}
+		// Each piece applies to the text the previous one made: at the
+		// head, with nothing to transform over. The length was checked for
+		// the whole edit (a piece may pass through a longer text).
+		if err := s.apply(rec, p); err != nil {
+			r.fail(err) // cannot happen after the checks above, short of a bug
+			return
+		}
+	}
 	s.idle.Reset(cfg.IdleTimeout)
+}
+
+// readHead answers a server-side edit's read: the durable head's version,
+// text and epoch.
+func (s *docSession) readHead(r *docRequest) {
+	if err := s.load(r.create); err != nil {
+		r.fail(err)
+		return
+	}
+	s.flush()
+	if err := s.failed(); err != nil {
+		r.fail(fmt.Errorf("%s: %w", s.id, ErrStorage))
+		return
+	}
+	*r.head = headText{version: s.doc.Version(), content: s.headContent(), epoch: s.epoch}
+	r.done <- EditResult{Version: s.doc.Version()}
 }
 
 // deleteDoc closes the document for everyone and deletes it.
@@ -999,8 +1252,9 @@ func (s *docSession) deleteDoc(r *docRequest) {
 		m.client.Sub.Send(frame)
 		delete(s.members, cid)
 	}
-	// Forget everything: the next request loads afresh (and finds nothing).
-	s.loaded, s.loadErr, s.doc = false, nil, nil
-	s.recent, s.uids = nil, map[string]int{}
+	s.memberCount.Store(0)
+	// Forget everything: the next request loads afresh (and finds nothing,
+	// or a new incarnation with its own epoch).
+	s.forget()
 	r.done <- EditResult{}
 }

@@ -15,7 +15,7 @@ import (
 // Documents finds and creates documents.
 type Documents interface {
 	// CreateDoc creates an empty document at version 0 and returns its
-	// stored metadata; it fails if the id is taken.
+	// stored metadata, with a new Epoch; it fails if the id is taken.
 	CreateDoc(ctx context.Context, info doc.Info) (doc.Info, error)
 	// GetDoc returns a document's metadata and current version.
 	GetDoc(id string) (doc.Info, error)
@@ -27,13 +27,21 @@ type Documents interface {
 // it: append without waiting (ack each op when its done reports nil), look
 // an op up by uid for exactly-once, and read the history an incoming op
 // must be transformed over.
+//
+// An append of an op whose uid the log holds fails with an error wrapping
+// doc.ErrDuplicateUID and writes nothing; the session answers it as a
+// resend (the original's version), never as a failure of the document.
 type OpLog interface {
 	// AppendOpAsync queues rec, whose Version must be the log's next one,
 	// and calls done once it is durable or has failed. Appends submitted in
 	// order are committed in order. done must not block.
 	AppendOpAsync(docID string, rec doc.OpRecord, done func(error))
-	// OpByUID returns the op with the given uid, if the log still holds it.
-	OpByUID(docID, uid string) (doc.OpRecord, bool, error)
+	// OpByUIDBefore returns the op with the given uid, if the log holds
+	// it at a version below before (it may also find one above: the index
+	// is the truth). The session keeps the uids from some version on in
+	// memory and asks only about the ones before, which keeps the lookup
+	// cheap.
+	OpByUIDBefore(docID, uid string, before int) (doc.OpRecord, bool, error)
 	// Ops returns the ops with versions in [from, to).
 	Ops(docID string, from, to int) ([]doc.OpRecord, error)
 }
@@ -53,6 +61,9 @@ type Snapshots interface {
 type Comments interface {
 	Comments(docID string) ([]doc.Comment, error)
 	PutComment(ctx context.Context, docID string, c doc.Comment) error
+	// PutComments writes several comments in one durable write (a
+	// session's comments on unload).
+	PutComments(ctx context.Context, docID string, cs []doc.Comment) error
 	DeleteComment(ctx context.Context, docID, id string) error
 }
 

@@ -17,23 +17,36 @@ import (
 // lie between the compaction point and the current version. It blocks until
 // the write is durable.
 func (db *DB) PutComment(ctx context.Context, docID string, c doc.Comment) error {
+	return db.PutComments(ctx, docID, []doc.Comment{c})
+}
+
+// PutComments is PutComment for several comments in one transaction (one
+// fsync): all are written, or, when one is invalid, none.
+func (db *DB) PutComments(ctx context.Context, docID string, cs []doc.Comment) error {
 	if err := checkID("doc id", docID); err != nil {
 		return fmt.Errorf("put comment: %w", err)
 	}
-	if err := checkID("comment id", c.ID); err != nil {
-		return fmt.Errorf("put comment on %q: %w", docID, err)
+	vals := make([][]byte, len(cs))
+	for i, c := range cs {
+		if err := checkID("comment id", c.ID); err != nil {
+			return fmt.Errorf("put comment on %q: %w", docID, err)
+		}
+		if c.Range.From < 0 || c.Range.To < c.Range.From {
+			return fmt.Errorf("put comment %q on %q: range [%d, %d): %w", c.ID, docID, c.Range.From, c.Range.To, ErrInvalid)
+		}
+		val, err := json.Marshal(c)
+		if err != nil {
+			return fmt.Errorf("put comment %q on %q: %w", c.ID, docID, err)
+		}
+		vals[i] = val
 	}
-	if c.Range.From < 0 || c.Range.To < c.Range.From {
-		return fmt.Errorf("put comment %q on %q: range [%d, %d): %w", c.ID, docID, c.Range.From, c.Range.To, ErrInvalid)
-	}
-	val, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("put comment %q on %q: %w", c.ID, docID, err)
+	if len(cs) == 0 {
+		return nil
 	}
 	return db.update(ctx, func(w *writeTx) error {
 		d, err := mustDoc(w.tx, docID)
 		if err != nil {
-			return fmt.Errorf("put comment %q: %w", c.ID, err)
+			return fmt.Errorf("put comment %q: %w", cs[0].ID, err)
 		}
 		head, err := d.head()
 		if err != nil {
@@ -43,10 +56,18 @@ func (db *DB) PutComment(ctx context.Context, docID string, c doc.Comment) error
 		if err != nil {
 			return err
 		}
-		if c.Version < base || c.Version > head {
-			return fmt.Errorf("put comment %q on %q at v%d, history is [v%d, v%d]: %w", c.ID, docID, c.Version, base, head, ErrInvalid)
+		for _, c := range cs {
+			if c.Version < base || c.Version > head {
+				return fmt.Errorf("put comment %q on %q at v%d, history is [v%d, v%d]: %w", c.ID, docID, c.Version, base, head, ErrInvalid)
+			}
 		}
-		return abort(w.tx.Bucket(bucketComments).Put(d.skey(c.ID), val))
+		b := w.tx.Bucket(bucketComments)
+		for i, c := range cs {
+			if err := b.Put(d.skey(c.ID), vals[i]); err != nil {
+				return abort(err)
+			}
+		}
+		return nil
 	})
 }
 

@@ -102,6 +102,9 @@ type committer struct {
 
 	statsMu sync.Mutex
 	stats   Stats // guarded by statsMu
+	// lastTxErr is the error of the latest write transaction, nil when it
+	// committed; guarded by statsMu. Ready reports it.
+	lastTxErr error
 }
 
 func newCommitter(db *DB) *committer {
@@ -257,6 +260,7 @@ func (c *committer) commit(batch []request, drain bool) {
 	}
 	s.JournalDrains = c.journal.drains
 	s.Journal = c.journal.entries
+	c.lastTxErr = txErr
 	c.statsMu.Unlock()
 
 	for i := range batch {

@@ -36,8 +36,9 @@ var (
 	// written for that request. The error is a [*ConflictError].
 	ErrConflict = errors.New("storage: version conflict")
 	// ErrDuplicateUID: an appended op carries a uid the document's log
-	// already holds. Nothing was written for that request.
-	ErrDuplicateUID = errors.New("storage: duplicate op uid")
+	// already holds. Nothing was written for that request. It wraps
+	// doc.ErrDuplicateUID, so that the session can test for it.
+	ErrDuplicateUID = fmt.Errorf("storage: %w", doc.ErrDuplicateUID)
 	// ErrCompacted: the versions asked for lie before the document's
 	// compaction point; their ops are gone.
 	ErrCompacted = fmt.Errorf("storage: %w", doc.ErrCompacted)
@@ -100,6 +101,11 @@ type Config struct {
 	// Now returns the current time, for message trimming and default
 	// timestamps. By default, time.Now.
 	Now func() time.Time
+	// Limits are the document limits Import checks (doc.Limits; zero
+	// fields take doc's defaults). The server passes the limits its
+	// sessions apply, so that every imported document can be opened and
+	// edited.
+	Limits doc.Limits
 
 	// journalIdle overrides journalIdle (tests: a long pause keeps ops in
 	// the journal).
@@ -123,6 +129,7 @@ func (cfg Config) withDefaults() Config {
 	if cfg.journalIdle <= 0 {
 		cfg.journalIdle = journalIdle
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	return cfg
 }
 
@@ -235,6 +242,9 @@ func openBolt(path string, cfg Config) (bdb *bolt.DB, journal journalState, err 
 					return err
 				}
 			}
+		}
+		if err := upgradeEpochs(tx); err != nil {
+			return err
 		}
 		journal, err = loadJournal(tx)
 		return err

@@ -1,8 +1,9 @@
 // Package storage keeps everything Tandem persists in one bbolt file:
 // documents with their op logs, snapshots and comments, channel histories
-// with their epochs, read receipts, and the users the server has seen. It
-// implements the small interfaces the session package declares, speaking in
-// doc's records ([doc.Info], [doc.OpRecord], [doc.Snapshot], [doc.Comment],
+// with their epochs, read receipts, the users the server has seen, and
+// revoked tokens and users (revocations.go). It implements the small
+// interfaces the session package declares, speaking in doc's records
+// ([doc.Info], [doc.OpRecord], [doc.Snapshot], [doc.Comment],
 // [doc.Message], [doc.User]); it never imports session.
 //
 // # Basics
@@ -26,7 +27,7 @@
 // documents and channels.
 //
 //	meta/schema                    "3"
-//	docs/<id>                      be64 N, then JSON: id, title, created
+//	docs/<id>                      be64 N, then JSON: id, title, created, epoch
 //	heads/<N>                      be64 current version (number of ops); while
 //	                               some of its ops are in the journal, also be64
 //	                               the first such version and be64 its seq
@@ -44,12 +45,22 @@
 //	                               channel's length, so prefixes never clash)
 //	users/<id>                     JSON doc.User
 //	usernames/<name>               user id
+//	revoked/t<token id>            be64 Unix nanoseconds when the token expires
+//	                               (0: never); dropped once that has passed
+//	revoked/u<user id>             be64 Unix seconds: the user's tokens issued
+//	                               at or before it are revoked
 //
 // An append writes its op to the journal, where the ops of one commit share
 // a page whatever documents they belong to, and the document's head; the
 // committer moves the journal into ops/ and uids/ in one transaction from
 // time to time (journal.go). Reads take each op from wherever their
 // transaction finds it.
+//
+// A document's epoch is a random id made when it is created or imported,
+// so that clients can tell a document from an earlier one of the same id
+// (the number N does that only within one file: a restored backup reuses
+// numbers). Files written before epochs existed get one per document when
+// Open first sees them (meta/epochs marks the upgrade done).
 //
 // Deleting a document deletes its entries in every bucket in one
 // transaction. A new document gets a snapshot of the empty text at version

@@ -51,6 +51,7 @@ func (db *DB) Export(docID string, w io.Writer) error {
 		if f.Doc, err = d.fullInfo(); err != nil {
 			return err
 		}
+		f.Doc.Epoch = "" // an import makes a new incarnation, with its own
 		if f.Base, err = d.base(); err != nil {
 			return err
 		}
@@ -131,18 +132,23 @@ func writeList[T any](bw *bufio.Writer, name string, items []T) error {
 // snapshots the history lacks. It validates everything first, replaying
 // every op and checking every snapshot against the replay, and fails with
 // ErrBadExport (or ErrExists when the id is taken) having written nothing.
-// The write is one transaction.
+// The export must keep the limits every other path keeps: the id passes
+// doc.ValidID, the title doc.ValidTitle, the text stays within
+// Config.Limits.MaxLen code points at every version, and the comments
+// within MaxComments and MaxCommentBytes each. The document gets a new
+// epoch (an export's epoch, if any, is ignored). The write is one
+// transaction.
 func (db *DB) Import(r io.Reader) (doc.Info, error) {
 	var f exportFile
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return doc.Info{}, fmt.Errorf("import: not a readable export: %v: %w", err, ErrBadExport)
+		return doc.Info{}, fmt.Errorf("import: not a readable export: %w: %w", err, ErrBadExport)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return doc.Info{}, fmt.Errorf("import: data after the export's end: %w", ErrBadExport)
 	}
-	snaps, verr := f.validate(db.cfg.SnapshotEvery)
+	snaps, verr := f.validate(db.cfg.SnapshotEvery, db.cfg.Limits)
 	if err := verr; err != nil {
 		return doc.Info{}, fmt.Errorf("import %q: %w", f.Doc.ID, err)
 	}
@@ -153,7 +159,8 @@ func (db *DB) Import(r io.Reader) (doc.Info, error) {
 		return doc.Info{}, fmt.Errorf("import %q: %w", f.Doc.ID, err)
 	}
 
-	si := storedInfo{ID: f.Doc.ID, Title: f.Doc.Title, Created: f.Doc.Created}
+	f.Doc.Epoch = randomID()
+	si := storedInfo{ID: f.Doc.ID, Title: f.Doc.Title, Created: f.Doc.Created, Epoch: f.Doc.Epoch}
 	var err error
 	ops := make([][]byte, len(f.Ops))
 	for i := range f.Ops {
@@ -198,10 +205,11 @@ func (db *DB) Import(r io.Reader) (doc.Info, error) {
 	return f.Doc, nil
 }
 
-// validate checks an export for consistency by replaying it, and returns
-// the snapshots to store: the export's, plus one every `every` ops past the
-// last where the export has none. Every error wraps ErrBadExport.
-func (f *exportFile) validate(every int) ([]doc.Snapshot, error) {
+// validate checks an export for consistency and limits by replaying it,
+// and returns the snapshots to store: the export's, plus one every `every`
+// ops past the last where the export has none. Every error wraps
+// ErrBadExport.
+func (f *exportFile) validate(every int, lim doc.Limits) ([]doc.Snapshot, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf(format+": %w", append(args, ErrBadExport)...)
 	}
@@ -211,8 +219,17 @@ func (f *exportFile) validate(every int) ([]doc.Snapshot, error) {
 	case f.FormatVersion != ExportFormatVersion:
 		return nil, bad("format_version %d, this build reads %d", f.FormatVersion, ExportFormatVersion)
 	}
-	if err := checkID("doc id", f.Doc.ID); err != nil {
+	if err := doc.ValidID(f.Doc.ID); err != nil {
 		return nil, bad("%v", err)
+	}
+	if err := doc.ValidTitle(f.Doc.Title); err != nil {
+		return nil, bad("%v", err)
+	}
+	if len(f.Comments) > lim.MaxComments {
+		return nil, bad("%d comments, at most %d", len(f.Comments), lim.MaxComments)
+	}
+	tooLong := func(v, n int) error {
+		return bad("the text at v%d has %d code points, at most %d", v, n, lim.MaxLen)
 	}
 	head := f.Doc.Version
 	switch {
@@ -231,6 +248,9 @@ func (f *exportFile) validate(every int) ([]doc.Snapshot, error) {
 			return nil, bad("snapshot v%d past the document's version v%d", s.Version, head)
 		case !utf8.ValidString(s.Content):
 			return nil, bad("snapshot v%d is not valid UTF-8", s.Version)
+		}
+		if n := utf8.RuneCountInString(s.Content); n > lim.MaxLen {
+			return nil, tooLong(s.Version, n)
 		}
 	}
 	uids := make(map[string]int, len(f.Ops))
@@ -272,6 +292,8 @@ func (f *exportFile) validate(every int) ([]doc.Snapshot, error) {
 			return nil, bad("comment %q at v%d, history is [v%d, v%d]", c.ID, c.Version, f.Base, head)
 		case c.Range.From < 0 || c.Range.To < c.Range.From:
 			return nil, bad("comment %q has range [%d, %d)", c.ID, c.Range.From, c.Range.To)
+		case len(c.Text) > lim.MaxCommentBytes:
+			return nil, bad("comment %q has %d bytes of text, at most %d", c.ID, len(c.Text), lim.MaxCommentBytes)
 		}
 		ids[c.ID] = true
 		lens[c.Version] = -1
@@ -290,6 +312,9 @@ func (f *exportFile) validate(every int) ([]doc.Snapshot, error) {
 			return nil, bad("op v%d does not apply to the content at v%d: %v", rec.Version, rec.Version, err)
 		}
 		v := rec.Version + 1
+		if n := rope.Len(); n > lim.MaxLen {
+			return nil, tooLong(v, n)
+		}
 		if _, ok := lens[v]; ok {
 			lens[v] = rope.Len()
 		}

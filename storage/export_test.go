@@ -199,7 +199,13 @@ func TestImportRejects(t *testing.T) {
 		{"null op", bytes.Replace(valid, []byte(`"op":[`), []byte(`"op":null,"x":[`), 1), "not a readable export"},
 		{"other format", mutate(func(e *exportFile) { e.Format = "zip" }), "not a tandem export"},
 		{"future version", mutate(func(e *exportFile) { e.FormatVersion = 2 }), "format_version 2"},
-		{"no doc id", mutate(func(e *exportFile) { e.Doc.ID = "" }), "empty doc id"},
+		{"no doc id", mutate(func(e *exportFile) { e.Doc.ID = "" }), "bad document id: must be 1 to 200 bytes"},
+		// The API's id rule (doc.ValidID), not a weaker one: these are keys
+		// storage could hold but no request could name.
+		{"doc id with a slash", mutate(func(e *exportFile) { e.Doc.ID = "a/b" }), "character '/' not allowed"},
+		{"doc id ..", mutate(func(e *exportFile) { e.Doc.ID = ".." }), `".." is not a document id`},
+		{"doc id too long", mutate(func(e *exportFile) { e.Doc.ID = strings.Repeat("x", 201) }), "must be 1 to 200 bytes"},
+		{"title too long", mutate(func(e *exportFile) { e.Doc.Title = strings.Repeat("t", 201) }), "title: at most 200 bytes"},
 		{"version gap", mutate(func(e *exportFile) { e.Ops[5].Version = 6 }), "version gap"},
 		{"missing op", mutate(func(e *exportFile) { e.Ops = slices.Delete(e.Ops, 10, 11) }), "29 ops"},
 		{"version past ops", mutate(func(e *exportFile) { e.Doc.Version++ }), "30 ops"},
@@ -240,5 +246,65 @@ func TestImportRejects(t *testing.T) {
 	}
 	if _, err := dst.Import(bytes.NewReader(valid)); !errors.Is(err, ErrExists) {
 		t.Fatalf("second import: got %v, want ErrExists", err)
+	}
+}
+
+// TestImportLimits: an import keeps the limits the sessions keep (the
+// store's Config.Limits): the text's length at every version, the number
+// of comments and each comment's size. Within them it imports, and it gets
+// an epoch of its own, not the exporter's.
+func TestImportLimits(t *testing.T) {
+	src := openTestDB(t, Config{})
+	mustCreate(t, src, "d")
+	// "0123456789" at v1, then "0123456789abcdefghij" at v2, then back to
+	// 10 code points at v3: only v2 is over a limit of 15.
+	for v, op := range []ot.Op{
+		{ot.Insert("0123456789")},
+		{ot.Retain(10), ot.Insert("abcdefghij")},
+		{ot.Retain(10), ot.Delete(10)},
+	} {
+		if err := src.AppendOp(ctx(t), "d", doc.OpRecord{Version: v, Op: op, UID: fmt.Sprint("u", v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, text := range []string{"short", "a comment of 27 bytes, here"} {
+		c := doc.Comment{ID: fmt.Sprint("c", i), Range: ot.Range{From: 0, To: 1}, Version: 3, Text: text}
+		if err := src.PutComment(ctx(t), "d", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exp := exportOf(t, src, "d")
+	srcInfo, _ := src.GetDoc("d")
+	for _, tc := range []struct {
+		name string
+		lim  doc.Limits
+		want string
+	}{
+		{"text too long at some version", doc.Limits{MaxLen: 15}, "the text at v2 has 20 code points, at most 15"},
+		{"too many comments", doc.Limits{MaxComments: 1}, "2 comments, at most 1"},
+		{"comment too long", doc.Limits{MaxCommentBytes: 26}, `comment "c1" has 27 bytes of text, at most 26`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := openTestDB(t, Config{Limits: tc.lim})
+			_, err := dst.Import(bytes.NewReader(exp))
+			if !errors.Is(err, ErrBadExport) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Import = %v, want ErrBadExport saying %q", err, tc.want)
+			}
+			if list, _ := dst.ListDocs(); len(list) != 0 {
+				t.Fatalf("a refused import stored %+v", list)
+			}
+		})
+	}
+	dst := openTestDB(t, Config{Limits: doc.Limits{MaxLen: 20, MaxComments: 2, MaxCommentBytes: 27}})
+	info, err := dst.Import(bytes.NewReader(exp))
+	if err != nil {
+		t.Fatalf("an import just within the limits: %v", err)
+	}
+	got, _ := dst.GetDoc("d")
+	if info.Epoch == "" || got.Epoch != info.Epoch || got.Epoch == srcInfo.Epoch {
+		t.Fatalf("imported epoch %q (stored %q), exporter's %q: want a new one", info.Epoch, got.Epoch, srcInfo.Epoch)
+	}
+	if bytes.Contains(exp, []byte(srcInfo.Epoch)) {
+		t.Fatalf("the export carries the epoch %q", srcInfo.Epoch)
 	}
 }

@@ -30,10 +30,12 @@ var (
 
 	topBuckets = [][]byte{
 		bucketMeta, bucketDocs, bucketHeads, bucketOps, bucketUIDs, bucketJournal, bucketSnaps,
-		bucketComments, bucketChannels, bucketMsgs, bucketReceipts, bucketUsers, bucketUserNames,
+		bucketComments, bucketChannels, bucketMsgs, bucketReceipts, bucketUsers, bucketUserNames, bucketRevoked,
 	}
 
 	keySchema = []byte("schema")
+	// keyEpochs marks a file whose every document has an epoch.
+	keyEpochs = []byte("epochs")
 )
 
 // schemaVersion is the layout version stored under meta/schema. Version 1
@@ -41,6 +43,8 @@ var (
 // released; a file holding it fails Open. Version 2 had no journal; Open
 // upgrades it in place (it only adds the bucket). There is no way back: a
 // build that reads version 2 refuses a file once this one has opened it.
+// The revoked bucket was added within version 3: Open creates it in a file
+// that lacks it, and a build that predates it ignores it.
 const schemaVersion = "3"
 
 // be64 returns v as an 8-byte big-endian key, so cursors walk in order.
@@ -65,6 +69,10 @@ type storedInfo struct {
 	ID      string    `json:"id"`
 	Title   string    `json:"title,omitempty"`
 	Created time.Time `json:"created"`
+	// Epoch names the document's incarnation (doc.Info.Epoch). Records
+	// written before epochs existed get one when Open upgrades the file
+	// (upgradeEpochs).
+	Epoch string `json:"epoch,omitempty"`
 }
 
 // docRef is a document's place in the buckets, within one transaction.
@@ -107,7 +115,8 @@ func mustDoc(tx *bolt.Tx, id string) (*docRef, error) {
 }
 
 // createDoc writes a new document: its metadata, snapshots and head. The
-// caller checked that the id is free. Errors are bbolt's (an abort).
+// caller checked that the id is free; info.Epoch must be set. Errors are
+// bbolt's (an abort).
 func createDoc(tx *bolt.Tx, info storedInfo, snaps []doc.Snapshot, head int) (*docRef, error) {
 	docs := tx.Bucket(bucketDocs)
 	num, err := docs.NextSequence()
@@ -176,7 +185,7 @@ func (d *docRef) fullInfo() (doc.Info, error) {
 	if err != nil {
 		return doc.Info{}, err
 	}
-	return doc.Info{ID: si.ID, Title: si.Title, Created: si.Created, Version: head}, nil
+	return doc.Info{ID: si.ID, Title: si.Title, Created: si.Created, Version: head, Epoch: si.Epoch}, nil
 }
 
 // head returns the document's current version.
@@ -323,4 +332,45 @@ func (d *docRef) delete() error {
 		return err
 	}
 	return d.tx.Bucket(bucketDocs).Delete([]byte(d.id))
+}
+
+// upgradeEpochs gives an epoch to every document stored without one (files
+// written before epochs existed), once: meta/epochs marks it done. Every
+// document created since has one from its creation. Errors abort Open.
+func upgradeEpochs(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyEpochs) != nil {
+		return nil
+	}
+	docs := tx.Bucket(bucketDocs)
+	type rec struct{ k, v []byte }
+	var todo []rec
+	err := docs.ForEach(func(k, v []byte) error {
+		if len(v) < 8 {
+			return corrupt(fmt.Sprintf("doc %q", k), fmt.Errorf("%d bytes", len(v)))
+		}
+		var si storedInfo
+		if err := json.Unmarshal(v[8:], &si); err != nil {
+			return corrupt(fmt.Sprintf("doc %q info", k), err)
+		}
+		if si.Epoch != "" {
+			return nil
+		}
+		si.Epoch = randomID()
+		js, err := json.Marshal(si)
+		if err != nil {
+			return err
+		}
+		todo = append(todo, rec{append([]byte(nil), k...), append(append([]byte(nil), v[:8]...), js...)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range todo { // bbolt forbids writes during ForEach
+		if err := docs.Put(r.k, r.v); err != nil {
+			return err
+		}
+	}
+	return meta.Put(keyEpochs, []byte("1"))
 }

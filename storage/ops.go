@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode/utf8"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -14,12 +14,17 @@ import (
 )
 
 // CreateDoc creates an empty document at version 0, with a snapshot of the
-// empty text. info.ID is required; info.Version must be 0; a zero
-// info.Created is set to now. It returns the stored metadata, or ErrExists
-// when the id is taken. It blocks until the creation is durable.
+// empty text and a new epoch. info.ID is required and must pass
+// doc.ValidID, info.Title doc.ValidTitle; info.Version must be 0; a zero
+// info.Created is set to now; info.Epoch is ignored. It returns the stored
+// metadata, or ErrExists when the id is taken. It blocks until the creation
+// is durable.
 func (db *DB) CreateDoc(ctx context.Context, info doc.Info) (doc.Info, error) {
-	if err := checkID("doc id", info.ID); err != nil {
-		return doc.Info{}, fmt.Errorf("create doc: %w", err)
+	if err := doc.ValidID(info.ID); err != nil {
+		return doc.Info{}, fmt.Errorf("create doc: %v: %w", err, ErrInvalid)
+	}
+	if err := doc.ValidTitle(info.Title); err != nil {
+		return doc.Info{}, fmt.Errorf("create doc %q: %v: %w", info.ID, err, ErrInvalid)
 	}
 	if info.Version != 0 {
 		return doc.Info{}, fmt.Errorf("create doc %q at version %d, want 0: %w", info.ID, info.Version, ErrInvalid)
@@ -27,7 +32,8 @@ func (db *DB) CreateDoc(ctx context.Context, info doc.Info) (doc.Info, error) {
 	if info.Created.IsZero() {
 		info.Created = db.cfg.Now().UTC()
 	}
-	si := storedInfo{ID: info.ID, Title: info.Title, Created: info.Created}
+	info.Epoch = randomID()
+	si := storedInfo{ID: info.ID, Title: info.Title, Created: info.Created, Epoch: info.Epoch}
 	err := db.update(ctx, func(w *writeTx) error {
 		if w.tx.Bucket(bucketDocs).Get([]byte(info.ID)) != nil {
 			return fmt.Errorf("create doc %q: %w", info.ID, ErrExists)
@@ -190,6 +196,16 @@ func decodeOp(ver int, v []byte) (doc.OpRecord, error) {
 // log. It fails with ErrNotFound only when the document does not
 // exist.
 func (db *DB) OpByUID(docID, uid string) (doc.OpRecord, bool, error) {
+	return db.OpByUIDBefore(docID, uid, math.MaxInt)
+}
+
+// OpByUIDBefore is OpByUID for a caller that knows the uids of the ops
+// from version before on (a document's session keeps them in memory): it
+// finds the op with uid if its version is below before, and may find it
+// above. It reads the uid index (one lookup) and walks only the journaled
+// ops below before, so that asking about every incoming op stays cheap
+// however many of the document's newest ops the journal holds.
+func (db *DB) OpByUIDBefore(docID, uid string, before int) (doc.OpRecord, bool, error) {
 	var rec doc.OpRecord
 	var found bool
 	err := db.view(func(tx *bolt.Tx) error {
@@ -214,7 +230,7 @@ func (db *DB) OpByUID(docID, uid string) (doc.OpRecord, bool, error) {
 			return err
 		}
 		errFound := errors.New("found")
-		err = d.journaled(h, h.Indexed, h.Head, func(ver int, val []byte) error {
+		err = d.journaled(h, h.Indexed, min(h.Head, before), func(ver int, val []byte) error {
 			if u, err := opValueUID(val); err != nil || u != uid {
 				return err
 			}
@@ -263,10 +279,10 @@ func (db *DB) Ops(docID string, from, to int) ([]doc.OpRecord, error) {
 }
 
 // SetTitle renames a document: it replaces the title in its metadata. A
-// title is at most 200 bytes of valid UTF-8.
+// title is at most doc.MaxTitleBytes bytes of valid UTF-8 (doc.ValidTitle).
 func (db *DB) SetTitle(ctx context.Context, id, title string) error {
-	if len(title) > 200 || !utf8.ValidString(title) {
-		return fmt.Errorf("title of %q: at most 200 bytes of UTF-8: %w", id, ErrInvalid)
+	if err := doc.ValidTitle(title); err != nil {
+		return fmt.Errorf("%q: %v: %w", id, err, ErrInvalid)
 	}
 	return db.update(ctx, func(w *writeTx) error {
 		d, err := mustDoc(w.tx, id)

@@ -2,12 +2,15 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/ot"
@@ -20,6 +23,11 @@ func TestCreateGetListDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(info.Epoch) != 16 {
+		t.Fatalf("CreateDoc gave epoch %q, want 16 hex digits", info.Epoch)
+	}
+	epoch := info.Epoch
+	info.Epoch = ""
 	if want := (doc.Info{ID: "b", Title: "Bee", Created: created}); info != want {
 		t.Fatalf("CreateDoc = %+v, want %+v", info, want)
 	}
@@ -28,7 +36,7 @@ func TestCreateGetListDelete(t *testing.T) {
 		t.Fatalf("CreateDoc of an existing id: got %v, want ErrExists", err)
 	}
 	got, err := db.GetDoc("b")
-	if err != nil || !got.Created.Equal(created) || got.Title != "Bee" || got.Version != 0 {
+	if err != nil || !got.Created.Equal(created) || got.Title != "Bee" || got.Version != 0 || got.Epoch != epoch {
 		t.Fatalf("GetDoc(b) = %+v, %v", got, err)
 	}
 	list, err := db.ListDocs()
@@ -411,5 +419,124 @@ func TestAppendOpContext(t *testing.T) {
 	close(release)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+// TestEpochs: every document gets an epoch of its own at creation, a
+// document created again under a deleted one's id gets another, and a file
+// written before epochs existed gets one per document when opened, once
+// (it stays across reopens).
+func TestEpochs(t *testing.T) {
+	path := t.TempDir() + "/tandem.db"
+	db := openAt(t, path, Config{})
+	mustCreate(t, db, "a")
+	mustCreate(t, db, "b")
+	a, _ := db.GetDoc("a")
+	b, _ := db.GetDoc("b")
+	if a.Epoch == "" || b.Epoch == "" || a.Epoch == b.Epoch {
+		t.Fatalf("epochs %q and %q: want two different ones", a.Epoch, b.Epoch)
+	}
+	if err := db.DeleteDoc(ctx(t), "a"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, db, "a")
+	if a2, _ := db.GetDoc("a"); a2.Epoch == "" || a2.Epoch == a.Epoch {
+		t.Fatalf("recreated document has epoch %q, the deleted one had %q", a2.Epoch, a.Epoch)
+	}
+	if err := db.SetTitle(ctx(t), "b", "renamed"); err != nil {
+		t.Fatal(err)
+	}
+	if b2, _ := db.GetDoc("b"); b2.Epoch != b.Epoch {
+		t.Fatalf("a rename changed the epoch from %q to %q", b.Epoch, b2.Epoch)
+	}
+
+	// Make the file look like one from before epochs: records without one,
+	// no marker.
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		docs := tx.Bucket(bucketDocs)
+		for _, id := range []string{"a", "b"} {
+			v := docs.Get([]byte(id))
+			var si storedInfo
+			if err := json.Unmarshal(v[8:], &si); err != nil {
+				return err
+			}
+			si.Epoch = ""
+			js, _ := json.Marshal(si)
+			if err := docs.Put([]byte(id), append(append([]byte(nil), v[:8]...), js...)); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Delete(keyEpochs)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old, _ := db.GetDoc("b"); old.Epoch != "" {
+		t.Fatalf("setup: epoch %q left", old.Epoch)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openAt(t, path, Config{})
+	a3, _ := db.GetDoc("a")
+	b3, _ := db.GetDoc("b")
+	if a3.Epoch == "" || b3.Epoch == "" || a3.Epoch == b3.Epoch {
+		t.Fatalf("after the upgrade: epochs %q and %q", a3.Epoch, b3.Epoch)
+	}
+	if b3.Title != "renamed" || b3.Version != 0 {
+		t.Fatalf("the upgrade changed the record: %+v", b3)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openAt(t, path, Config{})
+	if a4, _ := db.GetDoc("a"); a4.Epoch != a3.Epoch {
+		t.Fatalf("epoch changed on reopen: %q then %q", a3.Epoch, a4.Epoch)
+	}
+}
+
+// TestOpByUIDBefore: the uid index answers wherever the op is (log or
+// journal); the journal is walked only below before.
+func TestOpByUIDBefore(t *testing.T) {
+	db := openTestDB(t, Config{journalIdle: time.Hour}) // ops stay in the journal
+	mustCreate(t, db, "d")
+	for v := range 5 {
+		if err := db.AppendOp(ctx(t), "d", doc.OpRecord{Version: v, Op: ot.Op{ot.Insert("x")}, UID: fmt.Sprint("u", v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		uid    string
+		before int
+		found  bool
+	}{
+		{"u1", 5, true},
+		{"u4", 5, true},
+		{"u4", 4, false}, // journaled at v4: not looked for below v4
+		{"u3", 4, true},
+		{"nope", 5, false},
+	} {
+		rec, ok, err := db.OpByUIDBefore("d", tc.uid, tc.before)
+		if err != nil || ok != tc.found || ok && rec.UID != tc.uid {
+			t.Errorf("OpByUIDBefore(%q, %d) = %+v, %v, %v; want found %v", tc.uid, tc.before, rec, ok, err, tc.found)
+		}
+	}
+}
+
+// TestPutComments: several comments in one write, or none when one is bad.
+func TestPutComments(t *testing.T) {
+	db := openTestDB(t, Config{})
+	mustCreate(t, db, "d")
+	ok := []doc.Comment{{ID: "c1", Text: "a"}, {ID: "c2", Text: "b"}}
+	if err := db.PutComments(ctx(t), "d", ok); err != nil {
+		t.Fatal(err)
+	}
+	bad := []doc.Comment{{ID: "c3", Text: "c"}, {ID: "c4", Version: 9}}
+	if err := db.PutComments(ctx(t), "d", bad); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("PutComments with a comment past the head: %v", err)
+	}
+	cs, err := db.Comments("d")
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("Comments = %+v, %v; want c1 and c2 only", cs, err)
 	}
 }

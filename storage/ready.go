@@ -1,29 +1,28 @@
 package storage
 
 import (
-	"context"
-	"encoding/binary"
 	"fmt"
-	"time"
 )
 
-// Ready reports whether the database takes writes: it commits a heartbeat
-// (the time, in the meta bucket) through the group commit, within two
-// seconds. /healthz calls it.
+// Ready reports whether the database takes writes, without writing
+// anything: it fails once the store is closed, and while its latest write
+// transaction failed (until one commits again). /healthz calls it, so that a
+// flood of health checks costs no transaction and no fsync; a disk that
+// stopped taking writes shows at the next write, which every op, message
+// and receipt is.
 func (db *DB) Ready() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := db.update(ctx, func(w *writeTx) error {
-		var v [8]byte
-		binary.BigEndian.PutUint64(v[:], uint64(w.now.UnixNano()))
-		b := w.tx.Bucket(bucketMeta)
-		if b == nil {
-			return fmt.Errorf("no meta bucket: %w", ErrCorrupt)
-		}
-		return abort(b.Put([]byte("heartbeat"), v[:]))
-	})
+	c := db.commits
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return fmt.Errorf("storage not writable: %w", ErrClosed)
+	}
+	c.statsMu.Lock()
+	err := c.lastTxErr
+	c.statsMu.Unlock()
 	if err != nil {
-		return fmt.Errorf("storage not writable: %w", err)
+		return fmt.Errorf("storage not writable: the latest commit failed: %w", err)
 	}
 	return nil
 }

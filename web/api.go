@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -96,10 +98,16 @@ func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, err error) {
 	if internal {
 		s.log.Error().Err(err).Str("path", r.URL.Path).Msg("api request failed")
 	}
+	msg = publicMessage(msg)
 	if code == proto.CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tandem"`)
 	}
-	writeJSON(w, statusOf[code], apiError{Type: proto.TypeError, Code: code, Message: msg})
+	status := statusOf[code]
+	var mte *mediaTypeError
+	if errors.As(err, &mte) {
+		status = http.StatusUnsupportedMediaType
+	}
+	writeJSON(w, status, apiError{Type: proto.TypeError, Code: code, Message: msg})
 }
 
 // routeAPI mounts the HTTP API.
@@ -143,7 +151,7 @@ const backupName = "system:backup"
 // complete copy from one cut short by a failure midway (which is logged:
 // the status is out by then).
 func (s *Server) apiBackup(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
-	if err := need(ident, auth.ActionAdmin, backupName); err != nil {
+	if _, err := s.authorize(s.principalOf(r, ident), accessAdmin, backupName); err != nil {
 		return err
 	}
 	if s.cfg.Backup == nil {
@@ -205,35 +213,47 @@ func (s *Server) authenticate(r *http.Request) (auth.Identity, error) {
 	if s.cfg.Verifier == nil {
 		return auth.Identity{}, &requestError{proto.CodeUnauthorized, "unknown API key"}
 	}
-	ident, err := s.cfg.Verifier.Verify(token)
+	ident, err := s.cfg.Verifier.Verify(token) // revoked tokens included
 	if err != nil {
 		return auth.Identity{}, &requestError{proto.CodeUnauthorized, err.Error()}
-	}
-	if s.denied(ident.TokenID) {
-		return auth.Identity{}, &requestError{proto.CodeUnauthorized, "token revoked"}
 	}
 	return ident, nil
 }
 
-// need checks a grant.
-func need(ident auth.Identity, action, name string) error {
-	if !ident.Grants.Allows(action, name) {
-		return forbidden(fmt.Sprintf("no %s grant for %s", action, name))
-	}
-	return nil
-}
-
 // decodeBody decodes a JSON request body of at most maxAPIBody bytes,
-// rejecting unknown fields.
+// sent as application/json, rejecting unknown fields.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := requireJSON(r, "application/json"); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			return badRequest("the body holds more than one JSON value")
 		}
-		return badRequest("body: " + err.Error())
+		return nil
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	return badRequest(describeJSON("the body", err))
+}
+
+// requireJSON checks that a request has a body, sent as application/json
+// (with any parameters, such as a charset); what it says in the error is
+// what the route takes. Every route with a JSON body requires it, so that
+// a web page cannot send one as a "simple" cross-site request (text/plain
+// or a form) that a browser sends without asking the server first.
+func requireJSON(r *http.Request, takes string) error {
+	if r.ContentLength == 0 {
+		return badRequest("the request has no body: send a JSON object")
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return &mediaTypeError{fmt.Sprintf("send the body with Content-Type: %s", takes)}
 	}
 	return nil
 }
@@ -266,9 +286,14 @@ type broadcastResult struct {
 }
 
 func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
+	// One broadcast's fields, or broadcasts; not an embedded broadcastReq,
+	// whose Go name a decoding error would name.
 	var body struct {
-		broadcastReq
-		Broadcasts []broadcastReq `json:"broadcasts"`
+		Channel    string          `json:"channel"`
+		Event      string          `json:"event"`
+		Data       json.RawMessage `json:"data"`
+		Ephemeral  bool            `json:"ephemeral"`
+		Broadcasts []broadcastReq  `json:"broadcasts"`
 	}
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
@@ -276,20 +301,22 @@ func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request, ident auth
 	batch := body.Broadcasts != nil
 	reqs := body.Broadcasts
 	if !batch {
-		reqs = []broadcastReq{body.broadcastReq}
+		reqs = []broadcastReq{{Channel: body.Channel, Event: body.Event, Data: body.Data, Ephemeral: body.Ephemeral}}
 	} else if body.Channel != "" {
 		return badRequest("send either one broadcast or broadcasts, not both")
 	}
 	if len(reqs) == 0 || len(reqs) > 1000 {
 		return badRequest("broadcasts must hold 1 to 1000 messages")
 	}
-	// Check everything first: a bad message fails a single broadcast whole,
-	// and only itself in a batch.
+	// Check each message before publishing it: a bad message fails a
+	// single broadcast whole, and only itself in a batch. A user's messages
+	// draw on its publish rate one by one.
+	p := s.principalOf(r, ident)
 	results := make([]broadcastResult, len(reqs))
 	var wg sync.WaitGroup
 	for i, b := range reqs {
 		results[i].Channel = b.Channel
-		if err := s.checkBroadcast(ident, b); err != nil {
+		if err := s.checkBroadcast(p, b); err != nil {
 			if !batch {
 				return err
 			}
@@ -326,29 +353,17 @@ func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request, ident auth
 	return nil
 }
 
-func (s *Server) checkBroadcast(ident auth.Identity, b broadcastReq) error {
-	if err := session.ValidChannel(b.Channel); err != nil {
-		return badRequest(err.Error())
-	}
-	ns := s.cfg.Hub.Namespace(b.Channel)
-	if ns.Reserved {
-		return badRequest("doc: channels carry documents; edit them with /api/docs")
-	}
-	if ns.ServerOnly {
-		return forbidden(fmt.Sprintf("only the server publishes in %s", b.Channel))
-	}
+func (s *Server) checkBroadcast(p principal, b broadcastReq) error {
 	if len(b.Data) > 0 && !json.Valid(b.Data) {
 		return badRequest("data is not valid JSON")
 	}
-	return need(ident, auth.ActionPublish, b.Channel)
+	_, err := s.authorize(p, accessPublish, b.Channel)
+	return err
 }
 
 func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
 	ch := r.PathValue("channel")
-	if err := session.ValidChannel(ch); err != nil {
-		return badRequest(err.Error())
-	}
-	if err := need(ident, auth.ActionSubscribe, ch); err != nil {
+	if _, err := s.authorize(s.principalOf(r, ident), accessSubscribe, ch); err != nil {
 		return err
 	}
 	since, err := queryInt(r, "since", 0)
@@ -372,16 +387,24 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request, ident auth.I
 	return nil
 }
 
+// apiPresence serves GET /api/channels/{channel}/presence: what a
+// subscribe would show of the channel's presence (authorize): the members
+// and their count, a count alone in a count-only namespace, or neither.
 func (s *Server) apiPresence(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
 	ch := r.PathValue("channel")
-	if err := session.ValidChannel(ch); err != nil {
-		return badRequest(err.Error())
-	}
-	if err := need(ident, auth.ActionPresence, ch); err != nil {
+	v, err := s.authorize(s.principalOf(r, ident), accessSubscribe, ch)
+	if err != nil {
 		return err
 	}
-	members := s.cfg.Hub.Members(ch)
-	writeJSON(w, http.StatusOK, map[string]any{"channel": ch, "members": members, "count": len(members)})
+	resp := map[string]any{"channel": ch, "presence": v.presence.String()}
+	switch {
+	case v.presence == session.PresenceCount:
+		resp["count"] = len(s.cfg.Hub.Members(ch))
+	case v.presence == session.PresenceFull && v.seesPresence:
+		members := s.cfg.Hub.Members(ch)
+		resp["members"], resp["count"] = members, len(members)
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -393,13 +416,11 @@ func (s *Server) docStore() (DocStore, error) {
 	return s.cfg.Store, nil
 }
 
-// docID reads and checks the {id} path value and the grant for action.
-func docID(r *http.Request, ident auth.Identity, action string) (string, error) {
+// docID reads the {id} path value and authorizes access a to it.
+func (s *Server) docID(r *http.Request, ident auth.Identity, a access) (string, error) {
 	id := r.PathValue("id")
-	if err := session.ValidDocID(id); err != nil {
-		return "", badRequest(err.Error())
-	}
-	return id, need(ident, action, docChannel(id))
+	_, err := s.authorize(s.principalOf(r, ident), a, id)
+	return id, err
 }
 
 func (s *Server) apiListDocs(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
@@ -411,9 +432,10 @@ func (s *Server) apiListDocs(w http.ResponseWriter, r *http.Request, ident auth.
 	if err != nil {
 		return err
 	}
+	p := s.principalOf(r, ident)
 	out := make([]doc.Info, 0, len(infos))
 	for _, info := range infos {
-		if ident.Grants.Allows(auth.ActionRead, docChannel(info.ID)) {
+		if _, err := s.authorize(p, accessDocRead, info.ID); err == nil {
 			out = append(out, info)
 		}
 	}
@@ -435,10 +457,7 @@ func (s *Server) apiCreateDoc(w http.ResponseWriter, r *http.Request, ident auth
 	if body.ID == "" {
 		body.ID = "doc-" + newClientID()[2:]
 	}
-	if err := session.ValidDocID(body.ID); err != nil {
-		return badRequest(err.Error())
-	}
-	if err := need(ident, auth.ActionWrite, docChannel(body.ID)); err != nil {
+	if _, err := s.authorize(s.principalOf(r, ident), accessDocWrite, body.ID); err != nil {
 		return err
 	}
 	res := s.cfg.Docs.Create(r.Context(), body.ID, body.Content, "", ident.UserID)
@@ -462,7 +481,7 @@ func (s *Server) apiGetDoc(w http.ResponseWriter, r *http.Request, ident auth.Id
 	if err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionRead)
+	id, err := s.docID(r, ident, accessDocRead)
 	if err != nil {
 		return err
 	}
@@ -481,7 +500,7 @@ func (s *Server) apiGetDoc(w http.ResponseWriter, r *http.Request, ident auth.Id
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "version": v, "head": info.Version, "content": content, "created": info.Created})
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "version": v, "head": info.Version, "content": content, "created": info.Created, "epoch": info.Epoch})
 	return nil
 }
 
@@ -489,7 +508,7 @@ func (s *Server) apiPutContent(w http.ResponseWriter, r *http.Request, ident aut
 	if _, err := s.docStore(); err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionWrite)
+	id, err := s.docID(r, ident, accessDocWrite)
 	if err != nil {
 		return err
 	}
@@ -498,10 +517,17 @@ func (s *Server) apiPutContent(w http.ResponseWriter, r *http.Request, ident aut
 		Version *int    `json:"version"`
 	}
 	ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ctype != "text/plain" && ctype != "application/json" && r.ContentLength != 0 {
+		return &mediaTypeError{"send the body with Content-Type: application/json or text/plain"}
+	}
 	if ctype == "text/plain" {
 		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
 		if err != nil {
-			return err
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return err
+			}
+			return badRequest(describeJSON("the body", err))
 		}
 		text := string(b)
 		body.Content = &text
@@ -521,7 +547,7 @@ func (s *Server) apiPutContent(w http.ResponseWriter, r *http.Request, ident aut
 	if !utf8Valid(*body.Content) {
 		return badRequest("content is not valid UTF-8")
 	}
-	res := s.cfg.Docs.Replace(r.Context(), id, body.Version, *body.Content, "", ident.UserID, ident.Grants.Allows(auth.ActionWrite, docChannel(id)))
+	res := s.cfg.Docs.Replace(r.Context(), id, body.Version, *body.Content, "", ident.UserID, true) // write, authorized: may create
 	if res.Err != nil {
 		return res.Err
 	}
@@ -546,7 +572,7 @@ func (s *Server) versionRange(r *http.Request, ident auth.Identity) (store DocSt
 	if store, err = s.docStore(); err != nil {
 		return
 	}
-	if id, err = docID(r, ident, auth.ActionRead); err != nil {
+	if id, err = s.docID(r, ident, accessDocRead); err != nil {
 		return
 	}
 	if info, err = store.GetDoc(id); err != nil {
@@ -616,7 +642,7 @@ func (s *Server) apiExport(w http.ResponseWriter, r *http.Request, ident auth.Id
 	if err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionRead)
+	id, err := s.docID(r, ident, accessDocRead)
 	if err != nil {
 		return err
 	}
@@ -636,10 +662,13 @@ func (s *Server) apiImport(w http.ResponseWriter, r *http.Request, ident auth.Id
 	if err != nil {
 		return err
 	}
-	if !ident.Grants.Allows(auth.ActionAdmin, "doc:*") && !ident.Grants.Allows(auth.ActionWrite, "doc:*") {
-		return forbidden("importing needs write on doc:*")
+	if _, err := s.authorize(s.principalOf(r, ident), accessDocImport, ""); err != nil {
+		return err
 	}
-	info, err := store.Import(http.MaxBytesReader(w, r.Body, maxImportBody))
+	if err := requireJSON(r, "application/json"); err != nil {
+		return err
+	}
+	info, err := store.Import(http.MaxBytesReader(w, s.progressBody(w, r), maxImportBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -647,6 +676,12 @@ func (s *Server) apiImport(w http.ResponseWriter, r *http.Request, ident auth.Id
 		}
 		if errors.Is(err, doc.ErrExists) {
 			return &requestError{proto.CodeConflict, err.Error()}
+		}
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		var ne net.Error
+		if errors.As(err, &te) || errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) {
+			return badRequest("not a readable export: " + describeJSON("the export", err))
 		}
 		return badRequest(err.Error())
 	}
@@ -659,7 +694,7 @@ func (s *Server) apiDeleteDoc(w http.ResponseWriter, r *http.Request, ident auth
 	if _, err := s.docStore(); err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionAdmin)
+	id, err := s.docID(r, ident, accessDocAdmin)
 	if err != nil {
 		return err
 	}
@@ -676,7 +711,7 @@ func (s *Server) apiRenameDoc(w http.ResponseWriter, r *http.Request, ident auth
 	if err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionWrite)
+	id, err := s.docID(r, ident, accessDocWrite)
 	if err != nil {
 		return err
 	}
@@ -703,7 +738,7 @@ func (s *Server) apiCompact(w http.ResponseWriter, r *http.Request, ident auth.I
 	if err != nil {
 		return err
 	}
-	id, err := docID(r, ident, auth.ActionAdmin)
+	id, err := s.docID(r, ident, accessDocAdmin)
 	if err != nil {
 		return err
 	}
@@ -724,6 +759,17 @@ func (s *Server) apiCompact(w http.ResponseWriter, r *http.Request, ident auth.I
 	return nil
 }
 
+// disconnectReq is the optional body of POST /api/users/{id}/disconnect.
+type disconnectReq struct {
+	// RevokeBefore, "now" or an RFC 3339 time not in the future, revokes
+	// every token of the user issued at or before it (by `iat`).
+	RevokeBefore string `json:"revoke_before"`
+}
+
+// apiDisconnect closes every connection of a user with 4001 and revokes the
+// tokens they connected with (by jti) until those expire; with
+// revoke_before it also revokes every token of the user issued by then.
+// Revocations are persisted and hold across restarts.
 func (s *Server) apiDisconnect(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
 	user := r.PathValue("id")
 	if user == "" || len(user) > 255 {
@@ -732,8 +778,39 @@ func (s *Server) apiDisconnect(w http.ResponseWriter, r *http.Request, ident aut
 	if err := need(ident, auth.ActionAdmin, "user:"+user); err != nil {
 		return err
 	}
-	n := s.disconnectAndDeny(user)
-	writeJSON(w, http.StatusOK, map[string]any{"user": user, "disconnected": n})
+	var body disconnectReq
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			return badRequest(`body: want {"revoke_before":"now"} or no body`)
+		}
+	}
+	var before time.Time
+	if body.RevokeBefore != "" {
+		if s.cfg.Verifier == nil {
+			return badRequest("this server runs in development mode and verifies no tokens: nothing to revoke")
+		}
+		now := s.cfg.Now()
+		if body.RevokeBefore == "now" {
+			before = now
+		} else if before, err = time.Parse(time.RFC3339, body.RevokeBefore); err != nil || before.After(now) {
+			return badRequest(`revoke_before must be "now" or an RFC 3339 time not in the future`)
+		}
+	}
+	n, tokens, in, err := s.disconnectAndRevoke(r.Context(), user, before)
+	out := map[string]any{"user": user, "disconnected": n, "revoked_tokens": tokens}
+	if !in.IsZero() {
+		out["revoked_before"] = in.UTC().Format(time.RFC3339)
+	}
+	if err != nil {
+		return err // in force in memory; the write to storage failed
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -754,61 +831,55 @@ func (s *Server) publishSystem(event string, data json.RawMessage) {
 		})
 }
 
-// denylist holds revoked token ids until their expiry.
-type denylist struct {
-	mu  sync.Mutex           // guards ids
-	ids map[string]time.Time // jti → when the token expires
-}
-
-// deny revokes a token id until exp (zero: a day).
-func (d *denylist) deny(jti string, exp time.Time) {
-	if jti == "" {
-		return
+// disconnectAndRevoke revokes the tokens userID's connections use (by
+// TokenID, until they expire) and, when before is not zero, every token of
+// the user issued at or before it; then it closes those connections with
+// 4001. It returns the connections closed, the tokens revoked, and the
+// user's revocation time in force (zero when none was asked). In
+// development mode (no verifier) it only closes. A failure to persist is
+// returned after everything else was done: the revocation holds in memory.
+func (s *Server) disconnectAndRevoke(ctx context.Context, userID string, before time.Time) (n, tokens int, in time.Time, err error) {
+	victims := s.connsOf(userID)
+	var rev *auth.Revocations
+	if s.cfg.Verifier != nil {
+		rev = s.cfg.Verifier.Revocations()
 	}
-	if exp.IsZero() {
-		exp = time.Now().Add(24 * time.Hour)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.ids == nil {
-		d.ids = make(map[string]time.Time)
-	}
-	now := time.Now()
-	for id, t := range d.ids { // forget expired entries
-		if t.Before(now) {
-			delete(d.ids, id)
+	var errs []error
+	if rev != nil {
+		revoked := map[string]bool{}
+		for _, c := range victims {
+			id := c.identity()
+			if id.TokenID == "" || revoked[id.TokenID] {
+				continue
+			}
+			revoked[id.TokenID] = true
+			errs = append(errs, rev.RevokeToken(ctx, id.TokenID, id.Expires))
+		}
+		tokens = len(revoked)
+		if !before.IsZero() {
+			var err error
+			in, err = rev.RevokeUser(ctx, userID, before)
+			errs = append(errs, err)
 		}
 	}
-	d.ids[jti] = exp
-}
-
-func (d *denylist) denied(jti string) bool {
-	if jti == "" {
-		return false
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	t, ok := d.ids[jti]
-	return ok && time.Now().Before(t)
-}
-
-func (s *Server) denied(jti string) bool { return s.deny.denied(jti) }
-
-// disconnectAndDeny closes every connection of a user with 4001 and
-// revokes the tokens they connected with until those expire.
-func (s *Server) disconnectAndDeny(userID string) int {
-	s.mu.Lock()
-	var victims []*conn
-	for c := range s.conns {
-		if c.userID() == userID {
-			victims = append(victims, c)
-		}
-	}
-	s.mu.Unlock()
+	// Look again: a connection that got in while the tokens were being
+	// revoked goes too.
+	victims = s.connsOf(userID)
 	for _, c := range victims {
-		ident := c.identity()
-		s.deny.deny(ident.TokenID, ident.Expires)
 		c.close(closeUnauthorized, "disconnected by an administrator")
 	}
-	return len(victims)
+	return len(victims), tokens, in, errors.Join(errs...)
+}
+
+// connsOf returns the open connections of a user.
+func (s *Server) connsOf(userID string) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*conn
+	for c := range s.conns {
+		if c.userID() == userID {
+			out = append(out, c)
+		}
+	}
+	return out
 }

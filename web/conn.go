@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
-	"net/url"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,9 +42,10 @@ const closeGrace = 2 * time.Second
 // conn is one WebSocket connection. The read goroutine owns the fields
 // marked so; the send queue is guarded by qmu; the identity by idMu.
 type conn struct {
-	srv *Server
-	ws  *websocket.Conn
-	id  string
+	srv  *Server
+	ws   *websocket.Conn
+	id   string
+	addr string // the client's address as the connection caps count it (capKey)
 
 	idMu      sync.Mutex // guards ident, user and connected
 	ident     auth.Identity
@@ -56,10 +59,14 @@ type conn struct {
 	violations []time.Time
 	nsLimiters map[string]*rate.Limiter
 	expiry     *time.Timer
-	draining   bool // a close was requested: discard frames until the end
+	// connectTimer closes the connection if connect has not come within
+	// ConnectTimeout; its function only reads what is safe from any
+	// goroutine.
+	connectTimer *time.Timer
+	draining     bool // a close was requested: discard frames until the end
 
 	qmu       sync.Mutex // guards the fields below, up to wake
-	queue     [][]byte
+	queue     [][]byte   // a nil entry stands for the next of large
 	qbytes    int
 	closing   bool // no more frames are queued
 	closeCode int
@@ -68,6 +75,12 @@ type conn struct {
 	dead      bool // the read goroutine ended: drop the socket, send nothing
 	pingDue   bool // the server's pinger asks for a ping
 	writing   bool // a write goroutine is running
+
+	// large holds the large frames queued (session.LargeFrame), in queue
+	// order, each marked by a nil entry in queue; largeBytes counts their
+	// sizes until each is written. Guarded by qmu.
+	large      []session.LargeFrame
+	largeBytes int
 
 	readDone chan struct{} // closed when the read goroutine ends
 
@@ -103,12 +116,13 @@ func extendDeadline(set func(time.Time) error, d *time.Time, atLeast, slack time
 	_ = set(*d)
 }
 
-func newConn(s *Server, ws *websocket.Conn) *conn {
+func newConn(s *Server, ws *websocket.Conn, addr string) *conn {
 	id := newClientID()
 	return &conn{
 		srv:  s,
 		ws:   ws,
 		id:   id,
+		addr: addr,
 		subs: make(map[string]struct{}),
 		docs: make(map[string]struct{}),
 		// The burst covers a reconnecting client resubscribing everything.
@@ -185,10 +199,7 @@ func (c *conn) Send(frame []byte) bool {
 		return false
 	}
 	if len(c.queue)+1 > c.srv.cfg.MaxQueueFrames || c.qbytes+len(frame) > c.srv.cfg.MaxQueueBytes {
-		c.closing, c.flush = true, false
-		c.closeCode, c.closeText = closeSlowReader, "slow reader: send queue overflowed"
-		c.queue, c.qbytes = nil, 0
-		c.kickLocked()
+		c.slowLocked()
 		c.qmu.Unlock()
 		c.srv.cfg.Metrics.SlowReaderCloses.Inc()
 		c.logger().Warn().Msg("slow reader: closing")
@@ -199,6 +210,54 @@ func (c *conn) Send(frame []byte) bool {
 	c.kickLocked()
 	c.qmu.Unlock()
 	return true
+}
+
+// slowLocked closes the connection as a slow reader: what is queued is
+// dropped. Must be called with c.qmu held.
+func (c *conn) slowLocked() {
+	c.closing, c.flush = true, false
+	c.closeCode, c.closeText = closeSlowReader, "slow reader: send queue overflowed"
+	c.dropQueueLocked()
+	c.kickLocked()
+}
+
+// dropQueueLocked drops every queued frame. Must be called with c.qmu held.
+func (c *conn) dropQueueLocked() {
+	c.queue, c.qbytes = nil, 0
+	c.large, c.largeBytes = nil, 0
+}
+
+// SendLarge queues a large frame without blocking (session.LargeSender):
+// the writer streams it into a WebSocket message of its own, in pieces, in
+// its place among the queued frames. Large frames do not count against
+// MaxQueueBytes but against MaxLargeBytes, the bytes of the large frames
+// pending (one is always taken): over it a reply is refused (ErrBusy) and
+// a broadcast closes the connection as a slow reader.
+func (c *conn) SendLarge(f session.LargeFrame, reply bool) error {
+	size := f.Size()
+	c.qmu.Lock()
+	if c.closing {
+		c.qmu.Unlock()
+		return session.ErrSlow
+	}
+	if c.largeBytes > 0 && c.largeBytes+size > c.srv.cfg.MaxLargeBytes || len(c.queue)+1 > c.srv.cfg.MaxQueueFrames {
+		if reply && len(c.queue)+1 <= c.srv.cfg.MaxQueueFrames {
+			pending := c.largeBytes
+			c.qmu.Unlock()
+			return fmt.Errorf("%d bytes of large replies pending, at most %d: %w", pending, c.srv.cfg.MaxLargeBytes, session.ErrBusy)
+		}
+		c.slowLocked()
+		c.qmu.Unlock()
+		c.srv.cfg.Metrics.SlowReaderCloses.Inc()
+		c.logger().Warn().Msg("slow reader: closing")
+		return session.ErrSlow
+	}
+	c.queue = append(c.queue, nil)
+	c.large = append(c.large, f)
+	c.largeBytes += size
+	c.kickLocked()
+	c.qmu.Unlock()
+	return nil
 }
 
 // send encodes and queues a frame.
@@ -219,7 +278,7 @@ func (c *conn) requestClose(code int, text string, flush bool) {
 	}
 	c.closing, c.flush, c.closeCode, c.closeText = true, flush, code, text
 	if !flush {
-		c.queue, c.qbytes = nil, 0
+		c.dropQueueLocked()
 	}
 	c.kickLocked()
 	c.qmu.Unlock()
@@ -231,9 +290,11 @@ func (c *conn) requestClose(code int, text string, flush bool) {
 func (c *conn) writeLoop() {
 	defer c.srv.wg.Done()
 	var batch [][]byte
+	var large []session.LargeFrame
 	for {
 		c.qmu.Lock()
 		batch, c.queue = c.queue, nil
+		large, c.large = c.large, nil
 		c.qbytes = 0
 		closing, flush, code, text, dead, ping := c.closing, c.flush, c.closeCode, c.closeText, c.dead, c.pingDue
 		c.pingDue = false
@@ -254,7 +315,7 @@ func (c *conn) writeLoop() {
 			}
 		}
 		if len(batch) > 0 && (!closing || flush) {
-			if err := c.writeBatch(batch); err != nil {
+			if err := c.writeQueued(batch, large); err != nil {
 				c.logger().Debug().Err(err).Msg("write failed")
 				c.abort()
 				return
@@ -265,6 +326,83 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// writeQueued writes what was queued: runs of frames as one message each
+// (writeBatch), and each large frame, where a nil entry marks it, as a
+// message of its own.
+func (c *conn) writeQueued(frames [][]byte, large []session.LargeFrame) error {
+	start := 0
+	for i, f := range frames {
+		if f != nil {
+			continue
+		}
+		if i > start {
+			if err := c.writeBatch(frames[start:i]); err != nil {
+				return err
+			}
+		}
+		lf := large[0]
+		large = large[1:]
+		if err := c.writeLarge(lf); err != nil {
+			return err
+		}
+		start = i + 1
+	}
+	if start < len(frames) {
+		return c.writeBatch(frames[start:])
+	}
+	return nil
+}
+
+// writeLarge streams a large frame into a message of its own. The write
+// watchdog (writeSince) is reset at each piece: a client that keeps
+// reading is never cut off for a long message, one that stops is, after
+// WriteTimeout.
+func (c *conn) writeLarge(f session.LargeFrame) error {
+	defer c.writeSince.Store(0)
+	c.writeSince.Store(time.Now().UnixNano())
+	w, err := c.ws.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	n, err := f.WriteTo(&watchdogWriter{w: w, since: &c.writeSince})
+	if err == nil {
+		err = w.Close()
+	}
+	c.qmu.Lock()
+	c.largeBytes = max(0, c.largeBytes-f.Size())
+	c.qmu.Unlock()
+	m := c.srv.cfg.Metrics
+	m.MessagesOut.Inc()
+	m.BytesOut.Add(float64(n))
+	return err
+}
+
+// watchdogWriter passes writes on in pieces of at most progressPiece
+// bytes, noting the time before each in since.
+type watchdogWriter struct {
+	w     io.Writer
+	since *atomic.Int64
+}
+
+// progressPiece is how much a large frame's writer writes between two
+// updates of the write watchdog.
+const progressPiece = 32 << 10
+
+func (p *watchdogWriter) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		k := min(len(b), progressPiece)
+		p.since.Store(time.Now().UnixNano())
+		m, err := p.w.Write(b[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		b = b[k:]
+	}
+	return n, nil
 }
 
 // writeBatch writes frames as one WebSocket message, separated by newlines.
@@ -322,19 +460,32 @@ func (c *conn) finishClose(code int, text string) {
 func (c *conn) abort() {
 	c.qmu.Lock()
 	c.closing = true
-	c.queue, c.qbytes = nil, 0
+	c.dropQueueLocked()
 	c.qmu.Unlock()
 	_ = c.ws.Close()
 	<-c.readDone
 }
 
 // readLoop is the connection's read goroutine.
+//
+// Before connect, nothing but connect is served: the connection is closed
+// with 4001 ConnectTimeout after it opened whatever it sends, pings get no
+// pong and pongs extend nothing (the server pings only connected clients),
+// and any frame but a text frame closes it at once.
 func (c *conn) readLoop() {
 	defer c.teardown()
 	cfg := &c.srv.cfg
-	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.ConnectTimeout))
+	c.connectTimer = time.AfterFunc(cfg.ConnectTimeout, func() {
+		if !c.isConnected() {
+			c.close(closeUnauthorized, fmt.Sprintf("no connect within %v", cfg.ConnectTimeout))
+		}
+	})
+	// A backstop: the close above asks the client to answer within
+	// closeGrace, and a client that does not is dropped then.
+	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.ConnectTimeout + closeGrace))
+	c.ws.SetPingHandler(c.answerPing)
 	c.ws.SetPongHandler(func(string) error {
-		if !c.draining {
+		if !c.draining && c.isConnected() {
 			extendDeadline(c.ws.SetReadDeadline, &c.readDeadline, readDeadlineMin(cfg.PingInterval), cfg.PingInterval/4)
 		}
 		return nil
@@ -354,10 +505,23 @@ func (c *conn) readLoop() {
 		if err != nil {
 			return
 		}
+		connected := c.isConnected()
 		switch {
 		case len(data) > cfg.MaxFrameBytes:
 			c.fatal(closeTooLarge, "frame too large")
 			continue
+		case !connected && mt != websocket.TextMessage:
+			c.fatal(closeUnauthorized, "the first frame must be connect")
+			continue
+		}
+		if connected {
+			extendDeadline(c.ws.SetReadDeadline, &c.readDeadline, readDeadlineMin(cfg.PingInterval), cfg.PingInterval/4)
+			if !c.limiter.Allow() {
+				c.rateLimited(data)
+				continue
+			}
+		}
+		switch {
 		case mt == websocket.BinaryMessage:
 			c.sendError(nil, badRequest("binary frames are not part of the protocol; send JSON text"))
 			continue
@@ -366,15 +530,23 @@ func (c *conn) readLoop() {
 			continue
 		}
 		c.srv.cfg.Metrics.MessagesIn.Inc()
-		if c.isConnected() {
-			extendDeadline(c.ws.SetReadDeadline, &c.readDeadline, readDeadlineMin(cfg.PingInterval), cfg.PingInterval/4)
-			if !c.limiter.Allow() {
-				c.rateLimited(data)
-				continue
-			}
-		}
 		c.handle(data)
 	}
+}
+
+// answerPing answers a client's ping with a pong, as gorilla's default
+// handler does, once the client has connected; before connect a ping gets
+// nothing.
+func (c *conn) answerPing(data string) error {
+	if !c.isConnected() {
+		return nil
+	}
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	var ne net.Error
+	if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
+		return nil // closing, or a full socket: the pong is not owed
+	}
+	return err
 }
 
 // fatal closes the connection with code and stops handling frames.
@@ -411,7 +583,7 @@ func (c *conn) teardown() {
 	c.qmu.Lock()
 	c.dead = !c.closing // a close in progress ends on its own
 	c.closing = true
-	c.queue, c.qbytes = nil, 0
+	c.dropQueueLocked()
 	writer := c.writing
 	c.qmu.Unlock()
 	if !writer {
@@ -428,6 +600,7 @@ func (c *conn) teardown() {
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
+	c.connectTimer.Stop()
 	close(c.readDone)
 	c.srv.removeConn(c)
 	if c.isConnected() && c.srv.cfg.Notifier != nil {
@@ -466,11 +639,6 @@ func (c *conn) sendErrorAbout(id *int64, channel, doc string, err error) {
 		c.logger().Error().Err(err).Str("channel", channel).Str("doc", doc).Msg("request failed")
 	}
 	c.send(proto.Error{ID: id, Type: proto.TypeError, Code: code, Message: msg, Channel: channel, Doc: doc})
-}
-
-func sameHost(origin, host string) bool {
-	u, err := url.Parse(origin)
-	return err == nil && u.Host == host
 }
 
 // isJSONObject reports whether raw is a JSON object.

@@ -17,9 +17,25 @@
 // its queue and never blocks; a connection whose queue overflows is closed
 // with 4010 as a slow reader without slowing anyone else.
 //
+// # Authorization
+//
+// One function, authorize (authz.go), decides every request about a
+// channel or a document, whichever transport it came by: grants, private,
+// reserved and server-only namespaces, client publish, publish rates and
+// presence modes, for WebSocket frames and HTTP routes alike.
+//
+// # The edge
+//
+// Before connect a WebSocket is served nothing but connect, and connections
+// are capped in total and per client address (clientip.go). Every HTTP
+// request passes the edge (edge.go): the Host and, in development mode, the
+// browser's Origin must be allowed, and long responses move their write
+// deadline per chunk. HTTPServer gives the HTTP server its timeouts.
+//
 // # Errors
 //
 // Every error a request meets is mapped to a wire code in one place
 // (errors.go); unknown errors become `internal` with a generic message and
-// the detail goes to the log.
+// the detail goes to the log. Messages speak the protocol's terms, never
+// Go's (jsonerr.go).
 package web

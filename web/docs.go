@@ -3,7 +3,6 @@ package web
 import (
 	"fmt"
 
-	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/proto"
 	"github.com/tandemhq/tandem/session"
 )
@@ -20,26 +19,24 @@ func (c *conn) docClient(doc string) session.DocClient {
 	return session.DocClient{Sub: c, User: user, Fail: func(id *int64, err error) { c.sendErrorAbout(id, "", doc, err) }}
 }
 
-// checkDoc validates a document request: a valid id, the grant for action,
+// checkDoc validates a document request: a valid id, access a (authorize),
 // and (unless opening) the document open on this connection.
-func (c *conn) checkDoc(req *proto.Request, action string, mustBeOpen bool) error {
+func (c *conn) checkDoc(req *proto.Request, a access, mustBeOpen bool) (verdict, error) {
 	if c.srv.cfg.Docs == nil {
-		return &requestError{proto.CodeUnavailable, "this server serves no documents"}
+		return verdict{}, &requestError{proto.CodeUnavailable, "this server serves no documents"}
 	}
-	if err := session.ValidDocID(req.Doc); err != nil {
-		return badRequest(err.Error())
-	}
-	if !c.identity().Grants.Allows(action, docChannel(req.Doc)) {
-		return forbidden(fmt.Sprintf("no %s grant for %s", action, docChannel(req.Doc)))
+	v, err := c.srv.authorize(c.principal(), a, req.Doc)
+	if err != nil {
+		return v, err
 	}
 	if _, open := c.docs[req.Doc]; mustBeOpen && !open {
-		return badRequest(fmt.Sprintf("document %q is not open on this connection: open it first", req.Doc))
+		return v, badRequest(fmt.Sprintf("document %q is not open on this connection: open it first", req.Doc))
 	}
-	return nil
+	return v, nil
 }
 
 func (c *conn) handleOpen(req *proto.Request) error {
-	if err := c.checkDoc(req, auth.ActionRead, false); err != nil {
+	if _, err := c.checkDoc(req, accessDocRead, false); err != nil {
 		return err
 	}
 	if _, again := c.docs[req.Doc]; !again && len(c.docs) >= c.srv.cfg.MaxSubscriptions {
@@ -48,9 +45,10 @@ func (c *conn) handleOpen(req *proto.Request) error {
 	if req.Version != nil && *req.Version < 0 {
 		return badRequest("version must not be negative")
 	}
-	create := c.identity().Grants.Allows(auth.ActionWrite, docChannel(req.Doc))
+	_, err := c.srv.authorize(c.principal(), accessDocWrite, req.Doc)
+	create := err == nil
 	c.docs[req.Doc] = struct{}{}
-	c.srv.cfg.Docs.Open(c.docClient(req.Doc), req.ID, req.Doc, req.Version, create)
+	c.srv.cfg.Docs.Open(c.docClient(req.Doc), req.ID, req.Doc, req.Version, req.Epoch, create)
 	return nil
 }
 
@@ -70,7 +68,7 @@ func (c *conn) handleCloseDoc(req *proto.Request) error {
 }
 
 func (c *conn) handleOp(req *proto.Request) error {
-	if err := c.checkDoc(req, auth.ActionWrite, true); err != nil {
+	if _, err := c.checkDoc(req, accessDocWrite, true); err != nil {
 		return err
 	}
 	switch {
@@ -88,7 +86,7 @@ func (c *conn) handleOp(req *proto.Request) error {
 }
 
 func (c *conn) handleCursor(req *proto.Request) error {
-	if err := c.checkDoc(req, auth.ActionRead, true); err != nil {
+	if _, err := c.checkDoc(req, accessDocRead, true); err != nil {
 		return err
 	}
 	if req.Version == nil || *req.Version < 0 {
@@ -99,7 +97,8 @@ func (c *conn) handleCursor(req *proto.Request) error {
 }
 
 func (c *conn) handleComment(req *proto.Request) error {
-	if err := c.checkDoc(req, auth.ActionComment, true); err != nil {
+	v, err := c.checkDoc(req, accessDocComment, true)
+	if err != nil {
 		return err
 	}
 	cr := session.CommentRequest{Action: req.Action, CommentID: req.CommentID, Range: req.Range, Text: req.Text, Parent: req.Parent}
@@ -111,7 +110,6 @@ func (c *conn) handleComment(req *proto.Request) error {
 	} else if req.CommentID == "" {
 		return badRequest(req.Action + " needs comment_id")
 	}
-	moderate := c.identity().Grants.Allows(auth.ActionAdmin, docChannel(req.Doc))
-	c.srv.cfg.Docs.Comment(c.docClient(req.Doc), req.ID, req.Doc, cr, moderate)
+	c.srv.cfg.Docs.Comment(c.docClient(req.Doc), req.ID, req.Doc, cr, v.admin)
 	return nil
 }

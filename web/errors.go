@@ -17,17 +17,33 @@ type requestError struct {
 
 func (e *requestError) Error() string { return e.code + ": " + e.msg }
 
+// mediaTypeError is a request body of a type its route does not take: the
+// HTTP API answers 415 with the code bad_request.
+type mediaTypeError struct{ msg string }
+
+func (e *mediaTypeError) Error() string { return e.msg }
+
 func badRequest(msg string) error { return &requestError{proto.CodeBadRequest, msg} }
 func forbidden(msg string) error  { return &requestError{proto.CodeForbidden, msg} }
 
 // errorCode maps an error to its wire code and a message safe to show the
-// client. Unknown errors are internal: the client gets a generic message,
-// and internal reports true so the caller logs the detail.
+// client, in the protocol's terms (publicMessage). Unknown errors are
+// internal: the client gets a generic message, and internal reports true
+// so the caller logs the detail.
 func errorCode(err error) (code, msg string, internal bool) {
+	code, msg, internal = wireCode(err)
+	return code, publicMessage(msg), internal
+}
+
+// wireCode is errorCode before the message is cleaned.
+func wireCode(err error) (code, msg string, internal bool) {
 	var re *requestError
+	var mte *mediaTypeError
 	switch {
 	case errors.As(err, &re):
 		return re.code, re.msg, false
+	case errors.As(err, &mte):
+		return proto.CodeBadRequest, mte.msg, false
 	case errors.Is(err, session.ErrBadChannel), errors.Is(err, session.ErrBadOffset),
 		errors.Is(err, session.ErrNotSubscribed), errors.Is(err, session.ErrReserved):
 		return proto.CodeBadRequest, err.Error(), false
@@ -44,6 +60,8 @@ func errorCode(err error) (code, msg string, internal bool) {
 		return proto.CodeForbidden, err.Error(), false
 	case errors.Is(err, session.ErrHistoryGone):
 		return proto.CodeConflict, err.Error(), false
+	case errors.Is(err, session.ErrTryAgain), errors.Is(err, session.ErrBusy):
+		return proto.CodeUnavailable, err.Error(), false
 	case errors.Is(err, session.ErrStorage):
 		return proto.CodeUnavailable, "storage unavailable; reopen the document", false
 	case errors.Is(err, session.ErrForbidden):

@@ -2,11 +2,10 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/internal/auth"
@@ -23,7 +22,7 @@ func (c *conn) handle(data []byte) {
 			c.fatal(closeUnauthorized, "the first frame must be connect")
 			return
 		}
-		c.sendError(peekID(data), badRequest("malformed frame: "+err.Error()))
+		c.sendError(peekID(data), badRequest(describeJSON("the frame", err)))
 		return
 	}
 	if !c.isConnected() {
@@ -90,12 +89,13 @@ func (c *conn) handleConnect(req *proto.Request) {
 		return
 	default:
 		var err error
-		ident, err = cfg.Verifier.Verify(req.Token)
-		if err == nil && c.srv.denied(ident.TokenID) {
-			err = fmt.Errorf("%w: token revoked", auth.ErrInvalidToken)
-		}
+		ident, err = cfg.Verifier.Verify(req.Token) // revoked tokens included
 		if err != nil {
-			c.logger().Warn().Err(err).Msg("connect rejected")
+			ev := c.logger().Warn().Err(err)
+			if te, ok := errors.AsType[*auth.TokenError](err); ok && te.Cause != nil {
+				ev = ev.AnErr("cause", te.Cause) // the library's detail, for the log only
+			}
+			ev.Msg("connect rejected")
 			c.send(proto.Error{ID: req.ID, Type: proto.TypeError, Code: proto.CodeUnauthorized, Message: err.Error()})
 			c.fatal(closeUnauthorized, "unauthorized")
 			return
@@ -113,9 +113,14 @@ func (c *conn) handleConnect(req *proto.Request) {
 		c.logger().Error().Err(err).Msg("remember user")
 	}
 	cancel()
+	limits := &proto.Limits{MaxFrameBytes: cfg.MaxFrameBytes}
+	if cfg.Docs != nil {
+		limits.MaxOpBytes, limits.MaxDocLen = cfg.Docs.Limits()
+	}
 	c.send(proto.Connected{
 		ID: req.ID, Type: proto.TypeConnected, ClientID: c.id, User: user,
 		PingInterval: int(cfg.PingInterval / time.Second), Server: cfg.ServerName,
+		Limits: limits,
 	})
 	c.logger().Info().Bool("guest", ident.Guest).Msg("connected")
 }
@@ -160,12 +165,9 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 		c.send(proto.Reply{ID: req.ID, Type: proto.TypeRefreshed})
 		return nil
 	}
-	ident, err := cfg.Verifier.Verify(req.Token)
-	if err == nil && c.srv.denied(ident.TokenID) {
-		err = fmt.Errorf("%w: token revoked", auth.ErrInvalidToken)
-	}
+	ident, err := cfg.Verifier.Verify(req.Token) // revoked tokens included
 	if err == nil && ident.UserID != c.userID() {
-		err = fmt.Errorf("%w: the new token is for another user", auth.ErrInvalidToken)
+		err = &requestError{proto.CodeUnauthorized, "the new token is for another user"}
 	}
 	if err != nil {
 		c.sendError(req.ID, err)
@@ -178,7 +180,7 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 	c.idMu.Unlock()
 	c.armExpiry(ident.Expires)
 	for ch := range c.subs {
-		if !ident.Grants.Allows(auth.ActionSubscribe, ch) && !c.ownPrivate(ch) {
+		if _, err := c.srv.authorize(principal{Identity: ident}, accessSubscribe, ch); err != nil {
 			cfg.Hub.Unsubscribe(ch, c.id)
 			delete(c.subs, ch)
 			c.srv.subscriptions.Add(-1)
@@ -187,7 +189,7 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 		}
 	}
 	for id := range c.docs {
-		if !ident.Grants.Allows(auth.ActionRead, docChannel(id)) {
+		if _, err := c.srv.authorize(principal{Identity: ident}, accessDocRead, id); err != nil {
 			c.srv.cfg.Docs.CloseDoc(c.docClient(id), nil, id)
 			delete(c.docs, id)
 			c.send(proto.ChannelReply{Type: proto.TypeUnsubscribed, Channel: docChannel(id), Reason: "forbidden"})
@@ -197,51 +199,20 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 	return nil
 }
 
-// ownPrivate reports whether ch is this user's own channel in a private
-// namespace (user:<id>).
-func (c *conn) ownPrivate(ch string) bool {
-	ns := c.srv.cfg.Hub.Namespace(ch)
-	return ns.Private && ch == ns.Name+":"+c.userID()
-}
-
-// mayAccess checks the grant for action on a channel, with the namespace's
-// own rules: private channels belong to their user (and admins).
-func (c *conn) mayAccess(action, ch string) error {
-	if err := session.ValidChannel(ch); err != nil {
-		return badRequest(err.Error())
-	}
-	ident := c.identity()
-	ns := c.srv.cfg.Hub.Namespace(ch)
-	if ns.Reserved {
-		return badRequest(fmt.Sprintf("%q is reserved: open documents with the open request", ns.Name+":"))
-	}
-	if ns.Private {
-		if c.ownPrivate(ch) || ident.Grants.Allows(auth.ActionAdmin, ch) {
-			return nil
-		}
-		return forbidden(fmt.Sprintf("%s is private to its user", ch))
-	}
-	if !ident.Grants.Allows(action, ch) {
-		return forbidden(fmt.Sprintf("no %s grant for %s", action, ch))
-	}
-	return nil
-}
-
 func (c *conn) handleSubscribe(req *proto.Request) error {
-	if err := c.mayAccess(auth.ActionSubscribe, req.Channel); err != nil {
+	v, err := c.srv.authorize(c.principal(), accessSubscribe, req.Channel)
+	if err != nil {
 		return err
 	}
 	_, again := c.subs[req.Channel]
 	if !again && len(c.subs) >= c.srv.cfg.MaxSubscriptions {
 		return badRequest(fmt.Sprintf("at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions))
 	}
-	own := c.ownPrivate(req.Channel) // takes idMu itself: not under the lock
 	c.idMu.Lock()
 	member := proto.Member{ClientID: c.id, User: c.user, State: json.RawMessage("{}")}
-	presence := c.ident.Grants.Allows(auth.ActionPresence, req.Channel) || own
 	c.idMu.Unlock()
-	err := c.srv.cfg.Hub.Subscribe(session.SubscribeRequest{
-		ID: req.ID, Channel: req.Channel, Since: req.Since, Sub: c, Member: member, Presence: presence,
+	err = c.srv.cfg.Hub.Subscribe(session.SubscribeRequest{
+		ID: req.ID, Channel: req.Channel, Since: req.Since, Sub: c, Member: member, Presence: v.seesPresence,
 		PresenceBatch: req.PresenceBatch,
 	})
 	if err != nil {
@@ -270,35 +241,13 @@ func (c *conn) handleUnsubscribe(req *proto.Request) error {
 }
 
 func (c *conn) handlePublish(req *proto.Request) error {
-	if err := c.mayAccess(auth.ActionPublish, req.Channel); err != nil {
-		return err
-	}
-	ns := c.srv.cfg.Hub.Namespace(req.Channel)
-	ident := c.identity()
-	admin := ident.Grants.Allows(auth.ActionAdmin, req.Channel)
-	if ns.ServerOnly || !ns.ClientPublish && !admin {
-		return forbidden(fmt.Sprintf("only the server publishes in %s", req.Channel))
-	}
-	if ns.Private && !admin {
-		return forbidden(fmt.Sprintf("only the server publishes in %s", req.Channel))
-	}
 	if len(req.Data) > 0 && !json.Valid(req.Data) {
 		return badRequest("data is not valid JSON")
 	}
-	if ns.PublishRate > 0 && !admin {
-		lim := c.nsLimiters[ns.Name]
-		if lim == nil {
-			if c.nsLimiters == nil {
-				c.nsLimiters = make(map[string]*rate.Limiter)
-			}
-			lim = rate.NewLimiter(rate.Limit(ns.PublishRate), max(ns.PublishBurst, 1))
-			c.nsLimiters[ns.Name] = lim
-		}
-		if !lim.Allow() {
-			c.srv.cfg.Metrics.RateLimited.Inc()
-			return &requestError{proto.CodeRateLimited, fmt.Sprintf("publishing too fast in %s", req.Channel)}
-		}
+	if _, err := c.srv.authorize(c.principal(), accessPublish, req.Channel); err != nil {
+		return err
 	}
+	ident := c.identity()
 	skip := ""
 	if req.Echo != nil && !*req.Echo {
 		skip = c.id
@@ -318,14 +267,13 @@ func (c *conn) handlePublish(req *proto.Request) error {
 }
 
 func (c *conn) handleRetract(req *proto.Request) error {
-	if err := c.mayAccess(auth.ActionPublish, req.Channel); err != nil {
+	v, err := c.srv.authorize(c.principal(), accessRetract, req.Channel)
+	if err != nil {
 		return err
 	}
-	ident := c.identity()
 	ctx, cancel := requestContext()
 	defer cancel()
-	admin := ident.Grants.Allows(auth.ActionAdmin, req.Channel)
-	if err := c.srv.cfg.Hub.Retract(ctx, req.Channel, req.Offset, ident.UserID, admin); err != nil {
+	if err := c.srv.cfg.Hub.Retract(ctx, req.Channel, req.Offset, c.userID(), v.admin); err != nil {
 		return err
 	}
 	if req.ID != nil {
@@ -335,7 +283,7 @@ func (c *conn) handleRetract(req *proto.Request) error {
 }
 
 func (c *conn) handlePresence(req *proto.Request) error {
-	if err := c.mayAccess(auth.ActionPresence, req.Channel); err != nil {
+	if _, err := c.srv.authorize(c.principal(), accessPresence, req.Channel); err != nil {
 		return err
 	}
 	if _, ok := c.subs[req.Channel]; !ok {
@@ -366,8 +314,12 @@ func (c *conn) handleRead(req *proto.Request) error {
 // handleMembers queues a page of a channel's members; the hub answers, in
 // order with the presence events it sends this connection.
 func (c *conn) handleMembers(req *proto.Request) error {
-	if err := c.mayAccess(auth.ActionPresence, req.Channel); err != nil {
+	v, err := c.srv.authorize(c.principal(), accessSubscribe, req.Channel)
+	if err != nil {
 		return err
+	}
+	if !v.seesPresence {
+		return forbidden("no presence grant for " + req.Channel)
 	}
 	if _, ok := c.subs[req.Channel]; !ok {
 		return badRequest("subscribe to " + req.Channel + " before asking for its members")

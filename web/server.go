@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,14 @@ type Config struct {
 	// 4 MiB and 8192 frames.
 	MaxQueueBytes  int
 	MaxQueueFrames int
+	// MaxLargeBytes bounds the large frames a connection has pending
+	// (snapshots of long documents and other replies or broadcasts over
+	// 64 KiB, streamed in messages of their own; see session.LargeFrame),
+	// by the bytes they hold. One is always taken. Past it another reply
+	// is refused with unavailable (try again when the first has arrived)
+	// and a broadcast closes the connection as a slow reader (4010). By
+	// default 32 MiB.
+	MaxLargeBytes int
 	// MaxSubscriptions bounds one connection's channels. By default 512.
 	MaxSubscriptions int
 	// PingInterval is how often the server pings; a client silent for twice
@@ -67,6 +76,16 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// WriteTimeout bounds one frame write. By default 10 * time.Second.
 	WriteTimeout time.Duration
+	// HTTPReadTimeout bounds reading one HTTP request with its body (the
+	// import's body: each 64 KiB of it). By default 60 * time.Second.
+	HTTPReadTimeout time.Duration
+	// HTTPWriteTimeout bounds writing an HTTP response, or each 64 KiB of
+	// a long one (a backup, an export): a download of any size goes
+	// through while the client keeps reading. By default 60 * time.Second.
+	HTTPWriteTimeout time.Duration
+	// HTTPIdleTimeout is how long a kept-alive HTTP connection may wait
+	// for its next request. By default 120 * time.Second.
+	HTTPIdleTimeout time.Duration
 	// FrameRate and FrameBurst limit the frames one connection may send per
 	// second; a frame over the limit gets rate_limited. By default 100 and
 	// MaxSubscriptions+50 (at least 200). MaxViolations rate-limited frames within ViolationWindow close
@@ -76,9 +95,29 @@ type Config struct {
 	MaxViolations   int
 	ViolationWindow time.Duration
 	// AllowedOrigins lists the Origin headers a browser may connect from
-	// (`*` allows any). Empty allows any origin in development mode and
-	// only same-host origins otherwise.
+	// (`*` allows any). In production mode an empty list allows same-host
+	// origins only; in development mode the origins of localhost and of
+	// the server's own (allowed) host are allowed besides the list, there
+	// and on /api.
 	AllowedOrigins []string
+	// AllowedHosts lists the Host headers (a name, or name:port) the server
+	// answers besides localhost and loopback addresses, which it always
+	// answers. In development mode it answers no other host, so that a
+	// page behind DNS rebinding gets nothing; in production mode an empty
+	// list answers any host. /healthz answers every host.
+	AllowedHosts []string
+	// MaxConnections caps the open WebSocket connections, and
+	// MaxConnectionsPerIP those from one client address (an IPv4 address
+	// or an IPv6 /64; see TrustedProxies). A connection over a cap is
+	// closed at once with 1013 (try again later) and counted in
+	// tandem_connections_refused_total. By default 100,000 and 1,000; a
+	// negative value means no cap.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// X-Real-IP headers name the client (clientip.go). Empty: none; every
+	// client is its TCP peer, so behind a proxy they all share its address.
+	TrustedProxies []netip.Prefix
 	// ServerName is reported in connected.server. By default "tandem".
 	ServerName string
 	Logger     zerolog.Logger
@@ -96,6 +135,9 @@ func (c *Config) setDefaults() {
 	if c.MaxQueueFrames <= 0 {
 		c.MaxQueueFrames = 8192
 	}
+	if c.MaxLargeBytes <= 0 {
+		c.MaxLargeBytes = 32 << 20
+	}
 	if c.MaxSubscriptions <= 0 {
 		c.MaxSubscriptions = 512
 	}
@@ -107,6 +149,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.HTTPReadTimeout <= 0 {
+		c.HTTPReadTimeout = 60 * time.Second
+	}
+	if c.HTTPWriteTimeout <= 0 {
+		c.HTTPWriteTimeout = 60 * time.Second
+	}
+	if c.HTTPIdleTimeout <= 0 {
+		c.HTTPIdleTimeout = 120 * time.Second
 	}
 	if c.FrameRate <= 0 {
 		c.FrameRate = 100
@@ -120,6 +171,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ViolationWindow <= 0 {
 		c.ViolationWindow = 10 * time.Second
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 100_000
+	}
+	if c.MaxConnectionsPerIP == 0 {
+		c.MaxConnectionsPerIP = 1_000
 	}
 	if c.ServerName == "" {
 		c.ServerName = "tandem"
@@ -138,17 +195,21 @@ type Server struct {
 	log      zerolog.Logger
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
-	routes   []string // patterns registered on mux; written only in New
+	handler  http.Handler // mux behind the edge's checks (edge.go)
+	routes   []string     // patterns registered on mux; written only in New
 
-	mu       sync.Mutex         // guards conns and shutting
+	mu       sync.Mutex         // guards conns, shutting, admitted and perAddr
 	conns    map[*conn]struct{} // open connections
 	shutting bool
+	admitted int            // connections within the caps: open or upgrading
+	perAddr  map[string]int // admitted connections by capKey
 	wg       sync.WaitGroup // every connection goroutine
 
-	pingStop      chan struct{} // closed by Shutdown
-	pingDone      chan struct{} // closed when pingLoop returns
-	deny          denylist      // revoked token ids
-	subscriptions atomic.Int64  // across all connections
+	refusals      zerolog.Logger // logs refused connections, sampled: a flood must not flood the log
+	pingStop      chan struct{}  // closed by Shutdown
+	pingDone      chan struct{}  // closed when pingLoop returns
+	budgets       userBudgets    // HTTP publishers' rate limiters (authz.go)
+	subscriptions atomic.Int64   // across all connections
 }
 
 // writeBufferPool shares write buffers between connections: an idle
@@ -159,11 +220,13 @@ var writeBufferPool sync.Pool
 func New(cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{
-		cfg:   cfg,
-		log:   cfg.Logger.With().Str("component", "web").Logger(),
-		conns: make(map[*conn]struct{}),
-		mux:   http.NewServeMux(),
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str("component", "web").Logger(),
+		conns:   make(map[*conn]struct{}),
+		perAddr: make(map[string]int),
+		mux:     http.NewServeMux(),
 	}
+	s.refusals = s.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  512,
 		WriteBufferSize: 4096,
@@ -177,6 +240,7 @@ func New(cfg Config) *Server {
 	s.handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
 	s.handle("GET /", s.serveStatic())
 	s.routeAPI()
+	s.handler = s.edge(s.mux)
 	return s
 }
 
@@ -192,32 +256,22 @@ func (s *Server) handle(pattern string, h http.Handler) {
 // them). docs/openapi.yaml must describe exactly these; a test checks it.
 func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
-// Handler returns the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the server's HTTP handler: the mux behind the edge's
+// checks and timeouts (edge.go).
+func (s *Server) Handler() http.Handler { return s.handler }
 
-// Mux returns the server's mux, so that the binary can mount more routes.
+// Mux returns the server's mux, so that the binary can mount more routes
+// (Handler serves them too, behind the same checks).
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
 // DevMode reports whether guests connect without a token.
 func (s *Server) DevMode() bool { return s.cfg.Verifier == nil }
 
+// checkOrigin is the upgrader's origin check: a request without Origin is
+// not from a browser; a browser's must be allowed (originAllowed).
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true // not a browser
-	}
-	if len(s.cfg.AllowedOrigins) == 0 {
-		if s.DevMode() {
-			return true
-		}
-		return sameHost(origin, r.Host)
-	}
-	for _, o := range s.cfg.AllowedOrigins {
-		if o == "*" || o == origin {
-			return true
-		}
-	}
-	return false
+	return origin == "" || s.originAllowed(origin, r.Host)
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
@@ -235,22 +289,38 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	key := capKey(s.clientAddr(r))
 	s.mu.Lock()
-	shutting := s.shutting
-	s.mu.Unlock()
-	if shutting {
+	if s.shutting {
+		s.mu.Unlock()
 		http.Error(w, "server going away", http.StatusServiceUnavailable)
+		return
+	}
+	refused := s.admitLocked(key)
+	if refused != "" {
+		s.wg.Add(1) // Shutdown waits for the refusal too
+	}
+	s.mu.Unlock()
+	if refused != "" {
+		defer s.wg.Done()
+		s.refuse(w, r, key, refused)
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.mu.Lock()
+		s.releaseLocked(key)
+		s.mu.Unlock()
 		return // the upgrader has answered
 	}
-	c := newConn(s, ws)
+	c := newConn(s, ws, key)
 	s.mu.Lock()
 	if s.shutting {
+		s.releaseLocked(key)
 		s.mu.Unlock()
-		c.closeNow(websocket.CloseGoingAway, "server going away")
+		// No read goroutine ever runs for c: close here, not through its
+		// writer, which would wait for one.
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, "server going away"), time.Now().Add(time.Second))
 		_ = ws.Close()
 		return
 	}
@@ -259,6 +329,62 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go c.readLoop()
+}
+
+// closeTryAgainLater is the close code of a connection refused at a cap
+// (1013, the standard "try again later").
+const closeTryAgainLater = 1013
+
+// admitLocked counts a new connection from the client address key within
+// the caps, or returns which cap refuses it: "total" or "per_ip". Must be
+// called with s.mu held; an admitted connection is released with
+// releaseLocked.
+func (s *Server) admitLocked(key string) string {
+	if max := s.cfg.MaxConnections; max > 0 && s.admitted >= max {
+		return "total"
+	}
+	if max := s.cfg.MaxConnectionsPerIP; max > 0 && s.perAddr[key] >= max {
+		return "per_ip"
+	}
+	s.admitted++
+	s.perAddr[key]++
+	return ""
+}
+
+// releaseLocked gives back what admitLocked counted. Must be called with
+// s.mu held.
+func (s *Server) releaseLocked(key string) {
+	s.admitted--
+	if s.perAddr[key]--; s.perAddr[key] <= 0 {
+		delete(s.perAddr, key)
+	}
+}
+
+// refuse answers a WebSocket over a connection cap: it completes the
+// handshake (a browser learns nothing of a refused handshake, but it sees
+// a close code), closes with 1013 and a reason naming the cap, and counts
+// the refusal. It waits up to closeGrace for the client's close: dropping
+// the socket with the client's frames unread would reset it, and the
+// client could lose the close frame.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, key, reason string) {
+	s.cfg.Metrics.ConnectionsRefused.WithLabelValues(reason).Inc()
+	text := "server at its connection limit; try again later"
+	if reason == "per_ip" {
+		text = "too many connections from your address; try again later"
+	}
+	s.refusals.Warn().Str("addr", key).Str("cap", reason).Msg("connection refused")
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer ws.Close()
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeTryAgainLater, text), time.Now().Add(time.Second))
+	_ = ws.SetReadDeadline(time.Now().Add(closeGrace))
+	for {
+		if _, _, err := ws.NextReader(); err != nil {
+			return
+		}
+	}
 }
 
 // pingLoop asks every connection to ping its client each PingInterval,
@@ -291,7 +417,7 @@ func (s *Server) pingLoop() {
 		s.mu.Unlock()
 		for _, c := range conns {
 			switch {
-			case doPing:
+			case doPing && c.isConnected(): // an unauthenticated socket gets no ping to answer
 				c.ping()
 			case c.writeStuck(now, s.cfg.WriteTimeout):
 				// The client reads nothing: its socket is full. Closing the
@@ -307,6 +433,7 @@ func (s *Server) pingLoop() {
 func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.releaseLocked(c.addr)
 	s.mu.Unlock()
 	s.cfg.Metrics.Connections.Dec()
 }
@@ -355,7 +482,16 @@ func (s *Server) Conns() int {
 
 // DisconnectUser closes every connection of a user with 4001, revokes the
 // tokens they used until those expire, and returns how many there were.
-func (s *Server) DisconnectUser(userID string) int { return s.disconnectAndDeny(userID) }
+// A failure to persist the revocation is logged (it holds in memory).
+func (s *Server) DisconnectUser(userID string) int {
+	ctx, cancel := requestContext()
+	defer cancel()
+	n, _, _, err := s.disconnectAndRevoke(ctx, userID, time.Time{})
+	if err != nil {
+		s.log.Error().Err(err).Str("user", userID).Msg("revoke tokens")
+	}
+	return n
+}
 
 // Shutdown stops taking connections, closes every open one with 1001 after
 // flushing what is queued for it, and waits for their goroutines or ctx.

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"unicode/utf8"
 )
 
 // static holds the files the server ships: the JavaScript client
@@ -36,6 +37,12 @@ func (s *Server) serveStatic() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if !utf8.ValidString(r.URL.Path) {
+			// A valid escape of bytes that are not UTF-8 (/%ff) names no
+			// file: a client error, where the file server would answer 500.
+			http.Error(w, "bad request: the path is not valid UTF-8", http.StatusBadRequest)
+			return
+		}
 		if name, ok := pages[r.URL.Path]; ok {
 			http.ServeFileFS(w, r, staticFS, name)
 			return

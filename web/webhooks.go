@@ -22,7 +22,7 @@ const webhookLogName = "system:webhooks"
 // apiWebhookDeliveries serves GET /api/webhooks/deliveries?limit=N: the
 // delivery log, newest first (admin only).
 func (s *Server) apiWebhookDeliveries(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
-	if err := need(ident, auth.ActionAdmin, webhookLogName); err != nil {
+	if _, err := s.authorize(s.principalOf(r, ident), accessAdmin, webhookLogName); err != nil {
 		return err
 	}
 	limit, err := queryInt(r, "limit", 0)

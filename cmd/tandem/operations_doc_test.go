@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tandemhq/tandem/internal/server"
 )
@@ -36,7 +37,9 @@ func TestOperationsConfigExample(t *testing.T) {
 		t.Fatalf("the example does not validate: %v", err)
 	}
 	f := m.Config.File
-	if !f.Namespaces["audit"].ServerOnly || f.Namespaces["chat"].HistorySize != 1000 || f.Limits.FrameBurst != 562 || len(f.APIKeys) != 2 || len(f.Webhooks) != 1 {
+	if !f.Namespaces["audit"].ServerOnly || f.Namespaces["chat"].HistorySize != 1000 || f.Limits.FrameBurst != 562 || len(f.APIKeys) != 2 || len(f.Webhooks) != 1 ||
+		f.Auth.RequireExp == nil || !*f.Auth.RequireExp || f.Auth.Audience == "" || f.Auth.JWKSURL == "" || f.Auth.JWKSMinRefresh != server.Duration(time.Minute) ||
+		f.Limits.MaxConnectionsPerIP != 1000 || time.Duration(f.Limits.HTTPWriteTimeout) != time.Minute || len(f.TrustedProxies) != 2 || len(f.AllowedHosts) != 1 {
 		t.Fatalf("the example loaded as %+v", f)
 	}
 }

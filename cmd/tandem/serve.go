@@ -31,6 +31,7 @@ func (m *serveFlags) ParseFlags(args []string, stderr io.Writer) error {
 		c.Data = v
 	}
 	c.JWTSecret = os.Getenv("TANDEM_JWT_SECRET")
+	c.JWKSURL = os.Getenv("TANDEM_JWKS_URL")
 	if v := os.Getenv("TANDEM_API_KEYS"); v != "" {
 		for _, k := range strings.Split(v, ",") {
 			if k = strings.TrimSpace(k); k != "" {
@@ -47,7 +48,7 @@ func (m *serveFlags) ParseFlags(args []string, stderr io.Writer) error {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", false, "JSON logs even in development mode")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tandem serve [flags]\n\nRuns the server. Without $TANDEM_JWT_SECRET it runs in development mode.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: tandem serve [flags]\n\nRuns the server. Without $TANDEM_JWT_SECRET or $TANDEM_JWKS_URL it runs in development mode.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -80,7 +81,7 @@ func (m *serveFlags) logger(stderr io.Writer) zerolog.Logger {
 		level = zerolog.InfoLevel
 	}
 	var w io.Writer = stderr
-	if m.Config.JWTSecret == "" && !m.Config.LogJSON {
+	if !m.Config.Production() && !m.Config.LogJSON {
 		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05.000"}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()

@@ -177,6 +177,7 @@ func start(ctx context.Context, opts Options) (*target, func(), error) {
 	cfg.File.Limits.OpBurst = 1e6
 	cfg.File.Limits.MaxQueueBytes = 16 << 20
 	cfg.File.Limits.MaxSubscriptions = 1 << 20
+	cfg.File.Limits.MaxConnectionsPerIP = -1 // every client is on 127.0.0.1
 	srv := server.New(cfg, opts.Log)
 	if err := srv.Run(ctx); err != nil {
 		os.RemoveAll(dir)

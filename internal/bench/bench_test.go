@@ -122,7 +122,10 @@ func TestPresenceScenario(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	r, err := Presence(ctx, testOptions(t), PresenceConfig{Conns: 500, Churn: 300, Track: -1})
+	r, err := Presence(ctx, testOptions(t), PresenceConfig{Conns: 500, Churn: 200, Track: -1})
+	if r != nil {
+		t.Logf("notes: %v", r.Notes)
+	}
 	checkResult(t, r, err, "join_seconds", "presence_frames_per_member_mean")
 	t.Logf("%v", r.Figures)
 }

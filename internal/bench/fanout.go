@@ -168,6 +168,7 @@ func Fanout(ctx context.Context, opts Options, cfg FanoutConfig) (*Result, error
 				body, _ := json.Marshal(map[string]any{"channel": channel, "event": "tick",
 					"data": map[string]any{"t": time.Now().UnixNano(), "pad": string(pad)}})
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tg.httpURL+"/api/broadcast", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
 				if opts.APIKey != "" {
 					req.Header.Set("Authorization", "Bearer "+opts.APIKey)
 				}

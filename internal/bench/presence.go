@@ -130,6 +130,16 @@ func Presence(ctx context.Context, opts Options, cfg PresenceConfig) (*Result, e
 	truth := newRoomTruth(members)
 	if err := waitPresence(ctx, 2*time.Minute, func() bool { return converged(members, truth, false) == "" }); err != nil {
 		res.fail("after the joins: %s", converged(members, truth, false))
+		counts := map[int]int{}
+		for _, m := range members {
+			m.mu.Lock()
+			counts[m.count]++
+			m.mu.Unlock()
+		}
+		res.Notes = append(res.Notes, fmt.Sprintf("counts seen: %v", counts))
+		if tg.srv != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("the hub lists %d members", len(tg.srv.Hub.Members(channel))))
+		}
 		return res, nil
 	}
 	settled := time.Since(began)

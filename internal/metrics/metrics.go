@@ -29,6 +29,9 @@ type Metrics struct {
 	SlowReaderCloses prometheus.Counter
 	RateLimited      prometheus.Counter
 	WebhookSent      *prometheus.CounterVec // by outcome: ok, failed, dropped
+	// ConnectionsRefused counts WebSocket connections refused at a cap, by
+	// reason: total (the server's cap) or per_ip (one address's).
+	ConnectionsRefused *prometheus.CounterVec
 
 	mu   sync.Mutex      // guards acks
 	acks []time.Duration // ack latencies since the last Window
@@ -62,10 +65,16 @@ func New() *Metrics {
 			Name: "tandem_rate_limited_total", Help: "Requests refused by a rate limit."}),
 		WebhookSent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tandem_webhook_deliveries_total", Help: "Webhook deliveries by outcome."}, []string{"outcome"}),
+		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tandem_connections_refused_total", Help: "WebSocket connections refused at a connection cap (close 1013), by reason: total or per_ip."},
+			[]string{"reason"}),
 	}
 	m.Registry.MustRegister(m.Connections, m.Subscriptions, m.OpsApplied, m.AckLatency, m.MessagesIn,
-		m.MessagesOut, m.BytesOut, m.Published, m.SlowReaderCloses, m.RateLimited, m.WebhookSent,
+		m.MessagesOut, m.BytesOut, m.Published, m.SlowReaderCloses, m.RateLimited, m.WebhookSent, m.ConnectionsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, reason := range []string{"total", "per_ip"} {
+		m.ConnectionsRefused.WithLabelValues(reason) // shown as 0 until the first
+	}
 	return m
 }
 

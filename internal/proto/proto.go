@@ -11,6 +11,7 @@
 package proto
 
 import (
+	"bytes"
 	"encoding/json"
 	"hash/fnv"
 
@@ -119,9 +120,11 @@ type Request struct {
 	After string `json:"after,omitempty"`
 	Limit int    `json:"limit,omitempty"`
 
-	// documents
+	// documents. Epoch, with Version on open, names the incarnation of the
+	// document the version belongs to (an addition to the protocol).
 	Doc     string         `json:"doc,omitempty"`
 	Version *int           `json:"version,omitempty"`
+	Epoch   string         `json:"epoch,omitempty"`
 	Op      ot.Op          `json:"op,omitempty"`
 	UID     string         `json:"uid,omitempty"`
 	Ranges  []ot.Selection `json:"ranges,omitempty"`
@@ -173,6 +176,21 @@ type Connected struct {
 	User         User   `json:"user"`
 	PingInterval int    `json:"ping_interval"`
 	Server       string `json:"server"`
+	// Limits are the server's size limits, so that a client can split a
+	// large edit into ops that fit them. Clients must accept its absence
+	// (older servers) and then assume 64 KiB for both byte limits.
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits are the size limits a client's document ops must respect.
+type Limits struct {
+	// MaxFrameBytes bounds one client frame as sent, JSON-encoded, in bytes:
+	// a larger one closes the connection with 4009.
+	MaxFrameBytes int `json:"max_frame_bytes"`
+	// MaxOpBytes bounds the UTF-8 bytes one op inserts (too_large).
+	MaxOpBytes int `json:"max_op_bytes"`
+	// MaxDocLen bounds a document's length in code points (too_large).
+	MaxDocLen int `json:"max_doc_len"`
 }
 
 // Reply is a bare answer carrying only an id and a type (refreshed, pong).
@@ -271,12 +289,17 @@ type Receipt struct {
 
 // Encode marshals a server frame. Frames are plain structs of strings,
 // numbers and raw JSON, so this cannot fail short of a bug; it panics then.
+// It does not escape `<`, `>` and `&` the way json.Marshal does for HTML:
+// frames are not HTML, and the escape would make each of them six bytes.
 func Encode(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic("proto: encode frame: " + err.Error())
 	}
-	return b
+	b := buf.Bytes()
+	return b[:len(b)-1] // Encode ends each value with a newline
 }
 
 // TimeLayout is how frames write times: RFC 3339 in UTC with milliseconds.
@@ -335,12 +358,16 @@ type Cursor struct {
 	Ranges   []ot.Selection `json:"ranges"`
 }
 
-// Snapshot answers open without a version.
+// Snapshot answers open without a version, and an open with a version of
+// another incarnation of the document (Reset true). Epoch names the
+// document's incarnation (an addition to the protocol).
 type Snapshot struct {
 	ID       *int64    `json:"id,omitempty"`
 	Type     string    `json:"type"` // "snapshot"
 	Doc      string    `json:"doc"`
 	Version  int       `json:"version"`
+	Epoch    string    `json:"epoch"`
+	Reset    bool      `json:"reset,omitempty"`
 	Content  string    `json:"content"`
 	Comments []Comment `json:"comments"`
 	Members  []Member  `json:"members"`
@@ -353,6 +380,7 @@ type Opened struct {
 	Type     string    `json:"type"` // "opened"
 	Doc      string    `json:"doc"`
 	Version  int       `json:"version"`
+	Epoch    string    `json:"epoch"`
 	Ops      []DocOp   `json:"ops"`
 	Comments []Comment `json:"comments"`
 	Members  []Member  `json:"members"`

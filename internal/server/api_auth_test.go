@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	apiJWTSecret  = "api-test-jwt-secret-0123456789"
+	apiJWTSecret  = "api-test-jwt-secret-0123456789abcdef"
 	apiKeyLimited = "api-test-key-limited-0123456789" // may publish to customer_* and read documents
 )
 

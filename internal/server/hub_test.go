@@ -170,7 +170,8 @@ func TestResubscribeStorm(t *testing.T) {
 		t.Skip("a load test")
 	}
 	ts := startServer(t, withNamespace("storm", server.NamespaceConfig{HistorySize: 5000, Presence: "full", ClientPublish: true}))
-	ctx := ctxT(t)
+	ctx, cancelAll := context.WithTimeout(context.Background(), 3*time.Minute) // setup writes 10 MB of history
+	defer cancelAll()
 	hub := ts.Server().Hub
 	const channel, history, publishes, stormers = "storm:a", 1200, 20, 4
 	data := json.RawMessage(`{"text":"` + strings.Repeat("x", 8000) + `"}`)
@@ -417,7 +418,9 @@ func TestLargePresenceStillJoins(t *testing.T) {
 	ts := startServer(t,
 		withLimits(func(l *server.LimitsConfig) { l.MaxQueueBytes = queue }),
 		withNamespace("room", server.NamespaceConfig{HistorySize: 100, Presence: "full", ClientPublish: true, MaxPayload: 16 << 10}))
-	ctx := ctxT(t)
+	// Generous: 40 clients set up on a machine that may be shared.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	const channel, members, history = "room:big", 40, 20
 	hub := ts.Server().Hub
 	data := json.RawMessage(`{"t":"` + strings.Repeat("<", 8000) + `"}`)

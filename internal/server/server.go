@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/internal/webhook"
@@ -37,11 +39,16 @@ type Config struct {
 	// Data is the data directory; the database is Data/tandem.db. Default
 	// ./tandem-data ($TANDEM_DATA).
 	Data string
-	// JWTSecret turns on production mode ($TANDEM_JWT_SECRET). Empty:
-	// development mode, guests with every grant.
+	// JWTSecret turns on production mode and verifies HS256 tokens
+	// ($TANDEM_JWT_SECRET); it must be at least MinSecretLen bytes. Empty
+	// (and no JWKS URL): development mode, guests with every grant.
 	JWTSecret string `json:"-"`
+	// JWKSURL turns on production mode and verifies RS*, PS*, ES* and
+	// EdDSA tokens against the identity provider's keys published there
+	// ($TANDEM_JWKS_URL; overrides the config file's auth.jwks_url).
+	JWKSURL string
 	// APIKeys are server-side keys for the HTTP API ($TANDEM_API_KEYS,
-	// comma-separated).
+	// comma-separated), each at least MinAPIKeyLen characters.
 	APIKeys []string `json:"-"`
 	// NoSync skips fsync: unsafe, for throwaway benchmarks only.
 	NoSync bool
@@ -71,11 +78,63 @@ type FileConfig struct {
 	APIKeys []APIKeyConfig `json:"api_keys,omitempty"`
 	// AllowedOrigins for browsers; see web.Config.AllowedOrigins.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// AllowedHosts are the Host headers the server answers besides
+	// localhost; see web.Config.AllowedHosts.
+	AllowedHosts []string `json:"allowed_hosts,omitempty"`
+	// TrustedProxies are the addresses ("10.0.0.5") or networks
+	// ("10.0.0.0/8") of reverse proxies whose X-Forwarded-For and
+	// X-Real-IP name the client, for the per-address connection cap.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 	// Webhooks are endpoints that receive events as signed JSON POSTs
 	// (docs/webhooks.md); WebhookOptions tunes their delivery.
 	Webhooks       []WebhookConfig      `json:"webhooks,omitempty"`
 	WebhookOptions WebhookOptionsConfig `json:"webhook_options,omitzero"`
+	// Auth tunes token verification (docs/operations.md, "Authentication
+	// and revocation").
+	Auth AuthConfig `json:"auth,omitzero"`
 }
+
+// Minimum lengths of secrets, checked at start.
+const (
+	// MinSecretLen is the least length of TANDEM_JWT_SECRET, in bytes: a
+	// shorter HS256 secret can be guessed offline from one token.
+	MinSecretLen = 32
+	// MinAPIKeyLen is the least length of an API key, in characters.
+	MinAPIKeyLen = 16
+)
+
+// AuthConfig is the config file's "auth" object. Every field is optional.
+type AuthConfig struct {
+	// RequireExp refuses tokens without `exp`. Default true; false accepts
+	// long-lived tokens (they can still be revoked).
+	RequireExp *bool `json:"require_exp,omitempty"`
+	// Audience, when set, must be one of every token's `aud` values; it is
+	// required with a JWKS URL, so that tokens the provider issues for
+	// other applications are refused.
+	Audience string `json:"audience,omitempty"`
+	// Issuer, when set, must be every token's `iss`.
+	Issuer string `json:"issuer,omitempty"`
+	// JWKSURL is the identity provider's JWKS (https); $TANDEM_JWKS_URL
+	// overrides it.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// JWKSRefresh is how often the keys are fetched again. Default 1h.
+	JWKSRefresh Duration `json:"jwks_refresh,omitempty"`
+	// JWKSMinRefresh is the least time between two fetches caused by
+	// tokens naming an unknown `kid`. Default 1m.
+	JWKSMinRefresh Duration `json:"jwks_min_refresh,omitempty"`
+}
+
+// jwksURL is the JWKS URL in force: the environment's, else the file's.
+func (c *Config) jwksURL() string {
+	if c.JWKSURL != "" {
+		return c.JWKSURL
+	}
+	return c.File.Auth.JWKSURL
+}
+
+// Production reports whether the server verifies tokens (a JWT secret or
+// a JWKS URL is set); otherwise it runs in development mode.
+func (c *Config) Production() bool { return c.JWTSecret != "" || c.jwksURL() != "" }
 
 // APIKeyConfig is an API key in the config file.
 type APIKeyConfig struct {
@@ -120,6 +179,13 @@ type LimitsConfig struct {
 	MaxQueueBytes    int      `json:"max_queue_bytes,omitempty"`
 	// WriteTimeout bounds one frame write to a client.
 	WriteTimeout Duration `json:"write_timeout,omitempty"`
+	// HTTPReadTimeout, HTTPWriteTimeout and HTTPIdleTimeout are the HTTP
+	// server's: reading a request, writing a response (or each 64 KiB of a
+	// long one), and a kept-alive connection's wait for its next request.
+	// By default 60s, 60s and 120s.
+	HTTPReadTimeout  Duration `json:"http_read_timeout,omitempty"`
+	HTTPWriteTimeout Duration `json:"http_write_timeout,omitempty"`
+	HTTPIdleTimeout  Duration `json:"http_idle_timeout,omitempty"`
 	// PresenceCountInterval is how often count-only channels announce
 	// their member count.
 	PresenceCountInterval Duration `json:"presence_count_interval,omitempty"`
@@ -130,6 +196,11 @@ type LimitsConfig struct {
 	// OpRate and OpBurst limit one user's ops per second on one document.
 	OpRate  float64 `json:"op_rate,omitempty"`
 	OpBurst int     `json:"op_burst,omitempty"`
+	// MaxConnections caps the server's WebSocket connections, and
+	// MaxConnectionsPerIP those of one client address (an IPv4 address or
+	// an IPv6 /64). By default 100000 and 1000; -1: no cap.
+	MaxConnections      int `json:"max_connections,omitempty"`
+	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
 }
 
 // Duration is a time.Duration written as "90s" or "7d" in JSON.
@@ -203,6 +274,7 @@ type Server struct {
 	stats    *statsPublisher
 	Web      *web.Server
 	HTTP     *http.Server
+	verifier *auth.Verifier // nil in development mode
 	ln       net.Listener
 	errc     chan error
 }
@@ -226,6 +298,7 @@ func (m *Server) Run(ctx context.Context) error {
 	}
 	db, err := storage.Open(filepath.Join(c.Data, "tandem.db"), storage.Config{
 		NoSync: c.NoSync, SnapshotEvery: c.File.SnapshotEvery, Logger: m.Log,
+		Limits: doc.Limits{MaxLen: c.File.Limits.MaxDocLen}, // what import checks: the sessions' limits
 	})
 	if err != nil {
 		return err
@@ -250,22 +323,35 @@ func (m *Server) Run(ctx context.Context) error {
 		Notifier:   m.Webhooks,
 		MaxOpBytes: c.File.Limits.MaxOpBytes, MaxDocLen: c.File.Limits.MaxDocLen,
 	})
-	var verifier *auth.Verifier
-	if c.JWTSecret != "" {
-		verifier = auth.NewVerifier([]byte(c.JWTSecret))
+	verifier, err := m.startVerifier(ctx)
+	if err != nil {
+		m.Docs.Close()
+		m.Hub.Close()
+		m.stopWebhooks(ctx)
+		_ = db.Close()
+		return err
 	}
+	m.verifier = verifier
 	lim := c.File.Limits
+	proxies, _ := c.trustedProxies() // checked by Validate
 	m.Web = web.New(web.Config{
 		Hub: m.Hub, Users: db, Docs: m.Docs, Store: db, Verifier: verifier, APIKeys: apiKeys(c),
 		MaxFrameBytes: lim.MaxFrameBytes, MaxSubscriptions: lim.MaxSubscriptions,
 		FrameRate: lim.FrameRate, FrameBurst: lim.FrameBurst, MaxQueueBytes: lim.MaxQueueBytes,
 		PingInterval: time.Duration(lim.PingInterval), ConnectTimeout: time.Duration(lim.ConnectTimeout),
-		WriteTimeout:   time.Duration(lim.WriteTimeout),
-		AllowedOrigins: c.File.AllowedOrigins, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
+		WriteTimeout:     time.Duration(lim.WriteTimeout),
+		HTTPReadTimeout:  time.Duration(lim.HTTPReadTimeout),
+		HTTPWriteTimeout: time.Duration(lim.HTTPWriteTimeout),
+		HTTPIdleTimeout:  time.Duration(lim.HTTPIdleTimeout),
+		MaxConnections:   lim.MaxConnections, MaxConnectionsPerIP: lim.MaxConnectionsPerIP, TrustedProxies: proxies,
+		AllowedOrigins: c.File.AllowedOrigins, AllowedHosts: c.File.AllowedHosts, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
 		Ready: db.Ready, Notifier: m.Webhooks, Webhooks: m.Webhooks, Backup: db.Backup,
 	})
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
+		if verifier != nil {
+			verifier.Close()
+		}
 		m.Docs.Close()
 		m.Hub.Close()
 		m.stopWebhooks(ctx)
@@ -273,14 +359,14 @@ func (m *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.ln = ln
-	m.HTTP = &http.Server{Handler: m.Web.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.HTTP = m.Web.HTTPServer()
 	m.errc = make(chan error, 1)
 	go func() { m.errc <- m.HTTP.Serve(ln) }()
 	m.stats = startStats(m)
 	mode := "production"
-	if verifier == nil {
+	if !c.Production() {
 		mode = "development"
-		m.Log.Warn().Msg("DEVELOPMENT MODE: no TANDEM_JWT_SECRET set, so anyone may connect as a guest with every grant. Set TANDEM_JWT_SECRET before exposing this server.")
+		m.Log.Warn().Msg("DEVELOPMENT MODE: no TANDEM_JWT_SECRET or TANDEM_JWKS_URL set, so anyone may connect as a guest with every grant. Set one before exposing this server.")
 	}
 	m.Log.Info().Str("addr", ln.Addr().String()).Str("data", c.Data).Str("mode", mode).Bool("nosync", c.NoSync).Msg("tandem listening")
 	return nil
@@ -317,6 +403,9 @@ func (m *Server) Close(ctx context.Context) error {
 	if m.stats != nil {
 		m.stats.stop()
 	}
+	if m.verifier != nil {
+		m.verifier.Close()
+	}
 	if m.Docs != nil {
 		m.Docs.Close() // flushes and snapshots every open document
 	}
@@ -349,11 +438,43 @@ func apiKeys(c *Config) []web.APIKey {
 	return keys
 }
 
-// Validate checks what the config file says.
+// startVerifier loads the revocations from the database and builds the
+// token verifier; nil in development mode.
+func (m *Server) startVerifier(ctx context.Context) (*auth.Verifier, error) {
+	c := &m.Config
+	if !c.Production() {
+		return nil, nil
+	}
+	revocations, err := auth.LoadRevocations(ctx, m.DB, nil)
+	if err != nil {
+		return nil, err
+	}
+	a := c.File.Auth
+	return auth.New(auth.Config{
+		Secret: []byte(c.JWTSecret), JWKSURL: c.jwksURL(), Audience: a.Audience, Issuer: a.Issuer,
+		AllowNoExp:  a.RequireExp != nil && !*a.RequireExp,
+		JWKSRefresh: time.Duration(a.JWKSRefresh), JWKSMinRefresh: time.Duration(a.JWKSMinRefresh),
+		Revocations: revocations, Logger: m.Log,
+	})
+}
+
+// Validate checks the configuration: the lengths of the secret and keys,
+// the auth settings and what the config file says.
 func (c *Config) Validate() error {
+	if c.JWTSecret != "" && len(c.JWTSecret) < MinSecretLen {
+		return fmt.Errorf("TANDEM_JWT_SECRET is %d bytes; production mode needs at least %d (make one with: openssl rand -hex 32)", len(c.JWTSecret), MinSecretLen)
+	}
+	for i, k := range c.APIKeys {
+		if len(k) < MinAPIKeyLen {
+			return fmt.Errorf("TANDEM_API_KEYS: key %d of %d is %d characters; a key must be at least %d (make one with: openssl rand -hex 24)", i+1, len(c.APIKeys), len(k), MinAPIKeyLen)
+		}
+	}
+	if err := c.validateAuth(); err != nil {
+		return err
+	}
 	for i, k := range c.File.APIKeys {
-		if len(k.Key) < 16 {
-			return fmt.Errorf("config: api_keys[%d]: a key must be at least 16 characters", i)
+		if len(k.Key) < MinAPIKeyLen {
+			return fmt.Errorf("config: api_keys[%d]: a key must be at least %d characters", i, MinAPIKeyLen)
 		}
 		if _, err := auth.ParseGrants(k.Grants); err != nil {
 			return fmt.Errorf("config: api_keys[%d]: %w", i, err)
@@ -362,6 +483,49 @@ func (c *Config) Validate() error {
 	if err := c.validateWebhooks(); err != nil {
 		return err
 	}
+	if _, err := c.trustedProxies(); err != nil {
+		return err
+	}
 	_, err := c.namespaces()
 	return err
+}
+
+// validateAuth checks the auth settings.
+func (c *Config) validateAuth() error {
+	a := c.File.Auth
+	if u := c.jwksURL(); u != "" {
+		if err := auth.CheckJWKSURL(u); err != nil {
+			return fmt.Errorf("config: auth.jwks_url: %w", err)
+		}
+		if a.Audience == "" {
+			return errors.New("config: auth.audience is required with a JWKS URL: set it to the aud your identity provider puts in tokens for this application, or it would accept tokens issued for any other")
+		}
+	}
+	if a.JWKSRefresh < 0 || a.JWKSMinRefresh < 0 {
+		return errors.New("config: auth.jwks_refresh and auth.jwks_min_refresh must not be negative")
+	}
+	return nil
+}
+
+// trustedProxies parses the config file's trusted_proxies: addresses or
+// networks in CIDR notation.
+func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, p := range c.File.TrustedProxies {
+		if strings.Contains(p, "/") {
+			pfx, err := netip.ParsePrefix(p)
+			if err != nil {
+				return nil, fmt.Errorf("config: trusted_proxies[%d]: %q is not an address or a network like 10.0.0.0/8", i, p)
+			}
+			out = append(out, pfx.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return nil, fmt.Errorf("config: trusted_proxies[%d]: %q is not an address or a network like 10.0.0.0/8", i, p)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

@@ -203,10 +203,11 @@ func TestComments(t *testing.T) {
 		check := fmt.Sprintf(`(() => {
 			const card = document.querySelector("article.thread");
 			if (!card || !card.textContent.includes("Is it really quick")) return "no thread card";
-			const hl = document.querySelector(".editor-mirror [data-comments~='" + card.dataset.commentId + "']");
-			if (!hl || hl.textContent !== %s) return "highlight: " + (hl ? hl.outerHTML : "none") + " in " + document.querySelector(".editor-mirror").innerHTML;
-			const lh = parseFloat(getComputedStyle(hl).lineHeight);
-			const a = card.getBoundingClientRect().top, b = hl.getBoundingClientRect().top;
+			const ed = tandemApp.view.editor;
+			const hl = ed.marks.find((m) => m.kind === "comment" && m.id === card.dataset.commentId);
+			if (!hl || hl.text !== %s) return "highlight: " + JSON.stringify(ed.marks);
+			const lh = parseFloat(getComputedStyle(ed.content).lineHeight);
+			const a = card.getBoundingClientRect().top, b = ed.caretRect(hl.from).top;
 			return Math.abs(a - b) < lh ? "ok" : "card at " + a + ", words at " + b;
 		})()`, js(words))
 		deadline := time.Now().Add(wait)
@@ -237,7 +238,7 @@ func TestComments(t *testing.T) {
 		t.Fatalf("the comment did not move down with its text: top %v, then %v", top0, top1)
 	}
 	converge(t, ts, "essay", ann, bob)
-	ann.waitFor("Bob's caret and selection", `[...document.querySelectorAll(".remote-caret")].some(c => c.textContent === "Bob") && [...document.querySelectorAll(".editor-mirror .hl")].some(s => s.textContent === "over the lazy")`)
+	ann.waitFor("Bob's caret and selection", `[...document.querySelectorAll(".remote-caret")].some(c => c.textContent === "Bob") && tandemApp.view.editor.marks.some((m) => m.kind === "selection" && m.text === "over the lazy") && CSS.highlights.size > 0`)
 	ann.screenshot("editor-two-users")
 
 	// Bob replies; Ann sees it. Ann resolves; Bob sees it resolved and reopens it.
@@ -247,9 +248,9 @@ func TestComments(t *testing.T) {
 	)
 	ann.waitFor("Bob's reply", `document.querySelector("article.thread .comment.reply")?.textContent.includes("Quick enough.")`)
 	ann.do(chromedp.Click(chromedp.CSS("article.thread button.resolve")))
-	bob.waitFor("resolved", `document.querySelector("article.thread")?.dataset.resolved === "true" && !document.querySelector(".editor-mirror .comment-hl")`)
+	bob.waitFor("resolved", `document.querySelector("article.thread")?.dataset.resolved === "true" && !tandemApp.view.editor.marks.some((m) => m.kind === "comment") && !CSS.highlights.has("tandem-comment")`)
 	bob.do(chromedp.Click(chromedp.CSS("article.thread button.reopen")))
-	ann.waitFor("reopened", `document.querySelector("article.thread")?.dataset.resolved === "false" && document.querySelector(".editor-mirror .comment-hl")?.textContent === "quick brown"`)
+	ann.waitFor("reopened", `document.querySelector("article.thread")?.dataset.resolved === "false" && tandemApp.view.editor.marks.find((m) => m.kind === "comment")?.text === "quick brown" && CSS.highlights.has("tandem-comment")`)
 }
 
 // TestChat: typing shows as a typing indicator, a message flows with a

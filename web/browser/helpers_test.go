@@ -207,7 +207,7 @@ func (p *page) describe() string {
 	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
 		const q = (s) => document.querySelector(s);
 		const out = {url: location.href, status: q("#conn-status")?.textContent, main: (q("main")?.innerText ?? "").slice(0, 1500)};
-		if (q("#editor")) Object.assign(out, {editor: q("#editor").dataset, text: q("#editor-input").value, mirror: q(".editor-mirror").innerHTML.slice(0, 1500)});
+		if (q("#editor")) Object.assign(out, {editor: q("#editor").dataset, text: q("#editor-input").value.slice(0, 1500), marks: window.tandemApp?.view?.editor?.marks?.slice(0, 20)});
 		return JSON.stringify(out, null, 1);
 	})()`))
 	if err != nil {

@@ -517,7 +517,12 @@ function openDocView(id) {
       });
     }),
     doc.on("error", (err) => {
-      if (err.code === "forbidden" && doc.loaded) {
+      if (err.ops && err.code === "too_large") {
+        // An edit the server refused for good; the client took it back.
+        const max = client.limits.maxDocLen;
+        const why = /document would have/.test(err.message) && max ? `the document would be longer than the ${max.toLocaleString("en")} characters this server allows` : "it is larger than this server allows";
+        toast(`Your edit was not saved and has been undone: ${why}.`, { kind: "error" }).dataset.code = err.code;
+      } else if (err.code === "forbidden" && doc.loaded) {
         showNotice("You can read this document but not edit it: your access does not include writing.");
         editor.textarea.readOnly = true;
       } else if (err.code === "forbidden") showNotice(explain(err, "this document"));

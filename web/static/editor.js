@@ -1,31 +1,37 @@
-// editor.js: a collaborative plain-text editor built from a <textarea>
-// and two layers that track it exactly.
+// editor.js: a collaborative plain-text editor on a contenteditable
+// element holding one block per line, so that an edit re-lays out only the
+// lines it touches, whatever the document's length (a <textarea> lays out
+// all of its text on every change: seconds per key in a 1 MB document).
 //
-//   .editor            position: relative; grows with the text
-//     .editor-mirror   in flow, same font, padding and wrapping as the
-//                      textarea, text transparent: paints other users'
-//                      selections and comment highlights under the text,
-//                      and holds empty marker spans whose offsets give the
-//                      pixel position of any character index
-//     textarea         absolute over the mirror, transparent background:
-//                      the browser's own caret, selection, IME and paste
-//     .editor-overlay  absolute on top, pointer-events: none: other users'
-//                      carets with name flags
+//   .editor             position: relative
+//     .editor-content   contenteditable; one div.ln per line of the text
+//                       (an empty line holds a <br>)
+//     .editor-overlay   absolute on top, pointer-events: none: other users'
+//                       carets with name flags
 //
-// The textarea never scrolls (the mirror sizes it), so mirror and textarea
-// wrap lines identically and positions line up; the page scrolls instead.
+// Other users' selections and comment highlights are CSS custom
+// highlights (::highlight), which paint ranges without touching the DOM.
 //
-// Edits flow through the Doc (tandem.js): an input event is turned into one
-// UTF-16 splice (common prefix and suffix, with the caret deciding between
-// equal characters) and submitted; remote changes arrive as splices that
-// are applied to the textarea with the local selection moved through them.
+// The editor never lets the browser change the lines itself: every
+// beforeinput (typing, Enter, deleting, pasting, dropping) is turned into
+// a UTF-16 splice of the text and submitted to the Doc (tandem.js); every
+// change of the Doc, local or remote, reaches the lines as splices, and the
+// caret is put back (moved through remote changes, after local ones). An
+// input method composes in the DOM, which is then read back at
+// compositionend; remote changes wait meanwhile.
+//
+// For the app, the tests and the comment margin, the content element also
+// answers as a textarea would: value, selectionStart, selectionEnd,
+// selectionDirection, setSelectionRange and readOnly.
 
 import { h, tint, colorOf } from "./util.js";
+
+const highlights = globalThis.CSS?.highlights ?? null;
 
 export class Editor {
   /**
    * @param doc an open tandem.js Doc
-   * @param options.label accessible name of the text area
+   * @param options.label accessible name of the text
    * @param options.onLayout called after each render with (tops: Map of
    *   comment id → top in px, height) so the margin can follow
    * @param options.onCaretIn called with the comment id the caret is in (or null)
@@ -35,47 +41,48 @@ export class Editor {
     this.onLayout = onLayout ?? (() => {});
     this.onCaretIn = onCaretIn ?? (() => {});
     this.commentRanges = () => []; // returns [{id, from, to, active, resolved}] in code points
-    this.shown = ""; // the text the textarea shows, equal to doc.text between events
+    this.shown = ""; // the text the lines show, equal to doc.text between events
+    this.starts = [0]; // UTF-16 index in shown where each line starts
+    this.lines = []; // the div.ln of each line
     this.scheduled = false;
     this.composing = false;
-    this.deferred = []; // remote splices that arrived during a composition
+    this.deferred = []; // remote splices waiting for a composition to end
+    this.readOnly = true;
+    this.marks = []; // what render painted: [{kind: "comment"|"selection", id, from, to, text}] (UTF-16)
+    this.userStyles = new Map(); // colour → highlight name
 
-    this.mirror = h("div", { class: "editor-mirror", "aria-hidden": "true" });
-    this.textarea = h("textarea", {
-      class: "editor-input",
+    this.content = h("div", {
+      class: "editor-content",
       id: "editor-input",
+      role: "textbox",
+      "aria-multiline": "true",
       "aria-label": label ?? "Document text",
       spellcheck: "false",
       autocapitalize: "off",
-      readOnly: true,
-      placeholder: "Loading…",
+      translate: "no",
+      "data-placeholder": "Loading…",
     });
     this.overlay = h("div", { class: "editor-overlay", "aria-hidden": "true" });
-    this.root = h("div", { class: "editor", id: "editor", "data-state": "loading" }, this.mirror, this.textarea, this.overlay);
+    this.root = h("div", { class: "editor", id: "editor", "data-state": "loading" }, this.content, this.overlay);
+    this.textarea = this.content; // the name the app uses
+    this.shim();
+    this.setLines("");
 
-    const ta = this.textarea;
-    ta.addEventListener("input", () => this.onInput());
-    ta.addEventListener("keydown", (e) => this.onKeyDown(e));
-    ta.addEventListener("beforeinput", (e) => {
-      if (e.inputType === "historyUndo" || e.inputType === "historyRedo") {
-        e.preventDefault();
-        if (e.inputType === "historyUndo") this.undo();
-        else this.redo();
-      }
-    });
-    // While an IME composes, the textarea is left alone: remote changes
-    // wait in deferred and are merged when the composition ends.
-    ta.addEventListener("compositionstart", () => (this.composing = true));
-    ta.addEventListener("compositionend", () => {
+    const el = this.content;
+    el.addEventListener("beforeinput", (e) => this.onBeforeInput(e));
+    el.addEventListener("input", (e) => this.onInput(e));
+    el.addEventListener("keydown", (e) => this.onKeyDown(e));
+    el.addEventListener("copy", (e) => this.onCopy(e, false));
+    el.addEventListener("cut", (e) => this.onCopy(e, true));
+    el.addEventListener("paste", (e) => this.onPaste(e));
+    el.addEventListener("compositionstart", () => (this.composing = true));
+    el.addEventListener("compositionend", () => {
       this.composing = false;
       this.endComposition();
     });
-    ta.addEventListener("scroll", () => {
-      if (ta.scrollTop !== 0) ta.scrollTop = 0; // the mirror sizes it: it never scrolls
-    });
-    for (const ev of ["select", "keyup", "mouseup", "focus"]) ta.addEventListener(ev, () => this.syncSelection());
+    for (const ev of ["keyup", "mouseup", "focus"]) el.addEventListener(ev, () => this.syncSelection());
     this.onSelectionChange = () => {
-      if (document.activeElement === ta) this.syncSelection();
+      if (this.root.contains(document.activeElement)) this.syncSelection();
     };
     document.addEventListener("selectionchange", this.onSelectionChange);
 
@@ -93,68 +100,283 @@ export class Editor {
     if (doc.loaded) this.load();
   }
 
+  // shim gives the content element a textarea's value and selection API.
+  shim() {
+    const ed = this;
+    Object.defineProperties(this.content, {
+      value: { get: () => (ed.composing ? ed.domText() : ed.shown), configurable: true },
+      selectionStart: { get: () => ed.domSelection().start, configurable: true },
+      selectionEnd: { get: () => ed.domSelection().end, configurable: true },
+      selectionDirection: { get: () => (ed.domSelection().backward ? "backward" : "forward"), configurable: true },
+      setSelectionRange: { value: (a, b, dir) => ed.select(dir === "backward" ? b : a, dir === "backward" ? a : b), configurable: true },
+      readOnly: {
+        get: () => ed.readOnly,
+        set: (v) => {
+          ed.readOnly = !!v;
+          ed.content.contentEditable = v ? "false" : plaintextOnly();
+          ed.content.setAttribute("aria-readonly", String(!!v));
+        },
+        configurable: true,
+      },
+    });
+  }
+
   /** destroy removes listeners; the caller removes the element. */
   destroy() {
     for (const off of this.offs) off();
     document.removeEventListener("selectionchange", this.onSelectionChange);
     this.resizeObserver.disconnect();
+    if (highlights) for (const name of [...highlights.keys()]) if (name.startsWith("tandem-")) highlights.delete(name);
   }
 
   // load shows the document's text once it is there (from the server or
   // from unsent edits kept in storage).
   load() {
-    const ta = this.textarea;
-    if (ta.value !== this.doc.text) this.replaceText(this.doc.text, []);
-    ta.readOnly = false;
-    ta.placeholder = "Start typing…";
+    if (this.shown !== this.doc.text) this.setLines(this.doc.text);
+    this.textarea.readOnly = false;
+    this.content.dataset.placeholder = "Start typing…";
     this.root.dataset.state = "ready";
     this.schedule();
   }
 
-  // ----- local edits
+  // ----- lines
 
-  onInput() {
-    if (this.composing) return; // sent at compositionend
-    const doc = this.doc;
-    if (!doc.loaded) return;
-    const ta = this.textarea;
-    const old = this.shown;
-    const now = ta.value;
-    if (old === now) return;
-    const [start, del, ins] = diffSplice(old, now, ta.selectionEnd);
-    try {
-      doc.spliceUTF16(start, del, ins);
-    } catch (err) {
-      // Should not happen; resynchronise the textarea from the document.
-      console.error("tandem editor:", err);
-      this.replaceText(doc.text, []);
+  // setLines rebuilds every line from text.
+  setLines(text) {
+    this.shown = text;
+    const parts = text.split("\n");
+    this.starts = new Array(parts.length);
+    let at = 0;
+    for (let i = 0; i < parts.length; i++) {
+      this.starts[i] = at;
+      at += parts[i].length + 1;
     }
-    this.shown = ta.value;
-    if (this.shown !== doc.text) this.replaceText(doc.text, []); // e.g. a lone surrogate became U+FFFD
-    this.schedule();
-    this.syncSelection();
+    this.lines = parts.map(makeLine);
+    this.content.replaceChildren(...this.lines);
+    this.content.toggleAttribute("data-empty", text === "");
   }
 
-  // endComposition submits what the IME typed. When remote changes came in
-  // meanwhile, the typed splice (against the text before them) is moved
-  // through them before it is submitted.
+  // lineOf returns the line holding UTF-16 index i (the last line whose
+  // start is at or before i).
+  lineOf(i) {
+    const s = this.starts;
+    let lo = 0;
+    let hi = s.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (s[mid] <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  lineText(n) {
+    const end = n + 1 < this.starts.length ? this.starts[n + 1] - 1 : this.shown.length;
+    return this.shown.slice(this.starts[n], end);
+  }
+
+  // splice changes the shown text and only the lines it touches: deletes
+  // count UTF-16 units at index and inserts text.
+  splice(index, count, text) {
+    const la = this.lineOf(index);
+    const lb = this.lineOf(index + count);
+    const a = this.lineText(la);
+    const b = this.lineText(lb);
+    const merged = a.slice(0, index - this.starts[la]) + text + b.slice(index + count - this.starts[lb]);
+    const parts = merged.split("\n");
+    this.shown = this.shown.slice(0, index) + text + this.shown.slice(index + count);
+    // Reuse line la's element; replace the others.
+    setLine(this.lines[la], parts[0]);
+    const added = parts.slice(1).map(makeLine);
+    for (let k = la + 1; k <= lb; k++) this.lines[k].remove();
+    if (added.length) this.lines[la].after(...added);
+    this.lines.splice(la + 1, lb - la, ...added);
+    const starts = new Array(parts.length);
+    let at = this.starts[la];
+    for (let k = 0; k < parts.length; k++) {
+      starts[k] = at;
+      at += parts[k].length + 1;
+    }
+    const d = text.length - count;
+    const rest = this.starts.slice(lb + 1);
+    for (let k = 0; k < rest.length; k++) rest[k] += d;
+    this.starts.length = la;
+    for (const x of starts) this.starts.push(x);
+    for (const x of rest) this.starts.push(x);
+    this.content.toggleAttribute("data-empty", this.shown === "");
+  }
+
+  // domText reads the text the lines show (an input method may have
+  // changed them).
+  domText() {
+    return this.lines.map((l) => l.textContent).join("\n");
+  }
+
+  // ----- positions: UTF-16 index ↔ DOM point
+
+  // point returns the DOM point [node, offset] of UTF-16 index i.
+  point(i) {
+    i = Math.max(0, Math.min(i, this.shown.length));
+    const n = this.lineOf(i);
+    const el = this.lines[n];
+    const off = i - this.starts[n];
+    const t = el.firstChild;
+    if (t && t.nodeType === 3) return [t, Math.min(off, t.length)];
+    return [el, 0];
+  }
+
+  // index returns the UTF-16 index of a DOM point, or null outside the text.
+  index(node, offset) {
+    const c = this.content;
+    if (node === c) {
+      if (offset >= this.lines.length) return this.shown.length;
+      return this.starts[offset];
+    }
+    if (!c.contains(node)) return null;
+    let el = node.nodeType === 3 ? node.parentNode : node;
+    while (el && el.parentNode !== c) el = el.parentNode;
+    const n = this.lines.indexOf(el);
+    if (n < 0) return null;
+    const len = this.lineText(n).length;
+    if (node.nodeType === 3) {
+      // The line's own text node, or one an input method added.
+      let off = 0;
+      for (let ch = el.firstChild; ch && ch !== node; ch = ch.nextSibling) off += ch.textContent.length;
+      return this.starts[n] + Math.min(off + offset, len);
+    }
+    return this.starts[n] + (node === el && offset === 0 ? 0 : len);
+  }
+
+  // domCaret returns the caret's UTF-16 index in domText (the lines as the
+  // browser left them), or null when it is not in the text.
+  domCaret() {
+    const sel = document.getSelection();
+    if (!sel || sel.rangeCount === 0) return null;
+    const node = sel.focusNode;
+    let el = node?.nodeType === 3 ? node.parentNode : node;
+    while (el && el.parentNode !== this.content) el = el.parentNode;
+    const n = this.lines.indexOf(el);
+    if (n < 0) return null;
+    let at = 0;
+    for (let k = 0; k < n; k++) at += this.lines[k].textContent.length + 1;
+    if (node.nodeType !== 3) return at + (sel.focusOffset === 0 ? 0 : el.textContent.length);
+    for (let ch = el.firstChild; ch && ch !== node; ch = ch.nextSibling) at += ch.textContent.length;
+    return at + sel.focusOffset;
+  }
+
+  // domSelection returns the selection in UTF-16 indices.
+  domSelection() {
+    const sel = document.getSelection();
+    if (!sel || sel.rangeCount === 0) return { start: 0, end: 0, anchor: 0, head: 0, backward: false, inside: false };
+    const anchor = this.index(sel.anchorNode, sel.anchorOffset);
+    const head = this.index(sel.focusNode, sel.focusOffset);
+    if (anchor === null || head === null) return { start: 0, end: 0, anchor: 0, head: 0, backward: false, inside: false };
+    return { start: Math.min(anchor, head), end: Math.max(anchor, head), anchor, head, backward: head < anchor, inside: true };
+  }
+
+  // select sets the selection (UTF-16 indices) and focuses the text.
+  select(anchor, head) {
+    const sel = document.getSelection();
+    const [an, ao] = this.point(anchor);
+    const [hn, ho] = this.point(head);
+    if (document.activeElement !== this.content) this.content.focus({ preventScroll: true });
+    sel.setBaseAndExtent(an, ao, hn, ho);
+  }
+
+  // ----- local edits
+
+  onBeforeInput(e) {
+    const t = e.inputType;
+    if (t === "historyUndo" || t === "historyRedo") {
+      e.preventDefault();
+      if (t === "historyUndo") this.undo();
+      else this.redo();
+      return;
+    }
+    if (t === "insertCompositionText" || this.composing) return; // read back at compositionend
+    e.preventDefault();
+    if (this.readOnly || !this.doc.loaded) return;
+    const sel = this.domSelection();
+    let from = sel.start;
+    let to = sel.end;
+    let text = "";
+    const targets = e.getTargetRanges?.() ?? [];
+    const target = () => {
+      if (targets.length === 0) return false;
+      const r = targets[0];
+      const a = this.index(r.startContainer, r.startOffset);
+      const b = this.index(r.endContainer, r.endOffset);
+      if (a === null || b === null) return false;
+      [from, to] = [Math.min(a, b), Math.max(a, b)];
+      return true;
+    };
+    if (t.startsWith("delete")) {
+      if (!target() || (from === to && sel.start === sel.end)) {
+        // No target range: a character (both halves of a pair).
+        if (from === to) {
+          const s = this.shown;
+          if (t.endsWith("Backward") && from > 0) from -= from > 1 && isLow(s.charCodeAt(from - 1)) && isHigh(s.charCodeAt(from - 2)) ? 2 : 1;
+          else if (!t.endsWith("Backward") && to < s.length) to += isHigh(s.charCodeAt(to)) && isLow(s.charCodeAt(to + 1)) ? 2 : 1;
+        }
+      }
+    } else if (t === "insertLineBreak" || t === "insertParagraph") text = "\n";
+    else if (t === "insertText" || t === "insertReplacementText" || t === "insertFromPaste" || t === "insertFromDrop" || t === "insertFromYank") {
+      text = e.data ?? e.dataTransfer?.getData("text/plain") ?? "";
+      if (t === "insertReplacementText" || t === "insertFromDrop") target();
+    } else return; // formatting and the like: plain text has none
+    this.edit(from, to, text.replace(/\r\n?/g, "\n"));
+  }
+
+  // edit replaces [from, to) (UTF-16) with text as a local edit; the change
+  // comes back through onChange, which puts the caret after it.
+  edit(from, to, text) {
+    if (from === to && text === "") return;
+    try {
+      this.doc.spliceUTF16(from, to - from, text);
+    } catch (err) {
+      console.error("tandem editor:", err);
+      this.setLines(this.doc.text);
+    }
+  }
+
+  // onInput catches a change the browser made to the lines without a
+  // cancelable beforeinput (some input methods): it is read back.
+  onInput() {
+    if (this.composing) return;
+    if (this.domText() !== this.shown) this.readBack([]);
+  }
+
+  // endComposition submits what the input method typed. When remote
+  // changes came in meanwhile, the typed splice (against the text before
+  // them) is moved through them before it is submitted.
   endComposition() {
     const splices = this.deferred;
     this.deferred = [];
-    if (splices.length === 0) return this.onInput();
-    const ta = this.textarea;
-    const [start, del, ins] = diffSplice(this.shown, ta.value, ta.selectionEnd);
+    this.readBack(splices);
+  }
+
+  // readBack turns what the browser wrote into the lines into a splice of
+  // the shown text, puts the lines back as they were, applies the remote
+  // splices that waited, and submits the splice moved through them.
+  readBack(splices) {
+    const now = this.domText();
+    const old = this.shown;
+    const caretIndex = this.domCaret() ?? now.length;
+    this.setLines(old);
+    for (const sp of splices) this.splice(sp.index, sp.deleteCount, sp.text);
+    if (now === old) {
+      this.schedule();
+      return;
+    }
+    const [start, del, ins] = diffSplice(old, now, caretIndex);
     let a = start;
     let b = start + del;
     for (const sp of splices) {
       a = mapIndex(a, sp);
       b = mapIndex(b, sp);
     }
-    b = Math.max(a, b);
-    if (b > a || ins) this.doc.spliceUTF16(a, b - a, ins);
-    this.replaceText(this.doc.text, [], a + ins.length);
+    this.edit(a, Math.max(a, b), ins);
     this.schedule();
-    this.syncSelection();
   }
 
   onKeyDown(e) {
@@ -170,6 +392,24 @@ export class Editor {
     }
   }
 
+  // onCopy puts the selected text on the clipboard exactly (line breaks
+  // as \n); a cut then deletes it as an edit.
+  onCopy(e, cut) {
+    const sel = this.domSelection();
+    if (!sel.inside || sel.start === sel.end) return;
+    e.preventDefault();
+    e.clipboardData.setData("text/plain", this.shown.slice(sel.start, sel.end));
+    if (cut && !this.readOnly) this.edit(sel.start, sel.end, "");
+  }
+
+  onPaste(e) {
+    e.preventDefault();
+    if (this.readOnly || !this.doc.loaded) return;
+    const text = e.clipboardData?.getData("text/plain") ?? "";
+    const sel = this.domSelection();
+    this.edit(sel.start, sel.end, text.replace(/\r\n?/g, "\n"));
+  }
+
   /** undo undoes this user's last edit (others' edits stay). */
   undo() {
     return this.doc.loaded && this.doc.undo();
@@ -182,64 +422,47 @@ export class Editor {
   // ----- changes from the document
 
   onChange(e) {
-    const ta = this.textarea;
     if (this.composing && e.origin !== "local") {
       this.deferred.push(...e.splices);
       return;
     }
-    if (e.origin === "local") {
-      if (ta.value !== this.doc.text) this.replaceText(this.doc.text, []);
-      this.shown = this.doc.text;
-      this.schedule();
-      return;
-    }
-    if (e.origin === "undo" || e.origin === "redo") {
+    const local = e.origin === "local" || e.origin === "undo" || e.origin === "redo";
+    const focused = document.activeElement === this.content;
+    const sel = this.domSelection();
+    for (const sp of e.splices) this.splice(sp.index, sp.deleteCount, sp.text);
+    if (local) {
       const last = e.splices[e.splices.length - 1];
-      this.replaceText(this.doc.text, e.splices, last ? last.index + last.text.length : null);
+      if (last) this.select(last.index + last.text.length, last.index + last.text.length);
       this.syncSelection();
-    } else {
-      this.replaceText(this.doc.text, e.splices);
+    } else if (focused && sel.inside) {
+      // Someone else's change: the caret stays on its text.
+      let { anchor, head } = sel;
+      for (const sp of e.splices) {
+        anchor = mapIndex(anchor, sp);
+        head = mapIndex(head, sp);
+      }
+      this.select(anchor, head);
     }
+    if (this.shown !== this.doc.text) this.setLines(this.doc.text); // should not happen
     this.schedule();
-  }
-
-  // replaceText sets the textarea to text, moving its selection through
-  // splices (sequential UTF-16 changes), or to caret when given.
-  replaceText(text, splices, caret = null) {
-    const ta = this.textarea;
-    let s = ta.selectionStart;
-    let en = ta.selectionEnd;
-    const dir = ta.selectionDirection;
-    for (const sp of splices) {
-      s = mapIndex(s, sp);
-      en = mapIndex(en, sp);
-    }
-    if (caret != null) s = en = caret;
-    const focused = document.activeElement === ta;
-    ta.value = text;
-    this.shown = text;
-    s = Math.min(s, text.length);
-    en = Math.min(en, text.length);
-    if (focused || caret != null) ta.setSelectionRange(s, en, dir);
-    else ta.setSelectionRange(s, en);
   }
 
   // ----- selection
 
-  /** selection returns the textarea's selection in code points: {anchor, head}. */
+  /** selection returns the selection in code points: {anchor, head}. */
   selection() {
-    const ta = this.textarea;
-    const s = this.doc.fromUTF16(ta.selectionStart);
-    const e = this.doc.fromUTF16(ta.selectionEnd);
-    return ta.selectionDirection === "backward" ? { anchor: e, head: s } : { anchor: s, head: e };
+    const s = this.domSelection();
+    return { anchor: this.doc.fromUTF16(s.anchor), head: this.doc.fromUTF16(s.head) };
   }
 
   syncSelection() {
     const doc = this.doc;
-    if (!doc.loaded || this.textarea.value !== doc.text) return;
-    const sel = this.selection();
+    if (!doc.loaded || this.composing || this.shown !== doc.text) return;
+    const dom = this.domSelection();
+    if (!dom.inside) return;
+    const sel = { anchor: doc.fromUTF16(dom.anchor), head: doc.fromUTF16(dom.head) };
     // The document moves its copy of our selection through remote edits as
-    // the textarea does, so this sends only when the user moved it.
+    // the lines do, so this sends only when the user moved it.
     const cur = doc.selection?.[0];
     if (!cur || cur.anchor !== sel.anchor || cur.head !== sel.head) doc.setSelection([sel]);
     const at = Math.min(sel.anchor, sel.head);
@@ -259,84 +482,86 @@ export class Editor {
 
   // ----- rendering
 
+  // schedule renders before the next frame: changes in between cost one
+  // render and one layout.
   schedule() {
     if (this.scheduled) return;
     this.scheduled = true;
-    queueMicrotask(() => {
+    const run = () => {
+      if (!this.scheduled) return;
       this.scheduled = false;
       this.render();
-    });
+    };
+    requestAnimationFrame(run);
+    setTimeout(run, 200); // a hidden page has no frames
   }
 
-  // render rebuilds the mirror (highlights and markers) and the carets.
+  // range returns a StaticRange over UTF-16 [from, to).
+  range(from, to) {
+    const [sn, so] = this.point(from);
+    const [en, eo] = this.point(to);
+    return new StaticRange({ startContainer: sn, startOffset: so, endContainer: en, endOffset: eo });
+  }
+
+  // highlightName returns the ::highlight name painting a colour, making
+  // its style rule the first time.
+  highlightName(color) {
+    let name = this.userStyles.get(color);
+    if (!name) {
+      name = `tandem-sel-${this.userStyles.size}`;
+      this.userStyles.set(color, name);
+      const style = document.createElement("style");
+      style.textContent = `::highlight(${name}) { background-color: ${tint(color, 0.28)}; }`;
+      document.head.append(style);
+    }
+    return name;
+  }
+
+  // render paints the others' selections, the comments and the carets:
+  // work in proportion to them, not to the text.
   render() {
     const doc = this.doc;
     const text = this.shown;
     const u = (cp) => (cp <= 0 ? 0 : doc.text === text ? doc.toUTF16(cp) : Math.min(cp, text.length));
-    const sels = []; // {from, to, color}
-    const carets = []; // {index, user, clientId}
+    const marks = [];
+    const carets = []; // {index, user, color, clientId}
     for (const c of doc.cursors.values()) {
       const user = c.user ?? doc.members.get(c.clientId)?.user ?? { id: c.clientId, name: "someone" };
       const color = user.color ?? colorOf(user.id);
       for (const r of c.ranges) {
         const a = u(r.anchor);
         const hd = u(r.head);
-        if (a !== hd) sels.push({ from: Math.min(a, hd), to: Math.max(a, hd), color });
+        if (a !== hd) marks.push({ kind: "selection", id: c.clientId, color, from: Math.min(a, hd), to: Math.max(a, hd) });
         carets.push({ index: hd, user, color, clientId: c.clientId });
       }
     }
-    const marks = this.commentRanges()
+    const comments = this.commentRanges()
       .filter((c) => !c.resolved)
-      .map((c) => ({ id: c.id, from: u(c.from), to: u(c.to), active: c.active }));
+      .map((c) => ({ kind: "comment", id: c.id, from: u(c.from), to: u(c.to), active: c.active }));
+    marks.push(...comments);
+    for (const m of marks) m.text = text.slice(m.from, m.to);
+    this.marks = marks;
 
-    const points = new Set([0, text.length]);
-    const markerAt = new Set();
-    for (const s of sels) points.add(s.from).add(s.to);
-    for (const m of marks) {
-      points.add(m.from).add(m.to);
-      markerAt.add(m.from);
-    }
-    for (const c of carets) {
-      points.add(c.index);
-      markerAt.add(c.index);
-    }
-    const sorted = [...points].filter((p) => p >= 0 && p <= text.length).sort((a, b) => a - b);
-
-    const frag = document.createDocumentFragment();
-    const markers = new Map();
-    for (let i = 0; i < sorted.length; i++) {
-      const p = sorted[i];
-      if (markerAt.has(p)) {
-        const m = h("span", { class: "marker" });
-        markers.set(p, m);
-        frag.append(m);
+    if (highlights) {
+      const groups = new Map(); // highlight name → ranges
+      const add = (name, r) => (groups.get(name) ?? groups.set(name, []).get(name)).push(r);
+      for (const m of marks) {
+        if (m.from === m.to) continue;
+        const r = this.range(m.from, m.to);
+        if (m.kind === "selection") add(this.highlightName(m.color), r);
+        else add(m.active ? "tandem-comment-active" : "tandem-comment", r);
       }
-      const next = sorted[i + 1];
-      if (next === undefined || next === p) continue;
-      const seg = text.slice(p, next);
-      const sel = sels.find((s) => s.from <= p && next <= s.to);
-      const cms = marks.filter((m) => m.from <= p && next <= m.to);
-      if (!sel && cms.length === 0) {
-        frag.append(seg);
-        continue;
-      }
-      const span = h("span", { class: cms.length ? "hl comment-hl" : "hl" }, seg);
-      if (cms.length) {
-        span.dataset.comments = cms.map((m) => m.id).join(" ");
-        if (cms.some((m) => m.active)) span.classList.add("active");
-      }
-      if (sel) span.style.backgroundColor = tint(sel.color, 0.28);
-      frag.append(span);
+      for (const name of [...highlights.keys()]) if (name.startsWith("tandem-") && !groups.has(name)) highlights.delete(name);
+      for (const [name, ranges] of groups) highlights.set(name, new Highlight(...ranges));
     }
-    frag.append("\u200b\n\u200b"); // a trailing newline still gets its line, plus room to grow
-    this.mirror.replaceChildren(frag);
 
     // Carets and their name flags.
-    const lh = parseFloat(getComputedStyle(this.mirror).lineHeight) || 24;
-    const pos = (p) => {
-      const m = markers.get(p);
-      if (!m) return null;
-      return { top: m.offsetTop + m.offsetHeight / 2 - lh / 2, left: m.offsetLeft };
+    const box = this.root.getBoundingClientRect();
+    const lh = parseFloat(getComputedStyle(this.content).lineHeight) || 24;
+    const pos = (i) => {
+      const rect = this.caretRect(i);
+      if (!rect) return null;
+      return { top: rect.top - box.top + rect.height / 2 - lh / 2, left: rect.left - box.left };
     };
     const layer = document.createDocumentFragment();
     for (const c of carets) {
@@ -357,15 +582,31 @@ export class Editor {
       );
     }
     this.overlay.replaceChildren(layer);
-    if (this.textarea.scrollTop !== 0) this.textarea.scrollTop = 0;
 
     const tops = new Map();
-    for (const m of marks) {
+    for (const m of comments) {
       const at = pos(m.from);
       if (at) tops.set(m.id, at.top);
     }
     this.updateState();
     this.onLayout(tops, this.root.offsetHeight);
+  }
+
+  // caretRect returns the client rectangle of a caret at UTF-16 index i.
+  caretRect(i) {
+    const [node, off] = this.point(i);
+    const r = document.createRange();
+    r.setStart(node, off);
+    r.collapse(true);
+    let rect = r.getClientRects()[0];
+    if (!rect) {
+      // An empty line: its box.
+      const el = node.nodeType === 3 ? node.parentNode : node;
+      const b = el.getBoundingClientRect();
+      const pad = parseFloat(getComputedStyle(el).paddingLeft) || 0;
+      rect = { left: b.left + pad, top: b.top, height: b.height };
+    }
+    return rect;
   }
 
   // updateState exposes the server version and whether edits are pending
@@ -374,6 +615,31 @@ export class Editor {
     this.root.dataset.version = String(this.doc.version);
     this.root.dataset.pending = String(this.doc.pending);
   }
+}
+
+// makeLine returns the element of one line of text.
+function makeLine(text) {
+  const el = document.createElement("div");
+  el.className = "ln";
+  setLine(el, text);
+  return el;
+}
+
+function setLine(el, text) {
+  const t = el.firstChild;
+  if (text === "") {
+    if (!(t && t.nodeName === "BR" && !t.nextSibling)) el.replaceChildren(document.createElement("br"));
+  } else if (t && t.nodeType === 3 && !t.nextSibling) {
+    if (t.data !== text) t.data = text;
+  } else el.replaceChildren(document.createTextNode(text));
+}
+
+// plaintextOnly is the contentEditable value for plain text where the
+// browser knows it.
+function plaintextOnly() {
+  const d = document.createElement("div");
+  d.contentEditable = "plaintext-only";
+  return d.contentEditable === "plaintext-only" ? "plaintext-only" : "true";
 }
 
 // mapIndex moves a UTF-16 index through one splice. An index at the splice

@@ -68,6 +68,35 @@ export function transformIndex(op: Op, index: number, own: boolean): number;
 export function transformRange(op: Op, r: Range): Range;
 export function transformSelection(op: Op, s: Selection, own: boolean): Selection;
 
+// ---------------------------------------------------------------------------
+// Sizes on the wire
+
+/** The server's size limits (Client.limits). */
+export interface Limits {
+  /** The largest frame the server reads, JSON-encoded, in bytes. */
+  maxFrameBytes: number;
+  /** The most UTF-8 bytes one op may insert. */
+  maxOpBytes: number;
+  /** The longest document, in code points; null when the server does not say. */
+  maxDocLen: number | null;
+}
+
+/** The limits assumed when the server names none: 64 KiB for both byte limits. */
+export const DEFAULT_LIMITS: Readonly<Limits>;
+/** The number of bytes s takes in UTF-8. */
+export function utf8Length(s: string): number;
+/** The number of bytes op takes as JSON.stringify writes it, in UTF-8. */
+export function opJSONLength(op: Op): number;
+/** Budgets of one op: UTF-8 bytes inserted, bytes of its JSON. */
+export interface SplitLimits {
+  maxInsertBytes: number;
+  maxJSONBytes: number;
+}
+/** Cuts op into a head that fits limits and the rest (null when op fits); head then rest does what op does. */
+export function splitHead(op: Op, limits: SplitLimits): [Op, Op | null];
+/** Cuts op into ops that each fit limits, to be applied one after the other. */
+export function splitOp(op: Op, limits: SplitLimits): Op[];
+
 /** The OT functions as one namespace. */
 export const ot: Readonly<{
   OpBuilder: typeof OpBuilder;
@@ -113,6 +142,8 @@ export class TandemError extends Error {
   constructor(code: ErrorCode, message?: string, frame?: ErrorFrame);
   code: ErrorCode;
   frame?: ErrorFrame;
+  /** On a document's error for an edit the server refused for good: the ops rolled back. */
+  ops?: Op[];
 }
 
 export interface ErrorFrame {
@@ -209,6 +240,8 @@ export class Client implements Emitter<ClientEvents> {
   /** This connection's id; null before the first connected. */
   readonly clientId: string | null;
   readonly user: User | null;
+  /** The server's size limits, from its connected frame (the defaults until then). */
+  readonly limits: Limits;
   readonly storage: StorageLike | null;
   readonly storagePrefix: string;
   on<K extends keyof ClientEvents>(event: K, fn: ClientEvents[K]): () => void;
@@ -336,7 +369,8 @@ export interface ChangeEvent {
   /** The op as applied to the local text, in code points. */
   op: Op;
   local: boolean;
-  origin: "local" | "undo" | "redo" | "remote" | "reset";
+  /** rejected: a local edit the server refused for good, taken back. */
+  origin: "local" | "undo" | "redo" | "remote" | "reset" | "rejected";
   /** The same change in UTF-16 indices. */
   splices: Splice[];
   /** The server version the local text is based on after the change. */
@@ -355,8 +389,11 @@ export interface RemoteCursor {
 }
 
 export interface ResetEvent {
-  /** history: the server no longer has the ops since our version; rejected: it refused our op; gap: it skipped versions. */
-  reason: "history" | "rejected" | "gap";
+  /**
+   * history: the server no longer has the ops since our version; rejected: it refused our op; gap: it skipped versions;
+   * epoch: the document was deleted and created again (the edits pending against the old one are lost).
+   */
+  reason: "history" | "rejected" | "gap" | "epoch";
   error?: TandemError;
   /** The unacknowledged edits given up (they may or may not have landed). */
   lost: { op: Op; uid: string }[];
@@ -386,6 +423,8 @@ export interface Doc extends Emitter<DocEvents> {
   readonly length: number;
   /** The server version the local text is based on. */
   readonly version: number;
+  /** The incarnation of the document `version` belongs to ("" until known); it changes when the document is deleted and created again. */
+  readonly epoch: string;
   readonly loaded: boolean;
   readonly closed: boolean;
   readonly state: "synchronized" | "awaiting" | "awaitingWithBuffer";

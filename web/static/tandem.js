@@ -520,6 +520,144 @@ function minimalOp(a, b) {
   return splice(codePointLength(a.slice(0, p)), codePointLength(a.slice(p, a.length - s)), ins);
 }
 
+// ---------------------------------------------------------------------------
+// Sizes on the wire: splitting a large edit into ops the server accepts
+
+/** The limits assumed when the server's connected frame names none. */
+export const DEFAULT_LIMITS = Object.freeze({ maxFrameBytes: 65536, maxOpBytes: 65536, maxDocLen: null });
+
+// jsonCharBytes returns how many UTF-8 bytes JSON.stringify writes for the
+// UTF-16 unit c (a surrogate pair's two halves together count 4): quote,
+// backslash and \b \f \n \r \t take two, the other control characters six
+// (\u00XX), and the rest their UTF-8 length. Lone surrogates never occur
+// here: inserts are wellFormed.
+function jsonCharBytes(c) {
+  if (c < 0x20) return c === 8 || c === 9 || c === 10 || c === 12 || c === 13 ? 2 : 6;
+  if (c === 0x22 || c === 0x5c) return 2;
+  if (c < 0x80) return 1;
+  if (c < 0x800) return 2;
+  if (c >= 0xd800 && c <= 0xdfff) return 2; // half of a 4-byte pair
+  return 3;
+}
+
+/** Returns how many bytes s takes in UTF-8 (a lone surrogate as U+FFFD). */
+export function utf8Length(s) {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (isHigh(c) && i + 1 < s.length && isLow(s.charCodeAt(i + 1))) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/**
+ * Returns how many bytes op takes as JSON.stringify writes it, in UTF-8:
+ * what it adds to a frame.
+ */
+export function opJSONLength(op) {
+  let n = 2 + Math.max(op.length - 1, 0);
+  for (const c of op) {
+    if (typeof c === "number") n += String(c).length;
+    else {
+      n += 2;
+      for (let i = 0; i < c.length; i++) n += jsonCharBytes(c.charCodeAt(i));
+    }
+  }
+  return n;
+}
+
+/**
+ * Cuts op in two: a head that inserts at most maxInsertBytes of UTF-8 and
+ * takes at most maxJSONBytes as JSON, and the rest (null when op fits),
+ * such that applying the head and then the rest does what op does. The
+ * head always inserts or deletes something, whatever the limits, so that
+ * repeated cuts progress. A code point is never cut; op is canonical.
+ */
+export function splitHead(op, { maxInsertBytes, maxJSONBytes }) {
+  const b = new OpBuilder();
+  let json = 2; // brackets
+  let ins = 0;
+  let pos = 0; // the head's end, in the text the head produces
+  let taken = 0; // components in the head, for the commas
+  let changed = false; // the head inserts or deletes: it has made progress
+  for (let i = 0; i < op.length; i++) {
+    const c = op[i];
+    if (typeof c === "number") {
+      const cost = String(c).length + (taken > 0 ? 1 : 0);
+      if (changed && json + cost > maxJSONBytes) return cut(b, pos, op, i, null);
+      json += cost;
+      taken++;
+      if (c > 0) {
+        b.retain(c);
+        pos += c;
+      } else {
+        b.delete(-c);
+        changed = true;
+      }
+      continue;
+    }
+    // An insert: take as much as both budgets allow.
+    let cost = 2 + (taken > 0 ? 1 : 0);
+    let j = 0;
+    let cps = 0;
+    while (j < c.length) {
+      const u = c.charCodeAt(j);
+      const pair = isHigh(u) && j + 1 < c.length && isLow(c.charCodeAt(j + 1));
+      const w = pair ? 2 : 1;
+      const bytes = pair ? 4 : u < 0x80 ? 1 : u < 0x800 ? 2 : 3;
+      const jc = pair ? 4 : jsonCharBytes(u);
+      if ((changed || j > 0) && (json + cost + jc > maxJSONBytes || ins + bytes > maxInsertBytes)) break;
+      cost += jc;
+      ins += bytes;
+      j += w;
+      cps++;
+    }
+    if (j > 0) {
+      b.insert(c.slice(0, j));
+      json += cost;
+      taken++;
+      pos += cps;
+      changed = true;
+    }
+    if (j < c.length) return cut(b, pos, op, i, c.slice(j));
+  }
+  return [b.op(), null];
+}
+
+// cut finishes splitHead: the head built so far, and the rest of op from
+// component i on (its first part replaced by remainder when given), behind
+// a retain of the head's end.
+function cut(b, pos, op, i, remainder) {
+  const head = b.op();
+  const r = new OpBuilder().retain(pos);
+  if (remainder !== null) {
+    r.insert(remainder);
+    i++;
+  }
+  for (; i < op.length; i++) r._add(op[i]);
+  return [head, r.op()];
+}
+
+/**
+ * Cuts op into ops that each fit the limits of splitHead, to be applied
+ * one after the other.
+ */
+export function splitOp(op, limits) {
+  const out = [];
+  let rest = op;
+  while (rest !== null && !isNoop(rest)) {
+    const [head, next] = splitHead(rest, limits);
+    out.push(head);
+    rest = next;
+  }
+  return out;
+}
+
 /** The OT engine as one namespace, for those who prefer `ot.transform`. */
 export const ot = Object.freeze({
   OpBuilder,
@@ -636,6 +774,21 @@ function jwtExpiry(token) {
   }
 }
 
+// A connection must last this long (ms) for the reconnect backoff to start
+// again from its minimum.
+const STABLE_AFTER = 10000;
+
+// limitsOf reads the limits object of a connected frame; what it lacks
+// keeps its default.
+function limitsOf(l) {
+  const pos = (v, d) => (Number.isInteger(v) && v > 0 ? v : d);
+  return {
+    maxFrameBytes: pos(l?.max_frame_bytes, DEFAULT_LIMITS.maxFrameBytes),
+    maxOpBytes: pos(l?.max_op_bytes, DEFAULT_LIMITS.maxOpBytes),
+    maxDocLen: pos(l?.max_doc_len, DEFAULT_LIMITS.maxDocLen),
+  };
+}
+
 function wsURL(url) {
   const u = new URL(url, globalThis.location?.href);
   if (u.protocol === "http:") u.protocol = "ws:";
@@ -693,6 +846,12 @@ export class Client extends Emitter {
     this.clientId = null;
     /** Who the server says we are: {id, name, color}. */
     this.user = null;
+    /**
+     * The server's size limits from its connected frame (the defaults
+     * until then, and when it names none): {maxFrameBytes, maxOpBytes,
+     * maxDocLen}. Local edits are sent as ops that fit them.
+     */
+    this.limits = { ...DEFAULT_LIMITS };
     this._ws = null;
     this._live = false; // connected frame received on _ws
     this._closed = false;
@@ -711,11 +870,17 @@ export class Client extends Emitter {
     this._heartbeat = null;
     this._refreshTimer = null;
     this._retryTimer = null;
+    this._stableTimer = null;
     // In a browser, coming back online is worth a retry at once.
     this._onOnline = () => {
       if (this.status === "reconnecting" || this.status === "connecting") this.reconnect();
     };
     globalThis.addEventListener?.("online", this._onOnline);
+    // Before the page goes away, coalesced storage writes are made.
+    this._onPageHide = () => {
+      for (const doc of this._docs.values()) doc._flushStorage();
+    };
+    globalThis.addEventListener?.("pagehide", this._onPageHide);
     this._open();
   }
 
@@ -804,7 +969,14 @@ export class Client extends Emitter {
     this._live = true;
     this.clientId = reply.client_id;
     this.user = reply.user;
-    this._attempt = 0;
+    this.limits = limitsOf(reply.limits);
+    // The backoff starts again from its minimum only once the connection
+    // has lasted: a server that accepts and then closes (a connection cap,
+    // a close code this client does not know) is retried ever more slowly.
+    this._clearTimer(this._stableTimer);
+    this._stableTimer = this._setTimer(() => {
+      if (this._ws === ws && this._live) this._attempt = 0;
+    }, STABLE_AFTER);
     this._lastFrame = Date.now();
     this._pingEvery = Math.max(1, reply.ping_interval || 25) * 1000;
     this._startHeartbeat(ws);
@@ -939,6 +1111,7 @@ export class Client extends Emitter {
   _shutdown() {
     this._closed = true;
     globalThis.removeEventListener?.("online", this._onOnline);
+    globalThis.removeEventListener?.("pagehide", this._onPageHide);
     for (const t of this._timers) clearTimeout(t);
     this._timers.clear();
     clearInterval(this._heartbeat);
@@ -1374,8 +1547,12 @@ class Presence extends Emitter {
 // Documents
 
 const HISTORY = 256; // server ops kept to bring late cursors up to date
+// Refusals of an op that sending it again cannot cure: it is rolled back.
+const REFUSED = new Set(["too_large", "forbidden", "unauthorized", "not_found"]);
 const UNDO_LIMIT = 500; // undo steps kept; each remote op transforms them all
 const STORAGE_VERSION = 1;
+// Above this many UTF-16 units of server text, storage writes are coalesced.
+const PERSIST_AT_ONCE = 1 << 18;
 
 /**
  * Doc is an open document, kept in sync by the OT client state machine:
@@ -1384,7 +1561,8 @@ const STORAGE_VERSION = 1;
  *
  * Events: "change" ({op, local, origin, splices, user, clientId, uid,
  * version}), "ack", "synced", "cursors", "presence", "reset" (the text was
- * reloaded; unsent edits may be lost), "closed", "error".
+ * reloaded, or the document was deleted and created again: reason "epoch";
+ * unsent edits may be lost), "closed", "error".
  */
 class Doc extends Emitter {
   constructor(client, id, options) {
@@ -1395,6 +1573,8 @@ class Doc extends Emitter {
     this.text = "";
     /** The server version the local text is based on. */
     this.version = 0;
+    /** The incarnation of the document version belongs to ("" until known). */
+    this.epoch = "";
     /** Whether the text has been loaded (from the server or storage). */
     this.loaded = false;
     this.closed = false;
@@ -1418,6 +1598,8 @@ class Doc extends Emitter {
     this._history = []; // [{version, op, clientId}] as the server applied them
     this._syncWaiters = [];
     this._replaying = false; // applying the ops of an opened reply
+    this._retryDelay = 0; // backoff of op resends and reopens; reset by an ack
+    this._persistTimer = null; // a coalesced storage write (see _persist)
     this._resetReason = null; // set while a reset waits for its snapshot
     this._resetError = null;
     this._ready = deferred();
@@ -1488,6 +1670,7 @@ class Doc extends Emitter {
       this.text = text;
       this._length = codePointLength(text);
       this.version = saved.version | 0;
+      this.epoch = typeof saved.epoch === "string" ? saved.epoch : "";
       this._inflight = inflight ?? (buffer ? buffer : null);
       this._buffer = inflight ? buffer : null;
       this.loaded = true;
@@ -1502,7 +1685,32 @@ class Doc extends Emitter {
 
   // _persist keeps the pending edits, with the server text and version they
   // are based on, in storage; with nothing pending it removes the entry.
+  // Web storage writes are synchronous and cost in proportion to the entry:
+  // for a large document they are coalesced to one a second (and made at
+  // once when the page is hidden or the document closed), not one per op.
   _persist() {
+    if (!this._storage) return;
+    if (Math.max(this._serverText.length, this.text.length) > PERSIST_AT_ONCE) {
+      if (this._persistTimer == null) {
+        this._persistTimer = this.client._setTimer(() => {
+          this._persistTimer = null;
+          this._writeStorage();
+        }, 1000);
+      }
+      return;
+    }
+    this._writeStorage();
+  }
+
+  // _flushStorage makes a coalesced storage write now.
+  _flushStorage() {
+    if (this._persistTimer == null) return;
+    this.client._clearTimer(this._persistTimer);
+    this._persistTimer = null;
+    this._writeStorage();
+  }
+
+  _writeStorage() {
     const s = this._storage;
     if (!s) return;
     try {
@@ -1516,6 +1724,7 @@ class Doc extends Emitter {
           v: STORAGE_VERSION,
           doc: this.id,
           version: this.version,
+          epoch: this.epoch,
           text: this._serverText,
           inflight: this._inflight,
           buffer: this._buffer,
@@ -1533,7 +1742,12 @@ class Doc extends Emitter {
     if (this.closed || !this.client._live) return;
     const frame = { type: "open", doc: this.id };
     const withVersion = this.loaded && !this._resetReason;
-    if (withVersion) frame.version = this.version;
+    if (withVersion) {
+      frame.version = this.version;
+      // A version of a document since deleted and created again gets a
+      // snapshot marked reset instead of the new one's ops.
+      if (this.epoch) frame.epoch = this.epoch;
+    }
     this._opening = true;
     this.client._request(frame, (reply) => this._onOpenReply(reply, withVersion));
   }
@@ -1550,7 +1764,7 @@ class Doc extends Emitter {
         // History gone (compacted) or a version the server does not have.
         this._reset("history", err);
       } else if (f.code === "unavailable" || f.code === "internal" || f.code === "rate_limited") {
-        this.client._setTimer(() => this._reopen(), 1000);
+        this.client._setTimer(() => this._reopen(), this._nextRetry());
         this._emit("error", err);
       } else {
         this._emit("error", err);
@@ -1561,6 +1775,11 @@ class Doc extends Emitter {
   }
 
   _onSnapshot(f) {
+    if (f.reset && !this._resetReason) {
+      this._resetReason = "epoch";
+      this._resetError = new TandemError("reset", "the document was deleted and created again");
+    }
+    this.epoch = typeof f.epoch === "string" ? f.epoch : "";
     const old = this.text;
     const base = this._serverText;
     const lost = [this._inflight, this._buffer].filter(Boolean);
@@ -1593,6 +1812,7 @@ class Doc extends Emitter {
   }
 
   _onOpened(f) {
+    if (typeof f.epoch === "string" && f.epoch) this.epoch = f.epoch;
     this._open = true;
     this._replaying = true;
     try {
@@ -1643,6 +1863,7 @@ class Doc extends Emitter {
   }
 
   _onClientClosed() {
+    this._flushStorage();
     this._open = false;
     this._ready.reject(new TandemError("closed", "client closed"));
     for (const w of this._syncWaiters) w.reject(new TandemError("closed", "client closed"));
@@ -1650,6 +1871,7 @@ class Doc extends Emitter {
   }
 
   _closeLocal(reason) {
+    this._flushStorage();
     this.closed = true;
     this._open = false;
     if (this.client._docs.get(this.id) === this) this.client._docs.delete(this.id);
@@ -1746,7 +1968,7 @@ class Doc extends Emitter {
         // The server closed the document (its storage failed): reopen.
         this._open = false;
         this._emit("error", new TandemError(f.reason || "unavailable", "the server closed the document; reopening"));
-        this.client._setTimer(() => this._reopen(), 500);
+        this.client._setTimer(() => this._reopen(), this._nextRetry());
         return;
       case "unsubscribed":
         this._closeLocal(f.reason || "unsubscribed");
@@ -1771,6 +1993,7 @@ class Doc extends Emitter {
     this._serverText = apply(this._serverText, op);
     this._pushHistory(this.version, op, this.client.clientId);
     this.version++;
+    this._retryDelay = 0;
     this._inflight = this._buffer;
     this._buffer = null;
     this._persist();
@@ -1832,6 +2055,7 @@ class Doc extends Emitter {
 
   _sendInflight() {
     if (!this._open || !this.client._live || !this._inflight) return;
+    this._fitInflight();
     const inflight = this._inflight;
     this.client._request({ type: "op", doc: this.id, version: this.version, op: inflight.op, uid: inflight.uid }, (reply) => {
       if (reply.type === "ack") {
@@ -1842,16 +2066,84 @@ class Doc extends Emitter {
       if (reply.code === "rate_limited") {
         this.client._setTimer(() => {
           if (this._inflight === inflight) this._sendInflight();
-        }, 1000);
+        }, this._nextRetry());
       } else if (reply.code === "unavailable" || reply.code === "internal") {
         // The server closes the document and tells us; we reopen then.
         this._emit("error", errorOf(reply));
+      } else if (REFUSED.has(reply.code)) {
+        // The server will never take this op: take it back.
+        this._rollback(errorOf(reply));
       } else {
-        // The server will never take this op: start over from its text.
+        // bad_request, conflict: our idea of the server's text is wrong;
+        // start over from its text.
         this._emit("error", errorOf(reply));
         this._reset("rejected", errorOf(reply));
       }
     });
+  }
+
+  // _nextRetry returns the delay before the next resend or reopen after a
+  // transient failure: 500 ms doubling to 30 s, with jitter, until an ack.
+  _nextRetry() {
+    this._retryDelay = Math.min(30000, this._retryDelay ? this._retryDelay * 2 : 500);
+    return Math.round(this._retryDelay / 2 + Math.random() * (this._retryDelay / 2));
+  }
+
+  // _fitInflight cuts the op in flight to the server's limits (an encoded
+  // frame under maxFrameBytes, inserts under maxOpBytes) before it is
+  // sent: the rest goes in front of the buffer, to be sent after its ack.
+  // An op that does not fit was never applied (the server refuses it
+  // whole), so its head may keep its uid.
+  _fitInflight() {
+    const lim = this.client.limits;
+    const inflight = this._inflight;
+    const frame = { id: Number.MAX_SAFE_INTEGER, type: "op", doc: this.id, version: Number.MAX_SAFE_INTEGER, op: [], uid: inflight.uid };
+    const limits = { maxInsertBytes: lim.maxOpBytes, maxJSONBytes: lim.maxFrameBytes - (utf8Length(JSON.stringify(frame)) - 2) };
+    // splitHead reads no further than the head: a fitting op is read once.
+    const [head, rest] = splitHead(inflight.op, limits);
+    if (rest === null) return;
+    inflight.op = head;
+    inflight.split = true; // the buffer starts with the rest of this edit
+    if (this._buffer) this._buffer.op = compose(rest, this._buffer.op);
+    else this._buffer = { op: rest, uid: this.client._newUid() };
+    this._persist();
+  }
+
+  // _rollback takes back the op in flight, which the server refused for
+  // good (too_large, forbidden, ...), and reports it once as an error: the
+  // local text becomes what the server has plus the edits made after it,
+  // moved over its undoing. When the op was the head of an edit cut in
+  // pieces, the rest of that edit (and what was typed after it meanwhile)
+  // is taken back too: it would be refused the same way.
+  _rollback(err) {
+    const inflight = this._inflight;
+    const dropped = [inflight.op];
+    let undo;
+    if (inflight.split && this._buffer) {
+      dropped.push(this._buffer.op);
+      undo = invert(compose(inflight.op, this._buffer.op), this._serverText);
+      this._buffer = null;
+    } else {
+      undo = invert(inflight.op, this._serverText);
+      if (this._buffer) [undo, this._buffer.op] = transform(undo, this._buffer.op);
+    }
+    this._inflight = null;
+    const { text, splices } = applyWithSplices(this.text, undo, true);
+    this.text = text;
+    this._length += delta(undo);
+    this._undo = transformStack(this._undo, undo);
+    this._redo = transformStack(this._redo, undo);
+    for (const c of this.cursors.values()) c.ranges = c.ranges.map((r) => transformSelection(undo, r, false));
+    if (this._selection) this._selection = this._selection.map((r) => transformSelection(undo, r, false));
+    this.comments._transform(undo);
+    if (this._buffer && !isNoop(this._buffer.op)) this._inflight = this._buffer;
+    this._buffer = null;
+    this._persist();
+    err.ops = dropped;
+    this._emit("change", { op: undo, local: true, origin: "rejected", splices, uid: inflight.uid, version: this.version });
+    this._emit("error", err);
+    if (this._inflight) this._sendInflight();
+    else this._checkSynced();
   }
 
   // ----- local edits
