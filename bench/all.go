@@ -32,6 +32,7 @@ func All(ctx context.Context, opts Options, report func(*Result, error) error) e
 			return Fanout(ctx, opts, FanoutConfig{Subscribers: 1000, Rate: 400, Duration: 5 * time.Second, PayloadBytes: 100})
 		},
 		func() (*Result, error) { return Idle(ctx, opts, IdleConfig{Conns: 2000}) },
+		func() (*Result, error) { return Presence(ctx, opts, PresenceConfig{Conns: 2000}) },
 	}
 	for _, step := range steps {
 		if err := report(step()); err != nil {

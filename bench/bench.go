@@ -146,10 +146,13 @@ type target struct {
 
 // benchNamespaces are what a started server adds for the scenarios: a
 // channel namespace without presence (fan-out to thousands) and without
-// client publish limits.
+// client publish limits, and one with full presence that never switches
+// to count mode.
 func benchNamespaces() map[string]server.NamespaceConfig {
 	return map[string]server.NamespaceConfig{
 		"bench": {HistorySize: 1000, HistoryAge: server.Duration(time.Hour), Presence: "off", ClientPublish: true},
+		// The presence scenario's rooms: full presence at any size.
+		presenceNamespace: {Presence: "full", PresenceCountAbove: -1, PresenceBatch: server.Duration(presenceWindow)},
 	}
 }
 

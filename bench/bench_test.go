@@ -111,3 +111,21 @@ func TestReport(t *testing.T) {
 		t.Errorf("missing trace: %v", err)
 	}
 }
+
+// TestPresenceScenario: 500 members join one full-presence channel, then
+// leave, rejoin and change their state at random; every member's view of
+// the room converges to the room (all members tracked, each reading the
+// whole list at the end). Bounded: the scenario's own waits are.
+func TestPresenceScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("500 connections")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	r, err := Presence(ctx, testOptions(t), PresenceConfig{Conns: 500, Churn: 200, Track: -1})
+	if r != nil {
+		t.Logf("notes: %v", r.Notes)
+	}
+	checkResult(t, r, err, "join_seconds", "presence_frames_per_member_mean")
+	t.Logf("%v", r.Figures)
+}

@@ -705,7 +705,8 @@ func (c *Client) Subscribe(ctx context.Context, channel string, handler func(Mes
 // with c.mu held.
 func (c *Client) subscribeFrameLocked(conn *wsConn, sub *Subscription) []byte {
 	id := c.nextID.Add(1)
-	req := proto.Request{ID: &id, Type: proto.TypeSubscribe, Channel: sub.channel}
+	// This client understands batched presence (Subscription.onPresence).
+	req := proto.Request{ID: &id, Type: proto.TypeSubscribe, Channel: sub.channel, PresenceBatch: true}
 	sub.mu.Lock()
 	if sub.positioned {
 		req.Since = &proto.Since{Offset: sub.last, Epoch: sub.epoch}

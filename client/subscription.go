@@ -40,13 +40,18 @@ func (m Message) Decode(v any) error { return json.Unmarshal(m.Data, v) }
 // PresenceEvent is a change in who is in a channel.
 type PresenceEvent struct {
 	Channel string
-	// Event is "join", "update", "leave" or (count-only namespaces)
-	// "count".
+	// Event is "join", "update", "leave", (count-only namespaces and
+	// channels in count mode) "count", or "mode". A batch of changes from
+	// the server reaches the callback as one event per change.
 	Event string
 	// Member is who joined, updated or left (zero for count).
 	Member proto.Member
-	// Count is the member count of a count event.
+	// Count is the member count of a count or mode event, and after a
+	// batch (or 0 when the server did not say).
 	Count int
+	// Mode is "count" or "full" in a mode event: the channel switched
+	// itself to count mode (members are not listed any more) or back.
+	Mode string
 }
 
 // Receipt is a user's read position in a channel.
@@ -90,6 +95,7 @@ type SubscribedEvent struct {
 type SubscribeOption func(*subOptions)
 
 type subOptions struct {
+	memberList     bool // read the whole member list of a large room
 	since          *proto.Since
 	onPresence     func(PresenceEvent)
 	onReceipt      func(Receipt)
@@ -103,6 +109,15 @@ type subOptions struct {
 // first. SubscribedEvent.Recovered tells whether all of them did.
 func WithSince(offset uint64, epoch string) SubscribeOption {
 	return func(o *subOptions) { o.since = &proto.Since{Offset: offset, Epoch: epoch} }
+}
+
+// WithoutMemberList keeps only the first page of a large room's members
+// (what subscribed carries) and the changes after it: Members is then
+// partial and MemberCount exact. By default the subscription reads the
+// rest of the list in the background (members requests), which costs a
+// room of N members N times N/100 requests when everyone joins.
+func WithoutMemberList() SubscribeOption {
+	return func(o *subOptions) { o.memberList = false }
 }
 
 // OnPresence sets the callback for presence events.
@@ -159,6 +174,9 @@ type Subscription struct {
 	// partial says members lists only part of a large room (subscribed
 	// carried its first page): memberCount then comes from the server.
 	partial bool
+	// fetching: a goroutine reads the member list; fetchWanted: read it
+	// (again).
+	fetching, fetchWanted bool
 }
 
 func newSubscription(c *Client, channel string, handler func(Message), opts []SubscribeOption) *Subscription {
@@ -170,6 +188,7 @@ func newSubscription(c *Client, channel string, handler func(Message), opts []Su
 		ready: make(chan struct{}), done: make(chan struct{}),
 		members: map[string]proto.Member{}, receipts: map[string]uint64{},
 	}
+	s.opts.memberList = true
 	for _, o := range opts {
 		o(&s.opts)
 	}
@@ -390,6 +409,7 @@ func (s *Subscription) applySubscribed(f *inbound, resumed bool) bool {
 		s.memberCount = *f.MemberCount
 	}
 	s.partial = f.MembersNext != ""
+	fetch := s.partial && s.opts.memberList
 	s.receipts = maps.Clone(f.Receipts)
 	if s.receipts == nil {
 		s.receipts = map[string]uint64{}
@@ -414,6 +434,9 @@ func (s *Subscription) applySubscribed(f *inbound, resumed bool) bool {
 	})
 	if first {
 		close(s.ready)
+	}
+	if fetch {
+		s.fetchMembersLater()
 	}
 	return true
 }
@@ -447,44 +470,130 @@ func (s *Subscription) onMessage(f *inbound) {
 	})
 }
 
+// onPresence applies a presence frame on the read goroutine: a single
+// event, a batch of them (the server coalesces a member's changes within
+// its batching window, so each is applied as it comes), a count, or a mode
+// change (count mode keeps no member list; back in full presence the
+// members are read anew, unless WithoutMemberList).
 func (s *Subscription) onPresence(f *inbound) {
-	ev := PresenceEvent{Channel: s.channel, Event: f.Event}
+	self := s.c.ClientID() // c.mu before s.mu
+	var evs []PresenceEvent
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
 		return
 	}
-	if f.Member != nil {
-		ev.Member = *f.Member
-		_, known := s.members[f.Member.ClientID]
-		switch f.Event {
-		case "join", "update":
-			s.members[f.Member.ClientID] = *f.Member
-			if s.partial && f.Event == "join" && !known {
-				s.memberCount++
+	fetch := false
+	switch f.Event {
+	case "batch":
+		for _, e := range f.Events {
+			s.applyLocked(e.Event, e.Member)
+			if e.Event == "join" && e.Member.ClientID == self {
+				continue // our own join: we know
 			}
-		case "leave":
-			delete(s.members, f.Member.ClientID)
-			if s.partial {
-				s.memberCount--
-			}
+			evs = append(evs, PresenceEvent{Channel: s.channel, Event: e.Event, Member: e.Member})
 		}
-		if !s.partial {
-			s.memberCount = len(s.members)
+	case "mode":
+		ev := PresenceEvent{Channel: s.channel, Event: f.Event, Mode: f.Mode}
+		if f.Count != nil {
+			ev.Count = *f.Count
 		}
+		s.partial = true
+		if f.Mode == "count" {
+			clear(s.members)
+		} else {
+			fetch = s.opts.memberList
+		}
+		evs = append(evs, ev)
+	default:
+		ev := PresenceEvent{Channel: s.channel, Event: f.Event}
+		if f.Member != nil {
+			ev.Member = *f.Member
+			s.applyLocked(f.Event, *f.Member)
+		}
+		evs = append(evs, ev)
 	}
 	if f.Count != nil {
-		ev.Count = *f.Count
+		for i := range evs {
+			evs[i].Count = *f.Count
+		}
 		s.memberCount = *f.Count
 	}
 	s.mu.Unlock()
-	if h := s.opts.onPresence; h != nil {
+	if fetch {
+		s.fetchMembersLater()
+	}
+	if h := s.opts.onPresence; h != nil && len(evs) > 0 {
 		s.c.cb.push(func() {
-			if s.live() {
+			for _, ev := range evs {
+				if !s.live() {
+					return
+				}
 				h(ev)
 			}
 		})
 	}
+}
+
+// applyLocked applies one join, update or leave to the member list. While
+// the list is partial (a large room), the count comes from the server, or
+// moves with joins of members not known and with leaves. Must be called
+// with s.mu held.
+func (s *Subscription) applyLocked(event string, m proto.Member) {
+	_, known := s.members[m.ClientID]
+	switch event {
+	case "join", "update":
+		s.members[m.ClientID] = m
+		if s.partial && event == "join" && !known {
+			s.memberCount++
+		}
+	case "leave":
+		delete(s.members, m.ClientID)
+		if s.partial {
+			s.memberCount--
+		}
+	}
+	if !s.partial {
+		s.memberCount = len(s.members)
+	}
+}
+
+// fetchMembersLater reads the whole member list in the background (see
+// FetchMembers); asked again while it runs, it reads it once more after.
+func (s *Subscription) fetchMembersLater() {
+	s.mu.Lock()
+	s.fetchWanted = true
+	if s.fetching {
+		s.mu.Unlock()
+		return
+	}
+	s.fetching = true
+	s.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-s.c.done:
+			case <-s.done:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		for {
+			s.mu.Lock()
+			if !s.fetchWanted || s.ended {
+				s.fetching = false
+				s.mu.Unlock()
+				return
+			}
+			s.fetchWanted = false
+			s.mu.Unlock()
+			if _, err := s.FetchMembers(ctx); err != nil && ctx.Err() == nil {
+				s.c.log.Debug().Err(err).Str("channel", s.channel).Msg("reading the member list")
+			}
+		}
+	}()
 }
 
 // onMembers applies a page of members on the read goroutine: it replaces

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -416,7 +418,9 @@ func TestLargePresenceStillJoins(t *testing.T) {
 	ts := startServer(t,
 		withLimits(func(l *server.LimitsConfig) { l.MaxQueueBytes = queue }),
 		withNamespace("room", server.NamespaceConfig{HistorySize: 100, Presence: "full", ClientPublish: true, MaxPayload: 16 << 10}))
-	ctx := ctxT(t)
+	// Generous: 40 clients set up on a machine that may be shared.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	const channel, members, history = "room:big", 40, 20
 	hub := ts.Server().Hub
 	data := json.RawMessage(`{"t":"` + strings.Repeat("<", 8000) + `"}`)
@@ -469,7 +473,7 @@ func TestLargePresenceStillJoins(t *testing.T) {
 	})
 	col := newCollector()
 	var first client.SubscribedEvent
-	nsub, err := newcomer.Subscribe(ctx, channel, col.handle, client.WithSince(0, ""),
+	nsub, err := newcomer.Subscribe(ctx, channel, col.handle, client.WithSince(0, ""), client.WithoutMemberList(),
 		client.OnSubscribed(func(e client.SubscribedEvent) { first = e }))
 	if err != nil {
 		t.Fatal(err)
@@ -503,4 +507,420 @@ func TestLargePresenceStillJoins(t *testing.T) {
 	if n := drops.Load(); n != 0 {
 		t.Fatalf("the newcomer's connection dropped %d times", n)
 	}
+}
+
+// presenceWatcher is a raw connection that keeps a channel's member list
+// from subscribed and presence frames, single or (if it asked) batched,
+// and counts the presence frames.
+type presenceWatcher struct {
+	mu      sync.Mutex
+	members map[string]string // client id → state
+	frames  int
+	err     error
+	closed  error // why the connection ended
+}
+
+func watchRaw(t *testing.T, url, channel string, batches bool) *presenceWatcher {
+	t.Helper()
+	r := connectRaw(t, url, "", "watcher")
+	req := map[string]any{"type": "subscribe", "channel": channel}
+	if batches {
+		req["presence_batch"] = true
+	}
+	f := r.request(req)
+	var s subscribedFrame
+	if err := json.Unmarshal([]byte(f.Raw), &s); err != nil || s.Type != proto.TypeSubscribed {
+		t.Fatalf("subscribe: %s", f.Raw)
+	}
+	if s.MembersNext != "" {
+		t.Fatal("watchRaw wants a room that fits one page")
+	}
+	w := &presenceWatcher{members: map[string]string{}}
+	for _, m := range s.Members {
+		w.members[m.ClientID] = string(m.State)
+	}
+	_ = r.ws.SetReadDeadline(time.Time{}) // request set one
+	go func() {
+		for {
+			_, data, err := r.ws.ReadMessage()
+			if err != nil {
+				w.mu.Lock()
+				w.closed = err
+				w.mu.Unlock()
+				return // the test ended
+			}
+			for _, line := range bytes.Split(data, []byte{'\n'}) {
+				var f struct {
+					Type   string                `json:"type"`
+					Event  string                `json:"event"`
+					Member *proto.Member         `json:"member"`
+					Events []proto.PresenceEvent `json:"events"`
+				}
+				if err := json.Unmarshal(line, &f); err != nil || f.Type != proto.TypePresence {
+					continue
+				}
+				w.mu.Lock()
+				w.frames++
+				events := f.Events
+				switch {
+				case f.Event == "batch" && batches:
+				case f.Event != "batch" && !batches && f.Member != nil:
+					events = []proto.PresenceEvent{{Event: f.Event, Member: *f.Member}}
+				default:
+					w.err = fmt.Errorf("unexpected presence frame %s", line)
+				}
+				for _, e := range events {
+					switch e.Event {
+					case "join", "update":
+						w.members[e.Member.ClientID] = string(e.Member.State)
+					case "leave":
+						delete(w.members, e.Member.ClientID)
+					default:
+						w.err = fmt.Errorf("unexpected presence event %s", line)
+					}
+				}
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+// snapshot returns the watcher's member list and frame count.
+func (w *presenceWatcher) snapshot(tb testing.TB) (map[string]string, int) {
+	tb.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		tb.Fatal(w.err)
+	}
+	return maps.Clone(w.members), w.frames
+}
+
+// TestPresenceBatches: a subscriber that asked for batches gets a burst of
+// joins in about one frame per batching window, and one that did not gets
+// one frame per join; both end with the same members. A member's updates
+// within a window reach the batch subscriber as one change.
+func TestPresenceBatches(t *testing.T) {
+	t.Parallel()
+	const window = 500 * time.Millisecond
+	ts := startServer(t, withNamespace("party", server.NamespaceConfig{Presence: "full", PresenceBatch: server.Duration(window)}))
+	ctx := ctxT(t)
+	const channel, joins = "party:now", 30
+	batched := watchRaw(t, ts.URL, channel, true)
+	singles := watchRaw(t, ts.URL, channel, false)
+	_, before := batched.snapshot(t)
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	subs := make([]*client.Subscription, joins)
+	for i := range joins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if subs[i], err = guest(t, ts.URL, fmt.Sprintf("g%02d", i)).Subscribe(ctx, channel, nil); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if t.Failed() {
+		return
+	}
+	want := map[string]string{}
+	for _, m := range ts.Server().Hub.Members(channel) {
+		want[m.ClientID] = string(m.State)
+	}
+	waitFor(t, 15*time.Second, "both watchers up to date", func() bool {
+		b, _ := batched.snapshot(t)
+		s, _ := singles.snapshot(t)
+		return maps.Equal(b, want) && maps.Equal(s, want)
+	})
+	_, frames := batched.snapshot(t)
+	_, single := singles.snapshot(t)
+	frames -= before
+	// At most one frame at once and one per window after it.
+	if bound := int(elapsed/window) + 2; frames > bound {
+		t.Errorf("the batch subscriber got %d presence frames for %d joins in %v; want at most %d", frames, joins, elapsed, bound)
+	}
+	if single < joins {
+		t.Errorf("the single-event subscriber got %d presence frames for %d joins", single, joins)
+	}
+	t.Logf("%d joins in %v: %d batch frames, %d single frames", joins, elapsed, frames, single)
+
+	// Five updates of one member sent in a burst: the batch subscriber sees
+	// at most two frames (one at once, the rest coalesced), ending at the
+	// last.
+	r := connectRaw(t, ts.URL, "", "burst")
+	subscribeRaw(t, r, channel, nil)
+	time.Sleep(window) // a quiet channel again
+	_, before = batched.snapshot(t)
+	for k := range 5 {
+		r.send(map[string]any{"type": "presence", "channel": channel, "state": map[string]int{"k": k}})
+	}
+	r.request(map[string]any{"type": "ping"})
+	id := ""
+	for _, m := range ts.Server().Hub.Members(channel) {
+		if m.User.ID == "burst" {
+			id = m.ClientID
+		}
+	}
+	waitFor(t, 15*time.Second, "the last update", func() bool {
+		b, _ := batched.snapshot(t)
+		return b[id] == `{"k":4}`
+	})
+	if _, after := batched.snapshot(t); after-before > 2 {
+		t.Errorf("five updates in a burst took %d batch frames, want at most 2", after-before)
+	}
+}
+
+// TestPresenceConverges: 120 Go clients (more than a page of members) join
+// one full-presence channel and then leave, rejoin and change their state
+// at random; at the end every member's view of the room (Go clients:
+// batches and pages; raw clients: single events) is the room as the server
+// has it. (internal/bench's TestPresenceScenario does the same with 500
+// light protocol clients.)
+func TestPresenceConverges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a load test")
+	}
+	t.Parallel()
+	ts := startServer(t, withNamespace("hall", server.NamespaceConfig{
+		Presence: "full", ClientPublish: true, PresenceBatch: server.Duration(50 * time.Millisecond)}))
+	// Bounded: the machine may be shared, and the clients make many round
+	// trips.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	hub := ts.Server().Hub
+	const channel, n, steps = "hall:big", 120, 240
+	watchers := []*presenceWatcher{watchRaw(t, ts.URL, channel, false), watchRaw(t, ts.URL, channel, true)}
+
+	clients := make([]*client.Client, n)
+	subs := make([]*client.Subscription, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			clients[i] = guest(t, ts.URL, fmt.Sprintf("m%03d", i))
+			sub, err := clients[i].Subscribe(ctx, channel, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			subs[i] = sub
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	t.Logf("%d members joined in %v", n, time.Since(start))
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	// Eight workers, each churning its own slice of the members.
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(w)))
+			for step := range steps / 8 {
+				i := w + 8*rng.IntN(n/8)
+				var err error
+				switch {
+				case subs[i] == nil:
+					subs[i], err = clients[i].Subscribe(ctx, channel, nil)
+				case rng.IntN(3) == 0:
+					err = subs[i].Unsubscribe(ctx)
+					subs[i] = nil
+				default:
+					err = subs[i].SetPresence(ctx, map[string]int{"w": w, "step": step})
+				}
+
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	truth := func() map[string]string {
+		out := map[string]string{}
+		for _, m := range hub.Members(channel) {
+			out[m.ClientID] = string(m.State)
+		}
+		return out
+	}
+	var bad string
+	converged := func() bool {
+		want := truth()
+		for i, sub := range subs {
+			if sub == nil {
+				continue
+			}
+			got := map[string]string{}
+			for _, m := range sub.Members() {
+				got[m.ClientID] = string(m.State)
+			}
+			if !maps.Equal(got, want) || sub.MemberCount() != len(want) {
+				bad = fmt.Sprintf("member %d sees %d members (count %d), the room has %d: %s", i, len(got), sub.MemberCount(), len(want), mapDiff(got, want))
+				return false
+			}
+		}
+		for i, w := range watchers {
+			w.mu.Lock()
+			ok, err := maps.Equal(w.members, want), w.err
+			w.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				w.mu.Lock()
+				bad = fmt.Sprintf("raw watcher %d differs (closed: %v): %s", i, w.closed, mapDiff(w.members, want))
+				w.mu.Unlock()
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !converged() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no convergence in 60 s: %s", bad)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// mapDiff describes how got differs from want (a few entries).
+func mapDiff(got, want map[string]string) string {
+	var out []string
+	for k, v := range want {
+		if g, ok := got[k]; !ok {
+			out = append(out, "missing "+k)
+		} else if g != v {
+			out = append(out, fmt.Sprintf("%s has %s, want %s", k, g, v))
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			out = append(out, "extra "+k)
+		}
+	}
+	slices.Sort(out)
+	if len(out) > 5 {
+		out = append(out[:5], fmt.Sprintf("and %d more", len(out)-5))
+	}
+	return strings.Join(out, "; ")
+}
+
+// TestPresenceCountModeSwitch: a full-presence channel switches itself to
+// count mode above its namespace's threshold, tells its members, and
+// switches back (with hysteresis) below the lower one, after which the
+// members read the list again.
+func TestPresenceCountModeSwitch(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t,
+		withLimits(func(l *server.LimitsConfig) { l.PresenceCountInterval = server.Duration(50 * time.Millisecond) }),
+		withNamespace("town", server.NamespaceConfig{Presence: "full", PresenceCountAbove: 10, PresenceCountBelow: 6,
+			PresenceBatch: server.Duration(20 * time.Millisecond)}))
+	ctx := ctxT(t)
+	const channel = "town:square"
+	type member struct {
+		c     *client.Client
+		sub   *client.Subscription
+		modes chan string
+	}
+	join := func(i int) *member {
+		m := &member{c: guest(t, ts.URL, fmt.Sprintf("t%02d", i)), modes: make(chan string, 8)}
+		var err error
+		m.sub, err = m.c.Subscribe(ctx, channel, nil, client.OnPresence(func(e client.PresenceEvent) {
+			if e.Event == "mode" {
+				m.modes <- fmt.Sprintf("%s %d", e.Mode, e.Count)
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	var ms []*member
+	for i := range 10 {
+		ms = append(ms, join(i))
+	}
+	waitFor(t, 15*time.Second, "ten members listed", func() bool { return len(ms[0].sub.Members()) == 10 })
+
+	ms = append(ms, join(10)) // the eleventh: over the threshold
+	for i, m := range ms[:10] {
+		if got := recv(t, m.modes, 15*time.Second, "the switch to count mode"); got != "count 11" {
+			t.Fatalf("member %d: mode event %q, want count 11", i, got)
+		}
+	}
+	if n, listed := ms[10].sub.MemberCount(), len(ms[10].sub.Members()); n != 11 || listed != 0 {
+		t.Fatalf("the eleventh sees count %d and %d members listed; want 11 and none", n, listed)
+	}
+	waitFor(t, 15*time.Second, "everyone's list cleared", func() bool {
+		for _, m := range ms {
+			if len(m.sub.Members()) != 0 || m.sub.MemberCount() != 11 {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Down to 6: still count mode (hysteresis), counts still right.
+	for _, m := range ms[6:] {
+		if err := m.sub.Unsubscribe(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms = ms[:6]
+	waitFor(t, 15*time.Second, "counts of 6", func() bool {
+		for _, m := range ms {
+			if m.sub.MemberCount() != 6 {
+				return false
+			}
+		}
+		return true
+	})
+	for i, m := range ms {
+		select {
+		case got := <-m.modes:
+			t.Fatalf("member %d: mode event %q at 6 members, want none above the lower threshold", i, got)
+		default:
+		}
+	}
+	// Down to 5: back to full presence; the members read the list again.
+	if err := ms[5].sub.Unsubscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ms = ms[:5]
+	for i, m := range ms {
+		if got := recv(t, m.modes, 15*time.Second, "the switch back"); got != "full 5" {
+			t.Fatalf("member %d: mode event %q, want full 5", i, got)
+		}
+	}
+	waitFor(t, 15*time.Second, "the list read again", func() bool {
+		for _, m := range ms {
+			if len(m.sub.Members()) != 5 || m.sub.MemberCount() != 5 {
+				return false
+			}
+		}
+		return true
+	})
+	// And changes come again.
+	ms = append(ms, join(20))
+	waitFor(t, 15*time.Second, "the join seen", func() bool { return len(ms[0].sub.Members()) == 6 })
 }

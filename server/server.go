@@ -158,6 +158,14 @@ type NamespaceConfig struct {
 	// MaxPresenceState bounds a member's presence state in bytes (as
 	// encoded); 0 means 4 KiB.
 	MaxPresenceState int `json:"max_presence_state,omitempty"`
+	// PresenceBatch is the window of batched presence changes; 0 means
+	// 100 ms.
+	PresenceBatch Duration `json:"presence_batch,omitempty"`
+	// PresenceCountAbove and PresenceCountBelow: a full-presence channel
+	// switches to count mode above the one and back below the other; 0
+	// means 5,000 and four fifths of it, a negative above never switches.
+	PresenceCountAbove int `json:"presence_count_above,omitempty"`
+	PresenceCountBelow int `json:"presence_count_below,omitempty"`
 }
 
 // LimitsConfig bounds what one client may do; zero keeps the default.
@@ -243,7 +251,8 @@ func (c *Config) namespaces() (map[string]*session.Namespace, error) {
 			Name: name, HistorySize: nc.HistorySize, HistoryAge: time.Duration(nc.HistoryAge),
 			Presence: mode, ClientPublish: nc.ClientPublish, ServerOnly: nc.ServerOnly, Private: nc.Private, Mentions: nc.Mentions,
 			MaxPayload: nc.MaxPayload, PublishRate: nc.PublishRate, PublishBurst: nc.PublishBurst,
-			MaxPresenceState: nc.MaxPresenceState,
+			MaxPresenceState: nc.MaxPresenceState, PresenceBatch: time.Duration(nc.PresenceBatch),
+			PresenceCountAbove: nc.PresenceCountAbove, PresenceCountBelow: nc.PresenceCountBelow,
 		}
 	}
 	return out, nil

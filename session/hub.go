@@ -146,6 +146,19 @@ type channel struct {
 	// sorted: pages of members follow it. len(order) is the member count.
 	order   []string
 	counted int // member count last announced (count mode)
+	// countMode: a full-presence channel switched itself to count mode
+	// (Namespace.PresenceCountAbove).
+	countMode bool
+	// singles and batched count the subscriptions that see presence as
+	// single events and in batches.
+	singles, batched int
+	// batch holds the changes waiting for the next batch frame, at most
+	// one per client id (batchAt gives its index); batchTimer is armed
+	// while they wait; batchSent is when the last batch frame went out.
+	batch      []proto.PresenceEvent
+	batchAt    map[string]int
+	batchTimer *time.Timer
+	batchSent  time.Time
 }
 
 type subscription struct {
@@ -154,6 +167,7 @@ type subscription struct {
 	memberBytes  int  // len of member encoded, plus a separator
 	present      bool // listed in presence
 	seesPresence bool
+	batches      bool // sees presence in batch frames
 	// While recovering, the subscriber's subscribed frame is being built
 	// outside the channel's lock: frames for it wait in pending (in order)
 	// and follow the subscribed frame. See Subscribe.
@@ -233,7 +247,19 @@ func (h *Hub) Close() {
 		return
 	}
 	h.closed = true
+	chans := make([]*channel, 0, len(h.channels))
+	for _, ch := range h.channels {
+		chans = append(chans, ch)
+	}
 	h.mu.Unlock()
+	for _, ch := range chans {
+		ch.mu.Lock()
+		if ch.batchTimer != nil {
+			ch.batchTimer.Stop()
+			ch.batchTimer = nil
+		}
+		ch.mu.Unlock()
+	}
 	close(h.stop)
 	h.wg.Wait()
 }
@@ -356,6 +382,8 @@ type SubscribeRequest struct {
 	Member proto.Member
 	// Presence lets the subscriber see and appear in presence.
 	Presence bool
+	// PresenceBatch asks for presence changes in batch frames.
+	PresenceBatch bool
 }
 
 // Subscribe adds a subscriber to a channel and queues its subscribed frame
@@ -403,8 +431,9 @@ func (h *Hub) Subscribe(r SubscribeRequest) error {
 	}
 	if !again {
 		s = &subscription{sub: r.Sub, member: r.Member, memberBytes: memberSize(r.Member),
-			seesPresence: r.Presence && ch.ns.Presence != PresenceOff}
+			seesPresence: r.Presence && ch.ns.Presence != PresenceOff, batches: r.PresenceBatch}
 		ch.subs[id] = s
+		ch.countViewerLocked(s, 1)
 		notify(h.cfg.Notifier, Event{Type: EventChannelJoined, Time: h.now(), Channel: ch.name, User: r.Member.User.ID, ClientID: id})
 		if s.seesPresence {
 			h.joinLocked(ch, s)
@@ -593,6 +622,7 @@ func (h *Hub) Unsubscribe(channelName, clientID string) bool {
 // called with ch.mu held.
 func (h *Hub) removeLocked(ch *channel, clientID string, s *subscription) {
 	delete(ch.subs, clientID)
+	ch.countViewerLocked(s, -1)
 	notify(h.cfg.Notifier, Event{Type: EventChannelLeft, Time: h.now(), Channel: ch.name, User: s.member.User.ID, ClientID: clientID})
 	if s.present {
 		h.leaveLocked(ch, s)

@@ -85,7 +85,28 @@ type Namespace struct {
 	// encoded on the wire; a larger state is refused (too_large). By
 	// default DefaultMaxPresenceState (4 KiB).
 	MaxPresenceState int
+	// PresenceBatch is the window in which a channel's joins, updates and
+	// leaves go out as one batch frame to the subscribers that asked for
+	// batches: a change in a quiet channel goes out at once, and those
+	// that follow within the window wait for its end. By default
+	// DefaultPresenceBatch (100 ms).
+	PresenceBatch time.Duration
+	// PresenceCountAbove and PresenceCountBelow make a full-presence
+	// channel switch itself to count mode when it has more than
+	// PresenceCountAbove members, and back to full presence when it has
+	// fewer than PresenceCountBelow, telling its members each time. By
+	// default DefaultPresenceCountAbove (5,000) and four fifths of
+	// PresenceCountAbove; a negative PresenceCountAbove never switches.
+	PresenceCountAbove int
+	PresenceCountBelow int
 }
+
+// Defaults of the presence options of a namespace.
+const (
+	DefaultMaxPresenceState   = 4 << 10
+	DefaultPresenceBatch      = 100 * time.Millisecond
+	DefaultPresenceCountAbove = 5000
+)
 
 // maxPresenceState returns MaxPresenceState or its default.
 func (ns *Namespace) maxPresenceState() int {
@@ -93,6 +114,33 @@ func (ns *Namespace) maxPresenceState() int {
 		return ns.MaxPresenceState
 	}
 	return DefaultMaxPresenceState
+}
+
+// presenceBatch returns PresenceBatch or its default.
+func (ns *Namespace) presenceBatch() time.Duration {
+	if ns.PresenceBatch > 0 {
+		return ns.PresenceBatch
+	}
+	return DefaultPresenceBatch
+}
+
+// countBounds returns the member counts above which a full-presence
+// channel switches to count mode and below which it switches back; above
+// is 0 when it never switches.
+func (ns *Namespace) countBounds() (above, below int) {
+	switch {
+	case ns.PresenceCountAbove < 0:
+		return 0, 0
+	case ns.PresenceCountAbove == 0:
+		above = DefaultPresenceCountAbove
+	default:
+		above = ns.PresenceCountAbove
+	}
+	below = ns.PresenceCountBelow
+	if below <= 0 || below > above {
+		below = above * 4 / 5
+	}
+	return above, below
 }
 
 // DefaultNamespaces returns the namespaces a new server has without any

@@ -17,55 +17,187 @@ import (
 // client that applies events as they come and replaces the range a page
 // covers with the page's content ends with the channel's member list.
 
-// DefaultMaxPresenceState is the default bound on a member's presence
-// state, in bytes as encoded on the wire.
-const DefaultMaxPresenceState = 4 << 10
-
 // memberSize returns the encoded size of m in a list of members.
 func memberSize(m proto.Member) int { return len(proto.Encode(m)) + 1 }
 
 // modeLocked returns how the channel tracks presence now. Must be called
 // with ch.mu held.
 func (h *Hub) modeLocked(ch *channel) PresenceMode {
+	if ch.countMode {
+		return PresenceCount
+	}
 	return ch.ns.Presence
 }
 
-// joinLocked lists s in presence and announces its join to the others.
-// Must be called with ch.mu held.
+// countViewerLocked counts s (by delta) among the subscriptions that see
+// presence as single events or in batches. Must be called with ch.mu held.
+func (ch *channel) countViewerLocked(s *subscription, delta int) {
+	switch {
+	case !s.seesPresence:
+	case s.batches:
+		ch.batched += delta
+	default:
+		ch.singles += delta
+	}
+}
+
+// joinLocked lists s in presence and announces its join; past the
+// namespace's PresenceCountAbove the channel switches to count mode
+// instead. Must be called with ch.mu held.
 func (h *Hub) joinLocked(ch *channel, s *subscription) {
 	s.present = true
 	id := s.sub.ClientID()
 	i, _ := slices.BinarySearch(ch.order, id)
 	ch.order = slices.Insert(ch.order, i, id)
-	if h.modeLocked(ch) == PresenceFull {
-		h.presenceLocked(ch, "join", s, id)
+	if h.modeLocked(ch) != PresenceFull {
+		return
 	}
+	if above, _ := ch.ns.countBounds(); above > 0 && len(ch.order) > above {
+		h.switchModeLocked(ch, true)
+		return
+	}
+	h.presenceLocked(ch, "join", s, id)
 }
 
-// leaveLocked takes s off presence and announces its leave. Must be called
-// with ch.mu held, after s left ch.subs.
+// leaveLocked takes s off presence and announces its leave; a channel in
+// count mode below the namespace's PresenceCountBelow switches back to full
+// presence instead. Must be called with ch.mu held, after s left ch.subs.
 func (h *Hub) leaveLocked(ch *channel, s *subscription) {
 	s.present = false
 	id := s.sub.ClientID()
 	if i, ok := slices.BinarySearch(ch.order, id); ok {
 		ch.order = slices.Delete(ch.order, i, i+1)
 	}
-	if h.modeLocked(ch) == PresenceFull {
+	switch h.modeLocked(ch) {
+	case PresenceFull:
 		h.presenceLocked(ch, "leave", s, id)
+	case PresenceCount:
+		if _, below := ch.ns.countBounds(); ch.countMode && len(ch.order) < below {
+			h.switchModeLocked(ch, false)
+		}
 	}
 }
 
-// presenceLocked sends a join, update or leave of s to every subscriber
-// that sees presence but skip. Must be called with ch.mu held.
+// switchModeLocked moves a full-presence channel to count mode (count
+// true) or back, and tells every subscriber that sees presence with a mode
+// event carrying the count. Changes waiting for a batch go out first, so
+// that they stay in order. Back in full presence, clients read the members
+// anew (members requests). Must be called with ch.mu held.
+func (h *Hub) switchModeLocked(ch *channel, count bool) {
+	h.flushBatchLocked(ch)
+	ch.countMode = count
+	n := len(ch.order)
+	ch.counted = n
+	mode := PresenceFull
+	if count {
+		mode = PresenceCount
+	}
+	frame := proto.Encode(proto.Presence{Type: proto.TypePresence, Channel: ch.name, Event: "mode", Mode: mode.String(), Count: &n})
+	for _, o := range ch.subs {
+		if o.seesPresence {
+			o.sendLocked(frame)
+		}
+	}
+	h.log.Info().Str("channel", ch.name).Str("mode", mode.String()).Int("members", n).Msg("presence mode switched")
+}
+
+// presenceLocked announces a join, update or leave of s: at once as a
+// single event to the subscribers that see presence that way (but skip),
+// and in the next batch frame to those that asked for batches (the subject
+// included). Must be called with ch.mu held.
 func (h *Hub) presenceLocked(ch *channel, event string, s *subscription, skip string) {
 	m := s.member
 	if event == "leave" {
 		m.State = nil
 	}
-	frame := proto.Encode(proto.Presence{Type: proto.TypePresence, Channel: ch.name, Event: event, Member: &m})
-	for id, o := range ch.subs {
-		if id != skip && o.seesPresence {
-			o.sendLocked(frame)
+	if ch.singles > 0 {
+		frame := proto.Encode(proto.Presence{Type: proto.TypePresence, Channel: ch.name, Event: event, Member: &m})
+		for id, o := range ch.subs {
+			if id != skip && o.seesPresence && !o.batches {
+				o.sendLocked(frame)
+			}
+		}
+	}
+	if ch.batched > 0 {
+		h.queueBatchLocked(ch, proto.PresenceEvent{Event: event, Member: m})
+	}
+}
+
+// queueBatchLocked adds a change to the channel's next batch frame, where
+// a member has at most one entry: the latest change replaces an earlier
+// one (a join followed by updates stays a join, with the latest state), so
+// applying a batch in order gives each member its latest state. In a quiet
+// channel (no batch sent within the window) the batch goes out at once;
+// otherwise a timer sends it when the window ends. Must be called with
+// ch.mu held.
+func (h *Hub) queueBatchLocked(ch *channel, e proto.PresenceEvent) {
+	id := e.Member.ClientID
+	if i, ok := ch.batchAt[id]; ok {
+		if ch.batch[i].Event == "join" && e.Event == "update" {
+			e.Event = "join"
+		}
+		ch.batch[i] = e
+	} else {
+		if ch.batchAt == nil {
+			ch.batchAt = make(map[string]int)
+		}
+		ch.batchAt[id] = len(ch.batch)
+		ch.batch = append(ch.batch, e)
+	}
+	if ch.batchTimer != nil {
+		return
+	}
+	wait := ch.ns.presenceBatch() - time.Since(ch.batchSent)
+	select {
+	case <-h.stop:
+		wait = 0 // the hub is closing: no timers
+	default:
+	}
+	if wait <= 0 {
+		h.flushBatchLocked(ch)
+		return
+	}
+	ch.batchTimer = time.AfterFunc(wait, func() {
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		ch.batchTimer = nil
+		h.flushBatchLocked(ch)
+	})
+}
+
+// flushBatchLocked sends the waiting changes to every subscriber that sees
+// presence in batches, as frames of at most a quarter of the frame budget,
+// each with the member count. Must be called with ch.mu held.
+func (h *Hub) flushBatchLocked(ch *channel) {
+	if len(ch.batch) == 0 {
+		return
+	}
+	ch.batchSent = time.Now()
+	n := len(ch.order)
+	var frames [][]byte
+	budget := h.cfg.FrameBudget / 4
+	for start := 0; start < len(ch.batch); {
+		end, size := start, 0
+		for end < len(ch.batch) {
+			sz := memberSize(ch.batch[end].Member) + 20
+			if end > start && size+sz > budget {
+				break
+			}
+			size += sz
+			end++
+		}
+		frames = append(frames, proto.Encode(proto.Presence{
+			Type: proto.TypePresence, Channel: ch.name, Event: "batch", Events: ch.batch[start:end], Count: &n,
+		}))
+		start = end
+	}
+	ch.batch = ch.batch[:0]
+	clear(ch.batchAt)
+	for _, o := range ch.subs {
+		if o.seesPresence && o.batches {
+			for _, f := range frames {
+				o.sendLocked(f)
+			}
 		}
 	}
 }

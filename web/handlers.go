@@ -213,6 +213,7 @@ func (c *conn) handleSubscribe(req *proto.Request) error {
 	c.idMu.Unlock()
 	err = c.srv.cfg.Hub.Subscribe(session.SubscribeRequest{
 		ID: req.ID, Channel: req.Channel, Since: req.Since, Sub: c, Member: member, Presence: v.seesPresence,
+		PresenceBatch: req.PresenceBatch,
 	})
 	if err != nil {
 		return err

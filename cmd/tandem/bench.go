@@ -28,6 +28,7 @@ Scenarios:
   editors   C clients on each of D documents, editing like real editors
   fanout    S subscribers on one channel, one publisher at R messages/s
   idle      N idle connections, each on a channel and a document: memory each
+  presence  N connections join one full-presence channel: time, presence frames
   trace     the real editing traces through the document model
   all       a short run of every scenario (what make bench runs)
 
@@ -55,7 +56,9 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 	dur := fs.Duration("duration", 10*time.Second, "how long to load")
 	payload := fs.Int("payload", 100, "fanout: bytes of data per message")
 	goClients := fs.Bool("go-clients", false, "fanout: subscribe with full Go clients instead of light protocol readers")
-	conns := fs.Int("conns", 2000, "idle: connections")
+	conns := fs.Int("conns", 2000, "idle: connections; presence: members (default 10000)")
+	churn := fs.Int("churn", 0, "presence: random leaves, rejoins and state changes after the joins")
+	track := fs.Int("track", 20, "presence: members that keep and check the whole member list (-1: all)")
 	docs := fs.Int("docs", 1, "editors: documents")
 	clients := fs.Int("clients", 10, "editors: clients per document")
 	rounds := fs.Int("rounds", 5, "trace: rounds (the best counts)")
@@ -103,6 +106,14 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 		err = runOne(bench.Trace(ctx, bench.TraceConfig{Rounds: *rounds, Baseline: *baseline}))
 	case "idle":
 		err = runOne(bench.Idle(ctx, opts, bench.IdleConfig{Conns: *conns}))
+	case "presence":
+		n := 10000
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "conns" {
+				n = *conns
+			}
+		})
+		err = runOne(bench.Presence(ctx, opts, bench.PresenceConfig{Conns: n, Churn: *churn, Track: *track}))
 	case "editors":
 		err = runOne(bench.Editors(ctx, opts, bench.EditorsConfig{Docs: *docs, Clients: *clients, Rate: *opsRate, Duration: *dur}))
 	case "all":

@@ -335,6 +335,8 @@ export interface PresenceEvents {
   update: (member: Member) => void;
   leave: (member: Member) => void;
   count: (count: number) => void;
+  /** A large room switched to count mode ("count") or back ("full"). */
+  mode: (mode: "count" | "full") => void;
   sync: (members: Member[]) => void;
   change: (members: Member[]) => void;
 }

@@ -1310,7 +1310,7 @@ class Subscription extends Emitter {
 
   _resubscribe() {
     if (!this.active) return;
-    const frame = { type: "subscribe", channel: this.channel };
+    const frame = { type: "subscribe", channel: this.channel, presence_batch: true };
     if (this.offset != null) frame.since = { offset: this.offset, epoch: this.epoch ?? "" };
     const resumed = this.offset != null;
     this.client._request(frame, (reply) => {
@@ -1335,6 +1335,7 @@ class Subscription extends Emitter {
     this.receipts = { ...(f.receipts ?? {}) };
     this._members = new Map((f.members ?? []).map((m) => [m.client_id, m]));
     this._memberCount = f.member_count ?? null;
+    if (f.members_next) this._fetchMembers(); // a large room: read the rest
     if (this._presenceState != null) {
       this.client._send({ type: "presence", channel: this.channel, state: this._presenceState });
     }
@@ -1347,6 +1348,23 @@ class Subscription extends Emitter {
     this.presence._emit("sync", this.presence.members);
     this.presence._emit("change", this.presence.members);
     this._ready.resolve(this);
+  }
+
+  // _fetchMembers reads the member list a page at a time; each page
+  // replaces what we know of its range of client ids (pages come in order
+  // with the presence events, so the list ends exact).
+  _fetchMembers(after = "") {
+    this.client._request({ type: "members", channel: this.channel, after }, (f) => {
+      if (!this.active || f.type !== "members") return;
+      this._memberCount = f.count;
+      if (f.mode === "count") return;
+      for (const id of [...this._members.keys()]) {
+        if (id > (f.after ?? "") && (!f.next || id <= f.next)) this._members.delete(id);
+      }
+      for (const m of f.members) this._members.set(m.client_id, m);
+      this.presence._emit("change", this.presence.members);
+      if (f.next) this._fetchMembers(f.next);
+    });
   }
 
   _deliver(m, force = false) {
@@ -1463,8 +1481,10 @@ class Subscription extends Emitter {
 
 /**
  * Presence is who is in a channel. Events: "join", "leave", "update" (each
- * with the member), "count" (count-only channels), "sync" (the full list
- * after each subscribed) and "change" (after any of them, with the list).
+ * with the member), "count" (count-only channels), "mode" ("count" when a
+ * large room stops listing members, "full" when it lists them again),
+ * "sync" (the list after each subscribed) and "change" (after any of
+ * them, with the list). In a large room the list fills in page by page.
  */
 class Presence extends Emitter {
   constructor(sub) {
@@ -1499,6 +1519,22 @@ class Presence extends Emitter {
       case "count":
         this._sub._memberCount = f.count;
         break;
+      case "batch": // several changes in one frame: each is emitted
+        for (const e of f.events) {
+          if (e.event === "leave") members.delete(e.member.client_id);
+          else members.set(e.member.client_id, e.member);
+          if (e.event !== "join" || e.member.client_id !== this._sub.client.clientId) this._emit(e.event, e.member);
+        }
+        if (this._sub._memberCount != null) this._sub._memberCount = f.count;
+        this._emit("change", this.members);
+        return;
+      case "mode": // a large room switched to count mode, or back
+        this._sub._memberCount = f.count;
+        if (f.mode === "count") members.clear();
+        else this._sub._fetchMembers();
+        this._emit("mode", f.mode);
+        this._emit("change", this.members);
+        return;
       default:
         return;
     }
