@@ -1,14 +1,12 @@
 package session
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -16,38 +14,6 @@ import (
 	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
-)
-
-// Errors of live documents; the web layer maps them to wire codes.
-var (
-	// ErrBadDocID: a document id that is empty, too long or has characters
-	// outside letters, digits and `_-.@#=`.
-	ErrBadDocID = errors.New("session: bad document id")
-	// ErrDocNotFound: the document does not exist and may not be created.
-	ErrDocNotFound = errors.New("session: document not found")
-	// ErrNotOpen: an op, cursor or comment on a document this connection has
-	// not opened.
-	ErrNotOpen = errors.New("session: document not open")
-	// ErrFutureVersion: a version the server has not reached, or negative.
-	ErrFutureVersion = errors.New("session: version not reached yet")
-	// ErrDocTooLarge: the op would make the document, or is itself, larger
-	// than the limits allow.
-	ErrDocTooLarge = errors.New("session: document or op too large")
-	// ErrOpRate: a user is sending ops to one document too fast.
-	ErrOpRate = errors.New("session: too many ops")
-	// ErrBadComment: a comment request that is malformed (unknown action,
-	// missing field, range outside the text, unknown comment id).
-	ErrBadComment = errors.New("session: bad comment request")
-	// ErrCommentForbidden: editing or deleting someone else's comment.
-	ErrCommentForbidden = errors.New("session: not your comment")
-	// ErrStorage: the document's storage failed; it was closed for everyone
-	// and reloads on the next open.
-	ErrStorage = errors.New("session: storage failure")
-	// ErrTryAgain: a request was not carried out for a passing reason (a
-	// storage read failed, the op was dropped with the op before it, the
-	// document was replaced meanwhile); nothing changed, and the same
-	// request may be sent again. The document stays open.
-	ErrTryAgain = errors.New("session: not done; send it again")
 )
 
 // MaxDocID is the longest document id, in bytes.
@@ -361,132 +327,9 @@ func (d *Docs) Leave(clientID, docID string) {
 // leftClient is the Subscriber of a Leave request: only its id matters.
 type leftClient string
 
-func (l leftClient) ClientID() string   { return string(l) }
+func (l leftClient) ClientID() string { return string(l) }
+
 func (l leftClient) Send(_ []byte) bool { return false }
-
-// EditResult is the outcome of a server-side edit.
-type EditResult struct {
-	// Version is the version the op applied to (the document is now at
-	// Version+1), or the head when the edit changed nothing. An edit that
-	// inserts more than MaxOpBytes is applied as several consecutive ops;
-	// Version is then the last one's.
-	Version int
-	// Op is the op as applied, after transformation (all of it, however
-	// many ops it took); empty for no change.
-	Op  ot.Op
-	Err error
-}
-
-// Edit applies an op made on the server side (the HTTP API) against version
-// base (nil: the current head) as user, through the document's live session
-// so that editors see ordinary ops. The op is transformed over the ops
-// applied since base, checked against MaxDocLen (ErrDocTooLarge), and
-// applied as one op or, when it inserts more than MaxOpBytes, as several
-// consecutive ops that each insert at most that (doc.SplitOp), with uids
-// uid, uid.2, uid.3... (nothing else runs in between). It returns once they
-// are durable. create allows creating a missing document.
-func (d *Docs) Edit(ctx context.Context, docID string, base *int, op ot.Op, uid, user string, create bool) EditResult {
-	return d.serverEdit(ctx, docID, &docRequest{kind: reqServerEdit, version: base, op: op, uid: uid, user: user, create: create})
-}
-
-// Replace makes the document's text equal content, made against version
-// base (nil: the head), and applies the change as Edit does. Typing that
-// happens meanwhile is kept: the change is transformed over it like any
-// other op.
-//
-// The change is a character diff (doc.DiffOpWithin), computed on the
-// caller's goroutine, never the document's: Replace asks the session for
-// the head's version and text (or reads the text at base from storage),
-// waits for one of DiffConcurrency diff slots (or ctx), diffs within
-// DiffTimeout, MaxDiffWork and MaxDiffEdits (past them by line, then the
-// change replaces the changed range whole), and submits the op made
-// against that version. So a
-// replacement of any size costs the document's editors no more than the
-// application of its ops.
-func (d *Docs) Replace(ctx context.Context, docID string, base *int, content, uid, user string, create bool) EditResult {
-	if err := ValidDocID(docID); err != nil {
-		return EditResult{Err: err}
-	}
-	if n := utf8.RuneCountInString(content); n > d.cfg.MaxDocLen {
-		return EditResult{Err: fmt.Errorf("content of %d code points, at most %d: %w", n, d.cfg.MaxDocLen, ErrDocTooLarge)}
-	}
-	res, head := d.read(ctx, docID, create)
-	if res.Err != nil {
-		return res
-	}
-	v, old := head.version, head.content
-	if base != nil && *base != v {
-		if *base < 0 || *base > v {
-			return EditResult{Err: fmt.Errorf("edit %s at v%d, head is v%d: %w", docID, *base, v, ErrFutureVersion)}
-		}
-		var err error
-		if old, err = d.cfg.Snapshots.ContentAt(docID, *base); err != nil {
-			return EditResult{Err: fmt.Errorf("content of %s at v%d: %w", docID, *base, err)}
-		}
-		v = *base
-	}
-	select {
-	case d.diffs <- struct{}{}:
-	case <-ctx.Done():
-		return EditResult{Err: ctx.Err()}
-	}
-	op, coarse := doc.DiffOpWithin(old, content, doc.DiffBudget{Timeout: d.cfg.DiffTimeout, MaxWork: d.cfg.MaxDiffWork, MaxEdits: d.cfg.MaxDiffEdits})
-	<-d.diffs
-	if coarse {
-		d.log.Debug().Str("doc", docID).Msg("replace: diff over its budget; replacing the changed range whole")
-	}
-	return d.serverEdit(ctx, docID, &docRequest{kind: reqServerEdit, version: &v, epoch: head.epoch, op: op, uid: uid, user: user, create: create})
-}
-
-// headText is a document's durable head as a server-side edit reads it.
-type headText struct {
-	version int
-	content string
-	epoch   string
-}
-
-// read returns the document's head version, text and epoch, loading (or,
-// with create, creating) the document. The text is shared with the
-// session's cache: it must not be changed (strings cannot be).
-func (d *Docs) read(ctx context.Context, docID string, create bool) (EditResult, headText) {
-	var head headText
-	r := &docRequest{kind: reqRead, create: create, head: &head}
-	res := d.serverEdit(ctx, docID, r)
-	return res, head
-}
-
-// Create creates a document with an initial content (which may be empty) as
-// user. It fails with an error wrapping doc.ErrExists if the id is taken,
-// and with ErrDocTooLarge if content is longer than MaxDocLen. Content over
-// MaxOpBytes is inserted as several ops (see Edit).
-func (d *Docs) Create(ctx context.Context, docID, content, uid, user string) EditResult {
-	zero := 0
-	var b ot.Builder
-	b.Insert(content)
-	return d.serverEdit(ctx, docID, &docRequest{kind: reqServerEdit, version: &zero, op: b.Op(), uid: uid, user: user, create: true, mustCreate: true})
-}
-
-// Delete closes the document for everyone in it (they get closed with
-// reason "deleted") and deletes it with its whole history.
-func (d *Docs) Delete(ctx context.Context, docID string) error {
-	return d.serverEdit(ctx, docID, &docRequest{kind: reqDelete}).Err
-}
-
-func (d *Docs) serverEdit(ctx context.Context, docID string, r *docRequest) EditResult {
-	if err := ValidDocID(docID); err != nil {
-		return EditResult{Err: err}
-	}
-	done := make(chan EditResult, 1)
-	r.done = done
-	r.client.Fail = func(_ *int64, err error) { done <- EditResult{Err: err} }
-	d.submit(docID, r)
-	select {
-	case res := <-done:
-		return res
-	case <-ctx.Done():
-		return EditResult{Err: ctx.Err()}
-	}
-}
 
 type reqKind uint8
 
@@ -532,4 +375,5 @@ func (r *docRequest) fail(err error) {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, doc.ErrNotFound) }
-func isExists(err error) bool   { return errors.Is(err, doc.ErrExists) }
+
+func isExists(err error) bool { return errors.Is(err, doc.ErrExists) }

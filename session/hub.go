@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -19,25 +18,6 @@ import (
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/proto"
-)
-
-// Errors the hub returns; the web layer maps them to wire codes.
-var (
-	// ErrClosed: the hub is shut down.
-	ErrClosed = errors.New("session: closed")
-	// ErrNotSubscribed: a presence update or read receipt on a channel the
-	// connection has not subscribed to.
-	ErrNotSubscribed = errors.New("session: not subscribed")
-	// ErrNotFound: no such message (retract of an unknown offset).
-	ErrNotFound = errors.New("session: not found")
-	// ErrForbidden: retracting someone else's message.
-	ErrForbidden = errors.New("session: forbidden")
-	// ErrBadOffset: a read receipt past the channel's last offset.
-	ErrBadOffset = errors.New("session: offset past the end of the channel")
-	// ErrTooLarge: a message's data over its namespace's MaxPayload.
-	ErrTooLarge = errors.New("session: payload too large")
-	// ErrReserved: a channel in a reserved namespace (doc:) used as a channel.
-	ErrReserved = errors.New("session: reserved namespace")
 )
 
 // Subscriber is one connection as the hub sees it.

@@ -2,7 +2,6 @@ package session
 
 import (
 	"bytes"
-	"errors"
 	"io"
 )
 
@@ -45,16 +44,6 @@ type LargeSender interface {
 	// ErrSlow. A closing connection answers ErrSlow.
 	SendLarge(f LargeFrame, reply bool) error
 }
-
-var (
-	// ErrBusy: a connection has as many large replies pending as it may
-	// (document snapshots still being sent); the request may be made again
-	// once they have arrived.
-	ErrBusy = errors.New("session: too many large replies pending on this connection; try again when they have arrived")
-	// ErrSlow: the connection is closing (as a slow reader, or for any
-	// other reason) and takes no more frames.
-	ErrSlow = errors.New("session: connection closing")
-)
 
 // encodedFrame is an already encoded frame sent as a LargeFrame.
 type encodedFrame []byte

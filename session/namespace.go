@@ -1,7 +1,6 @@
 package session
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -162,10 +161,6 @@ func DefaultNamespaces() map[string]*Namespace {
 
 // MaxChannelName is the longest channel name, in bytes.
 const MaxChannelName = 255
-
-// ErrBadChannel: a channel name that is empty, too long or has a character
-// outside letters, digits and `_-:.@#=`.
-var ErrBadChannel = errors.New("session: bad channel name")
 
 // ValidChannel checks a channel name against the protocol's rules.
 func ValidChannel(name string) error {
