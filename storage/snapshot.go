@@ -27,6 +27,7 @@ func (db *DB) PutSnapshot(ctx context.Context, docID string, snap doc.Snapshot) 
 	if snap.Version < 0 || !utf8.ValidString(snap.Content) {
 		return fmt.Errorf("put snapshot v%d of %q: negative version or invalid UTF-8: %w", snap.Version, docID, ErrInvalid)
 	}
+	val := snapValue(snap.Content)
 	return db.update(ctx, func(w *writeTx) error {
 		d, err := mustDoc(w.tx, docID)
 		if err != nil {
@@ -46,7 +47,7 @@ func (db *DB) PutSnapshot(ctx context.Context, docID string, snap doc.Snapshot) 
 		case snap.Version < base:
 			return fmt.Errorf("put snapshot v%d of %q, history starts at v%d: %w", snap.Version, docID, base, ErrCompacted)
 		}
-		return abort(w.tx.Bucket(bucketSnaps).Put(d.vkey(snap.Version), []byte(snap.Content)))
+		return abort(w.tx.Bucket(bucketSnaps).Put(d.vkey(snap.Version), val))
 	})
 }
 
@@ -77,18 +78,22 @@ func (db *DB) ContentAt(docID string, v int) (string, error) {
 // contentAt rebuilds the document's content at v from the nearest
 // snapshot at or below it.
 func (d *docRef) contentAt(v int) (string, error) {
-	sv, content, ok := d.snapAtOrBelow(v)
+	sv, val, ok := d.snapAtOrBelow(v)
 	if !ok {
 		return "", fmt.Errorf("content at v%d: %w", v, ErrCompacted)
 	}
+	content, err := snapContent(val)
+	if err != nil {
+		return "", corrupt(fmt.Sprintf("doc %q snapshot v%d", d.id, sv), err)
+	}
 	if sv == v {
-		return string(content), nil
+		return content, nil
 	}
 	ops, err := d.readOps(sv, v)
 	if err != nil {
 		return "", err
 	}
-	s, err := doc.Replay(doc.Snapshot{Version: sv, Content: string(content)}, ops, v)
+	s, err := doc.Replay(doc.Snapshot{Version: sv, Content: content}, ops, v)
 	if err != nil {
 		return "", corrupt(fmt.Sprintf("replay to v%d", v), err)
 	}
@@ -115,7 +120,7 @@ func (db *DB) Head(docID string) (doc.Snapshot, []doc.OpRecord, error) {
 		if err != nil {
 			return err
 		}
-		snap = doc.Snapshot{Version: sv, Content: string(content)}
+		snap = doc.Snapshot{Version: sv, Content: content}
 		tail, err = d.readOps(sv, head)
 		return err
 	})
@@ -261,7 +266,7 @@ func (s *snapshotter) waitIdle() {
 // anew) meanwhile is left alone.
 func (db *DB) writeDueSnapshots(id string) (int, error) {
 	every := db.cfg.SnapshotEvery
-	var snaps []doc.Snapshot
+	var snaps []storedSnap
 	var num uint64 // the document's number: tells it from a later one of the same id
 	err := db.view(func(tx *bolt.Tx) error {
 		d, err := lookupDoc(tx, id)
@@ -285,13 +290,13 @@ func (db *DB) writeDueSnapshots(id string) (int, error) {
 		if err != nil {
 			return err
 		}
-		rope := doc.NewRope(string(v))
+		rope := doc.NewRope(v)
 		for i, rec := range ops {
 			if err := ot.ApplyTo(rope, rec.Op); err != nil {
 				return corrupt(fmt.Sprintf("op v%d", rec.Version), err)
 			}
 			if (i+1)%every == 0 {
-				snaps = append(snaps, doc.Snapshot{Version: rec.Version + 1, Content: rope.String()})
+				snaps = append(snaps, storedSnap{version: rec.Version + 1, val: snapValue(rope.String())})
 			}
 		}
 		return nil
@@ -311,10 +316,10 @@ func (db *DB) writeDueSnapshots(id string) (int, error) {
 		}
 		sb := w.tx.Bucket(bucketSnaps)
 		for _, s := range snaps {
-			if s.Version < base {
+			if s.version < base {
 				continue // compacted meanwhile
 			}
-			if err := sb.Put(d.vkey(s.Version), []byte(s.Content)); err != nil {
+			if err := sb.Put(d.vkey(s.version), s.val); err != nil {
 				return abort(err)
 			}
 			written++
@@ -329,7 +334,8 @@ func (db *DB) writeDueSnapshots(id string) (int, error) {
 
 // Compact drops the history of document docID before version before: it
 // keeps (or writes) a snapshot at before, deletes older ops with their uid
-// entries and older snapshots, and moves every comment anchored at an older
+// entries (a block holding ops on both sides of before is packed anew
+// without the older ones) and older snapshots, and moves every comment anchored at an older
 // version to version before, so it can still be transformed to the head.
 // Afterwards ContentAt, Ops and Export start at before. before must lie
 // between the current compaction point and the current version. It blocks
@@ -369,6 +375,7 @@ func (db *DB) Compact(ctx context.Context, docID string, before int) error {
 	if before == base {
 		return nil // nothing older to drop
 	}
+	snapVal := snapValue(content)
 	err = db.update(ctx, func(w *writeTx) error {
 		d, err := mustDoc(w.tx, docID)
 		if err != nil {
@@ -406,7 +413,10 @@ func (db *DB) Compact(ctx context.Context, docID string, before int) error {
 			}
 		}
 		snapKeys := d.keys(bucketSnaps, before)
-		if err := w.tx.Bucket(bucketSnaps).Put(d.vkey(before), []byte(content)); err != nil {
+		if err := w.tx.Bucket(bucketSnaps).Put(d.vkey(before), snapVal); err != nil {
+			return abort(err)
+		}
+		if err := d.compactBlocks(before); err != nil {
 			return abort(err)
 		}
 		for id, val := range comments {
@@ -469,4 +479,32 @@ func (d *docRef) commentsToMove(before int) (map[string][]byte, error) {
 		out[cm.ID] = val
 	}
 	return out, nil
+}
+
+// snapCompressMin is the size from which a snapshot is stored compressed.
+const snapCompressMin = 512
+
+// snapValue returns the stored form of a snapshot's content: the text
+// itself, or from snapCompressMin bytes a zstd frame of it (told apart by
+// its first bytes, which text never starts with: see zstdMagic).
+func snapValue(content string) []byte {
+	if len(content) < snapCompressMin {
+		return []byte(content)
+	}
+	return snapEncoder().EncodeAll([]byte(content), nil)
+}
+
+// snapContent decodes a stored snapshot.
+func snapContent(v []byte) (string, error) {
+	if !isZstd(v) {
+		return string(v), nil
+	}
+	out, err := zDecoder().DecodeAll(v, nil)
+	if err != nil {
+		return "", err
+	}
+	if !utf8.Valid(out) {
+		return "", fmt.Errorf("not UTF-8")
+	}
+	return string(out), nil
 }
