@@ -190,7 +190,7 @@ func (c *committer) run() {
 				}
 				break
 			}
-			c.commit(batch, c.journal.entries >= journalMax && !c.drainFailed)
+			c.commit(batch, c.journal.entries >= c.db.cfg.journalMax && !c.drainFailed)
 			clear(batch) // drop the closures
 		}
 	}

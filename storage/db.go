@@ -104,6 +104,8 @@ type Config struct {
 	// journalIdle overrides journalIdle (tests: a long pause keeps ops in
 	// the journal).
 	journalIdle time.Duration
+	// journalMax overrides journalMax (the crash test: frequent drains).
+	journalMax int
 	// blockOps and packTail override defaultBlockOps and defaultPackTail
 	// (tests: small blocks); noPack turns the packer off (tests of the
 	// layout before it).
@@ -127,6 +129,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.journalIdle <= 0 {
 		cfg.journalIdle = journalIdle
+	}
+	if cfg.journalMax <= 0 {
+		cfg.journalMax = journalMax
 	}
 	if cfg.blockOps <= 0 {
 		cfg.blockOps = defaultBlockOps
