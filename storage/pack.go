@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -342,12 +343,15 @@ func packWrite(num uint64, p, q int, blocks []packedBlock, every int) writeFunc 
 }
 
 // thinSnapshots deletes the snapshots in (p, q] that packed history does
-// not need: see the top of this file.
+// not need (see the top of this file), but never the latest, which opens
+// the document.
 func (d *docRef) thinSnapshots(p, q, every int) error {
 	last, _, ok := d.snapAtOrBelow(p)
 	if !ok {
 		return corrupt(fmt.Sprintf("doc %q snapshots", d.id), fmt.Errorf("none at or below v%d", p))
 	}
+	latest, _, _ := d.snapAtOrBelow(math.MaxInt)
+	q = min(q, latest-1)
 	sb := d.tx.Bucket(bucketSnaps)
 	var drop [][]byte
 	c := sb.Cursor()
@@ -373,8 +377,9 @@ func (d *docRef) thinSnapshots(p, q, every int) error {
 
 // packDoc packs document num's ops that are due, a few blocks a write,
 // until none is due or stop returns true, and returns how many ops it
-// packed.
-func (db *DB) packDoc(num uint64, stop func() bool) (int, error) {
+// packed. With all, every op of its op log is due, the live tail too, the
+// last block holding what is left (CompactFile: no session is live).
+func (db *DB) packDoc(num uint64, all bool, stop func() bool) (int, error) {
 	packed := 0
 	for !stop() {
 		var p int
@@ -391,12 +396,17 @@ func (db *DB) packDoc(num uint64, stop func() bool) (int, error) {
 			if p, err = d.packedEnd(); err != nil {
 				return err
 			}
-			avail := h.Indexed - p
-			if avail < db.cfg.packTail+db.cfg.blockOps {
+			avail, n := h.Indexed-p, 0
+			switch {
+			case all:
+				n = min(avail, maxPackBlocks*db.cfg.blockOps)
+			case avail >= db.cfg.packTail+db.cfg.blockOps:
+				n = min((avail-db.cfg.packTail)/db.cfg.blockOps, maxPackBlocks) * db.cfg.blockOps
+			}
+			if n == 0 {
 				return nil
 			}
-			k := min((avail-db.cfg.packTail)/db.cfg.blockOps, maxPackBlocks)
-			recs, err = d.readOps(p, p+k*db.cfg.blockOps)
+			recs, err = d.readOps(p, p+n)
 			return err
 		})
 		if err != nil || len(recs) == 0 {
@@ -521,7 +531,7 @@ func (p *packer) pass() {
 		if p.closing() {
 			break // the rest waits for the next Open
 		}
-		packed, err := p.db.packDoc(n, p.closing)
+		packed, err := p.db.packDoc(n, false, p.closing)
 		if err != nil {
 			p.db.log.Error().Err(err).Uint64("doc_number", n).Msg("packing history failed; not retried until restart")
 			p.mu.Lock()

@@ -36,6 +36,8 @@ func (m *Server) registerStorageMetrics() {
 			Help: "Ops in the journal, not yet moved into the op log."}, func() float64 { return float64(stats().Journal) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tandem_storage_journal_drains_total",
 			Help: "Times the journal was moved into the op log."}, func() float64 { return float64(stats().JournalDrains) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tandem_storage_packed_ops_total",
+			Help: "Ops packed into history blocks."}, func() float64 { return float64(stats().PackedOps) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_open_documents",
 			Help: "Documents loaded in memory."}, func() float64 {
 			if m.Docs == nil {
