@@ -155,16 +155,31 @@ type blockRef struct {
 // parseBlockRefs decodes a block uid index value.
 func parseBlockRefs(kind byte, v []byte) ([]blockRef, error) {
 	var out []blockRef
+	err := eachBlockRef(kind, v, func(e blockRef) bool {
+		out = append(out, e)
+		return true
+	})
+	return out, err
+}
+
+// eachBlockRef calls fn with each entry of a block uid index value, in
+// order, until fn returns false.
+func eachBlockRef(kind byte, v []byte, fn func(blockRef) bool) error {
 	r := opReader{b: v}
-	for len(r.b) > 0 && r.err == nil {
+	for len(r.b) > 0 {
 		e := blockRef{first: int(r.uvarint())}
 		if kind == uidCounter {
 			e.min = r.uvarint()
 			e.max = e.min + r.uvarint()
 		}
-		out = append(out, e)
+		if r.err != nil {
+			return r.err
+		}
+		if !fn(e) {
+			return nil
+		}
 	}
-	return out, r.err
+	return nil
 }
 
 // appendBlockRef encodes one entry of a block uid index value.
@@ -189,15 +204,22 @@ func (d *docRef) packedUID(uid string) (doc.OpRecord, bool, error) {
 	if v == nil {
 		return doc.OpRecord{}, false, nil
 	}
-	refs, err := parseBlockRefs(kind, v)
+	// The blocks that may hold it: for a counter, those whose range does
+	// (clients number their ops, so that is one block, or none for a new
+	// uid: appends pay for this lookup).
+	var cand []int
+	err := eachBlockRef(kind, v, func(e blockRef) bool {
+		if kind == uidLiteral || e.min <= counter && counter <= e.max {
+			cand = append(cand, e.first)
+		}
+		return true
+	})
 	if err != nil {
 		return doc.OpRecord{}, false, corrupt(fmt.Sprintf("doc %q block uid index %q", d.id, key), err)
 	}
 	blocks := d.tx.Bucket(bucketBlocks)
-	for _, e := range refs {
-		if kind == uidCounter && (counter < e.min || counter > e.max) {
-			continue
-		}
+	for _, first := range cand {
+		e := blockRef{first: first}
 		bv := blocks.Get(d.vkey(e.first))
 		if bv == nil {
 			return doc.OpRecord{}, false, corrupt(fmt.Sprintf("doc %q block uid index %q", d.id, key), fmt.Errorf("names a missing block v%d", e.first))

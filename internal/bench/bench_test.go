@@ -111,3 +111,14 @@ func TestReport(t *testing.T) {
 		t.Errorf("missing trace: %v", err)
 	}
 }
+
+func TestHistoryScenario(t *testing.T) {
+	if _, err := trace.Dir(); err != nil {
+		t.Skip(err)
+	}
+	r, err := History(context.Background(), testOptions(t), HistoryConfig{Edits: 2000, Reads: 1})
+	checkResult(t, r, err, "ops", "bytes_per_op", "read_ms", "compacted_bytes")
+	if r.Figures["ops"] != 2000 {
+		t.Errorf("%v ops, want 2000", r.Figures["ops"])
+	}
+}
