@@ -192,6 +192,10 @@ type Server struct {
 	HTTP     *http.Server
 	ln       net.Listener
 	errc     chan error
+
+	// statsInterval is how often stats are published; by default a second
+	// (tests shorten it).
+	statsInterval time.Duration
 }
 
 // New returns a Server with cfg and logger; Run starts it.
@@ -225,7 +229,7 @@ func (m *Server) Run(ctx context.Context) error {
 		return err
 	}
 	m.Hub = session.NewHub(session.HubConfig{
-		History: db, Receipts: db, Users: db, Namespaces: namespaces, Logger: m.Log, Metrics: m.Metrics,
+		History: newLiveHistory(db, statsChannel), Receipts: db, Users: db, Namespaces: namespaces, Logger: m.Log, Metrics: m.Metrics,
 		CountInterval: time.Duration(c.File.Limits.PresenceCountInterval),
 		Notifier:      m.Webhooks,
 	})

@@ -48,6 +48,10 @@ func (m *Server) registerStorageMetrics() {
 	)
 }
 
+// statsChannel carries the server's figures. Its history lives in memory
+// (liveHistory): publishing them every second writes nothing to disk.
+const statsChannel = "system:stats"
+
 // Stats is what the server publishes every second on system:stats.
 type Stats struct {
 	TS             string  `json:"ts"`
@@ -97,7 +101,11 @@ func (p *statsPublisher) stop() {
 func (p *statsPublisher) run(m *Server) {
 	defer p.wg.Done()
 	start := time.Now()
-	tick := time.NewTicker(time.Second)
+	interval := m.statsInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var lastOps, lastMsgs, lastCommits float64
 	lastDocOps := map[string]int64{}
@@ -154,9 +162,10 @@ func (p *statsPublisher) run(m *Server) {
 			slices.SortFunc(st.Users, func(a, b web.ActiveUser) int { return cmp.Compare(a.User.Name, b.User.Name) })
 			st.Users = st.Users[:min(len(st.Users), 20)]
 			data, _ := json.Marshal(st)
-			// Stored (not ephemeral) so that a dashboard opening now sees the
-			// last minute; the system namespace keeps 60 messages.
-			m.Hub.Publish(session.Publication{Channel: "system:stats", Event: "stats", Data: data, From: proto.From{User: "system"}},
+			// Kept with offsets (not ephemeral) so that a dashboard opening
+			// now sees the last minute (the system namespace keeps 60
+			// messages), but in memory, not on disk (liveHistory).
+			m.Hub.Publish(session.Publication{Channel: statsChannel, Event: "stats", Data: data, From: proto.From{User: "system"}},
 				func(_ uint64, err error) {
 					if err != nil && !errors.Is(err, session.ErrClosed) {
 						m.Log.Error().Err(err).Msg("publish stats")
