@@ -330,7 +330,8 @@ func TestPacking(t *testing.T) {
 }
 
 // TestPackingThinsSnapshots: in packed history a snapshot stays only where
-// the ops since the previous one kept outnumber its stored bytes, and every
+// the ops since the previous one kept outnumber a quarter of its text's
+// bytes, and is compressed; the live tail's stay as they were; every
 // version still reads right.
 func TestPackingThinsSnapshots(t *testing.T) {
 	cfg := Config{SnapshotEvery: 5, blockOps: 100, packTail: 10, journalIdle: time.Hour}
@@ -338,7 +339,7 @@ func TestPackingThinsSnapshots(t *testing.T) {
 	h := newHistory("t", 5)
 	mustCreate(t, db, h.id)
 	// A paste, then one letter typed at its end at a time: 1,500 ops, a
-	// snapshot every 5, each of some 60 bytes compressed.
+	// snapshot every 5, of 1 to 2.5 kB of text.
 	paste := strings.Repeat("lorem ipsum dolor sit amet ", 40)
 	errs := make(chan error, 1500)
 	for v := range 1500 {
@@ -369,9 +370,15 @@ func TestPackingThinsSnapshots(t *testing.T) {
 	for i, s := range after {
 		if s.version > 0 && s.version <= end {
 			packedAfter++
-			if gap := s.version - after[i-1].version; gap < s.size/snapBytesPerOp || gap < cfg.SnapshotEvery {
-				t.Errorf("snapshot v%d of %d bytes kept %d ops after v%d", s.version, s.size, gap, after[i-1].version)
+			if gap := s.version - after[i-1].version; gap < s.text/snapTextPerOp || gap < cfg.SnapshotEvery {
+				t.Errorf("snapshot v%d of %d bytes of text kept %d ops after v%d", s.version, s.text, gap, after[i-1].version)
 			}
+			if !s.compressed || s.size >= s.text/4 {
+				t.Errorf("snapshot v%d kept in packed history: %d bytes for %d of text (compressed %t)", s.version, s.size, s.text, s.compressed)
+			}
+		}
+		if s.version > end && s.compressed {
+			t.Errorf("snapshot v%d of the live tail compressed", s.version)
 		}
 	}
 	if packedBefore != end/5 || packedAfter == 0 || packedAfter > packedBefore/10 {
@@ -387,9 +394,21 @@ func TestPackingThinsSnapshots(t *testing.T) {
 			t.Fatalf("ContentAt(%d) = %d bytes, %v; want %d bytes", v, len(s), err, len(h.contents[v]))
 		}
 	}
+	var f exportFile
+	if err := json.Unmarshal(exportOf(t, db, h.id), &f); err != nil {
+		t.Fatal(err)
+	}
+	for _, sn := range f.Snapshots {
+		if sn.Content != h.contents[sn.Version] {
+			t.Errorf("exported snapshot v%d differs", sn.Version)
+		}
+	}
 }
 
-type snapSize struct{ version, size int }
+type snapSize struct {
+	version, size, text int
+	compressed          bool
+}
 
 // snapSizes lists a document's snapshots with their stored sizes.
 func snapSizes(t *testing.T, db *DB, id string) []snapSize {
@@ -402,7 +421,8 @@ func snapSizes(t *testing.T, db *DB, id string) []snapSize {
 		}
 		for _, k := range d.keys(bucketSnaps, -1) {
 			v, _ := d.version(k)
-			out = append(out, snapSize{v, len(tx.Bucket(bucketSnaps).Get(k))})
+			val := tx.Bucket(bucketSnaps).Get(k)
+			out = append(out, snapSize{version: v, size: len(val), text: snapTextLen(val), compressed: isZstd(val)})
 		}
 		return nil
 	})
@@ -495,7 +515,7 @@ func TestSchema3Upgrade(t *testing.T) {
 	h := newHistory("old", 9)
 	mustCreate(t, db, h.id)
 	rec := h.next()
-	rec.Op = ot.Op{ot.Insert(strings.Repeat("a long first paste. ", 60))} // snapshots past the compression threshold
+	rec.Op = ot.Op{ot.Insert(strings.Repeat("a long first paste. ", 60))} // snapshots the packer compresses
 	if err := db.AppendOp(ctx(t), h.id, rec); err != nil {
 		t.Fatal(err)
 	}
@@ -506,7 +526,8 @@ func TestSchema3Upgrade(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// Make it a version 3 file: no block buckets, plain-text snapshots.
+	// Make it a version 3 file: no block buckets (its snapshots are plain
+	// text, as version 3 wrote them).
 	bdb, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -514,28 +535,6 @@ func TestSchema3Upgrade(t *testing.T) {
 	if err := bdb.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketBlocks, bucketBlockUIDs} {
 			if err := tx.DeleteBucket(b); err != nil {
-				return err
-			}
-		}
-		sb := tx.Bucket(bucketSnaps)
-		type kv struct{ k, v []byte }
-		var plain []kv
-		compressed := 0
-		if err := sb.ForEach(func(k, v []byte) error {
-			s, err := snapContent(v)
-			if isZstd(v) {
-				compressed++
-			}
-			plain = append(plain, kv{slices.Clone(k), []byte(s)})
-			return err
-		}); err != nil {
-			return err
-		}
-		if compressed == 0 {
-			return fmt.Errorf("no snapshot was compressed: the test tests nothing")
-		}
-		for _, e := range plain {
-			if err := sb.Put(e.k, e.v); err != nil {
 				return err
 			}
 		}
@@ -564,40 +563,5 @@ func TestSchema3Upgrade(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestSnapshotCompressed: a large snapshot is stored compressed and reads
-// back the same through ContentAt, Head and Export.
-func TestSnapshotCompressed(t *testing.T) {
-	db := openTestDB(t, Config{})
-	h := newHistory("s", 2)
-	mustCreate(t, db, h.id)
-	rec := h.next()
-	rec.Op = ot.Op{ot.Insert(strings.Repeat("snapshots compress well. ", 200))}
-	if err := db.AppendOp(ctx(t), h.id, rec); err != nil {
-		t.Fatal(err)
-	}
-	h.commit(t, rec)
-	if err := db.PutSnapshot(ctx(t), h.id, doc.Snapshot{Version: 1, Content: h.contents[1]}); err != nil {
-		t.Fatal(err)
-	}
-	var stored int
-	if err := db.view(func(tx *bolt.Tx) error {
-		d, _ := mustDoc(tx, h.id)
-		stored = len(tx.Bucket(bucketSnaps).Get(d.vkey(1)))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if stored >= len(h.contents[1])/4 {
-		t.Errorf("snapshot of %d bytes stored in %d", len(h.contents[1]), stored)
-	}
-	snap, tail, err := db.Head(h.id)
-	if err != nil || snap.Content != h.contents[1] || len(tail) != 0 {
-		t.Fatalf("Head = v%d (%d bytes), %d ops, %v", snap.Version, len(snap.Content), len(tail), err)
-	}
-	if !strings.Contains(string(exportOf(t, db, h.id)), "snapshots compress well.") {
-		t.Error("the export lacks the snapshot's text")
 	}
 }

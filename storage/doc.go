@@ -40,8 +40,8 @@
 //	buids/<N><kind><key>           the block uid index: for each block holding
 //	                               uids of that prefix (kind 0) or that whole uid
 //	                               (kind 1), its first version (and counter range)
-//	snaps/<N><be64 v>              content at v: UTF-8, or a zstd frame of it
-//	                               from 512 bytes; the document's first
+//	snaps/<N><be64 v>              content at v: UTF-8, or in packed history a
+//	                               zstd frame of it; the document's first
 //	                               snapshot is its base: older ops were compacted
 //	comments/<N><comment id>       JSON doc.Comment
 //	channels/<name>                be64 C, then JSON: epoch, first and last offset
@@ -65,9 +65,8 @@
 // transaction. A new document gets a snapshot of the empty text at version
 // 0; the background snapshotter adds one every Config.SnapshotEvery ops past
 // the latest, so Head replays at most about that many ops whatever the
-// length of the history. In packed history the packer keeps fewer (about
-// one byte of snapshot per op), so ContentAt there replays more ops, from
-// blocks. [CompactFile] writes a compacted copy of a data file, which bbolt
+// length of the history. In packed history the packer keeps fewer, so
+// ContentAt there replays more ops, from blocks (pack.go). [CompactFile] writes a compacted copy of a data file, which bbolt
 // never shrinks.
 //
 // # Durability

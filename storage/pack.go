@@ -43,12 +43,13 @@ import (
 // blocks whose counter range holds the uid's counter: clients number their
 // ops, so that is one block.
 //
-// The packer also thins the snapshots of the run it packs: history old
-// enough to be packed is read for time travel, diff and export, not to
-// open the document, so it keeps a snapshot only where the ops since the
-// previous one outnumber the snapshot's stored bytes (snapBytesPerOp), and
-// at least every maxSnapGap ops. Reading an old version then replays more
-// ops, from blocks that decode fast.
+// The packer also thins the snapshots of the run it packs, and compresses
+// those it keeps: history old enough to be packed is read for time travel,
+// diff and export, not to open the document, so it keeps a snapshot only
+// where the ops since the previous one kept outnumber a quarter of the
+// snapshot's text bytes (snapTextPerOp), and at least every maxSnapGap ops.
+// Reading an old version then replays more ops, from blocks that decode
+// fast.
 
 // Buckets of packed history.
 var (
@@ -65,11 +66,14 @@ const (
 )
 
 // Snapshot thinning in packed history: keep a snapshot when the ops since
-// the previous kept one are at least its stored bytes / snapBytesPerOp (and
-// SnapshotEvery), or maxSnapGap.
+// the previous kept one are at least its text's bytes / snapTextPerOp (and
+// SnapshotEvery), or maxSnapGap. Compressed, text takes about a quarter of
+// its bytes: packed history then spends about a byte of snapshot an op,
+// and reading an old version replays at most a quarter as many ops as the
+// document has bytes, and never more than maxSnapGap.
 const (
-	snapBytesPerOp = 1
-	maxSnapGap     = 1 << 16
+	snapTextPerOp = 4
+	maxSnapGap    = 1 << 14
 )
 
 // errPackStale: the run a packer read changed before its write (a
@@ -376,6 +380,8 @@ func (d *docRef) thinSnapshots(p, q, every int) error {
 	q = min(q, latest-1)
 	sb := d.tx.Bucket(bucketSnaps)
 	var drop [][]byte
+	type kv struct{ k, v []byte }
+	var squeeze []kv
 	c := sb.Cursor()
 	for k, v := c.Seek(d.vkey(p + 1)); k != nil; k, v = c.Next() {
 		ver, ok := d.version(k)
@@ -383,14 +389,22 @@ func (d *docRef) thinSnapshots(p, q, every int) error {
 			break
 		}
 		gap := ver - last
-		if gap >= maxSnapGap || gap >= every && gap >= len(v)/snapBytesPerOp {
+		if gap >= maxSnapGap || gap >= every && gap >= snapTextLen(v)/snapTextPerOp {
 			last = ver
+			if z := compressSnap(v); len(z) < len(v) {
+				squeeze = append(squeeze, kv{slices.Clone(k), z})
+			}
 			continue
 		}
 		drop = append(drop, slices.Clone(k))
 	}
 	for _, k := range drop {
 		if err := sb.Delete(k); err != nil {
+			return err
+		}
+	}
+	for _, e := range squeeze {
+		if err := sb.Put(e.k, e.v); err != nil {
 			return err
 		}
 	}
