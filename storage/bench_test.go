@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/trace"
 	"github.com/tandemhq/tandem/ot"
 )
 
@@ -280,4 +281,63 @@ func reportSize(b *testing.B, db *DB, id string) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(utf8.RuneCountInString(s)), "chars")
+}
+
+// BenchmarkReadHistory reads the whole history of the automerge-paper
+// trace (259,778 ops from 3 authors, with uids and times) through DB.Ops,
+// one op a value (the packer off: the layout before blocks) against packed
+// into blocks, in the same process.
+func BenchmarkReadHistory(b *testing.B) {
+	dir, err := trace.Dir()
+	if err != nil {
+		b.Skip(err)
+	}
+	tr, err := trace.Load(dir, "automerge-paper")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, packed := range []bool{false, true} {
+		name := "format=values"
+		if packed {
+			name = "format=blocks"
+		}
+		b.Run(name, func(b *testing.B) {
+			db := openTestDB(b, Config{NoSync: true, noPack: !packed})
+			mustCreate(b, db, "trace")
+			r := rand.New(rand.NewPCG(1, 2))
+			now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+			var counters [3]int
+			errs := make(chan error, len(tr.Patches))
+			for i, p := range tr.Patches {
+				a := r.IntN(3)
+				counters[a]++
+				now = now.Add(time.Duration(20_000 + r.IntN(80_000)))
+				client := fmt.Sprintf("c%09d", a)
+				db.AppendOpAsync("trace", doc.OpRecord{Version: i, Op: ot.Splice(p.Pos, p.Del, p.Ins),
+					UID: fmt.Sprintf("%s-%d", client, counters[a]), User: fmt.Sprint("author", a), ClientID: client, Time: now},
+					func(err error) { errs <- err })
+			}
+			for range tr.Patches {
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := db.update(context.Background(), func(w *writeTx) error { return abort(w.drainJournal()) }); err != nil {
+				b.Fatal(err)
+			}
+			if packed {
+				if _, err := db.packAll(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				ops, err := db.Ops("trace", 0, len(tr.Patches))
+				if err != nil || len(ops) != len(tr.Patches) {
+					b.Fatalf("%d ops, %v", len(ops), err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(tr.Patches)), "ns/op-read")
+		})
+	}
 }

@@ -440,6 +440,12 @@ func (b *blockBody) findUID(uid string) (int, bool, error) {
 // version is first. Every column is walked from the start, as they are
 // delta-coded, but only the records asked for are built.
 func (b *blockBody) records(first, lo, hi int) ([]doc.OpRecord, error) {
+	return b.appendRecords(make([]doc.OpRecord, 0, hi-lo), first, lo, hi)
+}
+
+// appendRecords is records appending to out, so that a long read builds
+// its records in place.
+func (b *blockBody) appendRecords(out []doc.OpRecord, first, lo, hi int) ([]doc.OpRecord, error) {
 	uids, err := b.uids()
 	if err != nil {
 		return nil, err
@@ -454,9 +460,7 @@ func (b *blockBody) records(first, lo, hi int) ([]doc.OpRecord, error) {
 	pos := 0
 	var prevTime int64
 	var prevRetain []int
-	// Count the components of the records asked for, for one slab.
-	out := make([]doc.OpRecord, 0, hi-lo)
-	var slab []ot.Component
+	var slab []ot.Component // components of the records built, allocated a few hundred at a time
 	for i := range b.n {
 		a := ra.uvarint()
 		if ra.err == nil && a >= uint64(len(b.users)) {
@@ -564,18 +568,22 @@ func firstErr(errs ...error) error {
 // is first. It never panics on a damaged value; it returns an ErrCorrupt
 // error.
 func decodeBlock(first int, v []byte, lo, hi int) ([]doc.OpRecord, error) {
+	return appendBlock(make([]doc.OpRecord, 0, max(hi-lo, 0)), first, v, lo, hi)
+}
+
+// appendBlock is decodeBlock appending to out.
+func appendBlock(out []doc.OpRecord, first int, v []byte, lo, hi int) ([]doc.OpRecord, error) {
 	b, err := openBlock(v)
 	if err == nil && (lo < 0 || hi > b.n || lo > hi) {
 		err = fmt.Errorf("ops [%d, %d) of a block of %d", lo, hi, b.n)
 	}
-	var recs []doc.OpRecord
 	if err == nil {
-		recs, err = b.records(first, lo, hi)
+		out, err = b.appendRecords(out, first, lo, hi)
 	}
 	if err != nil {
 		return nil, corrupt(fmt.Sprintf("block v%d", first), err)
 	}
-	return recs, nil
+	return out, nil
 }
 
 // isZstd reports whether v is a zstd frame rather than plain text.

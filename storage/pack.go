@@ -132,11 +132,9 @@ func (d *docRef) readBlocks(out []doc.OpRecord, from, to int) ([]doc.OpRecord, e
 			return nil, corrupt(fmt.Sprintf("doc %q blocks", d.id), fmt.Errorf("block v%d of %d ops, want v%d", first, n, want))
 		}
 		hi := min(to, first+n)
-		recs, err := decodeBlock(first, v, want-first, hi-first)
-		if err != nil {
+		if out, err = appendBlock(out, first, v, want-first, hi-first); err != nil {
 			return nil, err
 		}
-		out = append(out, recs...)
 		want = hi
 	}
 	return out, nil
