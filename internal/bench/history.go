@@ -27,7 +27,7 @@ type HistoryConfig struct {
 	Trace   string // the trace; empty: automerge-paper
 	Edits   int    // replay only the first Edits edits; 0: all
 	Authors int    // clients taking turns; 0: 3
-	Reads   int    // times the history is read back (the best counts); 0: 3
+	Reads   int    // times the history is read back (the best counts); 0: 10
 }
 
 // History runs the history scenario. The server runs without fsync: the
@@ -44,7 +44,7 @@ func History(ctx context.Context, opts Options, cfg HistoryConfig) (*Result, err
 		cfg.Authors = 3
 	}
 	if cfg.Reads <= 0 {
-		cfg.Reads = 3
+		cfg.Reads = 10
 	}
 	begin := time.Now()
 	dir := cfg.Dir
