@@ -61,8 +61,11 @@ var (
 const (
 	defaultBlockOps = 4096
 	defaultPackTail = 1024
-	// maxPackBlocks bounds the blocks one packing write swaps in.
-	maxPackBlocks = 16
+	// maxPackBlocks bounds the blocks one packing write swaps in, and with
+	// them the time it holds the committer (deleting a block's ops and
+	// uid entries takes a few milliseconds) when a long history is packed
+	// at once, after an upgrade or an import.
+	maxPackBlocks = 2
 )
 
 // Snapshot thinning in packed history: keep a snapshot when the ops since
