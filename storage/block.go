@@ -105,21 +105,15 @@ type uidSpan struct {
 }
 
 // zstd coders. Both are safe for concurrent use; they are made on first use
-// and live as long as the process.
+// and live as long as the process. The encoder's default level: on the
+// automerge-paper trace the best level packs blocks 1.5% smaller at twice
+// the time and thirty times the memory (43 MB held).
 var (
-	blockEncoder = sync.OnceValue(func() *zstd.Encoder {
-		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression),
-			zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(true))
-		if err != nil {
-			panic(err) // only for bad options
-		}
-		return e
-	})
-	snapEncoder = sync.OnceValue(func() *zstd.Encoder {
+	zEncoder = sync.OnceValue(func() *zstd.Encoder {
 		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault),
 			zstd.WithEncoderConcurrency(2), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(true))
 		if err != nil {
-			panic(err)
+			panic(err) // only for bad options
 		}
 		return e
 	})
@@ -259,7 +253,7 @@ func encodeBlock(recs []doc.OpRecord) ([]byte, []uidSpan) {
 	val := []byte{blockFormat1}
 	val = binary.AppendUvarint(val, uint64(len(recs)))
 	val = binary.AppendUvarint(val, uint64(len(body)))
-	val = blockEncoder().EncodeAll(body, val)
+	val = zEncoder().EncodeAll(body, val)
 	return val, spans
 }
 

@@ -500,7 +500,7 @@ func compressSnap(text []byte) []byte {
 	if len(text) < snapCompressMin || isZstd(text) {
 		return text
 	}
-	return snapEncoder().EncodeAll(text, nil)
+	return zEncoder().EncodeAll(text, nil)
 }
 
 // snapTextLen returns the length of a stored snapshot's text, reading only
