@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -357,58 +356,47 @@ func openBlock(v []byte) (*blockBody, error) {
 	return b, nil
 }
 
-// uids decodes the uid columns: the uid of every op ("" for none), each a
-// substring of one string built for the whole block.
-func (b *blockBody) uids() ([]string, error) {
+// uidText decodes the uid columns into one string holding every op's uid
+// one after another: op i's is all[ends[i]:ends[i+1]] ("" for none), so
+// that a block's uids cost one allocation.
+func (b *blockBody) uidText() (all string, ends []int32, err error) {
 	ru, rc := opReader{b: b.cols[colUID]}, opReader{b: b.cols[colCounter]}
 	last := make([]uint64, len(b.spans))
-	type piece struct {
-		span    int
-		counter uint64
-	}
-	pieces := make([]piece, b.n)
-	size := 0
+	buf := make([]byte, 0, b.n*16)
+	ends = make([]int32, b.n+1)
 	for i := range b.n {
+		ends[i] = int32(len(buf))
 		u := ru.uvarint()
-		if ru.err != nil || u > uint64(len(b.spans)) {
-			return nil, errBlockUID
-		}
 		if u == 0 {
-			pieces[i].span = -1
 			continue
 		}
-		s := int(u - 1)
-		pieces[i].span = s
-		size += len(b.spans[s].key)
-		if b.spans[s].kind == uidCounter {
-			c := last[s] + uint64(unzigzag(rc.uvarint()))
-			if rc.err != nil {
-				return nil, errBlockUID
-			}
-			last[s] = c
-			pieces[i].counter = c
-			size += 20
+		if u > uint64(len(b.spans)) {
+			return "", nil, errBlockUID
+		}
+		sp := &b.spans[u-1]
+		buf = append(buf, sp.key...)
+		if sp.kind == uidCounter {
+			c := last[u-1] + uint64(unzigzag(rc.uvarint()))
+			last[u-1] = c
+			buf = strconv.AppendUint(buf, c, 10)
+		}
+		if len(buf) > maxBlockRaw {
+			return "", nil, errBlockUID
 		}
 	}
-	if len(ru.b) != 0 || len(rc.b) != 0 {
-		return nil, errBlockUID
+	ends[b.n] = int32(len(buf))
+	if ru.err != nil || rc.err != nil || len(ru.b) != 0 || len(rc.b) != 0 {
+		return "", nil, errBlockUID
 	}
-	var sb strings.Builder
-	sb.Grow(size)
-	ends := make([]int, b.n+1)
-	for i, p := range pieces {
-		ends[i] = sb.Len()
-		if p.span >= 0 {
-			sp := b.spans[p.span]
-			sb.WriteString(sp.key)
-			if sp.kind == uidCounter {
-				var buf [20]byte
-				sb.Write(strconv.AppendUint(buf[:0], p.counter, 10))
-			}
-		}
+	return string(buf), ends, nil
+}
+
+// uids decodes the uid columns: the uid of every op ("" for none).
+func (b *blockBody) uids() ([]string, error) {
+	all, ends, err := b.uidText()
+	if err != nil {
+		return nil, err
 	}
-	ends[b.n] = sb.Len()
-	all := sb.String()
 	out := make([]string, b.n)
 	for i := range out {
 		out[i] = all[ends[i]:ends[i+1]]
@@ -418,12 +406,12 @@ func (b *blockBody) uids() ([]string, error) {
 
 // findUID returns the index in the block of the op with uid, if any.
 func (b *blockBody) findUID(uid string) (int, bool, error) {
-	uids, err := b.uids()
+	all, ends, err := b.uidText()
 	if err != nil {
 		return 0, false, err
 	}
-	for i, u := range uids {
-		if u == uid {
+	for i := range b.n {
+		if all[ends[i]:ends[i+1]] == uid {
 			return i, true, nil
 		}
 	}
@@ -438,9 +426,11 @@ func (b *blockBody) records(first, lo, hi int) ([]doc.OpRecord, error) {
 }
 
 // appendRecords is records appending to out, so that a long read builds
-// its records in place.
+// its records in place. Readers keep their first error and return zeros
+// after it, which every use below bounds; their errors are checked once,
+// at the end.
 func (b *blockBody) appendRecords(out []doc.OpRecord, first, lo, hi int) ([]doc.OpRecord, error) {
-	uids, err := b.uids()
+	uidAll, uidEnds, err := b.uidText()
 	if err != nil {
 		return nil, err
 	}
@@ -457,7 +447,7 @@ func (b *blockBody) appendRecords(out []doc.OpRecord, first, lo, hi int) ([]doc.
 	var slab []ot.Component // components of the records built, allocated a few hundred at a time
 	for i := range b.n {
 		a := ra.uvarint()
-		if ra.err == nil && a >= uint64(len(b.users)) {
+		if a >= uint64(len(b.users)) {
 			return nil, fmt.Errorf("op %d: author %d of %d", i, a, len(b.users))
 		}
 		var t time.Time
@@ -466,9 +456,6 @@ func (b *blockBody) appendRecords(out []doc.OpRecord, first, lo, hi int) ([]doc.
 			t = time.Unix(0, prevTime).UTC()
 		}
 		nc := rn.uvarint()
-		if err := firstErr(ra.err, rtd.err, rt.err, rn.err); err != nil {
-			return nil, fmt.Errorf("op %d: %w", i, err)
-		}
 		if nc > uint64(len(rk.b)) {
 			return nil, fmt.Errorf("op %d: %d components, %d kinds left", i, nc, len(rk.b))
 		}
@@ -483,9 +470,6 @@ func (b *blockBody) appendRecords(out []doc.OpRecord, first, lo, hi int) ([]doc.
 		for j := range int(nc) {
 			kind := rk.byte()
 			l := rl.uvarint()
-			if err := firstErr(rk.err, rl.err); err != nil {
-				return nil, fmt.Errorf("op %d: %w", i, err)
-			}
 			var size int64
 			switch kind {
 			case kindRetain:
@@ -513,6 +497,10 @@ func (b *blockBody) appendRecords(out []doc.OpRecord, first, lo, hi int) ([]doc.
 					if pos >= len(text) {
 						return nil, fmt.Errorf("op %d: text ends early", i)
 					}
+					if text[pos] < utf8.RuneSelf {
+						pos++
+						continue
+					}
 					r, w := utf8.DecodeRuneInString(text[pos:])
 					if r == utf8.RuneError && w == 1 {
 						return nil, fmt.Errorf("op %d: invalid UTF-8", i)
@@ -534,11 +522,14 @@ func (b *blockBody) appendRecords(out []doc.OpRecord, first, lo, hi int) ([]doc.
 			}
 		}
 		if want {
-			out = append(out, doc.OpRecord{Version: first + i, Op: op, UID: uids[i],
+			out = append(out, doc.OpRecord{Version: first + i, Op: op, UID: uidAll[uidEnds[i]:uidEnds[i+1]],
 				User: b.users[a], ClientID: b.clients[a], Time: t})
 		}
 	}
-	for _, r := range []opReader{ra, rtd, rt, rn, rk, rl} {
+	for _, r := range []*opReader{&ra, &rtd, &rt, &rn, &rk, &rl} {
+		if r.err != nil {
+			return nil, r.err
+		}
 		if len(r.b) != 0 {
 			return nil, fmt.Errorf("a column runs past the block's %d ops", b.n)
 		}
@@ -547,15 +538,6 @@ func (b *blockBody) appendRecords(out []doc.OpRecord, first, lo, hi int) ([]doc.
 		return nil, fmt.Errorf("%d bytes of text past the inserts", len(text)-pos)
 	}
 	return out, nil
-}
-
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // decodeBlock decodes the ops [lo, hi) of a block value whose first version
