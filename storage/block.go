@@ -25,7 +25,7 @@ import (
 //	n                  uvarint: the number of ops; the first one's version
 //	                   is the key's, the others follow without a gap
 //	raw                uvarint: the length of the body below
-//	body               one zstd frame
+//	body               one zstd frame, with its content checksum
 //
 // and the body is a few tables and then one column per field, each column
 // the values of all n ops (or of all their components) one after another,
