@@ -129,3 +129,14 @@ func TestPresenceScenario(t *testing.T) {
 	checkResult(t, r, err, "join_seconds", "presence_frames_per_member_mean")
 	t.Logf("%v", r.Figures)
 }
+
+func TestHistoryScenario(t *testing.T) {
+	if _, err := trace.Dir(); err != nil {
+		t.Skip(err)
+	}
+	r, err := History(context.Background(), testOptions(t), HistoryConfig{Edits: 2000, Reads: 1})
+	checkResult(t, r, err, "ops", "bytes_per_op", "read_ms", "compacted_bytes")
+	if r.Figures["ops"] != 2000 {
+		t.Errorf("%v ops, want 2000", r.Figures["ops"])
+	}
+}

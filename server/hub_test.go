@@ -680,7 +680,7 @@ func TestPresenceBatches(t *testing.T) {
 // one full-presence channel and then leave, rejoin and change their state
 // at random; at the end every member's view of the room (Go clients:
 // batches and pages; raw clients: single events) is the room as the server
-// has it. (internal/bench's TestPresenceScenario does the same with 500
+// has it. (bench's TestPresenceScenario does the same with 500
 // light protocol clients.)
 func TestPresenceConverges(t *testing.T) {
 	if testing.Short() {

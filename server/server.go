@@ -277,6 +277,10 @@ type Server struct {
 	verifier *auth.Verifier // nil in development mode
 	ln       net.Listener
 	errc     chan error
+
+	// statsInterval is how often stats are published; by default a second
+	// (tests shorten it).
+	statsInterval time.Duration
 }
 
 // New returns a Server with cfg and logger; Run starts it.
@@ -311,7 +315,7 @@ func (m *Server) Run(ctx context.Context) error {
 		return err
 	}
 	m.Hub = session.NewHub(session.HubConfig{
-		History: db, Receipts: db, Users: db, Namespaces: namespaces, Logger: m.Log, Metrics: m.Metrics,
+		History: newLiveHistory(db, statsChannel), Receipts: db, Users: db, Namespaces: namespaces, Logger: m.Log, Metrics: m.Metrics,
 		CountInterval: time.Duration(c.File.Limits.PresenceCountInterval),
 		Notifier:      m.Webhooks,
 		// Every frame the hub builds fits a connection's send queue.

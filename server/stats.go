@@ -36,6 +36,8 @@ func (m *Server) registerStorageMetrics() {
 			Help: "Ops in the journal, not yet moved into the op log."}, func() float64 { return float64(stats().Journal) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tandem_storage_journal_drains_total",
 			Help: "Times the journal was moved into the op log."}, func() float64 { return float64(stats().JournalDrains) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tandem_storage_packed_ops_total",
+			Help: "Ops packed into history blocks."}, func() float64 { return float64(stats().PackedOps) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_open_documents",
 			Help: "Documents loaded in memory."}, func() float64 {
 			if m.Docs == nil {
@@ -45,6 +47,10 @@ func (m *Server) registerStorageMetrics() {
 		}),
 	)
 }
+
+// statsChannel carries the server's figures. Its history lives in memory
+// (liveHistory): publishing them every second writes nothing to disk.
+const statsChannel = "system:stats"
 
 // Stats is what the server publishes every second on system:stats.
 type Stats struct {
@@ -95,7 +101,11 @@ func (p *statsPublisher) stop() {
 func (p *statsPublisher) run(m *Server) {
 	defer p.wg.Done()
 	start := time.Now()
-	tick := time.NewTicker(time.Second)
+	interval := m.statsInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var lastOps, lastMsgs, lastCommits float64
 	lastDocOps := map[string]int64{}
@@ -152,9 +162,10 @@ func (p *statsPublisher) run(m *Server) {
 			slices.SortFunc(st.Users, func(a, b web.ActiveUser) int { return cmp.Compare(a.User.Name, b.User.Name) })
 			st.Users = st.Users[:min(len(st.Users), 20)]
 			data, _ := json.Marshal(st)
-			// Stored (not ephemeral) so that a dashboard opening now sees the
-			// last minute; the system namespace keeps 60 messages.
-			m.Hub.Publish(session.Publication{Channel: "system:stats", Event: "stats", Data: data, From: proto.From{User: "system"}},
+			// Kept with offsets (not ephemeral) so that a dashboard opening
+			// now sees the last minute (the system namespace keeps 60
+			// messages), but in memory, not on disk (liveHistory).
+			m.Hub.Publish(session.Publication{Channel: statsChannel, Event: "stats", Data: data, From: proto.From{User: "system"}},
 				func(_ uint64, err error) {
 					if err != nil && !errors.Is(err, session.ErrClosed) {
 						m.Log.Error().Err(err).Msg("publish stats")

@@ -28,6 +28,9 @@ type writeTx struct {
 	grew map[string]struct{}
 	// jtx is this transaction's change to the journal (journal.go).
 	jtx journalTx
+	// packDue lists the documents (by number) that got ops in the op log,
+	// for the packer to check once the transaction commits.
+	packDue []uint64
 }
 
 // abortError marks a failure after a writeFunc began mutating.
@@ -69,6 +72,9 @@ type Stats struct {
 	CommitTime, MaxCommitTime, LastCommitTime time.Duration
 	// Snapshots is the number of automatic snapshots written.
 	Snapshots uint64
+	// PackedOps is the number of ops the packer moved into blocks
+	// (pack.go).
+	PackedOps uint64
 	// JournalDrains is the number of times the journal was moved into the
 	// op log, and Journal the number of ops it holds now (journal.go).
 	// Drains while writes pause are transactions of their own, counted
@@ -187,7 +193,7 @@ func (c *committer) run() {
 				}
 				break
 			}
-			c.commit(batch, c.journal.entries >= journalMax && !c.drainFailed)
+			c.commit(batch, c.journal.entries >= c.db.cfg.journalMax && !c.drainFailed)
 			clear(batch) // drop the closures
 		}
 	}
@@ -200,6 +206,7 @@ func (c *committer) commit(batch []request, drain bool) {
 	errs := make([]error, len(batch))
 	skip := make([]bool, len(batch)) // requests aborted in an earlier attempt
 	var due []string
+	var packDue []uint64
 	var txErr error
 	for {
 		for i := range errs {
@@ -208,7 +215,7 @@ func (c *committer) commit(batch []request, drain bool) {
 			}
 		}
 		var aborted int
-		aborted, due, txErr = c.attempt(batch, errs, skip, drain)
+		aborted, due, packDue, txErr = c.attempt(batch, errs, skip, drain)
 		if aborted == drainAborted {
 			drain, c.drainFailed = false, true // logged; the batch goes on without it
 			if len(batch) == 0 {
@@ -240,6 +247,9 @@ func (c *committer) commit(batch []request, drain bool) {
 	}
 	if len(due) > 0 {
 		c.db.snaps.notify(due)
+	}
+	if len(packDue) > 0 {
+		c.db.packs.notify(packDue)
 	}
 	// Count before completing, so that a caller that saw its request done
 	// sees it in Stats.
@@ -275,18 +285,18 @@ const drainAborted = -2
 // attempt runs the requests not skipped in one transaction, after draining
 // the journal if drain. It returns the index of a request that aborted (the
 // transaction was rolled back), drainAborted, or -1 with the documents due
-// for a snapshot and the begin/commit error.
-func (c *committer) attempt(batch []request, errs []error, skip []bool, drain bool) (aborted int, due []string, err error) {
+// for a snapshot, those to check for packing, and the begin/commit error.
+func (c *committer) attempt(batch []request, errs []error, skip []bool, drain bool) (aborted int, due []string, packDue []uint64, err error) {
 	tx, err := c.db.bolt.Begin(true)
 	if err != nil {
-		return -1, nil, err
+		return -1, nil, nil, err
 	}
 	w := &writeTx{tx: tx, db: c.db, now: c.db.cfg.Now(), grew: make(map[string]struct{})}
 	if drain {
 		if err := callWrite(func(w *writeTx) error { return w.drainJournal() }, w); err != nil {
 			_ = tx.Rollback()
 			c.db.log.Error().Err(err).Msg("journal drain failed; its ops stay in the journal")
-			return drainAborted, nil, nil
+			return drainAborted, nil, nil, nil
 		}
 	}
 	for i, r := range batch {
@@ -297,16 +307,16 @@ func (c *committer) attempt(batch []request, errs []error, skip []bool, drain bo
 		if ab, ok := errors.AsType[*abortError](err); ok {
 			_ = tx.Rollback()
 			errs[i] = ab.err
-			return i, nil, nil
+			return i, nil, nil, nil
 		}
 		errs[i] = err
 	}
 	due = w.snapshotsDue()
 	if err := tx.Commit(); err != nil {
-		return -1, nil, err
+		return -1, nil, nil, err
 	}
 	c.commitJournal(w.jtx)
-	return -1, due, nil
+	return -1, due, w.packDue, nil
 }
 
 // callWrite runs fn, turning a panic (a bug, or bbolt meeting a damaged
@@ -332,5 +342,12 @@ func (db *DB) Stats() Stats {
 func (c *committer) addSnapshotStat(n int) {
 	c.statsMu.Lock()
 	c.stats.Snapshots += uint64(n)
+	c.statsMu.Unlock()
+}
+
+// addPackStat counts ops packed into blocks.
+func (c *committer) addPackStat(n int) {
+	c.statsMu.Lock()
+	c.stats.PackedOps += uint64(n)
 	c.statsMu.Unlock()
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/ot"
 )
@@ -31,6 +33,13 @@ const (
 	envCycles     = "TANDEM_CRASH_CYCLES" // overrides the number of cycles
 )
 
+// crashConfig is the store configuration of the crash test: frequent
+// snapshots, journal drains and packing into small blocks, so that a kill
+// lands in each of them.
+func crashConfig() Config {
+	return Config{SnapshotEvery: crashSnapshot, journalMax: 32, blockOps: 16, packTail: 8}
+}
+
 // TestCrashChild is the child of TestCrash: from several goroutines it
 // appends ops to several documents, as sessions do (a lock per document
 // assigns versions; some writers pipeline through AppendOpAsync, others
@@ -45,7 +54,7 @@ func TestCrashChild(t *testing.T) {
 	if os.Getenv(envChild) != "crash" {
 		t.Skip("child process only")
 	}
-	db, err := Open(os.Getenv(envPath), Config{SnapshotEvery: crashSnapshot})
+	db, err := Open(os.Getenv(envPath), crashConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +157,11 @@ type ackedOp struct {
 // TestCrash kills a child that appends from several goroutines with
 // SIGKILL at random moments, then reopens the file and checks that every
 // acknowledged op and message is there, versions are contiguous from 0, no
-// uid is stored twice, every snapshot and the head content equal replaying
-// the whole log from empty, and bbolt's page check passes. 20 cycles (about
+// uid is stored twice and the uid lookup finds them, every snapshot and the
+// head content equal replaying the whole log from empty, and bbolt's page
+// check passes. The child drains its journal every 32 ops and packs blocks
+// of 16, so kills land in drains and packing too; the test fails if no op
+// was ever packed. 20 cycles (about
 // 15 s), 200 with -long, or TANDEM_CRASH_CYCLES.
 func TestCrash(t *testing.T) {
 	cycles := 20
@@ -178,6 +190,7 @@ func TestCrash(t *testing.T) {
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	var acked []ackedOp
 	var msgs []uint64
+	packed := 0
 	start := time.Now()
 	for cycle := range cycles {
 		cmd, out := startChild(t, "TestCrashChild", "crash", path, fmt.Sprintf("%s=%d", envCycle, cycle))
@@ -235,19 +248,27 @@ func TestCrash(t *testing.T) {
 				msgs = append(msgs, off)
 			}
 		}
-		checkCrashed(t, path, acked, msgs)
-		t.Logf("cycle %d: %d ops acked (%d in all), %d messages", cycle, n, len(acked), len(msgs))
+		packed = checkCrashed(t, path, acked, msgs)
+		t.Logf("cycle %d: %d ops acked (%d in all), %d messages, %d ops in blocks", cycle, n, len(acked), len(msgs), packed)
 	}
 	if len(acked) == 0 {
 		t.Fatal("the child never acknowledged an op")
 	}
+	// A child slowed down by a loaded machine may ack few ops per cycle;
+	// past a few hundred, some must have been packed.
+	if packed == 0 && len(acked) >= 500 {
+		t.Fatalf("%d ops acknowledged, none ever packed into a block", len(acked))
+	}
 	t.Logf("%d cycles in %v: %d acknowledged ops and %d messages all present", cycles, time.Since(start).Round(time.Millisecond), len(acked), len(msgs))
 }
 
-// checkCrashed reopens the file a killed child left and checks it.
-func checkCrashed(t *testing.T, path string, acked []ackedOp, msgs []uint64) {
+// checkCrashed reopens the file a killed child left and checks it. It
+// returns how many ops the file holds in blocks.
+func checkCrashed(t *testing.T, path string, acked []ackedOp, msgs []uint64) (packed int) {
 	t.Helper()
-	db, err := Open(path, Config{SnapshotEvery: crashSnapshot})
+	cfg := crashConfig()
+	cfg.noPack = true // check what the child left, blocks and all
+	db, err := Open(path, cfg)
 	if err != nil {
 		t.Fatalf("reopen after kill: %v", err)
 	}
@@ -302,6 +323,31 @@ func checkCrashed(t *testing.T, path string, acked []ackedOp, msgs []uint64) {
 			t.Fatalf("acknowledged op %s v%d has uid %q, stored %q", a.doc, a.version, a.uid, ops[a.version].UID)
 		}
 	}
+	// Exactly-once after a crash: a sample of the acknowledged uids is
+	// found at its version, wherever the op lies (journal, op log, block).
+	for i := len(acked) - 1; i >= 0; i -= 7 {
+		a := acked[i]
+		if rec, found, err := db.OpByUID(a.doc, a.uid); err != nil || !found || rec.Version != a.version {
+			t.Fatalf("OpByUID(%s, %q) = v%d, %t, %v; acknowledged at v%d", a.doc, a.uid, rec.Version, found, err, a.version)
+		}
+	}
+	err = db.view(func(tx *bolt.Tx) error {
+		for id := range logs {
+			d, err := mustDoc(tx, id)
+			if err != nil {
+				return err
+			}
+			end, err := d.packedEnd()
+			if err != nil {
+				return err
+			}
+			packed += end
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(msgs) > 0 {
 		stored, err := db.MessagesSince(crashChannel, 0, 0)
 		if err != nil {
@@ -318,4 +364,5 @@ func checkCrashed(t *testing.T, path string, acked []ackedOp, msgs []uint64) {
 			}
 		}
 	}
+	return packed
 }

@@ -110,6 +110,13 @@ type Config struct {
 	// journalIdle overrides journalIdle (tests: a long pause keeps ops in
 	// the journal).
 	journalIdle time.Duration
+	// journalMax overrides journalMax (the crash test: frequent drains).
+	journalMax int
+	// blockOps and packTail override defaultBlockOps and defaultPackTail
+	// (tests: small blocks); noPack turns the packer off (tests of the
+	// layout before it).
+	blockOps, packTail int
+	noPack             bool
 }
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -130,6 +137,16 @@ func (cfg Config) withDefaults() Config {
 		cfg.journalIdle = journalIdle
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	if cfg.journalMax <= 0 {
+		cfg.journalMax = journalMax
+	}
+	if cfg.blockOps <= 0 {
+		cfg.blockOps = defaultBlockOps
+	}
+	cfg.blockOps = min(cfg.blockOps, maxBlockOps)
+	if cfg.packTail <= 0 {
+		cfg.packTail = defaultPackTail
+	}
 	return cfg
 }
 
@@ -144,6 +161,7 @@ type DB struct {
 
 	commits *committer
 	snaps   *snapshotter
+	packs   *packer
 
 	// compactMu serialises Compact calls, which read outside the write
 	// transaction and must not interleave with one another.
@@ -158,7 +176,9 @@ type DB struct {
 // cfg.LockTimeout, and with ErrCorrupt when bbolt's checks reject the file
 // (both meta pages bad, a file shorter than its meta page says, a file that
 // is not a bbolt file). An existing empty file is treated as truncated. Open
-// starts the committer and snapshotter goroutines; Close stops them.
+// starts the committer, snapshotter and packer goroutines; Close stops
+// them. The packer starts by checking every document, so that history a
+// crash or an older build left unpacked is packed (pack.go).
 func Open(path string, cfg Config) (*DB, error) {
 	cfg = cfg.withDefaults()
 	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
@@ -178,8 +198,18 @@ func Open(path string, cfg Config) (*DB, error) {
 	db.commits.journal = journal
 	db.commits.stats.Journal = journal.entries
 	db.snaps = newSnapshotter(db)
+	db.packs = newPacker(db)
 	go db.commits.run()
 	go db.snaps.run()
+	go db.packs.run()
+	if !cfg.noPack {
+		var nums []uint64
+		_ = bdb.View(func(tx *bolt.Tx) error {
+			nums = allDocNums(tx)
+			return nil
+		})
+		db.packs.notify(nums)
+	}
 	db.log.Info().Str("path", path).Bool("nosync", cfg.NoSync).Msg("storage opened")
 	return db, nil
 }
@@ -234,8 +264,9 @@ func openBolt(path string, cfg Config) (bdb *bolt.DB, journal journalState, err 
 			}
 			if string(name) == string(bucketMeta) {
 				// Schema 2 is schema 3 without a journal (every head record
-				// in its short form); the loop creates the bucket.
-				if v := b.Get(keySchema); v != nil && string(v) != schemaVersion && string(v) != "2" {
+				// in its short form), and schema 3 is schema 4 without
+				// blocks; the loop creates the buckets.
+				if v := b.Get(keySchema); v != nil && string(v) != schemaVersion && string(v) != "2" && string(v) != "3" {
 					return fmt.Errorf("schema version %q, this build reads %q: %w", v, schemaVersion, ErrCorrupt)
 				}
 				if err := b.Put(keySchema, []byte(schemaVersion)); err != nil {
@@ -265,9 +296,11 @@ func (db *DB) Path() string { return db.path }
 // is idempotent; later calls return the first call's result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		// Order: the snapshotter submits writes to the committer, so it
-		// stops first; the committer then drains its queue; bbolt last.
+		// Order: the snapshotter and the packer submit writes to the
+		// committer, so they stop first; the committer then drains its
+		// queue; bbolt last.
 		db.snaps.stop()
+		db.packs.stop()
 		db.commits.stop()
 		db.closeErr = db.bolt.Close()
 		db.log.Info().Str("path", db.path).Msg("storage closed")

@@ -26,7 +26,7 @@
 // pages a commit dirties, and so its fsync, few when it touches many
 // documents and channels.
 //
-//	meta/schema                    "3"
+//	meta/schema                    "4"
 //	docs/<id>                      be64 N, then JSON: id, title, created, epoch
 //	heads/<N>                      be64 current version (number of ops); while
 //	                               some of its ops are in the journal, also be64
@@ -35,8 +35,14 @@
 //	                               newest ops of every document, in commit order
 //	ops/<N><be64 v>                the op from v to v+1 with uid, user, client
 //	                               and time, in a compact binary form (codec.go)
-//	uids/<N><uid>                  be64 v: the uid index, for exactly-once
-//	snaps/<N><be64 v>              content at v (UTF-8); the document's first
+//	uids/<N><uid>                  be64 v: the uid index of the ops in ops/
+//	blocks/<N><be64 v>             the ops from v on, packed: a count, then a
+//	                               zstd frame of columns (block.go)
+//	buids/<N><kind><key>           the block uid index: for each block holding
+//	                               uids of that prefix (kind 0) or that whole uid
+//	                               (kind 1), its first version (and counter range)
+//	snaps/<N><be64 v>              content at v: UTF-8, or in packed history a
+//	                               zstd frame of it; the document's first
 //	                               snapshot is its base: older ops were compacted
 //	comments/<N><comment id>       JSON doc.Comment
 //	channels/<name>                be64 C, then JSON: epoch, first and last offset
@@ -53,8 +59,12 @@
 // An append writes its op to the journal, where the ops of one commit share
 // a page whatever documents they belong to, and the document's head; the
 // committer moves the journal into ops/ and uids/ in one transaction from
-// time to time (journal.go). Reads take each op from wherever their
-// transaction finds it.
+// time to time (journal.go). The packer then moves a document's ops older
+// than its newest ones from ops/ and uids/ into blocks and the block uid
+// index, a few bytes an op (pack.go). A history thus runs from its base
+// through blocks, ops/ and the journal, each run starting where the one
+// before ends; reads take each op from wherever their transaction finds
+// it.
 //
 // A document's epoch is a random id made when it is created or imported,
 // so that clients can tell a document from an earlier one of the same id
@@ -65,8 +75,10 @@
 // Deleting a document deletes its entries in every bucket in one
 // transaction. A new document gets a snapshot of the empty text at version
 // 0; the background snapshotter adds one every Config.SnapshotEvery ops past
-// the latest, so ContentAt and Head replay at most about that many ops
-// whatever the length of the history.
+// the latest, so Head replays at most about that many ops whatever the
+// length of the history. In packed history the packer keeps fewer, so
+// ContentAt there replays more ops, from blocks (pack.go). [CompactFile] writes a compacted copy of a data file, which bbolt
+// never shrinks.
 //
 // # Durability
 //

@@ -58,7 +58,11 @@ func (db *DB) Export(docID string, w io.Writer) error {
 		snaps := tx.Bucket(bucketSnaps)
 		for _, k := range d.keys(bucketSnaps, -1) {
 			ver, _ := d.version(k)
-			f.Snapshots = append(f.Snapshots, doc.Snapshot{Version: ver, Content: string(snaps.Get(k))})
+			content, err := snapContent(snaps.Get(k))
+			if err != nil {
+				return corrupt(fmt.Sprintf("doc %q snapshot v%d", docID, ver), err)
+			}
+			f.Snapshots = append(f.Snapshots, doc.Snapshot{Version: ver, Content: content})
 		}
 		if f.Ops, err = d.readOps(f.Base, f.Doc.Version); err != nil {
 			return err
@@ -166,6 +170,10 @@ func (db *DB) Import(r io.Reader) (doc.Info, error) {
 	for i := range f.Ops {
 		ops[i] = encodeOpValue(f.Ops[i])
 	}
+	stored := make([]storedSnap, len(snaps))
+	for i, sn := range snaps {
+		stored[i] = storedSnap{version: sn.Version, val: snapValue(sn.Content)}
+	}
 	comments := make([][]byte, len(f.Comments))
 	for i := range f.Comments {
 		if comments[i], err = json.Marshal(f.Comments[i]); err != nil {
@@ -176,10 +184,11 @@ func (db *DB) Import(r io.Reader) (doc.Info, error) {
 		if w.tx.Bucket(bucketDocs).Get([]byte(f.Doc.ID)) != nil {
 			return fmt.Errorf("import %q: %w", f.Doc.ID, ErrExists)
 		}
-		d, err := createDoc(w.tx, si, snaps, f.Doc.Version)
+		d, err := createDoc(w.tx, si, stored, f.Doc.Version)
 		if err != nil {
 			return abort(err)
 		}
+		w.packDue = append(w.packDue, d.num)
 		ob, ub, cb := w.tx.Bucket(bucketOps), w.tx.Bucket(bucketUIDs), w.tx.Bucket(bucketComments)
 		for i, rec := range f.Ops {
 			if err := ob.Put(d.vkey(rec.Version), ops[i]); err != nil {

@@ -1,10 +1,12 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -68,6 +70,8 @@ type history struct {
 	typist   *doc.Typist
 	recs     []doc.OpRecord
 	contents []string // contents[v] is the content at version v
+	// uid makes the uid of version v; nil: "<id>-u<v>".
+	uid func(v int) string
 }
 
 func newHistory(id string, seed uint64) *history {
@@ -79,10 +83,14 @@ func (h *history) next() doc.OpRecord {
 	cur := h.contents[len(h.contents)-1]
 	op := h.typist.Next(utf8.RuneCountInString(cur))
 	v := len(h.recs)
+	uid := fmt.Sprintf("%s-u%d", h.id, v)
+	if h.uid != nil {
+		uid = h.uid(v)
+	}
 	return doc.OpRecord{
 		Version:  v,
 		Op:       op,
-		UID:      fmt.Sprintf("%s-u%d", h.id, v),
+		UID:      uid,
 		User:     fmt.Sprintf("user%d", v%3),
 		ClientID: "c1",
 		Time:     time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(v) * time.Second),
@@ -222,7 +230,7 @@ func checkStore(db *DB) error {
 	if entries != journaled {
 		return fmt.Errorf("journal holds %d entries, the heads say %d", entries, journaled)
 	}
-	for _, name := range [][]byte{bucketHeads, bucketOps, bucketUIDs, bucketSnaps, bucketComments} {
+	for _, name := range [][]byte{bucketHeads, bucketOps, bucketUIDs, bucketBlocks, bucketBlockUIDs, bucketSnaps, bucketComments} {
 		err := tx.Bucket(name).ForEach(func(k, _ []byte) error {
 			if len(k) < 8 || !live[string(k[:8])] {
 				return fmt.Errorf("bucket %s: key %x of no document", name, k)
@@ -260,8 +268,18 @@ func checkDoc(d *docRef) error {
 	if h.Indexed < base {
 		return fmt.Errorf("ops indexed up to v%d, below the base v%d", h.Indexed, base)
 	}
-	if n := len(d.keys(bucketOps, -1)); n != h.Indexed-base {
-		return fmt.Errorf("%d ops in the op log, want [base v%d, indexed v%d)", n, base, h.Indexed)
+	end, err := d.packedEnd()
+	if err != nil {
+		return err
+	}
+	if end < base || end > h.Indexed {
+		return fmt.Errorf("blocks end at v%d, outside [base v%d, indexed v%d]", end, base, h.Indexed)
+	}
+	if err := checkBlocks(d, base, end); err != nil {
+		return err
+	}
+	if n := len(d.keys(bucketOps, -1)); n != h.Indexed-end {
+		return fmt.Errorf("%d ops in the op log, want [packed v%d, indexed v%d)", n, end, h.Indexed)
 	}
 	uids := map[string]int{}
 	indexed := 0
@@ -274,9 +292,9 @@ func checkDoc(d *docRef) error {
 		}
 		uids[rec.UID] = rec.Version
 		v, ok := unbe64(d.tx.Bucket(bucketUIDs).Get(d.skey(rec.UID)))
-		if rec.Version >= h.Indexed { // in the journal, not yet in the index
+		if rec.Version >= h.Indexed || rec.Version < end { // in the journal or packed: not in the index
 			if ok {
-				return fmt.Errorf("journaled op v%d's uid %q already indexed", rec.Version, rec.UID)
+				return fmt.Errorf("op v%d's uid %q in the uid index (packed to v%d, indexed to v%d)", rec.Version, rec.UID, end, h.Indexed)
 			}
 			continue
 		}
@@ -291,7 +309,11 @@ func checkDoc(d *docRef) error {
 	var snaps []doc.Snapshot
 	for _, k := range d.keys(bucketSnaps, -1) {
 		v, _ := d.version(k)
-		snaps = append(snaps, doc.Snapshot{Version: v, Content: string(d.tx.Bucket(bucketSnaps).Get(k))})
+		content, err := snapContent(d.tx.Bucket(bucketSnaps).Get(k))
+		if err != nil {
+			return fmt.Errorf("snapshot v%d: %w", v, err)
+		}
+		snaps = append(snaps, doc.Snapshot{Version: v, Content: content})
 	}
 	r := doc.NewRope(snaps[0].Content)
 	next := 1
@@ -308,6 +330,74 @@ func checkDoc(d *docRef) error {
 	}
 	if next != len(snaps) {
 		return fmt.Errorf("snapshot v%d past head v%d", snaps[next].Version, head)
+	}
+	return nil
+}
+
+// checkBlocks verifies a document's blocks: contiguous from base to end,
+// each uid of each block named by its entry in the block uid index, and
+// every index entry naming a block that holds a uid of its key.
+func checkBlocks(d *docRef, base, end int) error {
+	type ref struct {
+		kind  byte
+		key   string
+		first int
+	}
+	want := map[ref]bool{} // index entries the blocks call for
+	next := base
+	bb := d.tx.Bucket(bucketBlocks)
+	for _, k := range d.keys(bucketBlocks, -1) {
+		first, _ := d.version(k)
+		if first != next {
+			return fmt.Errorf("block at v%d, want v%d", first, next)
+		}
+		b, err := openBlock(bb.Get(k))
+		if err != nil {
+			return fmt.Errorf("block v%d: %w", first, err)
+		}
+		uids, err := b.uids()
+		if err != nil {
+			return fmt.Errorf("block v%d: %w", first, err)
+		}
+		if _, err := b.records(first, 0, b.n); err != nil {
+			return fmt.Errorf("block v%d: %w", first, err)
+		}
+		for _, uid := range uids {
+			if uid == "" {
+				continue
+			}
+			kind, key := byte(uidLiteral), uid
+			prefix, counter, ok := splitUID(uid)
+			if ok {
+				kind, key = uidCounter, prefix
+			}
+			want[ref{kind, key, first}] = true
+			refs, err := parseBlockRefs(kind, d.tx.Bucket(bucketBlockUIDs).Get(d.ukey(kind, key)))
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(refs, func(e blockRef) bool {
+				return e.first == first && (kind == uidLiteral || e.min <= counter && counter <= e.max)
+			}) {
+				return fmt.Errorf("uid %q of block v%d: not in the block uid index (%+v)", uid, first, refs)
+			}
+		}
+		next = first + b.n
+	}
+	if next != end {
+		return fmt.Errorf("blocks end at v%d, packedEnd says v%d", next, end)
+	}
+	c := d.tx.Bucket(bucketBlockUIDs).Cursor()
+	for k, v := c.Seek(d.pfx); k != nil && bytes.HasPrefix(k, d.pfx); k, v = c.Next() {
+		refs, err := parseBlockRefs(k[8], v)
+		if err != nil || len(refs) == 0 {
+			return fmt.Errorf("block uid index %x: %d entries, %v", k, len(refs), err)
+		}
+		for _, e := range refs {
+			if !want[ref{k[8], string(k[9:]), e.first}] {
+				return fmt.Errorf("block uid index %x names block v%d, which holds no such uid", k, e.first)
+			}
+		}
 	}
 	return nil
 }

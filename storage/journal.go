@@ -264,6 +264,7 @@ func (w *writeTx) drainJournal() error {
 		indexed[num] = ver + 1
 	}
 	for num, ix := range indexed {
+		w.packDue = append(w.packDue, num)
 		key := be64(num)
 		h, ok := decodeHeadRec(heads.Get(key))
 		if !ok {

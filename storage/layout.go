@@ -29,8 +29,8 @@ var (
 	bucketUserNames = []byte("usernames")
 
 	topBuckets = [][]byte{
-		bucketMeta, bucketDocs, bucketHeads, bucketOps, bucketUIDs, bucketJournal, bucketSnaps,
-		bucketComments, bucketChannels, bucketMsgs, bucketReceipts, bucketUsers, bucketUserNames, bucketRevoked,
+		bucketMeta, bucketDocs, bucketHeads, bucketOps, bucketUIDs, bucketJournal, bucketBlocks, bucketBlockUIDs,
+		bucketSnaps, bucketComments, bucketChannels, bucketMsgs, bucketReceipts, bucketUsers, bucketUserNames, bucketRevoked,
 	}
 
 	keySchema = []byte("schema")
@@ -40,12 +40,16 @@ var (
 
 // schemaVersion is the layout version stored under meta/schema. Version 1
 // (bucket trees per document and channel, JSON op values) was never
-// released; a file holding it fails Open. Version 2 had no journal; Open
-// upgrades it in place (it only adds the bucket). There is no way back: a
-// build that reads version 2 refuses a file once this one has opened it.
+// released; a file holding it fails Open. Version 2 had no journal, version
+// 3 no blocks (every op one value in ops/, every uid in uids/, snapshots
+// always plain text); Open upgrades either in place: it adds the buckets,
+// and the packer then packs every document's history older than its live
+// tail in the background, a few blocks a transaction (pack.go). There is no
+// way back: a build that reads version 2 or 3 refuses a file once this one
+// has opened it.
 // The revoked bucket was added within version 3: Open creates it in a file
 // that lacks it, and a build that predates it ignores it.
-const schemaVersion = "3"
+const schemaVersion = "4"
 
 // be64 returns v as an 8-byte big-endian key, so cursors walk in order.
 func be64(v uint64) []byte {
@@ -114,10 +118,16 @@ func mustDoc(tx *bolt.Tx, id string) (*docRef, error) {
 	return d, err
 }
 
+// storedSnap is a snapshot in its stored form (snapValue).
+type storedSnap struct {
+	version int
+	val     []byte
+}
+
 // createDoc writes a new document: its metadata, snapshots and head. The
 // caller checked that the id is free; info.Epoch must be set. Errors are
 // bbolt's (an abort).
-func createDoc(tx *bolt.Tx, info storedInfo, snaps []doc.Snapshot, head int) (*docRef, error) {
+func createDoc(tx *bolt.Tx, info storedInfo, snaps []storedSnap, head int) (*docRef, error) {
 	docs := tx.Bucket(bucketDocs)
 	num, err := docs.NextSequence()
 	if err != nil {
@@ -132,7 +142,7 @@ func createDoc(tx *bolt.Tx, info storedInfo, snaps []doc.Snapshot, head int) (*d
 	}
 	d := &docRef{tx: tx, id: info.ID, num: num, pfx: be64(num)}
 	for _, s := range snaps {
-		if err := tx.Bucket(bucketSnaps).Put(d.vkey(s.Version), []byte(s.Content)); err != nil {
+		if err := tx.Bucket(bucketSnaps).Put(d.vkey(s.version), s.val); err != nil {
 			return nil, err
 		}
 	}
@@ -227,7 +237,8 @@ func (d *docRef) base() (int, error) {
 }
 
 // snapAtOrBelow returns the document's latest snapshot at or below version
-// v (math.MaxInt: the latest of all), or ok false when there is none.
+// v (math.MaxInt: the latest of all), or ok false when there is none. The
+// content is as stored: decode it with snapContent.
 func (d *docRef) snapAtOrBelow(v int) (ver int, content []byte, ok bool) {
 	c := d.tx.Bucket(bucketSnaps).Cursor()
 	k, val := c.Seek(d.vkey(v))
@@ -241,17 +252,21 @@ func (d *docRef) snapAtOrBelow(v int) (ver int, content []byte, ok bool) {
 	return ver, val, ok
 }
 
-// lastSnap returns the document's latest snapshot.
-func (d *docRef) lastSnap() (int, []byte, error) {
-	ver, content, ok := d.snapAtOrBelow(math.MaxInt)
+// lastSnap returns the document's latest snapshot, decoded.
+func (d *docRef) lastSnap() (int, string, error) {
+	ver, v, ok := d.snapAtOrBelow(math.MaxInt)
 	if !ok {
-		return 0, nil, corrupt(fmt.Sprintf("doc %q snapshots", d.id), fmt.Errorf("none"))
+		return 0, "", corrupt(fmt.Sprintf("doc %q snapshots", d.id), fmt.Errorf("none"))
+	}
+	content, err := snapContent(v)
+	if err != nil {
+		return 0, "", corrupt(fmt.Sprintf("doc %q snapshot v%d", d.id, ver), err)
 	}
 	return ver, content, nil
 }
 
-// readOps reads ops [from, to), from the op log and then the journal,
-// checking that they are all there.
+// readOps reads ops [from, to), from the blocks, the op log and then the
+// journal, checking that they are all there.
 func (d *docRef) readOps(from, to int) ([]doc.OpRecord, error) {
 	if from >= to {
 		return nil, nil
@@ -262,9 +277,21 @@ func (d *docRef) readOps(from, to int) ([]doc.OpRecord, error) {
 	}
 	out := make([]doc.OpRecord, 0, to-from)
 	want := from
-	if from < h.Indexed {
+	if from < h.Indexed { // else every op asked for is in the journal
+		end, err := d.packedEnd()
+		if err != nil {
+			return nil, err
+		}
+		if want < end {
+			if out, err = d.readBlocks(out, want, min(to, end)); err != nil {
+				return nil, err
+			}
+			want = min(to, end)
+		}
+	}
+	if want < min(to, h.Indexed) {
 		c := d.tx.Bucket(bucketOps).Cursor()
-		for k, v := c.Seek(d.vkey(from)); want < min(to, h.Indexed); k, v = c.Next() {
+		for k, v := c.Seek(d.vkey(want)); want < min(to, h.Indexed); k, v = c.Next() {
 			ver, ok := d.version(k)
 			if !ok || ver != want {
 				return nil, corrupt(fmt.Sprintf("doc %q op log", d.id), fmt.Errorf("want v%d, found %x", want, k))
@@ -320,7 +347,7 @@ func (d *docRef) comments() ([]doc.Comment, error) {
 
 // delete removes the document and everything attached to it.
 func (d *docRef) delete() error {
-	for _, b := range [][]byte{bucketOps, bucketUIDs, bucketSnaps, bucketComments} {
+	for _, b := range [][]byte{bucketOps, bucketUIDs, bucketBlocks, bucketBlockUIDs, bucketSnaps, bucketComments} {
 		bk := d.tx.Bucket(b)
 		for _, k := range d.keys(b, -1) {
 			if err := bk.Delete(k); err != nil {

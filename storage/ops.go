@@ -38,7 +38,7 @@ func (db *DB) CreateDoc(ctx context.Context, info doc.Info) (doc.Info, error) {
 		if w.tx.Bucket(bucketDocs).Get([]byte(info.ID)) != nil {
 			return fmt.Errorf("create doc %q: %w", info.ID, ErrExists)
 		}
-		_, err := createDoc(w.tx, si, []doc.Snapshot{{}}, 0)
+		_, err := createDoc(w.tx, si, []storedSnap{{version: 0, val: []byte{}}}, 0)
 		return abort(err)
 	})
 	if err != nil {
@@ -174,8 +174,16 @@ func appendOpWrite(docID string, rec doc.OpRecord, val []byte) writeFunc {
 		if rec.Version != h.Head {
 			return fmt.Errorf("append op to %q: %w", docID, &ConflictError{Key: docID, Have: uint64(h.Head), Got: uint64(rec.Version)})
 		}
-		if rec.UID != "" && (w.tx.Bucket(bucketUIDs).Get(d.skey(rec.UID)) != nil || w.journaledUID(d.num, rec.UID)) {
-			return fmt.Errorf("append op v%d to %q: uid %q: %w", rec.Version, docID, rec.UID, ErrDuplicateUID)
+		if rec.UID != "" {
+			dup := w.tx.Bucket(bucketUIDs).Get(d.skey(rec.UID)) != nil || w.journaledUID(d.num, rec.UID)
+			if !dup {
+				if _, dup, err = d.packedUID(rec.UID); err != nil {
+					return err
+				}
+			}
+			if dup {
+				return fmt.Errorf("append op v%d to %q: uid %q: %w", rec.Version, docID, rec.UID, ErrDuplicateUID)
+			}
 		}
 		if err := w.journalOp(d, h, rec.UID, val); err != nil {
 			return abort(err)
@@ -192,9 +200,10 @@ func decodeOp(ver int, v []byte) (doc.OpRecord, error) {
 
 // OpByUID returns the op of document docID with the given uid, and whether
 // there is one; an op compacted away is not found. It reads the uid index
-// (and, for ops not yet moved out of the journal, the journal), not the
-// log. It fails with ErrNotFound only when the document does not
-// exist.
+// of the recent ops, the journal for ops not yet moved out of it, and for
+// packed ops the block uid index and the one block it names (pack.go); it
+// finds any op of the history, whatever its age. It fails with ErrNotFound
+// only when the document does not exist.
 func (db *DB) OpByUID(docID, uid string) (doc.OpRecord, bool, error) {
 	return db.OpByUIDBefore(docID, uid, math.MaxInt)
 }
@@ -242,6 +251,10 @@ func (db *DB) OpByUIDBefore(docID, uid string, before int) (doc.OpRecord, bool, 
 		if err == errFound {
 			found, err = true, nil
 		}
+		if err != nil || found {
+			return err
+		}
+		rec, found, err = d.packedUID(uid)
 		return err
 	})
 	return rec, found, err

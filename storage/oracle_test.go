@@ -20,12 +20,12 @@ type oracleDoc struct {
 }
 
 // TestOracle runs random sequences of appends (pipelined and blocking, good
-// and bad), snapshots, compactions, deletions, journal drains and reopens
-// against the store
-// and an in-memory model, comparing them after every step and in full at
-// the end.
+// and bad), snapshots, compactions, deletions, journal drains, packing into
+// blocks (small ones, so that most of the history is packed) and reopens
+// against the store and an in-memory model, comparing them after every step
+// and in full at the end.
 func TestOracle(t *testing.T) {
-	seeds := []uint64{1, 2, 3}
+	seeds := []uint64{1, 2, 3, 4, 5, 6}
 	steps := 120
 	if testing.Short() {
 		seeds, steps = seeds[:1], 40
@@ -39,9 +39,26 @@ func TestOracle(t *testing.T) {
 
 func runOracle(t *testing.T, seed uint64, steps int) {
 	r := rand.New(rand.NewPCG(seed, 99))
-	cfg := Config{SnapshotEvery: 1 + r.IntN(20)}
+	cfg := Config{SnapshotEvery: 1 + r.IntN(20), blockOps: 1 + r.IntN(12), packTail: 1 + r.IntN(8)}
 	if seed%2 == 1 {
 		cfg.journalIdle = time.Hour // the journal drains only when a step makes it
+	} else {
+		cfg.journalIdle = time.Millisecond // drains, and so packing, run beside the steps
+	}
+	// uids of every form a block stores: a client's prefix and counter
+	// (from several clients, some counters zero-padded), and whole uids
+	// that end in no counter.
+	uidOf := func(id string) func(v int) string {
+		return func(v int) string {
+			switch v % 7 {
+			case 3:
+				return fmt.Sprintf("%s-lit%d-x", id, v)
+			case 5:
+				return fmt.Sprintf("%s-c2-%04d", id, v)
+			default:
+				return fmt.Sprintf("%s-c%d-%d", id, v%2, v)
+			}
+		}
 	}
 	db := openTestDB(t, cfg)
 	path := db.Path()
@@ -75,7 +92,9 @@ func runOracle(t *testing.T, seed uint64, steps int) {
 				t.Fatalf("step %d: CreateDoc(%s): %v (exists in model: %t)", step, id, err, exists)
 			}
 			if !exists {
-				model[id] = &oracleDoc{history: newHistory(id, r.Uint64())}
+				h := newHistory(id, r.Uint64())
+				h.uid = uidOf(id)
+				model[id] = &oracleDoc{history: h}
 			}
 		case k < 45: // pipelined appends
 			d.appendN(t, db, 1+r.IntN(60))
@@ -122,14 +141,15 @@ func runOracle(t *testing.T, seed uint64, steps int) {
 				t.Fatalf("step %d: DeleteDoc: %v", step, err)
 			}
 			delete(model, d.id)
-		case k < 84: // the journal moved into the op log now
+		case k < 87: // the journal moved into the op log now, and packed
 			if err := db.update(ctx(t), func(w *writeTx) error { return abort(w.drainJournal()) }); err != nil {
 				t.Fatalf("step %d: drain: %v", step, err)
 			}
 			if st := db.Stats(); st.Journal != 0 {
 				t.Fatalf("step %d: %d ops in the journal after a drain", step, st.Journal)
 			}
-		case k < 87: // reopen, cleanly or from a copy taken mid-flight (as
+			db.packs.waitIdle()
+		case k < 90: // reopen, cleanly or from a copy taken mid-flight (as
 			// after a crash: the journal not drained)
 			if r.IntN(2) == 0 {
 				if err := db.Close(); err != nil {
@@ -175,7 +195,16 @@ func runOracle(t *testing.T, seed uint64, steps int) {
 		}
 	}
 
-	// In full.
+	// In full, once everything due is packed.
+	if err := db.update(ctx(t), func(w *writeTx) error { return abort(w.drainJournal()) }); err != nil {
+		t.Fatal(err)
+	}
+	db.packs.waitIdle()
+	st := db.Stats()
+	if st.PackedOps == 0 {
+		t.Errorf("nothing was packed: %+v", st)
+	}
+	t.Logf("config %+v: %d ops packed, %d journal drains", cfg, st.PackedOps, st.JournalDrains)
 	list, err := db.ListDocs()
 	if err != nil || len(list) != len(model) {
 		t.Fatalf("ListDocs = %v, %v; model has %v", list, err, ids())
@@ -198,8 +227,18 @@ func runOracle(t *testing.T, seed uint64, steps int) {
 		}
 		for i, rec := range ops {
 			w := d.recs[d.base+i]
-			if rec.Version != w.Version || !rec.Op.Equal(w.Op) || rec.UID != w.UID {
+			if rec.Version != w.Version || !rec.Op.Equal(w.Op) || rec.UID != w.UID || rec.User != w.User ||
+				rec.ClientID != w.ClientID || !rec.Time.Equal(w.Time) {
 				t.Fatalf("%s: op %d = %+v, want %+v", id, d.base+i, rec, w)
+			}
+			got, found, err := db.OpByUID(id, w.UID)
+			if err != nil || !found || got.Version != w.Version || !got.Op.Equal(w.Op) {
+				t.Fatalf("%s: OpByUID(%q) = v%d, %t, %v; want v%d", id, w.UID, got.Version, found, err, w.Version)
+			}
+		}
+		for v := range d.base { // compacted away: not found
+			if _, found, err := db.OpByUID(id, d.recs[v].UID); err != nil || found {
+				t.Fatalf("%s: OpByUID(%q) of compacted v%d = %t, %v", id, d.recs[v].UID, v, found, err)
 			}
 		}
 		snap, tail, err := db.Head(id)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"unicode/utf8"
 
+	"github.com/klauspost/compress/zstd"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/tandemhq/tandem/doc"
@@ -27,6 +29,7 @@ func (db *DB) PutSnapshot(ctx context.Context, docID string, snap doc.Snapshot) 
 	if snap.Version < 0 || !utf8.ValidString(snap.Content) {
 		return fmt.Errorf("put snapshot v%d of %q: negative version or invalid UTF-8: %w", snap.Version, docID, ErrInvalid)
 	}
+	val := snapValue(snap.Content)
 	return db.update(ctx, func(w *writeTx) error {
 		d, err := mustDoc(w.tx, docID)
 		if err != nil {
@@ -46,7 +49,7 @@ func (db *DB) PutSnapshot(ctx context.Context, docID string, snap doc.Snapshot) 
 		case snap.Version < base:
 			return fmt.Errorf("put snapshot v%d of %q, history starts at v%d: %w", snap.Version, docID, base, ErrCompacted)
 		}
-		return abort(w.tx.Bucket(bucketSnaps).Put(d.vkey(snap.Version), []byte(snap.Content)))
+		return abort(w.tx.Bucket(bucketSnaps).Put(d.vkey(snap.Version), val))
 	})
 }
 
@@ -77,18 +80,22 @@ func (db *DB) ContentAt(docID string, v int) (string, error) {
 // contentAt rebuilds the document's content at v from the nearest
 // snapshot at or below it.
 func (d *docRef) contentAt(v int) (string, error) {
-	sv, content, ok := d.snapAtOrBelow(v)
+	sv, val, ok := d.snapAtOrBelow(v)
 	if !ok {
 		return "", fmt.Errorf("content at v%d: %w", v, ErrCompacted)
 	}
+	content, err := snapContent(val)
+	if err != nil {
+		return "", corrupt(fmt.Sprintf("doc %q snapshot v%d", d.id, sv), err)
+	}
 	if sv == v {
-		return string(content), nil
+		return content, nil
 	}
 	ops, err := d.readOps(sv, v)
 	if err != nil {
 		return "", err
 	}
-	s, err := doc.Replay(doc.Snapshot{Version: sv, Content: string(content)}, ops, v)
+	s, err := doc.Replay(doc.Snapshot{Version: sv, Content: content}, ops, v)
 	if err != nil {
 		return "", corrupt(fmt.Sprintf("replay to v%d", v), err)
 	}
@@ -115,7 +122,7 @@ func (db *DB) Head(docID string) (doc.Snapshot, []doc.OpRecord, error) {
 		if err != nil {
 			return err
 		}
-		snap = doc.Snapshot{Version: sv, Content: string(content)}
+		snap = doc.Snapshot{Version: sv, Content: content}
 		tail, err = d.readOps(sv, head)
 		return err
 	})
@@ -135,7 +142,7 @@ func (w *writeTx) snapshotsDue() []string {
 		if err != nil {
 			continue
 		}
-		if last, _, err := d.lastSnap(); err == nil && head-last >= w.db.cfg.SnapshotEvery {
+		if last, _, ok := d.snapAtOrBelow(math.MaxInt); ok && head-last >= w.db.cfg.SnapshotEvery { // the version alone: no decoding
 			due = append(due, id)
 		}
 	}
@@ -261,7 +268,7 @@ func (s *snapshotter) waitIdle() {
 // anew) meanwhile is left alone.
 func (db *DB) writeDueSnapshots(id string) (int, error) {
 	every := db.cfg.SnapshotEvery
-	var snaps []doc.Snapshot
+	var snaps []storedSnap
 	var num uint64 // the document's number: tells it from a later one of the same id
 	err := db.view(func(tx *bolt.Tx) error {
 		d, err := lookupDoc(tx, id)
@@ -285,13 +292,13 @@ func (db *DB) writeDueSnapshots(id string) (int, error) {
 		if err != nil {
 			return err
 		}
-		rope := doc.NewRope(string(v))
+		rope := doc.NewRope(v)
 		for i, rec := range ops {
 			if err := ot.ApplyTo(rope, rec.Op); err != nil {
 				return corrupt(fmt.Sprintf("op v%d", rec.Version), err)
 			}
 			if (i+1)%every == 0 {
-				snaps = append(snaps, doc.Snapshot{Version: rec.Version + 1, Content: rope.String()})
+				snaps = append(snaps, storedSnap{version: rec.Version + 1, val: snapValue(rope.String())})
 			}
 		}
 		return nil
@@ -311,10 +318,10 @@ func (db *DB) writeDueSnapshots(id string) (int, error) {
 		}
 		sb := w.tx.Bucket(bucketSnaps)
 		for _, s := range snaps {
-			if s.Version < base {
+			if s.version < base {
 				continue // compacted meanwhile
 			}
-			if err := sb.Put(d.vkey(s.Version), []byte(s.Content)); err != nil {
+			if err := sb.Put(d.vkey(s.version), s.val); err != nil {
 				return abort(err)
 			}
 			written++
@@ -329,7 +336,8 @@ func (db *DB) writeDueSnapshots(id string) (int, error) {
 
 // Compact drops the history of document docID before version before: it
 // keeps (or writes) a snapshot at before, deletes older ops with their uid
-// entries and older snapshots, and moves every comment anchored at an older
+// entries (a block holding ops on both sides of before is packed anew
+// without the older ones) and older snapshots, and moves every comment anchored at an older
 // version to version before, so it can still be transformed to the head.
 // Afterwards ContentAt, Ops and Export start at before. before must lie
 // between the current compaction point and the current version. It blocks
@@ -369,6 +377,7 @@ func (db *DB) Compact(ctx context.Context, docID string, before int) error {
 	if before == base {
 		return nil // nothing older to drop
 	}
+	snapVal := snapValue(content)
 	err = db.update(ctx, func(w *writeTx) error {
 		d, err := mustDoc(w.tx, docID)
 		if err != nil {
@@ -406,7 +415,10 @@ func (db *DB) Compact(ctx context.Context, docID string, before int) error {
 			}
 		}
 		snapKeys := d.keys(bucketSnaps, before)
-		if err := w.tx.Bucket(bucketSnaps).Put(d.vkey(before), []byte(content)); err != nil {
+		if err := w.tx.Bucket(bucketSnaps).Put(d.vkey(before), snapVal); err != nil {
+			return abort(err)
+		}
+		if err := d.compactBlocks(before); err != nil {
 			return abort(err)
 		}
 		for id, val := range comments {
@@ -469,4 +481,53 @@ func (d *docRef) commentsToMove(before int) (map[string][]byte, error) {
 		out[cm.ID] = val
 	}
 	return out, nil
+}
+
+// snapCompressMin is the size from which the packer stores a snapshot
+// compressed.
+const snapCompressMin = 512
+
+// snapValue returns the stored form of a new snapshot: its text. Opening a
+// document reads its latest snapshot, which decoding would make several
+// times slower; the packer compresses the snapshots it keeps in packed
+// history (compressSnap), where their size matters more than their speed.
+func snapValue(content string) []byte { return []byte(content) }
+
+// compressSnap returns the stored form of a snapshot in packed history: a
+// zstd frame of its text from snapCompressMin bytes, told apart from text
+// by its first bytes, which text never starts with (see zstdMagic).
+func compressSnap(text []byte) []byte {
+	if len(text) < snapCompressMin || isZstd(text) {
+		return text
+	}
+	return zEncoder().EncodeAll(text, nil)
+}
+
+// snapTextLen returns the length of a stored snapshot's text, reading only
+// a compressed one's frame header.
+func snapTextLen(v []byte) int {
+	if !isZstd(v) {
+		return len(v)
+	}
+	var hdr zstd.Header
+	if err := hdr.Decode(v); err != nil || !hdr.HasFCS || hdr.FrameContentSize > maxBlockRaw {
+		return len(v)
+	}
+	return int(hdr.FrameContentSize)
+}
+
+// snapContent decodes a stored snapshot. A compressed one is checked by
+// the frame's checksum, as a plain one is by nothing: both were valid
+// UTF-8 when written.
+func snapContent(v []byte) (string, error) {
+	if !isZstd(v) {
+		return string(v), nil
+	}
+	// Decoding into a buffer of the size the frame gives is several times
+	// faster than letting the decoder grow one.
+	out, err := zDecoder().DecodeAll(v, make([]byte, 0, snapTextLen(v)))
+	if err != nil {
+		return "", err
+	}
+	return string(out), nil
 }

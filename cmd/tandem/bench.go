@@ -30,6 +30,8 @@ Scenarios:
   idle      N idle connections, each on a channel and a document: memory each
   presence  N connections join one full-presence channel: time, presence frames
   trace     the real editing traces through the document model
+  history   a real trace typed through a server by 3 authors: disk bytes per
+            op after packing and compaction, and the time to read it back
   all       a short run of every scenario (what make bench runs)
 
 Run 'tandem bench SCENARIO -h' for its flags.`)
@@ -63,6 +65,8 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 	clients := fs.Int("clients", 10, "editors: clients per document")
 	rounds := fs.Int("rounds", 5, "trace: rounds (the best counts)")
 	baseline := fs.Bool("baseline", true, "trace: also time a naive []rune splice")
+	edits := fs.Int("edits", 0, "history: replay only the first N edits of the trace (0: all)")
+	traceName := fs.String("trace", "automerge-paper", "history: the editing trace")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -104,6 +108,8 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 		err = runOne(bench.Fanout(ctx, opts, bench.FanoutConfig{Subscribers: *subs, Rate: *rate, Duration: *dur, PayloadBytes: *payload, GoClients: *goClients}))
 	case "trace":
 		err = runOne(bench.Trace(ctx, bench.TraceConfig{Rounds: *rounds, Baseline: *baseline}))
+	case "history":
+		err = runOne(bench.History(ctx, opts, bench.HistoryConfig{Trace: *traceName, Edits: *edits}))
 	case "idle":
 		err = runOne(bench.Idle(ctx, opts, bench.IdleConfig{Conns: *conns}))
 	case "presence":

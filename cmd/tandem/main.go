@@ -6,6 +6,7 @@
 //	tandem export  [flags]   write one document's whole history as JSON
 //	tandem import  [flags]   load an exported history into a data directory
 //	tandem backup  [flags]   write a consistent copy of the whole data file
+//	tandem compact [flags]   shrink a stopped server's data file
 //	tandem token   [flags]   mint a JWT for development and scripts
 //	tandem bench   SCENARIO  measure a server over the real protocol
 //	tandem version           print the version
@@ -43,6 +44,7 @@ func commands() []command {
 		{"export", "write one document's whole history as JSON", runExport},
 		{"import", "load an exported history into a data directory", runImport},
 		{"backup", "write a consistent copy of the whole data file", runBackup},
+		{"compact", "shrink a stopped server's data file", runCompact},
 		{"token", "mint a JWT for development and scripts", runToken},
 		{"bench", "measure a server over the real protocol", runBench},
 		{"version", "print the version", runVersion},

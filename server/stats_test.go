@@ -1,0 +1,162 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tandemhq/tandem/client"
+	"github.com/tandemhq/tandem/server"
+)
+
+// metricValue reads one sample of a Prometheus text /metrics page.
+func metricValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
+}
+
+// TestIdleServerDoesNotWrite: a server nobody uses, with a dashboard
+// subscribed to system:stats, publishes its figures every period without
+// one commit or journal drain (counted in /metrics) over 50 periods; a
+// dashboard opening later still recovers the recent figures, with
+// consecutive offsets. The stats period is 20 ms here instead of a second.
+func TestIdleServerDoesNotWrite(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Data = t.TempDir()
+	srv := server.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	const period = 20 * time.Millisecond
+	server.SetStatsInterval(srv, period)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	base := "http://" + srv.Addr()
+	wsURL := "ws://" + srv.Addr() + "/ws"
+
+	// The dashboard.
+	c, err := client.Dial(ctx, client.Config{URL: wsURL, User: "watcher"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var mu sync.Mutex
+	var offsets []uint64
+	got := make(chan struct{}, 1)
+	if _, err := c.Subscribe(ctx, "system:stats", func(m client.Message) {
+		mu.Lock()
+		offsets = append(offsets, m.Offset)
+		mu.Unlock()
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	}, client.WithSince(0, "")); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(offsets)
+	}
+	waitStats := func(n int) {
+		t.Helper()
+		for count() < n {
+			select {
+			case <-got:
+			case <-ctx.Done():
+				t.Fatalf("%d stats messages, waited for %d", count(), n)
+			}
+		}
+	}
+
+	// Let what connecting wrote (the user it remembers) settle: its
+	// journal drains after a second without writes.
+	waitStats(3)
+	for metricValue(t, base, "tandem_storage_journal_ops") != 0 {
+		select {
+		case <-got:
+		case <-ctx.Done():
+			t.Fatal("the journal never drained")
+		}
+	}
+	commits := metricValue(t, base, "tandem_storage_commits_total")
+	drains := metricValue(t, base, "tandem_storage_journal_drains_total")
+	start := count()
+	waitStats(start + 50)
+	if c2, d2 := metricValue(t, base, "tandem_storage_commits_total"), metricValue(t, base, "tandem_storage_journal_drains_total"); c2 != commits || d2 != drains {
+		t.Fatalf("over 50 stats periods: %v commits and %v journal drains (want none)", c2-commits, d2-drains)
+	}
+	mu.Lock()
+	for i := 1; i < len(offsets); i++ {
+		if offsets[i] != offsets[i-1]+1 {
+			t.Errorf("stats offsets %d then %d", offsets[i-1], offsets[i])
+		}
+	}
+	last := offsets[len(offsets)-1]
+	mu.Unlock()
+
+	// A dashboard opening now fills its charts from the recent figures.
+	c2, err := client.Dial(ctx, client.Config{URL: wsURL, User: "late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	msgs := make(chan client.Message, 200)
+	if _, err := c2.Subscribe(ctx, "system:stats", func(m client.Message) { msgs <- m }, client.WithSince(0, "")); err != nil {
+		t.Fatal(err)
+	}
+	// The recovered messages come first, then live ones.
+	var rec []uint64
+	for done := false; !done; {
+		select {
+		case m := <-msgs:
+			if !m.Recovered {
+				done = true
+				break
+			}
+			rec = append(rec, m.Offset)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no live stats message after %d recovered", len(rec))
+		}
+	}
+	// The system namespace keeps 60; the newest may still be on its way.
+	if len(rec) < 55 || rec[len(rec)-1] < last {
+		t.Fatalf("recovered %d stats messages (%v), the first dashboard had seen up to offset %d", len(rec), rec, last)
+	}
+	for i := 1; i < len(rec); i++ {
+		if rec[i] != rec[i-1]+1 {
+			t.Errorf("recovered offsets %d then %d", rec[i-1], rec[i])
+		}
+	}
+}
