@@ -1,10 +1,7 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
-	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,28 +14,6 @@ import (
 )
 
 // metricValue reads one sample of a Prometheus text /metrics page.
-func metricValue(t *testing.T, base, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no %s in /metrics", name)
-	return 0
-}
-
 // TestIdleServerDoesNotWrite: a server nobody uses, with a dashboard
 // subscribed to system:stats, publishes its figures every period without
 // one commit or journal drain (counted in /metrics) over 50 periods; a
@@ -103,18 +78,18 @@ func TestIdleServerDoesNotWrite(t *testing.T) {
 	// Let what connecting wrote (the user it remembers) settle: its
 	// journal drains after a second without writes.
 	waitStats(3)
-	for metricValue(t, base, "tandem_storage_journal_ops") != 0 {
+	for metricValue(t, strings.TrimPrefix(base, "http://"), "tandem_storage_journal_ops") != 0 {
 		select {
 		case <-got:
 		case <-ctx.Done():
 			t.Fatal("the journal never drained")
 		}
 	}
-	commits := metricValue(t, base, "tandem_storage_commits_total")
-	drains := metricValue(t, base, "tandem_storage_journal_drains_total")
+	commits := metricValue(t, strings.TrimPrefix(base, "http://"), "tandem_storage_commits_total")
+	drains := metricValue(t, strings.TrimPrefix(base, "http://"), "tandem_storage_journal_drains_total")
 	start := count()
 	waitStats(start + 50)
-	if c2, d2 := metricValue(t, base, "tandem_storage_commits_total"), metricValue(t, base, "tandem_storage_journal_drains_total"); c2 != commits || d2 != drains {
+	if c2, d2 := metricValue(t, strings.TrimPrefix(base, "http://"), "tandem_storage_commits_total"), metricValue(t, strings.TrimPrefix(base, "http://"), "tandem_storage_journal_drains_total"); c2 != commits || d2 != drains {
 		t.Fatalf("over 50 stats periods: %v commits and %v journal drains (want none)", c2-commits, d2-drains)
 	}
 	mu.Lock()
