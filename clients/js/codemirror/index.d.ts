@@ -1,0 +1,2 @@
+// Reserved for the CodeMirror 6 binding; it exports nothing yet.
+export {};

@@ -1,0 +1,2 @@
+// Reserved for the Monaco binding; it exports nothing yet.
+export {};
