@@ -107,14 +107,14 @@ export class ChatPanel {
     if (on) this.typingTimer = setTimeout(() => this.setTyping(false), TYPING_IDLE_MS);
     if (on === this.typing) return;
     this.typing = on;
-    this.sub.presence.set({ typing: on });
+    this.sub.presence.set({ typing: on }).catch(() => {}); // a refusal is not worth a word here
   }
 
   renderTyping(members) {
     const names = new Set();
-    for (const m of members) {
+    for (const m of members.values()) {
       if (m.user) this.people.set(m.user.id, m.user);
-      if (m.client_id === this.client.clientId || m.user?.id === this.me.id) continue;
+      if (m.clientId === this.client.clientId || m.user?.id === this.me.id) continue;
       if (m.state?.typing) names.add(m.user?.name ?? m.user?.id ?? "someone");
     }
     const list = [...names];
@@ -170,7 +170,7 @@ export class ChatPanel {
     for (const o of this.messages.keys()) newest = Math.max(newest, o);
     if (newest > this.lastMarked) {
       this.lastMarked = newest;
-      this.sub.markRead(newest);
+      this.sub.markRead(newest).catch(() => {});
     }
   }
 

@@ -267,7 +267,7 @@ export class CommentsPanel {
         h("span", { class: "dot", style: { background: user.color ?? colorOf(user.id) } }),
         h("strong", {}, user.name ?? user.id),
         " ",
-        h("time", { datetime: c.created_at }, clock(c.created_at)),
+        h("time", { datetime: c.createdAt }, clock(c.createdAt)),
       ),
       text,
     );
@@ -339,7 +339,7 @@ export class CommentsPanel {
 }
 
 function cmpTime(a, b) {
-  return String(a.created_at).localeCompare(String(b.created_at));
+  return String(a.createdAt).localeCompare(String(b.createdAt));
 }
 
 function eqi(a, b) {

@@ -20,6 +20,25 @@
 /** The client's name as it introduces itself in the connect frame. */
 export const CLIENT_NAME = "tandem-js/1";
 
+/**
+ * TandemError is every failure the client reports, thrown, rejected or
+ * emitted: an error frame from the server (code bad_request, forbidden,
+ * not_found, too_large, ...), a connection refused or closed (unauthorized,
+ * closed, disconnected; closeCode then has the WebSocket close code), or a
+ * misuse of the API (invalid_op, already_subscribed, already_open,
+ * invalid_options, not_ready).
+ */
+export class TandemError extends Error {
+  constructor(code, message, frame) {
+    super(message || code);
+    this.name = "TandemError";
+    /** The protocol's error code, or the client's own. */
+    this.code = code;
+    /** The error frame, when the server sent one. */
+    this.frame = frame;
+  }
+}
+
 /** The longest retain or delete the server accepts. */
 const MAX_COMPONENT = 2147483647;
 
@@ -96,10 +115,10 @@ export function wellFormed(s) {
 // Operations: arrays of n (retain), "s" (insert) and -n (delete), counting
 // code points, always canonical (see docs/PROTOCOL.md, Operations).
 
-/** An error for an op that is malformed or does not fit the text. */
-export class OpError extends Error {
+/** An op that is malformed or does not fit the text: a TandemError with code invalid_op. */
+export class OpError extends TandemError {
   constructor(message) {
-    super(message);
+    super("invalid_op", message);
     this.name = "OpError";
   }
 }
@@ -722,16 +741,13 @@ class Emitter {
   }
 }
 
-/** TandemError is an error frame from the server, or a client-side failure. */
-export class TandemError extends Error {
-  constructor(code, message, frame) {
-    super(message || code);
-    this.name = "TandemError";
-    /** bad_request, forbidden, not_found, ..., or disconnected / closed. */
-    this.code = code;
-    /** The error frame, when the server sent one. */
-    this.frame = frame;
-  }
+
+// memberOf turns a member as the protocol has it into the client's shape:
+// clientId, with client_id kept as a deprecated alias for one release.
+function memberOf(m) {
+  const out = { clientId: m.client_id, user: m.user, client_id: m.client_id };
+  if (m.state !== undefined) out.state = m.state;
+  return out;
 }
 
 function errorOf(frame) {
@@ -827,12 +843,12 @@ export function connect(options) {
 export class Client extends Emitter {
   constructor(options = {}) {
     super();
-    if (!options.url) throw new TypeError("connect: url is required");
+    if (!options.url) throw new TandemError("invalid_options", "connect: url is required");
     this.url = wsURL(options.url);
     this._token = options.token ?? "";
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (typeof this._WebSocket !== "function") {
-      throw new TypeError("connect: no WebSocket class: pass options.WebSocket (in Node 20 run with --experimental-websocket)");
+      throw new TandemError("invalid_options", "connect: no WebSocket class: pass options.WebSocket (in Node 20 run with --experimental-websocket)");
     }
     this._guest = { user: options.user, name: options.name };
     const b = options.backoff ?? {};
@@ -871,6 +887,7 @@ export class Client extends Emitter {
     this._refreshTimer = null;
     this._retryTimer = null;
     this._stableTimer = null;
+    this._refused = null; // the error answering a refused connect
     // In a browser, coming back online is worth a retry at once.
     this._onOnline = () => {
       if (this.status === "reconnecting" || this.status === "connecting") this.reconnect();
@@ -935,7 +952,10 @@ export class Client extends Emitter {
       this._request(frame, (reply) => {
         this._clearTimer(deadline);
         if (reply.type === "connected") this._onConnected(ws, reply);
-        else if (reply.type === "error" && reply.code !== "disconnected") this._emit("error", errorOf(reply));
+        else if (reply.type === "error" && reply.code === "unauthorized") {
+          // The server closes with 4001 next: _drop reports it, once.
+          this._refused = errorOf(reply);
+        } else if (reply.type === "error" && reply.code !== "disconnected") this._emit("error", errorOf(reply));
       }, true);
     };
     ws.onmessage = (e) => {
@@ -1011,11 +1031,19 @@ export class Client extends Emitter {
     for (const doc of this._docs.values()) doc._onDisconnect();
     if (this._closed) return;
     if (wasLive) this._emit("disconnect", { code, reason });
-    if (code === 4001 && typeof this._token !== "function") {
-      // Unauthorized and no way to get another token: give up.
-      this._emit("error", new TandemError("unauthorized", reason || "unauthorized"));
-      this._shutdown();
-      return;
+    const refused = this._refused;
+    this._refused = null;
+    if (code === 4001 || refused) {
+      // The token was refused (at connect, or when it expired): one error
+      // with the server's reason and the close code.
+      const err = new TandemError("unauthorized", refused?.message || reason || "unauthorized", refused?.frame);
+      err.closeCode = code;
+      this._emit("error", err);
+      if (typeof this._token !== "function") {
+        // No way to get another token: give up.
+        this._shutdown(err);
+        return;
+      }
     }
     this._scheduleReconnect({ code, reason });
   }
@@ -1108,25 +1136,32 @@ export class Client extends Emitter {
     this._shutdown();
   }
 
-  _shutdown() {
+  // _shutdown stops for good; why (a TandemError) is what waiters get,
+  // by default "closed".
+  _shutdown(why = null) {
     this._closed = true;
+    this._why = why ?? new TandemError("closed", "client closed");
     globalThis.removeEventListener?.("online", this._onOnline);
     globalThis.removeEventListener?.("pagehide", this._onPageHide);
     for (const t of this._timers) clearTimeout(t);
     this._timers.clear();
     clearInterval(this._heartbeat);
-    for (const doc of this._docs.values()) doc._onClientClosed();
-    for (const sub of this._subs.values()) sub._onClientClosed();
+    for (const doc of this._docs.values()) doc._onClientClosed(this._why);
+    for (const sub of this._subs.values()) sub._onClientClosed(this._why);
     const ws = this._waiters;
     this._waiters = [];
-    for (const w of ws) w.reject(new TandemError("closed", "client closed"));
+    for (const w of ws) w.reject(this._why);
     this._setStatus("disconnected", {});
   }
 
-  /** Resolves when the client is connected (at once if it is). */
+  /**
+   * Resolves when the client is connected (at once if it is). Rejects when
+   * the client stops for good: with code unauthorized (and closeCode 4001)
+   * when the server refused the token, closed after close().
+   */
   whenConnected() {
     if (this.status === "connected") return Promise.resolve();
-    if (this._closed) return Promise.reject(new TandemError("closed", "client closed"));
+    if (this._closed) return Promise.reject(this._why ?? new TandemError("closed", "client closed"));
     const d = deferred();
     this._waiters.push(d);
     return d.promise;
@@ -1175,6 +1210,27 @@ export class Client extends Emitter {
       this._reqs.delete(id);
       cb(DISCONNECTED);
     }
+    return id;
+  }
+
+  // _confirm sends a frame the server answers only when it refuses it
+  // (presence, read), followed by a ping: the server handles a
+  // connection's frames in order, so the pong means the frame was taken,
+  // and an error before it that it was not. Resolves or rejects with a
+  // TandemError (disconnected when the connection dropped meanwhile).
+  _confirm(frame) {
+    return new Promise((resolve, reject) => {
+      let refused = null;
+      const id = this._request(frame, (reply) => {
+        if (reply.type === "error") refused = reply;
+      });
+      this._request({ type: "ping" }, (reply) => {
+        this._reqs.delete(id); // answered only on failure
+        if (refused) reject(errorOf(refused));
+        else if (reply.type === "error") reject(errorOf(reply));
+        else resolve();
+      });
+    });
   }
 
   _requestP(frame) {
@@ -1242,7 +1298,7 @@ export class Client extends Emitter {
    */
   subscribe(channel, onMessage, options = {}) {
     if (this._closed) throw new TandemError("closed", "client closed");
-    if (this._subs.has(channel)) throw new Error(`already subscribed to ${channel}; use getSubscription`);
+    if (this._subs.has(channel)) throw new TandemError("already_subscribed", `already subscribed to ${channel}; use getSubscription`);
     const sub = new Subscription(this, channel, onMessage, options);
     this._subs.set(channel, sub);
     if (this._live) sub._resubscribe();
@@ -1260,7 +1316,7 @@ export class Client extends Emitter {
    */
   openDoc(id, options = {}) {
     if (this._closed) throw new TandemError("closed", "client closed");
-    if (this._docs.has(id)) throw new Error(`document ${id} is already open; use getDoc`);
+    if (this._docs.has(id)) throw new TandemError("already_open", `document ${id} is already open; use getDoc`);
     const doc = new Doc(this, id, options);
     this._docs.set(id, doc);
     if (this._live) doc._reopen();
@@ -1301,6 +1357,7 @@ class Subscription extends Emitter {
     this._unread = null;
     this._skip = new Set(); // offsets of our own echo-less messages
     this._subscribed = false;
+    this._subWaiters = []; // see _whenSubscribed
     this._ready = deferred();
     /** Resolves at the first subscribed, rejects if the subscribe fails. */
     this.ready = this._ready.promise;
@@ -1333,16 +1390,20 @@ class Subscription extends Emitter {
     this.offset = f.offset;
     this.epoch = f.epoch;
     this.receipts = { ...(f.receipts ?? {}) };
-    this._members = new Map((f.members ?? []).map((m) => [m.client_id, m]));
+    this._members = new Map((f.members ?? []).map((m) => [m.client_id, memberOf(m)]));
     this._memberCount = f.member_count ?? null;
     if (this._presenceState != null) {
       this.client._send({ type: "presence", channel: this.channel, state: this._presenceState });
     }
     if (this._unread != null) {
-      const o = this._unread;
+      // A receipt not taken before the drop (markRead's promise, if any,
+      // sends it again and learns the answer).
+      this.client._send({ type: "read", channel: this.channel, offset: this._unread });
       this._unread = null;
-      this.markRead(o);
     }
+    const waiters = this._subWaiters;
+    this._subWaiters = [];
+    for (const w of waiters) w.resolve();
     this._emit("subscribed", { offset: f.offset, epoch: f.epoch, recovered: !!f.recovered, resumed });
     this.presence._emit("sync", this.presence.members);
     this.presence._emit("change", this.presence.members);
@@ -1355,7 +1416,7 @@ class Subscription extends Emitter {
       offset: m.offset ?? null,
       event: m.event,
       data: m.data,
-      from: m.from ?? null,
+      from: m.from ? { user: m.from.user, clientId: m.from.client_id, client_id: m.from.client_id } : null,
       ts: m.ts,
     };
     if (m.retracted) msg.retracted = true;
@@ -1405,11 +1466,47 @@ class Subscription extends Emitter {
     this._subscribed = false;
   }
 
-  _onClientClosed() {
-    this._ready.reject(new TandemError("closed", "client closed"));
+  _onClientClosed(why) {
+    this._ready.reject(why);
+    this._failWaiters(why);
+  }
+
+  _failWaiters(err) {
+    const waiters = this._subWaiters;
+    this._subWaiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  // _whenSubscribed resolves at the next subscribed, and rejects when the
+  // subscription or the client ends.
+  _whenSubscribed() {
+    if (!this.active) return Promise.reject(new TandemError("closed", `not subscribed to ${this.channel}`));
+    const d = deferred();
+    this._subWaiters.push(d);
+    return d.promise;
+  }
+
+  // _sendConfirmed sends frame() (built when it goes) once subscribed on a
+  // live connection, again after a drop, and resolves when the server took
+  // it.
+  async _sendConfirmed(frame) {
+    for (;;) {
+      if (!this.active) throw new TandemError("closed", `not subscribed to ${this.channel}`);
+      if (!this._subscribed || !this.client._live) {
+        await this._whenSubscribed();
+        continue;
+      }
+      try {
+        await this.client._confirm(frame());
+        return;
+      } catch (err) {
+        if (err.code !== "disconnected") throw err;
+      }
+    }
   }
 
   _deactivate() {
+    this._failWaiters(new TandemError("closed", `not subscribed to ${this.channel}`));
     this.active = false;
     if (this.client._subs.get(this.channel) === this) this.client._subs.delete(this.channel);
   }
@@ -1440,11 +1537,16 @@ class Subscription extends Emitter {
     await this.client._requestP({ type: "retract", channel: this.channel, offset });
   }
 
-  /** Marks the channel read up to offset (a read receipt). */
+  /**
+   * Marks the channel read up to offset (a read receipt). Resolves once the
+   * server has stored it (waiting for a connection if there is none);
+   * rejects with a TandemError if it refuses it.
+   */
   markRead(offset) {
-    if (!this._subscribed || !this.client._send({ type: "read", channel: this.channel, offset })) {
-      this._unread = Math.max(this._unread ?? 0, offset); // sent after the next subscribed
-    }
+    this._unread = Math.max(this._unread ?? 0, offset); // resent after a reconnection until taken
+    return this._sendConfirmed(() => ({ type: "read", channel: this.channel, offset: this._unread ?? offset })).then(() => {
+      if (this._unread != null && this._unread <= offset) this._unread = null;
+    });
   }
 
   /** Unsubscribes; the subscription stays inactive. */
@@ -1471,27 +1573,31 @@ class Presence extends Emitter {
     super();
     this._sub = sub;
   }
-  /** Members present: [{client_id, user, state}]. */
+  /** Members present, by client id: {clientId, user, state} (a copy). */
   get members() {
-    return [...this._sub._members.values()];
+    return new Map(this._sub._members);
   }
   /** How many are present (count-only channels give only this). */
   get count() {
     return this._sub._memberCount ?? this._sub._members.size;
   }
-  /** Sets this connection's presence state (a JSON object), kept across reconnects. */
+  /**
+   * Sets this connection's presence state (a JSON object), kept across
+   * reconnects. Resolves once the server has taken it (waiting for the
+   * subscription if need be); rejects with a TandemError if it refuses it
+   * (too large, forbidden).
+   */
   set(state) {
-    this._sub._presenceState = state ?? {};
-    if (this._sub._subscribed) {
-      this._sub.client._send({ type: "presence", channel: this._sub.channel, state: this._sub._presenceState });
-    }
+    const sub = this._sub;
+    sub._presenceState = state ?? {};
+    return sub._sendConfirmed(() => ({ type: "presence", channel: sub.channel, state: sub._presenceState }));
   }
   _onFrame(f) {
     const members = this._sub._members;
     switch (f.event) {
       case "join":
       case "update":
-        members.set(f.member.client_id, f.member);
+        members.set(f.member.client_id, memberOf(f.member));
         break;
       case "leave":
         members.delete(f.member.client_id);
@@ -1502,7 +1608,7 @@ class Presence extends Emitter {
       default:
         return;
     }
-    this._emit(f.event, f.event === "count" ? f.count : f.member);
+    this._emit(f.event, f.event === "count" ? f.count : memberOf(f.member));
     this._emit("change", this.members);
   }
 }
@@ -1541,7 +1647,7 @@ class Doc extends Emitter {
     this.closed = false;
     /** Others' cursors, by client id: {clientId, user, ranges}, in local positions. */
     this.cursors = new Map();
-    /** Who has the document open, by client id: {client_id, user}. */
+    /** Who has the document open, by client id: {clientId, user}. */
     this.members = new Map();
     this.comments = new Comments(this);
     this._length = 0;
@@ -1787,11 +1893,11 @@ class Doc extends Emitter {
 
   // _setMeta takes the comments, members and cursors of snapshot/opened.
   _setMeta(f) {
-    this.members = new Map((f.members ?? []).map((m) => [m.client_id, m]));
+    this.members = new Map((f.members ?? []).map((m) => [m.client_id, memberOf(m)]));
     this.cursors = new Map();
     for (const c of f.cursors ?? []) this._takeCursor(c, false);
     this.comments._reset(f.comments ?? []);
-    this._emit("presence", { event: "sync", members: [...this.members.values()] });
+    this._emit("presence", { event: "sync", members: this.members });
     this._emit("cursors", this.cursors);
   }
 
@@ -1810,11 +1916,11 @@ class Doc extends Emitter {
     this._opening = false;
   }
 
-  _onClientClosed() {
+  _onClientClosed(why) {
     this._flushStorage();
     this._open = false;
-    this._ready.reject(new TandemError("closed", "client closed"));
-    for (const w of this._syncWaiters) w.reject(new TandemError("closed", "client closed"));
+    this._ready.reject(why);
+    for (const w of this._syncWaiters) w.reject(why);
     this._syncWaiters = [];
   }
 
@@ -1905,12 +2011,12 @@ class Doc extends Emitter {
       case "opened":
         return; // replies to requests we gave up on
       case "presence":
-        if (f.event === "join") this.members.set(f.member.client_id, f.member);
+        if (f.event === "join") this.members.set(f.member.client_id, memberOf(f.member));
         else if (f.event === "leave") {
           this.members.delete(f.member.client_id);
           if (this.cursors.delete(f.member.client_id)) this._emit("cursors", this.cursors);
         }
-        this._emit("presence", { event: f.event, member: f.member, members: [...this.members.values()] });
+        this._emit("presence", { event: f.event, member: memberOf(f.member), members: this.members });
         return;
       case "closed":
         // The server closed the document (its storage failed): reopen.
@@ -2273,7 +2379,7 @@ class Comments extends Emitter {
     this._tracked = new Set(); // ranges of adds waiting to be sent
   }
 
-  /** Every comment: {id, range, user, text, parent, resolved, created_at, updated_at}. */
+  /** Every comment: {id, range, user, text, parent, resolved, createdAt, updatedAt}. */
   list() {
     return [...this._map.values()];
   }
@@ -2367,7 +2473,8 @@ class Comments extends Emitter {
     const d = this._doc;
     let range = { from: c.range.from, to: c.range.to };
     for (const p of [d._inflight, d._buffer]) if (p) range = transformRange(p.op, range);
-    return { ...c, range };
+    // camelCase, with the protocol's names kept as deprecated aliases.
+    return { ...c, range, createdAt: c.created_at, updatedAt: c.updated_at };
   }
 
   _transform(op) {
