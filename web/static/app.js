@@ -7,7 +7,7 @@
 import { ChatPanel } from "./chat.js";
 import { CommentsPanel } from "./comments.js";
 import { Editor } from "./editor.js";
-import { HistoryPanel } from "./history.js";
+import { HistoryPanel, restoreVersion } from "./history.js";
 import { apiLockedMessage, detectMode, namePicker, needTokenMessage, openClient, savedIdentity, tokenSource } from "./identity.js";
 import { api, avatar, docPath, explain, h, setChildren, toast, when } from "./util.js";
 
@@ -443,13 +443,44 @@ function openDocView(id) {
       editor.schedule();
       editor.textarea.focus();
     } else if (on && !history) {
-      history = new HistoryPanel(doc, app.people, { onClose: () => toggleHistory(false) });
+      history = new HistoryPanel(doc, app.people, { onClose: () => toggleHistory(false), onRestore: (v) => restore(v) });
       work.replaceWith(history.el);
       history.slider.focus();
     }
     historyBtn.setAttribute("aria-pressed", String(!!history));
     for (const b of [undoBtn, redoBtn, commentBtn]) b.hidden = !!history;
   }
+
+  // restore makes version v current as this user's edit, and tells the
+  // document's other users (on its chat channel, so that one who is
+  // offline meanwhile learns it when back).
+  async function restore(v) {
+    const { before, after } = await restoreVersion(doc, v);
+    chat.sub.publish("restored", { version: v, before, after, name: app.me.name }).catch(() => {});
+    return after;
+  }
+  chat.onRestored = (m) => {
+    const d = m.data ?? {};
+    const who = d.name ?? app.people.get(m.from?.user)?.name ?? m.from?.user ?? "Someone";
+    const undo = h(
+      "button",
+      {
+        type: "button",
+        class: "restore-undo",
+        onclick: async () => {
+          el.remove();
+          try {
+            await restore(d.before);
+          } catch (err) {
+            toast(explain(err, "this document"), { kind: "error" });
+          }
+        },
+      },
+      "Undo",
+    );
+    const el = toast(`${who} restored version ${d.version}.`, { action: undo, timeout: 15000 });
+    el.dataset.kind = "restored";
+  };
 
   function toggleChat() {
     const on = chat.el.hidden;

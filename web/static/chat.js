@@ -63,7 +63,10 @@ export class ChatPanel {
 
     this.sub = client.subscribe(`chat:${docId}`, (m) => this.onMessage(m), { since: { offset: 0, epoch: "" } });
     this.sub.on("receipt", () => this.renderSeen());
+    this.live = false; // past the history loaded by the first subscribe
+    this.onRestored = () => {};
     this.sub.on("subscribed", () => {
+      this.live = true;
       this.renderSeen();
       this.markRead();
     });
@@ -125,6 +128,12 @@ export class ChatPanel {
 
   onMessage(m) {
     if (m.offset == null) return; // ephemeral: nothing of ours uses them
+    if (m.event === "restored") {
+      // A history restore, announced to the document's other users (not
+      // when loading the chat's history).
+      if (this.live && m.from?.user !== this.me.id) this.onRestored(m);
+      return;
+    }
     if (this.messages.has(m.offset)) return;
     const data = m.data ?? {};
     const uid = m.from?.user ?? "";

@@ -888,16 +888,38 @@ export class Client extends Emitter {
     this._retryTimer = null;
     this._stableTimer = null;
     this._refused = null; // the error answering a refused connect
-    // In a browser, coming back online is worth a retry at once.
+    this._ackTimeout = options.ackTimeout ?? 5000;
+    this._ackTimer = null;
+    this._suspended = false; // the page is hidden in the back/forward cache
+    // In a browser, coming back online is worth a retry at once, and going
+    // offline is a dead connection now: a socket notices it only when a
+    // write times out, tens of seconds later.
     this._onOnline = () => {
       if (this.status === "reconnecting" || this.status === "connecting") this.reconnect();
     };
-    globalThis.addEventListener?.("online", this._onOnline);
-    // Before the page goes away, coalesced storage writes are made.
+    this._onOffline = () => {
+      if (this._ws) this._drop(this._ws, { code: 4000, reason: "the browser is offline" });
+    };
+    // A page left for another keeps running in the back/forward cache:
+    // its socket would keep it a member of everything it had open (a ghost
+    // on the others' screens). It closes on pagehide and reconnects when the
+    // page is shown again. Coalesced storage writes are made first.
     this._onPageHide = () => {
       for (const doc of this._docs.values()) doc._flushStorage();
+      if (this._closed) return;
+      this._suspended = true;
+      this._clearTimer(this._retryTimer);
+      this._retryTimer = null;
+      if (this._ws) this._drop(this._ws, { code: 1001, reason: "page hidden" });
     };
-    globalThis.addEventListener?.("pagehide", this._onPageHide);
+    this._onPageShow = () => {
+      if (!this._suspended || this._closed) return;
+      this._suspended = false;
+      this.reconnect();
+    };
+    for (const [ev, fn] of [["online", this._onOnline], ["offline", this._onOffline], ["pagehide", this._onPageHide], ["pageshow", this._onPageShow]]) {
+      globalThis.addEventListener?.(ev, fn);
+    }
     this._open();
   }
 
@@ -1024,6 +1046,8 @@ export class Client extends Emitter {
     this._heartbeat = null;
     this._clearTimer(this._refreshTimer);
     this._refreshTimer = null;
+    this._clearTimer(this._ackTimer);
+    this._ackTimer = null;
     const reqs = this._reqs;
     this._reqs = new Map();
     for (const cb of reqs.values()) cb(DISCONNECTED);
@@ -1044,6 +1068,10 @@ export class Client extends Emitter {
         this._shutdown(err);
         return;
       }
+    }
+    if (this._suspended) {
+      this._setStatus("reconnecting", { code, reason }); // at pageshow
+      return;
     }
     this._scheduleReconnect({ code, reason });
   }
@@ -1106,9 +1134,29 @@ export class Client extends Emitter {
     return reply;
   }
 
+  // _watchAcks makes sure a dead connection is noticed soon while an op
+  // waits for its ack: every ackTimeout/2 it pings, and it drops the
+  // connection when nothing at all has come for ackTimeout.
+  _watchAcks() {
+    if (this._ackTimer != null || !this._live || !(this._ackTimeout > 0)) return;
+    const ws = this._ws;
+    this._ackTimer = this._setTimer(() => {
+      this._ackTimer = null;
+      if (this._ws !== ws || !this._live) return;
+      if (![...this._docs.values()].some((d) => d._inflight && d._open)) return;
+      if (Date.now() - this._lastFrame > this._ackTimeout) {
+        this._drop(ws, { code: 4000, reason: "the server stopped answering" });
+        return;
+      }
+      this._send({ type: "ping" });
+      this._watchAcks();
+    }, this._ackTimeout / 2);
+  }
+
   /** Closes the current connection and reconnects at once. */
   reconnect() {
     if (this._closed) return;
+    this._suspended = false;
     this._attempt = 0;
     if (this._retryTimer) {
       this._clearTimer(this._retryTimer);
@@ -1119,8 +1167,9 @@ export class Client extends Emitter {
       const ws = this._ws;
       this._drop(ws, { code: 4000, reason: "reconnect requested" });
       this._clearTimer(this._retryTimer);
-      this._open();
+      this._retryTimer = null;
     }
+    this._open();
   }
 
   /**
@@ -1141,8 +1190,9 @@ export class Client extends Emitter {
   _shutdown(why = null) {
     this._closed = true;
     this._why = why ?? new TandemError("closed", "client closed");
-    globalThis.removeEventListener?.("online", this._onOnline);
-    globalThis.removeEventListener?.("pagehide", this._onPageHide);
+    for (const [ev, fn] of [["online", this._onOnline], ["offline", this._onOffline], ["pagehide", this._onPageHide], ["pageshow", this._onPageShow]]) {
+      globalThis.removeEventListener?.(ev, fn);
+    }
     for (const t of this._timers) clearTimeout(t);
     this._timers.clear();
     clearInterval(this._heartbeat);
@@ -2111,6 +2161,7 @@ class Doc extends Emitter {
     if (!this._open || !this.client._live || !this._inflight) return;
     this._fitInflight();
     const inflight = this._inflight;
+    this.client._watchAcks();
     this.client._request({ type: "op", doc: this.id, version: this.version, op: inflight.op, uid: inflight.uid }, (reply) => {
       if (reply.type === "ack") {
         this._onAck(reply);
