@@ -139,6 +139,11 @@ test("bundled by esbuild into a page, it edits a document in Chromium", { skip: 
   } finally {
     proc.kill();
     await new Promise((r) => (proc.exitCode !== null ? r() : proc.once("exit", r)));
-    rmSync(profile, { recursive: true, force: true });
+    // Chromium's helper processes may still be writing the profile.
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    } catch {
+      // Left in the temporary directory.
+    }
   }
 });
