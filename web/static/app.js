@@ -407,13 +407,18 @@ function openDocView(id) {
   const historyBtn = h("button", { type: "button", id: "history-btn", "aria-pressed": "false", onclick: () => toggleHistory() }, "History");
   const chatBtn = h("button", { type: "button", id: "chat-btn", "aria-pressed": "true", "aria-controls": "chat", onclick: () => toggleChat() }, "Chat");
   const avatars = h("div", { class: "avatars", id: "avatars", role: "group", "aria-label": "Who is here" });
-  const saveState = h("span", { class: "save-state", id: "save-state", role: "status" });
+  // The visible save state changes on every keystroke (saving, saved,
+  // the version): it is no live region. Screen readers hear only the
+  // changes that matter, from #save-announce: offline, and back.
+  const saveState = h("span", { class: "save-state", id: "save-state" });
+  const saveAnnounce = h("span", { class: "sr-only", id: "save-announce", role: "status" });
+  let announced = null;
   const notice = h("div", { class: "notice", id: "doc-notice", role: "alert", hidden: true });
 
   const editorCol = h(
     "div",
     { class: "editor-col" },
-    h("div", { class: "col-head" }, saveState),
+    h("div", { class: "col-head" }, saveState, saveAnnounce),
     h("div", { class: "editor-frame" }, editor.root),
   );
   const work = h("div", { class: "doc-work" }, editorCol, comments.el);
@@ -512,6 +517,12 @@ function openDocView(id) {
     else [state, text] = ["saved", `All changes saved · version ${doc.version}`];
     saveState.dataset.state = state;
     saveState.textContent = text;
+    const group = state === "offline" ? "offline" : state === "loading" ? "loading" : "online";
+    if (group !== announced) {
+      if (group === "offline") saveAnnounce.textContent = text;
+      else if (group === "online" && announced === "offline") saveAnnounce.textContent = "Back online: your changes are being saved.";
+      announced = group;
+    }
   };
   const renderAvatars = () => {
     const users = new Map();

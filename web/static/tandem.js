@@ -317,9 +317,10 @@ export function check(op, length) {
 
 // applyOp returns the text op makes of s, with the UTF-16 splices that take
 // s there one after the other (each index in the text the previous ones
-// left).
-function applyWithSplices(s, op, wantSplices) {
-  check(op, codePointLength(s));
+// left). bmp says that s has no surrogates, so that code points are UTF-16
+// units: no scan of s is needed (a document's texts are mostly so).
+function applyWithSplices(s, op, wantSplices, bmp = false) {
+  check(op, bmp ? s.length : codePointLength(s));
   const parts = [];
   const splices = wantSplices ? [] : null;
   let i = 0; // UTF-16 index in s
@@ -330,12 +331,12 @@ function applyWithSplices(s, op, wantSplices) {
       if (splices) splices.push({ index: out16, deleteCount: 0, text: c });
       out16 += c.length;
     } else if (c > 0) {
-      const j = i + codePointToUtf16(s.slice(i), c);
+      const j = bmp ? i + c : i + codePointToUtf16(s.slice(i), c);
       parts.push(s.slice(i, j));
       out16 += j - i;
       i = j;
     } else {
-      const j = i + codePointToUtf16(s.slice(i), -c);
+      const j = bmp ? i - c : i + codePointToUtf16(s.slice(i), -c);
       if (splices) {
         const last = splices[splices.length - 1];
         if (last && last.deleteCount === 0 && last.index + last.text.length === out16) last.deleteCount = j - i;
@@ -446,16 +447,21 @@ export function compose(a, b) {
 
 /** Returns the op that undoes op, given the text base op applies to. */
 export function invert(op, base) {
-  check(op, codePointLength(base));
+  return invertText(op, base, false);
+}
+
+// invertText is invert; bmp says base has no surrogates (see applyWithSplices).
+function invertText(op, base, bmp) {
+  check(op, bmp ? base.length : codePointLength(base));
   const b = new OpBuilder();
   let i = 0; // UTF-16 index in base
   for (const c of op) {
     if (typeof c === "string") b.delete(codePointLength(c));
     else if (c > 0) {
       b.retain(c);
-      i += codePointToUtf16(base.slice(i), c);
+      i += bmp ? c : codePointToUtf16(base.slice(i), c);
     } else {
-      const j = i + codePointToUtf16(base.slice(i), -c);
+      const j = bmp ? i - c : i + codePointToUtf16(base.slice(i), -c);
       b.insert(base.slice(i, j));
       i = j;
     }
@@ -1667,6 +1673,7 @@ class Presence extends Emitter {
 // Documents
 
 const HISTORY = 256; // server ops kept to bring late cursors up to date
+const SURROGATE = /[\ud800-\udfff]/;
 // Refusals of an op that sending it again cannot cure: it is rolled back.
 const REFUSED = new Set(["too_large", "forbidden", "unauthorized", "not_found"]);
 const UNDO_LIMIT = 500; // undo steps kept; each remote op transforms them all
@@ -1710,6 +1717,8 @@ class Doc extends Emitter {
     this._redo = [];
     this._undoGroupMs = options.undoGroupMs ?? 0;
     this._lastEdit = 0;
+    this._lastShape = null; // the last local edit's editShape, for undo grouping
+    this._lastCaret = -1; // where it left the caret
     this._selection = null;
     this._cursorDirty = false;
     this._history = []; // [{version, op, clientId}] as the server applied them
@@ -1717,6 +1726,9 @@ class Doc extends Emitter {
     this._replaying = false; // applying the ops of an opened reply
     this._retryDelay = 0; // backoff of op resends and reopens; reset by an ack
     this._persistTimer = null; // a coalesced storage write (see _persist)
+    // Whether any text this document held had a surrogate: while not,
+    // code points are UTF-16 units and positions need no scan of the text.
+    this._astral = false;
     this._resetReason = null; // set while a reset waits for its snapshot
     this._resetError = null;
     this._ready = deferred();
@@ -1756,12 +1768,21 @@ class Doc extends Emitter {
 
   /** Converts a code-point position in the text to a UTF-16 index. */
   toUTF16(cp) {
+    if (!this._astral) return Math.min(Math.max(cp, 0), this.text.length);
     return codePointToUtf16(this.text, cp);
   }
 
   /** Converts a UTF-16 index in the text to a code-point position. */
   fromUTF16(index) {
+    if (!this._astral) return Math.min(Math.max(index, 0), this.text.length);
     return utf16ToCodePoint(this.text, index);
+  }
+
+  // _note records whether text (or an op's inserts) has surrogates.
+  _note(x) {
+    if (this._astral) return;
+    if (typeof x === "string") this._astral = SURROGATE.test(x);
+    else for (const c of x) if (typeof c === "string" && SURROGATE.test(c)) this._astral = true;
   }
 
   // ----- storage
@@ -1782,6 +1803,9 @@ class Doc extends Emitter {
       const inflight = saved.inflight ? { op: normalize(saved.inflight.op), uid: String(saved.inflight.uid) } : null;
       const buffer = saved.buffer ? { op: normalize(saved.buffer.op), uid: String(saved.buffer.uid) } : null;
       this._serverText = text;
+      this._note(text);
+      if (inflight) this._note(inflight.op);
+      if (buffer) this._note(buffer.op);
       if (inflight) text = apply(text, inflight.op);
       if (buffer) text = apply(text, buffer.op);
       this.text = text;
@@ -1894,7 +1918,10 @@ class Doc extends Emitter {
     this._history = [];
     this._serverText = f.content;
     this.text = f.content;
-    this._length = codePointLength(f.content);
+    this._astral = false;
+    this._note(old);
+    this._note(f.content);
+    this._length = this._astral ? codePointLength(f.content) : f.content.length;
     this.version = f.version;
     const wasLoaded = this.loaded;
     this.loaded = true;
@@ -2094,7 +2121,7 @@ class Doc extends Emitter {
       return;
     }
     const op = this._inflight.op;
-    this._serverText = apply(this._serverText, op);
+    this._serverText = applyWithSplices(this._serverText, op, false, !this._astral).text;
     this._pushHistory(this.version, op, this.client.clientId);
     this.version++;
     this._retryDelay = 0;
@@ -2128,7 +2155,8 @@ class Doc extends Emitter {
       return;
     }
     let op = f.op;
-    this._serverText = apply(this._serverText, op);
+    this._note(op);
+    this._serverText = applyWithSplices(this._serverText, op, false, !this._astral).text;
     this._pushHistory(f.version, op, f.client_id);
     if (this._inflight) {
       // The incoming op's inserts first: the server applied it before ours.
@@ -2136,11 +2164,12 @@ class Doc extends Emitter {
       if (this._buffer) [op, this._buffer.op] = transform(op, this._buffer.op);
     }
     this.version++;
-    const { text, splices } = applyWithSplices(this.text, op, true);
+    const { text, splices } = applyWithSplices(this.text, op, true, !this._astral);
     this.text = text;
     this._length += delta(op);
     this._undo = transformStack(this._undo, op);
     this._redo = transformStack(this._redo, op);
+    if (this._lastCaret >= 0) this._lastCaret = transformIndex(op, this._lastCaret, false);
     for (const c of this.cursors.values()) c.ranges = c.ranges.map((r) => transformSelection(op, r, c.clientId === f.client_id));
     if (this._selection) this._selection = this._selection.map((r) => transformSelection(op, r, false));
     this.comments._transform(op);
@@ -2273,8 +2302,8 @@ class Doc extends Emitter {
    * with text.
    */
   spliceUTF16(index, deleteCount, text) {
-    const from = utf16ToCodePoint(this.text, index);
-    const to = utf16ToCodePoint(this.text, index + deleteCount);
+    const from = this.fromUTF16(index);
+    const to = this.fromUTF16(index + deleteCount);
     this.submit(splice(from, to - from, text));
   }
 
@@ -2290,8 +2319,9 @@ class Doc extends Emitter {
     check(op, this._length);
     if (isNoop(op)) return;
     const origin = options.origin ?? "local";
-    const inverse = invert(op, this.text);
-    const { text, splices } = applyWithSplices(this.text, op, true);
+    this._note(op);
+    const inverse = invertText(op, this.text, !this._astral);
+    const { text, splices } = applyWithSplices(this.text, op, true, !this._astral);
     this.text = text;
     this._length += delta(op);
     for (const c of this.cursors.values()) c.ranges = c.ranges.map((r) => transformSelection(op, r, false));
@@ -2302,10 +2332,23 @@ class Doc extends Emitter {
     else {
       if (origin === "redo") this._undo.push(inverse);
       else {
-        const group = this._undoGroupMs > 0 && now - this._lastEdit < this._undoGroupMs && this._undo.length > 0;
+        // Edits undo together, as editors group them, when they come within
+        // undoGroupMs of each other, are of one kind (typing, or deleting)
+        // and each starts where the last left the caret.
+        const shape = editShape(op);
+        const group =
+          this._undoGroupMs > 0 &&
+          now - this._lastEdit < this._undoGroupMs &&
+          this._undo.length > 0 &&
+          shape !== null &&
+          this._lastShape !== null &&
+          shape.kind === this._lastShape.kind &&
+          (shape.kind === "insert" ? shape.at === this._lastCaret : shape.at + shape.n === this._lastCaret || shape.at === this._lastCaret);
         if (group) this._undo[this._undo.length - 1] = compose(inverse, this._undo[this._undo.length - 1]);
         else this._undo.push(inverse);
         this._redo = [];
+        this._lastShape = shape;
+        this._lastCaret = shape === null ? -1 : shape.kind === "insert" ? shape.at + shape.n : shape.at;
       }
       if (this._undo.length > UNDO_LIMIT) this._undo.splice(0, this._undo.length - UNDO_LIMIT);
     }
@@ -2356,6 +2399,9 @@ class Doc extends Emitter {
     const n = this._length;
     const clamp = (x) => Math.min(Math.max(Math.trunc(x) || 0, 0), n);
     this._selection = (ranges ?? []).map((r) => ({ anchor: clamp(r.anchor), head: clamp(r.head ?? r.anchor) }));
+    // A caret moved elsewhere than the last edit left it ends an undo group.
+    const s0 = this._selection[0];
+    if (!s0 || s0.anchor !== s0.head || s0.head !== this._lastCaret) this._lastEdit = 0;
     this._sendCursor();
   }
 
@@ -2398,6 +2444,23 @@ class Doc extends Emitter {
     this.cursors.set(f.client_id, { clientId: f.client_id, user: f.user ?? this.members.get(f.client_id)?.user ?? null, ranges });
     if (live) this._emit("cursor", this.cursors.get(f.client_id));
   }
+}
+
+// editShape describes a local edit for undo grouping: {kind: "insert",
+// at, n} for text typed at one place, {kind: "delete", at, n} for text
+// deleted at one place, null for anything else (a replacement, several
+// places).
+function editShape(op) {
+  let at = 0;
+  let i = 0;
+  if (typeof op[0] === "number" && op[0] > 0) {
+    at = op[0];
+    i = 1;
+  }
+  if (op.length - i !== 1) return null;
+  const c = op[i];
+  if (typeof c === "string") return { kind: "insert", at, n: codePointLength(c) };
+  return { kind: "delete", at, n: -c };
 }
 
 // transformStack moves an undo or redo stack over op, which applies to the
