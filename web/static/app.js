@@ -487,13 +487,37 @@ function openDocView(id) {
     el.dataset.kind = "restored";
   };
 
+  // Messages that come while the chat is closed show on its button.
+  chat.onUnread = (n) => {
+    chatBtn.dataset.unread = String(n);
+    chatBtn.setAttribute("aria-label", `Chat, ${n} unread`);
+  };
+  const clearUnread = () => {
+    chat.unread = 0;
+    delete chatBtn.dataset.unread;
+    chatBtn.removeAttribute("aria-label");
+  };
+
   function toggleChat() {
     const on = chat.el.hidden;
+    if (!on) {
+      // On a narrow window the open chat sits below the document: the
+      // button brings it into view instead of hiding what was not seen.
+      const r = chat.el.getBoundingClientRect();
+      if (r.top >= innerHeight || r.bottom <= 0) {
+        chat.el.scrollIntoView({ block: "start" });
+        clearUnread();
+        chat.markRead();
+        chat.input.focus({ preventScroll: true });
+        return;
+      }
+    }
     chat.el.hidden = !on;
     grid.classList.toggle("no-chat", !on);
     chatBtn.setAttribute("aria-pressed", String(on));
     editor.schedule();
     if (on) {
+      clearUnread();
       chat.markRead();
       chat.input.focus();
     }

@@ -65,6 +65,8 @@ export class ChatPanel {
     this.sub.on("receipt", () => this.renderSeen());
     this.live = false; // past the history loaded by the first subscribe
     this.onRestored = () => {};
+    this.unread = 0; // messages from others that came while the panel was hidden
+    this.onUnread = () => {};
     this.sub.on("subscribed", () => {
       this.live = true;
       this.renderSeen();
@@ -140,6 +142,10 @@ export class ChatPanel {
     const user = { id: uid, name: data.name ?? this.people.get(uid)?.name ?? uid, color: data.color ?? colorOf(uid) };
     if (uid && data.name) this.people.set(uid, { ...user });
     const mine = uid === this.me.id;
+    if (this.live && !mine && !this.shown) {
+      this.unread++;
+      this.onUnread(this.unread);
+    }
     const isMe = (n) => eqi(n, this.me.name) || eqi(n, this.me.id);
     const text = m.retracted ? h("p", { class: "msg-text muted" }, "(message deleted)") : h("p", { class: "msg-text" }, withMentions(String(data.text ?? ""), isMe));
     const seen = h("div", { class: "seen", hidden: true });
@@ -199,11 +205,15 @@ export class ChatPanel {
       if (!at.has(target)) at.set(target, []);
       at.get(target).push(this.people.get(user)?.name ?? user);
     }
+    // A "Seen by" line appearing under the newest message must not be cut
+    // off: a list scrolled to the bottom stays at the bottom.
+    const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
     for (const [o, it] of this.messages) {
       const names = at.get(o);
       it.seen.hidden = !names;
       it.seen.textContent = names ? `Seen by ${names.sort().join(", ")}` : "";
     }
+    if (atBottom) this.list.scrollTop = this.list.scrollHeight;
   }
 }
 

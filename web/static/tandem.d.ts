@@ -211,6 +211,8 @@ export interface ConnectOptions {
   backoff?: { min?: number; max?: number; factor?: number };
   /** How long one attempt may take to get connected, in ms; default 10000. */
   connectTimeout?: number;
+  /** While an op waits for its ack: ping every ackTimeout/2 ms, drop a connection silent for ackTimeout ms; default 5000, 0 never. */
+  ackTimeout?: number;
 }
 
 export type Status = "connecting" | "connected" | "reconnecting" | "disconnected";
@@ -367,7 +369,7 @@ export interface Presence extends Emitter<PresenceEvents> {
 export interface OpenDocOptions {
   /** false: keep no unsent edits of this document in storage. */
   storage?: boolean;
-  /** Local edits within this many ms of each other undo as one; default 0 (each alone). */
+  /** Local edits within this many ms of each other, of one kind (typing or deleting) and each where the last left the caret, undo as one; default 0 (each alone). */
   undoGroupMs?: number;
 }
 

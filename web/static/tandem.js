@@ -1146,11 +1146,17 @@ export class Client extends Emitter {
   _watchAcks() {
     if (this._ackTimer != null || !this._live || !(this._ackTimeout > 0)) return;
     const ws = this._ws;
+    const period = this._ackTimeout / 2;
+    const due = Date.now() + period;
     this._ackTimer = this._setTimer(() => {
       this._ackTimer = null;
       if (this._ws !== ws || !this._live) return;
       if (![...this._docs.values()].some((d) => d._inflight && d._open)) return;
-      if (Date.now() - this._lastFrame > this._ackTimeout) {
+      // A timer that fires late means the page was busy (a long task):
+      // frames that came meanwhile may still wait behind it. Not a dead
+      // connection: look again a period later.
+      const late = Date.now() - due > Math.min(1000, period);
+      if (!late && Date.now() - this._lastFrame > this._ackTimeout) {
         this._drop(ws, { code: 4000, reason: "the server stopped answering" });
         return;
       }
