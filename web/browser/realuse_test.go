@@ -258,3 +258,40 @@ func maxOf(xs []float64) float64 {
 	}
 	return m
 }
+
+// TestGuestsAndAnnouncements: in development mode two browsers that pick
+// the same name and colour are two people (issue 16: one became the
+// other); colour swatches have names, not hex codes; the save state's live
+// region speaks only when the state changes, not at every version.
+func TestGuestsAndAnnouncements(t *testing.T) {
+	ts := startServer(t)
+	ts.createDoc("same", "Hi.")
+	one := newPage(t, "one")
+	two := newPage(t, "two")
+	one.do(chromedp.Navigate(ts.URL + "/"))
+	one.waitFor("the name picker", `document.querySelector("#name-picker") !== null`)
+	if names := eval[string](one, `[...document.querySelectorAll("#name-picker .swatch .sr-only")].map((e) => e.textContent).join(",")`); strings.Contains(names, "#") || !strings.Contains(names, "Pink") {
+		t.Fatalf("the swatches read %q", names)
+	}
+	one.login(ts.URL, "Ann", 0)
+	two.login(ts.URL, "Ann", 0)
+	idOne := eval[string](one, `tandemApp.client.user.id`)
+	idTwo := eval[string](two, `tandemApp.client.user.id`)
+	if idOne == idTwo {
+		t.Fatalf("two browsers that picked the same name are one user %q", idOne)
+	}
+	one.openDoc("same")
+	two.openDoc("same")
+	one.waitFor("two people", `document.querySelector("#avatars").dataset.count === "2"`)
+
+	if role := eval[string](one, `document.querySelector("#save-state").getAttribute("role") ?? ""`); role != "" {
+		t.Fatalf("#save-state is a live region (role %q): it would read every version", role)
+	}
+	before := eval[string](one, `document.querySelector("#save-announce").textContent`)
+	one.setCaret(3, 3)
+	one.do(typeKeys(" One. Two."))
+	one.synced("Hi. One. Two.")
+	if after := eval[string](one, `document.querySelector("#save-announce").textContent`); after != before {
+		t.Fatalf("typing changed the announcement from %q to %q", before, after)
+	}
+}
