@@ -220,7 +220,7 @@ func TestKeyToScreenLatency(t *testing.T) {
 			}, { capture: true });
 			return true;
 		})()`)
-		const keys = 15
+		const keys = 10
 		for i := 0; i < keys; i++ {
 			ann.do(typeKeys("x"))
 			bob.waitForLong(fmt.Sprintf("key %d at Bob's", i+1), fmt.Sprintf(`window.__seen.length >= %d`, i+1), 30*time.Second)
