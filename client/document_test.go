@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1062,12 +1063,12 @@ func TestDocEpochReset(t *testing.T) {
 }
 
 // TestDocLargeEdit: a 1 MB paste, much of it escaped six-fold in JSON, is
-// sent as ops whose frames fit the server's frame limit (here 8 KiB, below
+// sent as ops whose frames fit the server's frame limit (here 32 KiB, below
 // the op limit, so that the encoded size is what binds): it reaches another
 // client and the connection is never closed for a frame too large.
 func TestDocLargeEdit(t *testing.T) {
 	t.Parallel()
-	ts := startServerWith(t, func(c *server.Config) { c.File.Limits.MaxFrameBytes = 8 << 10 })
+	ts := startServerWith(t, func(c *server.Config) { c.File.Limits.MaxFrameBytes = 32 << 10 })
 	const id = "large"
 	var drops atomic.Int64
 	ann := dial(t, ts.url, func(c *client.Config) {
@@ -1079,7 +1080,7 @@ func TestDocLargeEdit(t *testing.T) {
 			}
 		}
 	})
-	if l := ann.Limits(); l.MaxFrameBytes != 8<<10 || l.MaxOpBytes != 64<<10 {
+	if l := ann.Limits(); l.MaxFrameBytes != 32<<10 || l.MaxOpBytes != 64<<10 {
 		t.Fatalf("limits %+v, want the server's", l)
 	}
 	bob := dial(t, ts.url, func(c *client.Config) { c.User = "bob" })
@@ -1101,10 +1102,19 @@ func TestDocLargeEdit(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "» start " + paste
+	// A generous bound for the hundred-odd ops, one round trip each, on a
+	// busy machine (ctxT's 20 s is for small edits).
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for _, d := range []*client.Document{da, db} {
+		if err := d.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if got := checkConverged(t, ts, id, da, db); got != want {
 		t.Fatalf("the server has %d bytes, want %d", len(got), len(want))
 	}
-	if v := da.Version(); v < (1<<20)/(8<<10) {
+	if v := da.Version(); v < (1<<20)/(32<<10) {
 		t.Fatalf("the paste took %d versions: it was not split to the frame limit", v)
 	}
 	if drops.Load() != 0 {

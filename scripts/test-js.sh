@@ -2,8 +2,10 @@
 # Tests the JavaScript client (web/static/tandem.js) against real servers:
 # builds tandem, starts one in development mode and one that verifies JWTs,
 # each on a free 127.0.0.1 port with a temporary data directory, runs the
-# node tests in clients/js/test/, then type-checks tandem.d.ts against
-# clients/js/example.ts with tsc. Exits non-zero on any failure.
+# node tests in clients/js/test/ (the npm package's among them: packed,
+# installed in a scratch project, imported and bundled), then type-checks
+# tandem.d.ts against clients/js/example.ts with tsc. Exits non-zero on any
+# failure.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -40,6 +42,12 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT INT TERM
+
+# TypeScript and esbuild, pinned in the lockfile (scripts/setup.sh installs
+# them too).
+if [ ! -d clients/js/node_modules/typescript ] || [ ! -d clients/js/node_modules/esbuild ]; then
+	(cd clients/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 echo "test-js: building the server"
 go build -o "$tmp/tandem" ./cmd/tandem
@@ -99,9 +107,6 @@ TANDEM_URL=$dev_url TANDEM_AUTH_URL=$auth_url TANDEM_JWT_SECRET=$secret \
 echo "test-js: type-checking tandem.d.ts"
 (
 	cd "$root/clients/js"
-	if [ ! -d node_modules/typescript ]; then
-		npm ci --no-audit --no-fund --loglevel=error
-	fi
 	npx --no-install tsc --noEmit -p .
 ) || status=1
 

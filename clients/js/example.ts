@@ -79,7 +79,7 @@ export async function example(storage: StorageLike): Promise<void> {
   const { offset } = await chat.publish("message", { text: "hi @bob" });
   await chat.publish("typing", { on: true }, { ephemeral: true, echo: false });
   if (offset !== null) await chat.retract(offset);
-  chat.markRead(chat.offset ?? 0);
+  await chat.markRead(chat.offset ?? 0);
   chat.on("message", (m) => console.log(m.channel));
   chat.on("retracted", ({ offset, by }) => console.log(offset, by));
   chat.on("receipt", ({ user, offset, ts }) => console.log(user, offset, ts, chat.receipts[user]));
@@ -87,13 +87,13 @@ export async function example(storage: StorageLike): Promise<void> {
   chat.on("gap", ({ since }) => console.log("reload history after", since));
   chat.on("unsubscribed", ({ reason }) => console.log(reason));
   chat.on("error", (err) => console.log(err.code));
-  chat.presence.set({ typing: true });
-  chat.presence.on("join", (m: Member) => console.log(m.client_id, m.user.name, m.state));
+  await chat.presence.set({ typing: true });
+  chat.presence.on("join", (m: Member) => console.log(m.clientId, m.user.name, m.state));
   chat.presence.on("update", (m) => console.log(m.state));
   chat.presence.on("leave", (m) => console.log(m.user.id));
   chat.presence.on("count", (n: number) => console.log(n));
-  chat.presence.on("sync", (ms: Member[]) => console.log(ms.length));
-  chat.presence.on("change", () => console.log(chat.presence.members.length, chat.presence.count));
+  chat.presence.on("sync", (ms: Map<string, Member>) => console.log(ms.size));
+  chat.presence.on("change", () => console.log(chat.presence.members.size, chat.presence.count));
   console.log(chat.channel, chat.epoch, chat.active, chat.client === client, client.getSubscription("chat:42") === chat);
   await chat.unsubscribe();
 
@@ -120,7 +120,7 @@ export async function example(storage: StorageLike): Promise<void> {
   doc.on("open", ({ version }) => console.log(version));
   doc.on("cursor", (c: RemoteCursor) => console.log(c.clientId, c.user?.color, c.ranges));
   doc.on("cursors", (all) => console.log(all.size));
-  doc.on("presence", ({ event, member, members }) => console.log(event, member?.client_id, members.length));
+  doc.on("presence", ({ event, member, members }) => console.log(event, member?.clientId, members.size));
   doc.on("reset", ({ reason, error, lost, base }) => console.log(reason, error?.code, lost.map((p) => apply(base, p.op))));
   doc.on("closed", ({ reason }) => console.log(reason));
   doc.on("error", (err) => console.log(err.code));
@@ -137,7 +137,7 @@ export async function example(storage: StorageLike): Promise<void> {
   await doc.comments.delete(r.id);
   doc.comments.on("change", ({ action, comment, local }) => console.log(action, comment?.range.from, local));
   const all: Comment[] = doc.comments.list();
-  console.log(all.length, doc.comments.get(c.id)?.resolved, c.parent, c.user.id, c.created_at, c.updated_at);
+  console.log(all.length, doc.comments.get(c.id)?.resolved, c.parent, c.user.id, c.createdAt, c.updatedAt);
 
   await doc.synced();
   await doc.close({ timeout: 1000 });

@@ -7,7 +7,7 @@
 import { ChatPanel } from "./chat.js";
 import { CommentsPanel } from "./comments.js";
 import { Editor } from "./editor.js";
-import { HistoryPanel } from "./history.js";
+import { HistoryPanel, restoreVersion } from "./history.js";
 import { apiLockedMessage, detectMode, namePicker, needTokenMessage, openClient, savedIdentity, tokenSource } from "./identity.js";
 import { api, avatar, docPath, explain, h, setChildren, toast, when } from "./util.js";
 
@@ -407,13 +407,18 @@ function openDocView(id) {
   const historyBtn = h("button", { type: "button", id: "history-btn", "aria-pressed": "false", onclick: () => toggleHistory() }, "History");
   const chatBtn = h("button", { type: "button", id: "chat-btn", "aria-pressed": "true", "aria-controls": "chat", onclick: () => toggleChat() }, "Chat");
   const avatars = h("div", { class: "avatars", id: "avatars", role: "group", "aria-label": "Who is here" });
-  const saveState = h("span", { class: "save-state", id: "save-state", role: "status" });
+  // The visible save state changes on every keystroke (saving, saved,
+  // the version): it is no live region. Screen readers hear only the
+  // changes that matter, from #save-announce: offline, and back.
+  const saveState = h("span", { class: "save-state", id: "save-state" });
+  const saveAnnounce = h("span", { class: "sr-only", id: "save-announce", role: "status" });
+  let announced = null;
   const notice = h("div", { class: "notice", id: "doc-notice", role: "alert", hidden: true });
 
   const editorCol = h(
     "div",
     { class: "editor-col" },
-    h("div", { class: "col-head" }, saveState),
+    h("div", { class: "col-head" }, saveState, saveAnnounce),
     h("div", { class: "editor-frame" }, editor.root),
   );
   const work = h("div", { class: "doc-work" }, editorCol, comments.el);
@@ -443,7 +448,7 @@ function openDocView(id) {
       editor.schedule();
       editor.textarea.focus();
     } else if (on && !history) {
-      history = new HistoryPanel(doc, app.people, { onClose: () => toggleHistory(false) });
+      history = new HistoryPanel(doc, app.people, { onClose: () => toggleHistory(false), onRestore: (v) => restore(v) });
       work.replaceWith(history.el);
       history.slider.focus();
     }
@@ -451,13 +456,68 @@ function openDocView(id) {
     for (const b of [undoBtn, redoBtn, commentBtn]) b.hidden = !!history;
   }
 
+  // restore makes version v current as this user's edit, and tells the
+  // document's other users (on its chat channel, so that one who is
+  // offline meanwhile learns it when back).
+  async function restore(v) {
+    const { before, after } = await restoreVersion(doc, v);
+    chat.sub.publish("restored", { version: v, before, after, name: app.me.name }).catch(() => {});
+    return after;
+  }
+  chat.onRestored = (m) => {
+    const d = m.data ?? {};
+    const who = d.name ?? app.people.get(m.from?.user)?.name ?? m.from?.user ?? "Someone";
+    const undo = h(
+      "button",
+      {
+        type: "button",
+        class: "restore-undo",
+        onclick: async () => {
+          el.remove();
+          try {
+            await restore(d.before);
+          } catch (err) {
+            toast(explain(err, "this document"), { kind: "error" });
+          }
+        },
+      },
+      "Undo",
+    );
+    const el = toast(`${who} restored version ${d.version}.`, { action: undo, timeout: 15000 });
+    el.dataset.kind = "restored";
+  };
+
+  // Messages that come while the chat is closed show on its button.
+  chat.onUnread = (n) => {
+    chatBtn.dataset.unread = String(n);
+    chatBtn.setAttribute("aria-label", `Chat, ${n} unread`);
+  };
+  const clearUnread = () => {
+    chat.unread = 0;
+    delete chatBtn.dataset.unread;
+    chatBtn.removeAttribute("aria-label");
+  };
+
   function toggleChat() {
     const on = chat.el.hidden;
+    if (!on) {
+      // On a narrow window the open chat sits below the document: the
+      // button brings it into view instead of hiding what was not seen.
+      const r = chat.el.getBoundingClientRect();
+      if (r.top >= innerHeight || r.bottom <= 0) {
+        chat.el.scrollIntoView({ block: "start" });
+        clearUnread();
+        chat.markRead();
+        chat.input.focus({ preventScroll: true });
+        return;
+      }
+    }
     chat.el.hidden = !on;
     grid.classList.toggle("no-chat", !on);
     chatBtn.setAttribute("aria-pressed", String(on));
     editor.schedule();
     if (on) {
+      clearUnread();
       chat.markRead();
       chat.input.focus();
     }
@@ -481,6 +541,12 @@ function openDocView(id) {
     else [state, text] = ["saved", `All changes saved · version ${doc.version}`];
     saveState.dataset.state = state;
     saveState.textContent = text;
+    const group = state === "offline" ? "offline" : state === "loading" ? "loading" : "online";
+    if (group !== announced) {
+      if (group === "offline") saveAnnounce.textContent = text;
+      else if (group === "online" && announced === "offline") saveAnnounce.textContent = "Back online: your changes are being saved.";
+      announced = group;
+    }
   };
   const renderAvatars = () => {
     const users = new Map();

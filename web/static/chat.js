@@ -63,7 +63,12 @@ export class ChatPanel {
 
     this.sub = client.subscribe(`chat:${docId}`, (m) => this.onMessage(m), { since: { offset: 0, epoch: "" } });
     this.sub.on("receipt", () => this.renderSeen());
+    this.live = false; // past the history loaded by the first subscribe
+    this.onRestored = () => {};
+    this.unread = 0; // messages from others that came while the panel was hidden
+    this.onUnread = () => {};
     this.sub.on("subscribed", () => {
+      this.live = true;
       this.renderSeen();
       this.markRead();
     });
@@ -107,14 +112,14 @@ export class ChatPanel {
     if (on) this.typingTimer = setTimeout(() => this.setTyping(false), TYPING_IDLE_MS);
     if (on === this.typing) return;
     this.typing = on;
-    this.sub.presence.set({ typing: on });
+    this.sub.presence.set({ typing: on }).catch(() => {}); // a refusal is not worth a word here
   }
 
   renderTyping(members) {
     const names = new Set();
-    for (const m of members) {
+    for (const m of members.values()) {
       if (m.user) this.people.set(m.user.id, m.user);
-      if (m.client_id === this.client.clientId || m.user?.id === this.me.id) continue;
+      if (m.clientId === this.client.clientId || m.user?.id === this.me.id) continue;
       if (m.state?.typing) names.add(m.user?.name ?? m.user?.id ?? "someone");
     }
     const list = [...names];
@@ -125,12 +130,22 @@ export class ChatPanel {
 
   onMessage(m) {
     if (m.offset == null) return; // ephemeral: nothing of ours uses them
+    if (m.event === "restored") {
+      // A history restore, announced to the document's other users (not
+      // when loading the chat's history).
+      if (this.live && m.from?.user !== this.me.id) this.onRestored(m);
+      return;
+    }
     if (this.messages.has(m.offset)) return;
     const data = m.data ?? {};
     const uid = m.from?.user ?? "";
     const user = { id: uid, name: data.name ?? this.people.get(uid)?.name ?? uid, color: data.color ?? colorOf(uid) };
     if (uid && data.name) this.people.set(uid, { ...user });
     const mine = uid === this.me.id;
+    if (this.live && !mine && !this.shown) {
+      this.unread++;
+      this.onUnread(this.unread);
+    }
     const isMe = (n) => eqi(n, this.me.name) || eqi(n, this.me.id);
     const text = m.retracted ? h("p", { class: "msg-text muted" }, "(message deleted)") : h("p", { class: "msg-text" }, withMentions(String(data.text ?? ""), isMe));
     const seen = h("div", { class: "seen", hidden: true });
@@ -170,7 +185,7 @@ export class ChatPanel {
     for (const o of this.messages.keys()) newest = Math.max(newest, o);
     if (newest > this.lastMarked) {
       this.lastMarked = newest;
-      this.sub.markRead(newest);
+      this.sub.markRead(newest).catch(() => {});
     }
   }
 
@@ -190,11 +205,15 @@ export class ChatPanel {
       if (!at.has(target)) at.set(target, []);
       at.get(target).push(this.people.get(user)?.name ?? user);
     }
+    // A "Seen by" line appearing under the newest message must not be cut
+    // off: a list scrolled to the bottom stays at the bottom.
+    const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
     for (const [o, it] of this.messages) {
       const names = at.get(o);
       it.seen.hidden = !names;
       it.seen.textContent = names ? `Seen by ${names.sort().join(", ")}` : "";
     }
+    if (atBottom) this.list.scrollTop = this.list.scrollHeight;
   }
 }
 

@@ -230,6 +230,11 @@ export class CommentsPanel {
     if (card.key === key) return; // unchanged: keep the DOM (and any edit in progress)
     card.key = key;
     body.replaceChildren(this.renderComment(thread), ...replies.map((r) => this.renderComment(r, true)));
+    if (thread.resolved && replies.length > 0) {
+      // A resolved thread shows its first comment only: say what is folded.
+      const n = replies.length;
+      body.append(h("p", { class: "folded muted" }, `${n} ${n === 1 ? "reply" : "replies"} hidden while resolved — reopen to see ${n === 1 ? "it" : "them"}`));
+    }
     form.hidden = thread.resolved;
     const act = (label, fn, cls = "") =>
       h("button", {
@@ -267,7 +272,7 @@ export class CommentsPanel {
         h("span", { class: "dot", style: { background: user.color ?? colorOf(user.id) } }),
         h("strong", {}, user.name ?? user.id),
         " ",
-        h("time", { datetime: c.created_at }, clock(c.created_at)),
+        h("time", { datetime: c.createdAt }, clock(c.createdAt)),
       ),
       text,
     );
@@ -339,7 +344,7 @@ export class CommentsPanel {
 }
 
 function cmpTime(a, b) {
-  return String(a.created_at).localeCompare(String(b.created_at));
+  return String(a.createdAt).localeCompare(String(b.createdAt));
 }
 
 function eqi(a, b) {

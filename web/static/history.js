@@ -12,7 +12,8 @@ const CHECKPOINT = 200; // versions between cached replay states
 const MAX_OPS = 50000; // beyond this many ops, show text without authors
 
 export class HistoryPanel {
-  constructor(doc, people, { onClose } = {}) {
+  constructor(doc, people, { onClose, onRestore } = {}) {
+    this.onRestore = onRestore ?? (async () => {});
     this.doc = doc;
     this.people = people;
     this.head = doc.version;
@@ -294,15 +295,45 @@ export class HistoryPanel {
   async restore(v) {
     this.confirm.hidden = true;
     try {
-      const content = await this.content(v);
-      const r = await api("PUT", docPath(this.doc.id, "/content"), { content, version: this.head });
-      toast(`Restored version ${v} (now version ${r.version}).`);
-      if (r.version > this.head) this.setHead(r.version);
+      const after = await this.onRestore(v);
+      toast(`Restored version ${v} (now version ${after}).`);
+      if (after > this.head) this.setHead(after);
       this.go(this.head);
     } catch (err) {
       this.status.textContent = explain(err, "this document");
     }
   }
+}
+
+/**
+ * restoreVersion makes version v the text of doc as an edit of this
+ * client's, so that the history credits the person who restored it and
+ * what others are typing meanwhile is kept (their pending edits are moved
+ * over it like any edit). Resolves with {before, after}: the versions
+ * before and after the restore.
+ */
+export async function restoreVersion(doc, v) {
+  const r = await api("GET", docPath(doc.id, `?version=${v}`));
+  await doc.synced();
+  const before = doc.version;
+  const [at, del, ins] = textSplice(doc.text, r.content);
+  if (del > 0 || ins !== "") doc.spliceUTF16(at, del, ins);
+  await doc.synced();
+  return { before, after: doc.version };
+}
+
+// textSplice returns the one UTF-16 splice [index, deleteCount, text] that
+// turns a into b: the common prefix and suffix are kept, surrogate pairs
+// are never cut.
+function textSplice(a, b) {
+  let p = 0;
+  const max = Math.min(a.length, b.length);
+  while (p < max && a.charCodeAt(p) === b.charCodeAt(p)) p++;
+  if (p > 0 && a.charCodeAt(p - 1) >= 0xd800 && a.charCodeAt(p - 1) <= 0xdbff) p--;
+  let s = 0;
+  while (s < max - p && a.charCodeAt(a.length - 1 - s) === b.charCodeAt(b.length - 1 - s)) s++;
+  if (s > 0 && a.charCodeAt(a.length - s) >= 0xdc00 && a.charCodeAt(a.length - s) <= 0xdfff) s--;
+  return [p, a.length - s - p, b.slice(p, b.length - s)];
 }
 
 // applyAuthored applies op to a text held as code points with an author

@@ -12,7 +12,7 @@
 // on the chosen colour.
 
 import { connect } from "./tandem.js";
-import { PALETTE, colorOf, h, setApiToken } from "./util.js";
+import { PALETTE, colorOf, colourName, h, setApiToken } from "./util.js";
 
 const IDENTITY_KEY = "tandem-demo:identity";
 const TOKEN_KEY = "tandem-demo:token";
@@ -71,9 +71,32 @@ function slug(name) {
   return (s || "guest").slice(0, 40);
 }
 
-/** idFor returns a user id for name whose colour is PALETTE[colorIndex]. */
-export function idFor(name, colorIndex) {
-  const base = slug(name);
+const NONCE_KEY = "tandem:guest-nonce";
+
+// browserNonce returns this browser's own random guest tag, made once and
+// kept: two browsers that pick the same name and colour are still two
+// guests (a name picked is a display name, not someone else's identity).
+function browserNonce() {
+  const fresh = () => Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => (b % 36).toString(36)).join("");
+  try {
+    let n = localStorage.getItem(NONCE_KEY);
+    if (!n || !/^[a-z0-9]{4,12}$/.test(n)) {
+      n = fresh();
+      localStorage.setItem(NONCE_KEY, n);
+    }
+    return n;
+  } catch {
+    return fresh(); // no storage: a guest for this page only
+  }
+}
+
+/**
+ * idFor returns a user id for name whose colour is PALETTE[colorIndex]:
+ * the name's slug with this browser's own tag, so that no one becomes
+ * another person by picking their name.
+ */
+export function idFor(name, colorIndex, nonce = browserNonce()) {
+  const base = `${slug(name)}-${nonce}`;
   if (colorOf(base) === PALETTE[colorIndex]) return base;
   for (let n = 2; ; n++) {
     const id = `${base}-${n}`;
@@ -151,7 +174,7 @@ export function namePicker(container, current = null) {
           checked: i === chosen,
           onchange: () => (chosen = i),
         }),
-        h("span", { class: "sr-only" }, `Colour ${i + 1} (${c})`),
+        h("span", { class: "sr-only" }, colourName(c)),
       ),
     );
     const form = h(

@@ -36,8 +36,8 @@ export interface Range {
   to: number;
 }
 
-/** An op that is malformed or does not fit the text. */
-export class OpError extends Error {
+/** An op that is malformed or does not fit the text: a TandemError with code "invalid_op". */
+export class OpError extends TandemError {
   constructor(message: string);
 }
 
@@ -135,13 +135,19 @@ export type ErrorCode =
   | "closed"
   | "not_ready"
   | "storage"
+  | "invalid_op"
+  | "invalid_options"
+  | "already_subscribed"
+  | "already_open"
   | (string & {});
 
-/** An error frame from the server, or a client-side failure. */
+/** Every failure the client reports: an error frame from the server, a refused or closed connection, or a misuse of the API. */
 export class TandemError extends Error {
   constructor(code: ErrorCode, message?: string, frame?: ErrorFrame);
   code: ErrorCode;
   frame?: ErrorFrame;
+  /** When the server closed the connection (a refused token: 4001), its close code. */
+  closeCode?: number;
   /** On a document's error for an edit the server refused for good: the ops rolled back. */
   ops?: Op[];
 }
@@ -205,6 +211,8 @@ export interface ConnectOptions {
   backoff?: { min?: number; max?: number; factor?: number };
   /** How long one attempt may take to get connected, in ms; default 10000. */
   connectTimeout?: number;
+  /** While an op waits for its ack: ping every ackTimeout/2 ms, drop a connection silent for ackTimeout ms; default 5000, 0 never. */
+  ackTimeout?: number;
 }
 
 export type Status = "connecting" | "connected" | "reconnecting" | "disconnected";
@@ -247,7 +255,7 @@ export class Client implements Emitter<ClientEvents> {
   on<K extends keyof ClientEvents>(event: K, fn: ClientEvents[K]): () => void;
   once<K extends keyof ClientEvents>(event: K, fn: ClientEvents[K]): () => void;
   off<K extends keyof ClientEvents>(event: K, fn: ClientEvents[K]): void;
-  /** Resolves when connected (at once if it is); rejects once closed. */
+  /** Resolves when connected (at once if it is); rejects when the client stops for good: a TandemError "unauthorized" (closeCode 4001) for a refused token, "closed" after close(). */
   whenConnected(): Promise<void>;
   /** Round-trip time of a ping, in ms. */
   ping(): Promise<number>;
@@ -282,13 +290,20 @@ export interface Message {
   offset: number | null;
   event: string;
   data: any;
-  from: { user?: string; client_id?: string } | null;
+  from: {
+    user?: string;
+    clientId?: string;
+    /** @deprecated Use clientId; removed in the next release. */
+    client_id?: string;
+  } | null;
   ts: string;
   /** Set on a retracted message recovered from history (it has no data). */
   retracted?: true;
 }
 
 export interface Member {
+  clientId: string;
+  /** @deprecated Use clientId; removed in the next release. */
   client_id: string;
   user: User;
   state?: any;
@@ -326,7 +341,8 @@ export interface Subscription extends Emitter<SubscriptionEvents> {
   readonly presence: Presence;
   publish(event: string, data?: unknown, options?: PublishOptions): Promise<{ offset: number | null }>;
   retract(offset: number): Promise<void>;
-  markRead(offset: number): void;
+  /** Resolves once the server stored the receipt (after a reconnection if need be). */
+  markRead(offset: number): Promise<void>;
   unsubscribe(): Promise<void>;
 }
 
@@ -337,15 +353,16 @@ export interface PresenceEvents {
   count: (count: number) => void;
   /** A large room switched to count mode ("count") or back ("full"). */
   mode: (mode: "count" | "full") => void;
-  sync: (members: Member[]) => void;
-  change: (members: Member[]) => void;
+  sync: (members: Map<string, Member>) => void;
+  change: (members: Map<string, Member>) => void;
 }
 
 export interface Presence extends Emitter<PresenceEvents> {
-  readonly members: Member[];
+  /** Members present, by client id (a copy), as Doc.members. */
+  readonly members: Map<string, Member>;
   readonly count: number;
-  /** Sets this connection's state (a JSON object), kept across reconnects. */
-  set(state: Record<string, unknown>): void;
+  /** Sets this connection's state (a JSON object), kept across reconnects; resolves once the server took it. */
+  set(state: Record<string, unknown>): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------
@@ -354,7 +371,7 @@ export interface Presence extends Emitter<PresenceEvents> {
 export interface OpenDocOptions {
   /** false: keep no unsent edits of this document in storage. */
   storage?: boolean;
-  /** Local edits within this many ms of each other undo as one; default 0 (each alone). */
+  /** Local edits within this many ms of each other, of one kind (typing or deleting) and each where the last left the caret, undo as one; default 0 (each alone). */
   undoGroupMs?: number;
 }
 
@@ -408,7 +425,7 @@ export interface DocEvents {
   open: (e: { version: number }) => void;
   cursor: (c: RemoteCursor) => void;
   cursors: (all: Map<string, RemoteCursor>) => void;
-  presence: (e: { event: string; member?: Member; members: Member[] }) => void;
+  presence: (e: { event: string; member?: Member; members: Map<string, Member> }) => void;
   reset: (e: ResetEvent) => void;
   closed: (e: { reason: string }) => void;
   error: (err: TandemError) => void;
@@ -468,7 +485,11 @@ export interface Comment {
   text: string;
   parent: string | null;
   resolved: boolean;
+  createdAt: string;
+  updatedAt?: string;
+  /** @deprecated Use createdAt; removed in the next release. */
   created_at: string;
+  /** @deprecated Use updatedAt; removed in the next release. */
   updated_at?: string;
 }
 

@@ -20,6 +20,25 @@
 /** The client's name as it introduces itself in the connect frame. */
 export const CLIENT_NAME = "tandem-js/1";
 
+/**
+ * TandemError is every failure the client reports, thrown, rejected or
+ * emitted: an error frame from the server (code bad_request, forbidden,
+ * not_found, too_large, ...), a connection refused or closed (unauthorized,
+ * closed, disconnected; closeCode then has the WebSocket close code), or a
+ * misuse of the API (invalid_op, already_subscribed, already_open,
+ * invalid_options, not_ready).
+ */
+export class TandemError extends Error {
+  constructor(code, message, frame) {
+    super(message || code);
+    this.name = "TandemError";
+    /** The protocol's error code, or the client's own. */
+    this.code = code;
+    /** The error frame, when the server sent one. */
+    this.frame = frame;
+  }
+}
+
 /** The longest retain or delete the server accepts. */
 const MAX_COMPONENT = 2147483647;
 
@@ -96,10 +115,10 @@ export function wellFormed(s) {
 // Operations: arrays of n (retain), "s" (insert) and -n (delete), counting
 // code points, always canonical (see docs/PROTOCOL.md, Operations).
 
-/** An error for an op that is malformed or does not fit the text. */
-export class OpError extends Error {
+/** An op that is malformed or does not fit the text: a TandemError with code invalid_op. */
+export class OpError extends TandemError {
   constructor(message) {
-    super(message);
+    super("invalid_op", message);
     this.name = "OpError";
   }
 }
@@ -298,9 +317,10 @@ export function check(op, length) {
 
 // applyOp returns the text op makes of s, with the UTF-16 splices that take
 // s there one after the other (each index in the text the previous ones
-// left).
-function applyWithSplices(s, op, wantSplices) {
-  check(op, codePointLength(s));
+// left). bmp says that s has no surrogates, so that code points are UTF-16
+// units: no scan of s is needed (a document's texts are mostly so).
+function applyWithSplices(s, op, wantSplices, bmp = false) {
+  check(op, bmp ? s.length : codePointLength(s));
   const parts = [];
   const splices = wantSplices ? [] : null;
   let i = 0; // UTF-16 index in s
@@ -311,12 +331,12 @@ function applyWithSplices(s, op, wantSplices) {
       if (splices) splices.push({ index: out16, deleteCount: 0, text: c });
       out16 += c.length;
     } else if (c > 0) {
-      const j = i + codePointToUtf16(s.slice(i), c);
+      const j = bmp ? i + c : i + codePointToUtf16(s.slice(i), c);
       parts.push(s.slice(i, j));
       out16 += j - i;
       i = j;
     } else {
-      const j = i + codePointToUtf16(s.slice(i), -c);
+      const j = bmp ? i - c : i + codePointToUtf16(s.slice(i), -c);
       if (splices) {
         const last = splices[splices.length - 1];
         if (last && last.deleteCount === 0 && last.index + last.text.length === out16) last.deleteCount = j - i;
@@ -427,16 +447,21 @@ export function compose(a, b) {
 
 /** Returns the op that undoes op, given the text base op applies to. */
 export function invert(op, base) {
-  check(op, codePointLength(base));
+  return invertText(op, base, false);
+}
+
+// invertText is invert; bmp says base has no surrogates (see applyWithSplices).
+function invertText(op, base, bmp) {
+  check(op, bmp ? base.length : codePointLength(base));
   const b = new OpBuilder();
   let i = 0; // UTF-16 index in base
   for (const c of op) {
     if (typeof c === "string") b.delete(codePointLength(c));
     else if (c > 0) {
       b.retain(c);
-      i += codePointToUtf16(base.slice(i), c);
+      i += bmp ? c : codePointToUtf16(base.slice(i), c);
     } else {
-      const j = i + codePointToUtf16(base.slice(i), -c);
+      const j = bmp ? i - c : i + codePointToUtf16(base.slice(i), -c);
       b.insert(base.slice(i, j));
       i = j;
     }
@@ -722,16 +747,13 @@ class Emitter {
   }
 }
 
-/** TandemError is an error frame from the server, or a client-side failure. */
-export class TandemError extends Error {
-  constructor(code, message, frame) {
-    super(message || code);
-    this.name = "TandemError";
-    /** bad_request, forbidden, not_found, ..., or disconnected / closed. */
-    this.code = code;
-    /** The error frame, when the server sent one. */
-    this.frame = frame;
-  }
+
+// memberOf turns a member as the protocol has it into the client's shape:
+// clientId, with client_id kept as a deprecated alias for one release.
+function memberOf(m) {
+  const out = { clientId: m.client_id, user: m.user, client_id: m.client_id };
+  if (m.state !== undefined) out.state = m.state;
+  return out;
 }
 
 function errorOf(frame) {
@@ -827,12 +849,12 @@ export function connect(options) {
 export class Client extends Emitter {
   constructor(options = {}) {
     super();
-    if (!options.url) throw new TypeError("connect: url is required");
+    if (!options.url) throw new TandemError("invalid_options", "connect: url is required");
     this.url = wsURL(options.url);
     this._token = options.token ?? "";
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (typeof this._WebSocket !== "function") {
-      throw new TypeError("connect: no WebSocket class: pass options.WebSocket (in Node 20 run with --experimental-websocket)");
+      throw new TandemError("invalid_options", "connect: no WebSocket class: pass options.WebSocket (in Node 20 run with --experimental-websocket)");
     }
     this._guest = { user: options.user, name: options.name };
     const b = options.backoff ?? {};
@@ -871,16 +893,39 @@ export class Client extends Emitter {
     this._refreshTimer = null;
     this._retryTimer = null;
     this._stableTimer = null;
-    // In a browser, coming back online is worth a retry at once.
+    this._refused = null; // the error answering a refused connect
+    this._ackTimeout = options.ackTimeout ?? 5000;
+    this._ackTimer = null;
+    this._suspended = false; // the page is hidden in the back/forward cache
+    // In a browser, coming back online is worth a retry at once, and going
+    // offline is a dead connection now: a socket notices it only when a
+    // write times out, tens of seconds later.
     this._onOnline = () => {
       if (this.status === "reconnecting" || this.status === "connecting") this.reconnect();
     };
-    globalThis.addEventListener?.("online", this._onOnline);
-    // Before the page goes away, coalesced storage writes are made.
+    this._onOffline = () => {
+      if (this._ws) this._drop(this._ws, { code: 4000, reason: "the browser is offline" });
+    };
+    // A page left for another keeps running in the back/forward cache:
+    // its socket would keep it a member of everything it had open (a ghost
+    // on the others' screens). It closes on pagehide and reconnects when the
+    // page is shown again. Coalesced storage writes are made first.
     this._onPageHide = () => {
       for (const doc of this._docs.values()) doc._flushStorage();
+      if (this._closed) return;
+      this._suspended = true;
+      this._clearTimer(this._retryTimer);
+      this._retryTimer = null;
+      if (this._ws) this._drop(this._ws, { code: 1001, reason: "page hidden" });
     };
-    globalThis.addEventListener?.("pagehide", this._onPageHide);
+    this._onPageShow = () => {
+      if (!this._suspended || this._closed) return;
+      this._suspended = false;
+      this.reconnect();
+    };
+    for (const [ev, fn] of [["online", this._onOnline], ["offline", this._onOffline], ["pagehide", this._onPageHide], ["pageshow", this._onPageShow]]) {
+      globalThis.addEventListener?.(ev, fn);
+    }
     this._open();
   }
 
@@ -935,7 +980,10 @@ export class Client extends Emitter {
       this._request(frame, (reply) => {
         this._clearTimer(deadline);
         if (reply.type === "connected") this._onConnected(ws, reply);
-        else if (reply.type === "error" && reply.code !== "disconnected") this._emit("error", errorOf(reply));
+        else if (reply.type === "error" && reply.code === "unauthorized") {
+          // The server closes with 4001 next: _drop reports it, once.
+          this._refused = errorOf(reply);
+        } else if (reply.type === "error" && reply.code !== "disconnected") this._emit("error", errorOf(reply));
       }, true);
     };
     ws.onmessage = (e) => {
@@ -1004,6 +1052,8 @@ export class Client extends Emitter {
     this._heartbeat = null;
     this._clearTimer(this._refreshTimer);
     this._refreshTimer = null;
+    this._clearTimer(this._ackTimer);
+    this._ackTimer = null;
     const reqs = this._reqs;
     this._reqs = new Map();
     for (const cb of reqs.values()) cb(DISCONNECTED);
@@ -1011,10 +1061,22 @@ export class Client extends Emitter {
     for (const doc of this._docs.values()) doc._onDisconnect();
     if (this._closed) return;
     if (wasLive) this._emit("disconnect", { code, reason });
-    if (code === 4001 && typeof this._token !== "function") {
-      // Unauthorized and no way to get another token: give up.
-      this._emit("error", new TandemError("unauthorized", reason || "unauthorized"));
-      this._shutdown();
+    const refused = this._refused;
+    this._refused = null;
+    if (code === 4001 || refused) {
+      // The token was refused (at connect, or when it expired): one error
+      // with the server's reason and the close code.
+      const err = new TandemError("unauthorized", refused?.message || reason || "unauthorized", refused?.frame);
+      err.closeCode = code;
+      this._emit("error", err);
+      if (typeof this._token !== "function") {
+        // No way to get another token: give up.
+        this._shutdown(err);
+        return;
+      }
+    }
+    if (this._suspended) {
+      this._setStatus("reconnecting", { code, reason }); // at pageshow
       return;
     }
     this._scheduleReconnect({ code, reason });
@@ -1078,9 +1140,35 @@ export class Client extends Emitter {
     return reply;
   }
 
+  // _watchAcks makes sure a dead connection is noticed soon while an op
+  // waits for its ack: every ackTimeout/2 it pings, and it drops the
+  // connection when nothing at all has come for ackTimeout.
+  _watchAcks() {
+    if (this._ackTimer != null || !this._live || !(this._ackTimeout > 0)) return;
+    const ws = this._ws;
+    const period = this._ackTimeout / 2;
+    const due = Date.now() + period;
+    this._ackTimer = this._setTimer(() => {
+      this._ackTimer = null;
+      if (this._ws !== ws || !this._live) return;
+      if (![...this._docs.values()].some((d) => d._inflight && d._open)) return;
+      // A timer that fires late means the page was busy (a long task):
+      // frames that came meanwhile may still wait behind it. Not a dead
+      // connection: look again a period later.
+      const late = Date.now() - due > Math.min(1000, period);
+      if (!late && Date.now() - this._lastFrame > this._ackTimeout) {
+        this._drop(ws, { code: 4000, reason: "the server stopped answering" });
+        return;
+      }
+      this._send({ type: "ping" });
+      this._watchAcks();
+    }, this._ackTimeout / 2);
+  }
+
   /** Closes the current connection and reconnects at once. */
   reconnect() {
     if (this._closed) return;
+    this._suspended = false;
     this._attempt = 0;
     if (this._retryTimer) {
       this._clearTimer(this._retryTimer);
@@ -1091,8 +1179,9 @@ export class Client extends Emitter {
       const ws = this._ws;
       this._drop(ws, { code: 4000, reason: "reconnect requested" });
       this._clearTimer(this._retryTimer);
-      this._open();
+      this._retryTimer = null;
     }
+    this._open();
   }
 
   /**
@@ -1108,25 +1197,33 @@ export class Client extends Emitter {
     this._shutdown();
   }
 
-  _shutdown() {
+  // _shutdown stops for good; why (a TandemError) is what waiters get,
+  // by default "closed".
+  _shutdown(why = null) {
     this._closed = true;
-    globalThis.removeEventListener?.("online", this._onOnline);
-    globalThis.removeEventListener?.("pagehide", this._onPageHide);
+    this._why = why ?? new TandemError("closed", "client closed");
+    for (const [ev, fn] of [["online", this._onOnline], ["offline", this._onOffline], ["pagehide", this._onPageHide], ["pageshow", this._onPageShow]]) {
+      globalThis.removeEventListener?.(ev, fn);
+    }
     for (const t of this._timers) clearTimeout(t);
     this._timers.clear();
     clearInterval(this._heartbeat);
-    for (const doc of this._docs.values()) doc._onClientClosed();
-    for (const sub of this._subs.values()) sub._onClientClosed();
+    for (const doc of this._docs.values()) doc._onClientClosed(this._why);
+    for (const sub of this._subs.values()) sub._onClientClosed(this._why);
     const ws = this._waiters;
     this._waiters = [];
-    for (const w of ws) w.reject(new TandemError("closed", "client closed"));
+    for (const w of ws) w.reject(this._why);
     this._setStatus("disconnected", {});
   }
 
-  /** Resolves when the client is connected (at once if it is). */
+  /**
+   * Resolves when the client is connected (at once if it is). Rejects when
+   * the client stops for good: with code unauthorized (and closeCode 4001)
+   * when the server refused the token, closed after close().
+   */
   whenConnected() {
     if (this.status === "connected") return Promise.resolve();
-    if (this._closed) return Promise.reject(new TandemError("closed", "client closed"));
+    if (this._closed) return Promise.reject(this._why ?? new TandemError("closed", "client closed"));
     const d = deferred();
     this._waiters.push(d);
     return d.promise;
@@ -1175,6 +1272,27 @@ export class Client extends Emitter {
       this._reqs.delete(id);
       cb(DISCONNECTED);
     }
+    return id;
+  }
+
+  // _confirm sends a frame the server answers only when it refuses it
+  // (presence, read), followed by a ping: the server handles a
+  // connection's frames in order, so the pong means the frame was taken,
+  // and an error before it that it was not. Resolves or rejects with a
+  // TandemError (disconnected when the connection dropped meanwhile).
+  _confirm(frame) {
+    return new Promise((resolve, reject) => {
+      let refused = null;
+      const id = this._request(frame, (reply) => {
+        if (reply.type === "error") refused = reply;
+      });
+      this._request({ type: "ping" }, (reply) => {
+        this._reqs.delete(id); // answered only on failure
+        if (refused) reject(errorOf(refused));
+        else if (reply.type === "error") reject(errorOf(reply));
+        else resolve();
+      });
+    });
   }
 
   _requestP(frame) {
@@ -1242,7 +1360,7 @@ export class Client extends Emitter {
    */
   subscribe(channel, onMessage, options = {}) {
     if (this._closed) throw new TandemError("closed", "client closed");
-    if (this._subs.has(channel)) throw new Error(`already subscribed to ${channel}; use getSubscription`);
+    if (this._subs.has(channel)) throw new TandemError("already_subscribed", `already subscribed to ${channel}; use getSubscription`);
     const sub = new Subscription(this, channel, onMessage, options);
     this._subs.set(channel, sub);
     if (this._live) sub._resubscribe();
@@ -1260,7 +1378,7 @@ export class Client extends Emitter {
    */
   openDoc(id, options = {}) {
     if (this._closed) throw new TandemError("closed", "client closed");
-    if (this._docs.has(id)) throw new Error(`document ${id} is already open; use getDoc`);
+    if (this._docs.has(id)) throw new TandemError("already_open", `document ${id} is already open; use getDoc`);
     const doc = new Doc(this, id, options);
     this._docs.set(id, doc);
     if (this._live) doc._reopen();
@@ -1301,6 +1419,7 @@ class Subscription extends Emitter {
     this._unread = null;
     this._skip = new Set(); // offsets of our own echo-less messages
     this._subscribed = false;
+    this._subWaiters = []; // see _whenSubscribed
     this._ready = deferred();
     /** Resolves at the first subscribed, rejects if the subscribe fails. */
     this.ready = this._ready.promise;
@@ -1333,17 +1452,21 @@ class Subscription extends Emitter {
     this.offset = f.offset;
     this.epoch = f.epoch;
     this.receipts = { ...(f.receipts ?? {}) };
-    this._members = new Map((f.members ?? []).map((m) => [m.client_id, m]));
+    this._members = new Map((f.members ?? []).map((m) => [m.client_id, memberOf(m)]));
     this._memberCount = f.member_count ?? null;
     if (f.members_next) this._fetchMembers(); // a large room: read the rest
     if (this._presenceState != null) {
       this.client._send({ type: "presence", channel: this.channel, state: this._presenceState });
     }
     if (this._unread != null) {
-      const o = this._unread;
+      // A receipt not taken before the drop (markRead's promise, if any,
+      // sends it again and learns the answer).
+      this.client._send({ type: "read", channel: this.channel, offset: this._unread });
       this._unread = null;
-      this.markRead(o);
     }
+    const waiters = this._subWaiters;
+    this._subWaiters = [];
+    for (const w of waiters) w.resolve();
     this._emit("subscribed", { offset: f.offset, epoch: f.epoch, recovered: !!f.recovered, resumed });
     this.presence._emit("sync", this.presence.members);
     this.presence._emit("change", this.presence.members);
@@ -1373,7 +1496,7 @@ class Subscription extends Emitter {
       offset: m.offset ?? null,
       event: m.event,
       data: m.data,
-      from: m.from ?? null,
+      from: m.from ? { user: m.from.user, clientId: m.from.client_id, client_id: m.from.client_id } : null,
       ts: m.ts,
     };
     if (m.retracted) msg.retracted = true;
@@ -1423,11 +1546,47 @@ class Subscription extends Emitter {
     this._subscribed = false;
   }
 
-  _onClientClosed() {
-    this._ready.reject(new TandemError("closed", "client closed"));
+  _onClientClosed(why) {
+    this._ready.reject(why);
+    this._failWaiters(why);
+  }
+
+  _failWaiters(err) {
+    const waiters = this._subWaiters;
+    this._subWaiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  // _whenSubscribed resolves at the next subscribed, and rejects when the
+  // subscription or the client ends.
+  _whenSubscribed() {
+    if (!this.active) return Promise.reject(new TandemError("closed", `not subscribed to ${this.channel}`));
+    const d = deferred();
+    this._subWaiters.push(d);
+    return d.promise;
+  }
+
+  // _sendConfirmed sends frame() (built when it goes) once subscribed on a
+  // live connection, again after a drop, and resolves when the server took
+  // it.
+  async _sendConfirmed(frame) {
+    for (;;) {
+      if (!this.active) throw new TandemError("closed", `not subscribed to ${this.channel}`);
+      if (!this._subscribed || !this.client._live) {
+        await this._whenSubscribed();
+        continue;
+      }
+      try {
+        await this.client._confirm(frame());
+        return;
+      } catch (err) {
+        if (err.code !== "disconnected") throw err;
+      }
+    }
   }
 
   _deactivate() {
+    this._failWaiters(new TandemError("closed", `not subscribed to ${this.channel}`));
     this.active = false;
     if (this.client._subs.get(this.channel) === this) this.client._subs.delete(this.channel);
   }
@@ -1458,11 +1617,16 @@ class Subscription extends Emitter {
     await this.client._requestP({ type: "retract", channel: this.channel, offset });
   }
 
-  /** Marks the channel read up to offset (a read receipt). */
+  /**
+   * Marks the channel read up to offset (a read receipt). Resolves once the
+   * server has stored it (waiting for a connection if there is none);
+   * rejects with a TandemError if it refuses it.
+   */
   markRead(offset) {
-    if (!this._subscribed || !this.client._send({ type: "read", channel: this.channel, offset })) {
-      this._unread = Math.max(this._unread ?? 0, offset); // sent after the next subscribed
-    }
+    this._unread = Math.max(this._unread ?? 0, offset); // resent after a reconnection until taken
+    return this._sendConfirmed(() => ({ type: "read", channel: this.channel, offset: this._unread ?? offset })).then(() => {
+      if (this._unread != null && this._unread <= offset) this._unread = null;
+    });
   }
 
   /** Unsubscribes; the subscription stays inactive. */
@@ -1491,27 +1655,31 @@ class Presence extends Emitter {
     super();
     this._sub = sub;
   }
-  /** Members present: [{client_id, user, state}]. */
+  /** Members present, by client id: {clientId, user, state} (a copy). */
   get members() {
-    return [...this._sub._members.values()];
+    return new Map(this._sub._members);
   }
   /** How many are present (count-only channels give only this). */
   get count() {
     return this._sub._memberCount ?? this._sub._members.size;
   }
-  /** Sets this connection's presence state (a JSON object), kept across reconnects. */
+  /**
+   * Sets this connection's presence state (a JSON object), kept across
+   * reconnects. Resolves once the server has taken it (waiting for the
+   * subscription if need be); rejects with a TandemError if it refuses it
+   * (too large, forbidden).
+   */
   set(state) {
-    this._sub._presenceState = state ?? {};
-    if (this._sub._subscribed) {
-      this._sub.client._send({ type: "presence", channel: this._sub.channel, state: this._sub._presenceState });
-    }
+    const sub = this._sub;
+    sub._presenceState = state ?? {};
+    return sub._sendConfirmed(() => ({ type: "presence", channel: sub.channel, state: sub._presenceState }));
   }
   _onFrame(f) {
     const members = this._sub._members;
     switch (f.event) {
       case "join":
       case "update":
-        members.set(f.member.client_id, f.member);
+        members.set(f.member.client_id, memberOf(f.member));
         break;
       case "leave":
         members.delete(f.member.client_id);
@@ -1538,7 +1706,7 @@ class Presence extends Emitter {
       default:
         return;
     }
-    this._emit(f.event, f.event === "count" ? f.count : f.member);
+    this._emit(f.event, f.event === "count" ? f.count : memberOf(f.member));
     this._emit("change", this.members);
   }
 }
@@ -1547,6 +1715,7 @@ class Presence extends Emitter {
 // Documents
 
 const HISTORY = 256; // server ops kept to bring late cursors up to date
+const SURROGATE = /[\ud800-\udfff]/;
 // Refusals of an op that sending it again cannot cure: it is rolled back.
 const REFUSED = new Set(["too_large", "forbidden", "unauthorized", "not_found"]);
 const UNDO_LIMIT = 500; // undo steps kept; each remote op transforms them all
@@ -1580,7 +1749,7 @@ class Doc extends Emitter {
     this.closed = false;
     /** Others' cursors, by client id: {clientId, user, ranges}, in local positions. */
     this.cursors = new Map();
-    /** Who has the document open, by client id: {client_id, user}. */
+    /** Who has the document open, by client id: {clientId, user}. */
     this.members = new Map();
     this.comments = new Comments(this);
     this._length = 0;
@@ -1593,6 +1762,8 @@ class Doc extends Emitter {
     this._redo = [];
     this._undoGroupMs = options.undoGroupMs ?? 0;
     this._lastEdit = 0;
+    this._lastShape = null; // the last local edit's editShape, for undo grouping
+    this._lastCaret = -1; // where it left the caret
     this._selection = null;
     this._cursorDirty = false;
     this._history = []; // [{version, op, clientId}] as the server applied them
@@ -1600,6 +1771,9 @@ class Doc extends Emitter {
     this._replaying = false; // applying the ops of an opened reply
     this._retryDelay = 0; // backoff of op resends and reopens; reset by an ack
     this._persistTimer = null; // a coalesced storage write (see _persist)
+    // Whether any text this document held had a surrogate: while not,
+    // code points are UTF-16 units and positions need no scan of the text.
+    this._astral = false;
     this._resetReason = null; // set while a reset waits for its snapshot
     this._resetError = null;
     this._ready = deferred();
@@ -1639,12 +1813,21 @@ class Doc extends Emitter {
 
   /** Converts a code-point position in the text to a UTF-16 index. */
   toUTF16(cp) {
+    if (!this._astral) return Math.min(Math.max(cp, 0), this.text.length);
     return codePointToUtf16(this.text, cp);
   }
 
   /** Converts a UTF-16 index in the text to a code-point position. */
   fromUTF16(index) {
+    if (!this._astral) return Math.min(Math.max(index, 0), this.text.length);
     return utf16ToCodePoint(this.text, index);
+  }
+
+  // _note records whether text (or an op's inserts) has surrogates.
+  _note(x) {
+    if (this._astral) return;
+    if (typeof x === "string") this._astral = SURROGATE.test(x);
+    else for (const c of x) if (typeof c === "string" && SURROGATE.test(c)) this._astral = true;
   }
 
   // ----- storage
@@ -1665,6 +1848,9 @@ class Doc extends Emitter {
       const inflight = saved.inflight ? { op: normalize(saved.inflight.op), uid: String(saved.inflight.uid) } : null;
       const buffer = saved.buffer ? { op: normalize(saved.buffer.op), uid: String(saved.buffer.uid) } : null;
       this._serverText = text;
+      this._note(text);
+      if (inflight) this._note(inflight.op);
+      if (buffer) this._note(buffer.op);
       if (inflight) text = apply(text, inflight.op);
       if (buffer) text = apply(text, buffer.op);
       this.text = text;
@@ -1789,7 +1975,10 @@ class Doc extends Emitter {
     this._history = [];
     this._serverText = f.content;
     this.text = f.content;
-    this._length = codePointLength(f.content);
+    this._astral = false;
+    this._note(old);
+    this._note(f.content);
+    this._length = this._astral ? codePointLength(f.content) : f.content.length;
     this.version = f.version;
     const wasLoaded = this.loaded;
     this.loaded = true;
@@ -1839,11 +2028,11 @@ class Doc extends Emitter {
 
   // _setMeta takes the comments, members and cursors of snapshot/opened.
   _setMeta(f) {
-    this.members = new Map((f.members ?? []).map((m) => [m.client_id, m]));
+    this.members = new Map((f.members ?? []).map((m) => [m.client_id, memberOf(m)]));
     this.cursors = new Map();
     for (const c of f.cursors ?? []) this._takeCursor(c, false);
     this.comments._reset(f.comments ?? []);
-    this._emit("presence", { event: "sync", members: [...this.members.values()] });
+    this._emit("presence", { event: "sync", members: this.members });
     this._emit("cursors", this.cursors);
   }
 
@@ -1862,11 +2051,11 @@ class Doc extends Emitter {
     this._opening = false;
   }
 
-  _onClientClosed() {
+  _onClientClosed(why) {
     this._flushStorage();
     this._open = false;
-    this._ready.reject(new TandemError("closed", "client closed"));
-    for (const w of this._syncWaiters) w.reject(new TandemError("closed", "client closed"));
+    this._ready.reject(why);
+    for (const w of this._syncWaiters) w.reject(why);
     this._syncWaiters = [];
   }
 
@@ -1957,12 +2146,12 @@ class Doc extends Emitter {
       case "opened":
         return; // replies to requests we gave up on
       case "presence":
-        if (f.event === "join") this.members.set(f.member.client_id, f.member);
+        if (f.event === "join") this.members.set(f.member.client_id, memberOf(f.member));
         else if (f.event === "leave") {
           this.members.delete(f.member.client_id);
           if (this.cursors.delete(f.member.client_id)) this._emit("cursors", this.cursors);
         }
-        this._emit("presence", { event: f.event, member: f.member, members: [...this.members.values()] });
+        this._emit("presence", { event: f.event, member: memberOf(f.member), members: this.members });
         return;
       case "closed":
         // The server closed the document (its storage failed): reopen.
@@ -1990,7 +2179,7 @@ class Doc extends Emitter {
       return;
     }
     const op = this._inflight.op;
-    this._serverText = apply(this._serverText, op);
+    this._serverText = applyWithSplices(this._serverText, op, false, !this._astral).text;
     this._pushHistory(this.version, op, this.client.clientId);
     this.version++;
     this._retryDelay = 0;
@@ -2024,7 +2213,8 @@ class Doc extends Emitter {
       return;
     }
     let op = f.op;
-    this._serverText = apply(this._serverText, op);
+    this._note(op);
+    this._serverText = applyWithSplices(this._serverText, op, false, !this._astral).text;
     this._pushHistory(f.version, op, f.client_id);
     if (this._inflight) {
       // The incoming op's inserts first: the server applied it before ours.
@@ -2032,11 +2222,12 @@ class Doc extends Emitter {
       if (this._buffer) [op, this._buffer.op] = transform(op, this._buffer.op);
     }
     this.version++;
-    const { text, splices } = applyWithSplices(this.text, op, true);
+    const { text, splices } = applyWithSplices(this.text, op, true, !this._astral);
     this.text = text;
     this._length += delta(op);
     this._undo = transformStack(this._undo, op);
     this._redo = transformStack(this._redo, op);
+    if (this._lastCaret >= 0) this._lastCaret = transformIndex(op, this._lastCaret, false);
     for (const c of this.cursors.values()) c.ranges = c.ranges.map((r) => transformSelection(op, r, c.clientId === f.client_id));
     if (this._selection) this._selection = this._selection.map((r) => transformSelection(op, r, false));
     this.comments._transform(op);
@@ -2057,6 +2248,7 @@ class Doc extends Emitter {
     if (!this._open || !this.client._live || !this._inflight) return;
     this._fitInflight();
     const inflight = this._inflight;
+    this.client._watchAcks();
     this.client._request({ type: "op", doc: this.id, version: this.version, op: inflight.op, uid: inflight.uid }, (reply) => {
       if (reply.type === "ack") {
         this._onAck(reply);
@@ -2168,8 +2360,8 @@ class Doc extends Emitter {
    * with text.
    */
   spliceUTF16(index, deleteCount, text) {
-    const from = utf16ToCodePoint(this.text, index);
-    const to = utf16ToCodePoint(this.text, index + deleteCount);
+    const from = this.fromUTF16(index);
+    const to = this.fromUTF16(index + deleteCount);
     this.submit(splice(from, to - from, text));
   }
 
@@ -2185,8 +2377,9 @@ class Doc extends Emitter {
     check(op, this._length);
     if (isNoop(op)) return;
     const origin = options.origin ?? "local";
-    const inverse = invert(op, this.text);
-    const { text, splices } = applyWithSplices(this.text, op, true);
+    this._note(op);
+    const inverse = invertText(op, this.text, !this._astral);
+    const { text, splices } = applyWithSplices(this.text, op, true, !this._astral);
     this.text = text;
     this._length += delta(op);
     for (const c of this.cursors.values()) c.ranges = c.ranges.map((r) => transformSelection(op, r, false));
@@ -2197,10 +2390,23 @@ class Doc extends Emitter {
     else {
       if (origin === "redo") this._undo.push(inverse);
       else {
-        const group = this._undoGroupMs > 0 && now - this._lastEdit < this._undoGroupMs && this._undo.length > 0;
+        // Edits undo together, as editors group them, when they come within
+        // undoGroupMs of each other, are of one kind (typing, or deleting)
+        // and each starts where the last left the caret.
+        const shape = editShape(op);
+        const group =
+          this._undoGroupMs > 0 &&
+          now - this._lastEdit < this._undoGroupMs &&
+          this._undo.length > 0 &&
+          shape !== null &&
+          this._lastShape !== null &&
+          shape.kind === this._lastShape.kind &&
+          (shape.kind === "insert" ? shape.at === this._lastCaret : shape.at + shape.n === this._lastCaret || shape.at === this._lastCaret);
         if (group) this._undo[this._undo.length - 1] = compose(inverse, this._undo[this._undo.length - 1]);
         else this._undo.push(inverse);
         this._redo = [];
+        this._lastShape = shape;
+        this._lastCaret = shape === null ? -1 : shape.kind === "insert" ? shape.at + shape.n : shape.at;
       }
       if (this._undo.length > UNDO_LIMIT) this._undo.splice(0, this._undo.length - UNDO_LIMIT);
     }
@@ -2251,6 +2457,9 @@ class Doc extends Emitter {
     const n = this._length;
     const clamp = (x) => Math.min(Math.max(Math.trunc(x) || 0, 0), n);
     this._selection = (ranges ?? []).map((r) => ({ anchor: clamp(r.anchor), head: clamp(r.head ?? r.anchor) }));
+    // A caret moved elsewhere than the last edit left it ends an undo group.
+    const s0 = this._selection[0];
+    if (!s0 || s0.anchor !== s0.head || s0.head !== this._lastCaret) this._lastEdit = 0;
     this._sendCursor();
   }
 
@@ -2295,6 +2504,23 @@ class Doc extends Emitter {
   }
 }
 
+// editShape describes a local edit for undo grouping: {kind: "insert",
+// at, n} for text typed at one place, {kind: "delete", at, n} for text
+// deleted at one place, null for anything else (a replacement, several
+// places).
+function editShape(op) {
+  let at = 0;
+  let i = 0;
+  if (typeof op[0] === "number" && op[0] > 0) {
+    at = op[0];
+    i = 1;
+  }
+  if (op.length - i !== 1) return null;
+  const c = op[i];
+  if (typeof c === "string") return { kind: "insert", at, n: codePointLength(c) };
+  return { kind: "delete", at, n: -c };
+}
+
 // transformStack moves an undo or redo stack over op, which applies to the
 // current text, as ot.js's UndoManager does: the top entry applies to the
 // current text, each one below it to the text before the edit above it.
@@ -2325,7 +2551,7 @@ class Comments extends Emitter {
     this._tracked = new Set(); // ranges of adds waiting to be sent
   }
 
-  /** Every comment: {id, range, user, text, parent, resolved, created_at, updated_at}. */
+  /** Every comment: {id, range, user, text, parent, resolved, createdAt, updatedAt}. */
   list() {
     return [...this._map.values()];
   }
@@ -2419,7 +2645,8 @@ class Comments extends Emitter {
     const d = this._doc;
     let range = { from: c.range.from, to: c.range.to };
     for (const p of [d._inflight, d._buffer]) if (p) range = transformRange(p.op, range);
-    return { ...c, range };
+    // camelCase, with the protocol's names kept as deprecated aliases.
+    return { ...c, range, createdAt: c.created_at, updatedAt: c.updated_at };
   }
 
   _transform(op) {

@@ -45,6 +45,13 @@ export function setChildren(el, ...children) {
 
 /** The server's palette (proto ColorOf): a user's colour is picked by an FNV-1a hash of the id. */
 export const PALETTE = ["#e0457b", "#3b82f6", "#10b981", "#f59e0b", "#8b5cf6", "#ef4444", "#14b8a6", "#f97316", "#6366f1", "#84cc16"];
+const PALETTE_NAMES = ["Pink", "Blue", "Green", "Amber", "Violet", "Red", "Teal", "Orange", "Indigo", "Lime"];
+
+/** colourName names a palette colour for people and screen readers (the hex code otherwise). */
+export function colourName(c) {
+  const i = PALETTE.indexOf(c);
+  return i >= 0 ? PALETTE_NAMES[i] : c;
+}
 
 /** fnv1a returns the 32-bit FNV-1a hash of s's UTF-8 bytes. */
 export function fnv1a(s) {

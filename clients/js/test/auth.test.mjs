@@ -4,7 +4,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { connect } from "../../../web/static/tandem.js";
+import { connect, TandemError } from "../../../web/static/tandem.js";
 import { sleep, waitFor } from "../support/helpers.mjs";
 
 const URL_ = process.env.TANDEM_AUTH_URL ?? "";
@@ -69,12 +69,24 @@ test("a refused token makes the client ask for another", { skip }, async () => {
   }
 });
 
-test("a static token that is refused gives up", { skip }, async () => {
+test("a static token that is refused gives up: whenConnected rejects with unauthorized and the close code, error fires once", { skip }, async () => {
   const c = connect({ url: URL_, storage: null, token: mint("cy", -60) });
   const errors = [];
-  c.on("error", (e) => errors.push(e.code));
-  await waitFor(() => c.status === "disconnected", "disconnected");
-  assert.ok(errors.includes("unauthorized"));
+  c.on("error", (e) => errors.push(e));
+  const err = await c.whenConnected().then(
+    () => assert.fail("connected with an expired token"),
+    (e) => e,
+  );
+  assert.ok(err instanceof TandemError);
+  assert.equal(err.code, "unauthorized");
+  assert.equal(err.closeCode, 4001);
+  assert.match(err.message, /expired/, "the server's reason");
+  assert.equal(c.status, "disconnected");
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(errors.length, 1, `error fired ${errors.length} times`);
+  assert.equal(errors[0], err);
+  // Later calls get the same answer.
+  await assert.rejects(c.whenConnected(), (e) => e.code === "unauthorized");
 });
 
 test("grants are enforced: a read-only token cannot edit", { skip }, async () => {

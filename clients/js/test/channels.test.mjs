@@ -21,7 +21,8 @@ test("publish and subscribe: offsets, echo, ephemeral, retract", { skip }, async
   assert.equal(gb[0].event, "message");
   assert.equal(gb[0].offset, 1);
   assert.equal(gb[0].from.user, "ann");
-  assert.equal(gb[0].from.client_id, a.clientId);
+  assert.equal(gb[0].from.clientId, a.clientId);
+  assert.equal(gb[0].from.client_id, a.clientId, "the deprecated alias");
   assert.ok(gb[0].ts);
   // echo false: everyone but the publisher.
   await sa.publish("message", { text: "quiet" }, { echo: false });
@@ -58,25 +59,30 @@ test("presence: join, update, leave, and state kept across a reconnect", { skip 
   const b = newClient({ user: "bob" });
   const sa = a.subscribe(channel);
   await sa.ready;
-  assert.deepEqual(sa.presence.members.map((m) => m.user.id), ["ann"]);
+  const list = () => [...sa.presence.members.values()];
+  assert.ok(sa.presence.members instanceof Map, "members is a Map, as doc.members is");
+  assert.deepEqual(list().map((m) => m.user.id), ["ann"]);
+  assert.equal(list()[0].clientId, a.clientId, "camelCase");
+  assert.equal(list()[0].client_id, a.clientId, "with the deprecated alias");
   const events = [];
   for (const e of ["join", "update", "leave"]) sa.presence.on(e, (m) => events.push([e, m.user.id, m.state]));
   const sb = b.subscribe(channel);
-  sb.presence.set({ typing: true }); // before subscribed: sent once it is
+  const set = sb.presence.set({ typing: true }); // before subscribed: sent once it is
   await sb.ready;
+  await set; // resolves once the server took it
   await waitFor(() => events.some((e) => e[0] === "update"), "Bob's update");
   assert.deepEqual(events[0].slice(0, 2), ["join", "bob"]);
   assert.deepEqual(events.find((e) => e[0] === "update")[2], { typing: true });
   assert.equal(sa.presence.count, 2);
-  assert.deepEqual(sa.presence.members.find((m) => m.user.id === "bob").state, { typing: true });
+  assert.deepEqual(list().find((m) => m.user.id === "bob").state, { typing: true });
   // Bob's connection drops: he leaves, comes back, and his state with him.
   events.length = 0;
   b.reconnect();
   await waitFor(() => events.length === 3, "Bob's leave, join and restored state");
   // The old connection's leave and the new one's join race on the server.
   assert.deepEqual(events.map((e) => e[0]).sort(), ["join", "leave", "update"]);
-  assert.equal(sa.presence.members.filter((m) => m.user.id === "bob").length, 1);
-  assert.deepEqual(sa.presence.members.find((m) => m.user.id === "bob").state, { typing: true });
+  assert.equal(list().filter((m) => m.user.id === "bob").length, 1);
+  assert.deepEqual(list().find((m) => m.user.id === "bob").state, { typing: true });
   await sb.unsubscribe();
   await waitFor(() => sa.presence.count === 1, "Bob gone");
 });
@@ -90,7 +96,7 @@ test("read receipts: markRead reaches the others and new subscribers", { skip },
   await Promise.all([sa.ready, sb.ready]);
   for (let i = 0; i < 3; i++) await sa.publish("message", { i });
   const receipt = new Promise((r) => sa.on("receipt", (e) => e.user === "bob" && r(e)));
-  sb.markRead(2);
+  await sb.markRead(2); // resolves once stored
   const e = await receipt;
   assert.equal(e.offset, 2);
   assert.ok(e.ts);

@@ -323,3 +323,60 @@ test("a server that closes with a 4xxx code at once is retried ever more slowly"
   }
 });
 
+
+test("a connection that stops answering while an op waits for its ack is dropped within ackTimeout", async () => {
+  FakeWS.all = [];
+  FakeWS.limits = undefined;
+  const client = connect({ url: "http://fake", WebSocket: FakeWS, storage: null, backoff: { min: 5000, max: 5000 }, ackTimeout: 400 });
+  try {
+    await client.whenConnected();
+    const ws = FakeWS.all[0];
+    const doc = client.openDoc("d");
+    await tick();
+    const open = ws.sent.find((f) => f.type === "open");
+    ws.recv({ id: open.id, type: "snapshot", doc: "d", version: 0, content: "", comments: [], members: [], cursors: [] });
+    await doc.ready;
+    const drops = [];
+    client.on("status", (s, d) => s === "reconnecting" && drops.push(d));
+    const t0 = Date.now();
+    doc.insert(0, "x"); // the fake server never answers it, nor pings
+    await waitFor(() => drops.length > 0, "the drop", 3000);
+    const took = Date.now() - t0;
+    assert.ok(took >= 400 && took < 1500, `dropped after ${took} ms`);
+    assert.equal(drops[0].reason, "the server stopped answering");
+    assert.ok(ws.sent.some((f) => f.type === "ping"), "it pinged first");
+  } finally {
+    client.close();
+  }
+});
+
+test("offline and pagehide close the socket at once; online and pageshow reconnect", async () => {
+  const target = new EventTarget();
+  const saved = {};
+  for (const k of ["addEventListener", "removeEventListener"]) {
+    saved[k] = globalThis[k];
+    globalThis[k] = target[k].bind(target);
+  }
+  FakeWS.all = [];
+  FakeWS.limits = undefined;
+  const client = connect({ url: "http://fake", WebSocket: FakeWS, storage: null, backoff: { min: 60000, max: 60000 } });
+  try {
+    await client.whenConnected();
+    target.dispatchEvent(new Event("offline"));
+    assert.equal(client.status, "reconnecting", "offline noticed at once");
+    target.dispatchEvent(new Event("online"));
+    await client.whenConnected();
+    assert.equal(FakeWS.all.length, 2, "online reconnects at once, whatever the backoff");
+    target.dispatchEvent(new Event("pagehide"));
+    assert.equal(client.status, "reconnecting");
+    assert.equal(FakeWS.all[1].readyState, 3, "the socket is closed");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(FakeWS.all.length, 2, "no reconnection while hidden");
+    target.dispatchEvent(new Event("pageshow"));
+    await client.whenConnected();
+    assert.equal(FakeWS.all.length, 3, "pageshow reconnects");
+  } finally {
+    client.close();
+    for (const k of Object.keys(saved)) globalThis[k] = saved[k];
+  }
+});

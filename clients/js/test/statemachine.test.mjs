@@ -152,3 +152,38 @@ test("storage holds pending edits with their base, and nothing once acked", asyn
   assert.deepEqual(storage.keys(), []);
   client.close();
 });
+
+test("undo groups typing, and starts a new step for a change of kind or a caret jump", async () => {
+  FakeWS.all = [];
+  const client = connect({ url: "http://fake", WebSocket: FakeWS, storage: null, backoff: { min: 1, max: 2 } });
+  await client.whenConnected();
+  const ws = FakeWS.all[0];
+  const doc = client.openDoc("d", { undoGroupMs: 10000 });
+  await tick();
+  const open = ws.last("open");
+  ws.recv({ id: open.id, type: "snapshot", doc: "d", version: 0, content: "abc", comments: [], members: [], cursors: [] });
+  await doc.ready;
+  try {
+    // Typing "xyz" key by key at the end: one step.
+    doc.insert(3, "x");
+    doc.insert(4, "y");
+    doc.insert(5, "z");
+    // Deleting two characters with backspace right after: another step.
+    doc.delete(5, 1);
+    doc.delete(4, 1);
+    // The caret jumps to the start, typing there: a third step.
+    doc.setSelection([{ anchor: 0, head: 0 }]);
+    doc.insert(0, "!");
+    doc.insert(1, "?");
+    assert.equal(doc.text, "!?abcx");
+    doc.undo();
+    assert.equal(doc.text, "abcx", "the typing at the start");
+    doc.undo();
+    assert.equal(doc.text, "abcxyz", "the two deletions");
+    doc.undo();
+    assert.equal(doc.text, "abc", "the typing at the end");
+    assert.equal(doc.canUndo, false);
+  } finally {
+    client.close();
+  }
+});
