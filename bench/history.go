@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/client"
-	"github.com/tandemhq/tandem/server"
 	"github.com/tandemhq/tandem/internal/trace"
 	"github.com/tandemhq/tandem/ot"
+	"github.com/tandemhq/tandem/server"
 	"github.com/tandemhq/tandem/storage"
 )
 
