@@ -54,7 +54,7 @@ type conn struct {
 	connectTimer *time.Timer
 	draining     bool // a close was requested: discard frames until the end
 
-	qmu       sync.Mutex // guards the fields below, up to wake
+	qmu       sync.Mutex // guards the fields below, up to writing, and large and largeBytes
 	queue     [][]byte   // a nil entry stands for the next of large
 	qbytes    int
 	closing   bool             // no more frames are queued

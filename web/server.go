@@ -216,7 +216,9 @@ type Server struct {
 // connection holds none.
 var writeBufferPool sync.Pool
 
-// New returns a Server. It starts nothing; serve its Handler.
+// New returns a Server with its one background goroutine (pingLoop: pings
+// and the write watchdog for every connection) running; serve its
+// Handler, and call Shutdown to stop it.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{
