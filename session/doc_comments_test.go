@@ -61,7 +61,9 @@ func TestCommentLifecycle(t *testing.T) {
 	if c.Range != (ot.Range{From: 9, To: 14}) || c.Text != "why quick?" || c.Parent != nil {
 		t.Fatalf("comment %+v, want [9,14) at the head", c)
 	}
-	ann.wait("bob's comment", func(m map[string]json.RawMessage) bool { return str(m["type"]) == "comment" && str(m["action"]) == "add" })
+	ann.wait("bob's comment", func(m map[string]json.RawMessage) bool {
+		return str(m["type"]) == "comment" && str(m["action"]) == "add"
+	})
 	reply := commentOf(t, commentAs(ann, docs, id, session.CommentRequest{Action: "add", Version: 2, Range: &ot.Range{}, Text: text("it is"), Parent: &c.ID}, false))
 	if reply.Range != c.Range || reply.Parent == nil || *reply.Parent != c.ID {
 		t.Fatalf("reply %+v, want it on its thread's range", reply)

@@ -45,7 +45,9 @@ func TestCursorMovedToTheHead(t *testing.T) {
 	if num(c["version"]) != 2 || string(c["ranges"]) != `[{"anchor":9,"head":14}]` {
 		t.Fatalf("ann got bob's cursor %s, want [9,14) at v2", mustJSON(t, c))
 	}
-	if bob.saw(func(m map[string]json.RawMessage) bool { return str(m["type"]) == "cursor" && str(m["client_id"]) == bob.id }) {
+	if bob.saw(func(m map[string]json.RawMessage) bool {
+		return str(m["type"]) == "cursor" && str(m["client_id"]) == bob.id
+	}) {
 		t.Fatal("bob got his own cursor back")
 	}
 	// A new member finds it in the snapshot.

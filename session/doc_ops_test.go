@@ -123,7 +123,7 @@ func TestOpRefusals(t *testing.T) {
 	ann.open(docs, id)
 	ann.answer(ann.op(docs, id, 0, ot.Op{ot.Insert("abc")}, "ok-1"))
 	ann.answer(ann.op(docs, id, 1, ot.Op{ot.Retain(3), ot.Insert(strings.Repeat("k", 15))}, "ok-2")) // 18 code points
-	stranger := newRecorder(t, "stranger") // has not opened it
+	stranger := newRecorder(t, "stranger")                                                           // has not opened it
 	for _, tc := range []struct {
 		name    string
 		by      *recorder
