@@ -1484,7 +1484,7 @@ class Subscription extends Emitter {
       for (const id of [...this._members.keys()]) {
         if (id > (f.after ?? "") && (!f.next || id <= f.next)) this._members.delete(id);
       }
-      for (const m of f.members) this._members.set(m.client_id, m);
+      for (const m of f.members) this._members.set(m.client_id, memberOf(m));
       this.presence._emit("change", this.presence.members);
       if (f.next) this._fetchMembers(f.next);
     });
@@ -1690,7 +1690,7 @@ class Presence extends Emitter {
       case "batch": // several changes in one frame: each is emitted
         for (const e of f.events) {
           if (e.event === "leave") members.delete(e.member.client_id);
-          else members.set(e.member.client_id, e.member);
+          else members.set(e.member.client_id, memberOf(e.member));
           if (e.event !== "join" || e.member.client_id !== this._sub.client.clientId) this._emit(e.event, e.member);
         }
         if (this._sub._memberCount != null) this._sub._memberCount = f.count;
