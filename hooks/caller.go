@@ -238,6 +238,19 @@ type answerError struct {
 	Message string `json:"message"`
 }
 
+// UnmarshalJSON also takes a bare string as the message: a backend that
+// answers {"error":"members only"} means no, and must never be read as a
+// bad answer, which policy allow would let through.
+func (e *answerError) UnmarshalJSON(b []byte) error {
+	var msg string
+	if json.Unmarshal(b, &msg) == nil {
+		*e = answerError{Message: msg}
+		return nil
+	}
+	type plain answerError
+	return json.Unmarshal(b, (*plain)(e))
+}
+
 // answer is a hook's answer body: answerBase and the hook's own fields.
 type answer interface{ refused() *answerError }
 

@@ -158,6 +158,9 @@ func TestConnect(t *testing.T) {
 		case "minimal":
 			return 200, `{"user":{"id":"u8"}}`
 		}
+		if req.Cookies["session"] == "string" {
+			return 200, `{"error":"sign in first"}`
+		}
 		return 200, `{"error":{"code":"unauthorized","message":"session expired: sign in again"}}`
 	})
 	cfg := allHooks(b.URL)
@@ -192,6 +195,12 @@ func TestConnect(t *testing.T) {
 	var r *Refusal
 	if !errors.As(err, &r) || r.Code != "unauthorized" || r.Message != "session expired: sign in again" {
 		t.Fatalf("refused: %v", err)
+	}
+	// A bare string is a refusal too, never a bad answer (which policy
+	// allow would let through).
+	_, err = c.Connect(context.Background(), ConnectRequest{ClientID: "c_4", Handshake: Handshake{Cookies: map[string]string{"session": "string"}}})
+	if !errors.As(err, &r) || r.Code != "unauthorized" || r.Message != "sign in first" {
+		t.Fatalf("refused with a string: %v", err)
 	}
 }
 

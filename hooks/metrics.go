@@ -20,7 +20,7 @@ type metrics struct {
 func newMetrics() *metrics {
 	return &metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tandem_hook_calls_total", Help: "Requests sent to the application's backend, by hook (doc_store: each attempt)."},
+			Name: "tandem_hook_calls_total", Help: "Hook calls, by hook (doc_store: each attempt), a call that found no free slot included."},
 			[]string{"hook"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tandem_hook_duration_seconds", Help: "Time from a hook call's start (waiting for a slot included) to its answer or failure, by hook.",
