@@ -2,6 +2,8 @@ package hooks
 
 import (
 	"encoding/json"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +144,41 @@ func TestNamespaceHooks(t *testing.T) {
 	var none *Config
 	if err := none.CheckNamespace("chat", NamespaceHooks{Subscribe: true}); err == nil {
 		t.Fatal("no hooks config: a namespace asking for subscribe passed")
+	}
+}
+
+// TestDocsExamples: the config examples of docs/hooks.md parse, validate,
+// and their namespaces' hooks lists check against them.
+func TestDocsExamples(t *testing.T) {
+	raw, err := os.ReadFile("../docs/hooks.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```json\n(.*?)```").FindAllSubmatch(raw, -1)
+	n := 0
+	for _, b := range blocks {
+		var file struct {
+			Hooks      json.RawMessage `json:"hooks"`
+			Namespaces map[string]struct {
+				Hooks NamespaceHooks `json:"hooks"`
+			} `json:"namespaces"`
+		}
+		if json.Unmarshal(b[1], &file) != nil || file.Hooks == nil {
+			continue // a request or an answer, not a config
+		}
+		n++
+		hooksJSON := strings.ReplaceAll(string(file.Hooks), "<TANDEM_HOOKS_SECRET>", testSecret)
+		cfg, err := ParseConfig([]byte(hooksJSON))
+		if err != nil {
+			t.Fatalf("docs/hooks.md config %d: %v\n%s", n, err, b[1])
+		}
+		for name, ns := range file.Namespaces {
+			if err := cfg.CheckNamespace(name, ns.Hooks); err != nil {
+				t.Fatalf("docs/hooks.md config %d: %v", n, err)
+			}
+		}
+	}
+	if n < 2 {
+		t.Fatalf("found %d config examples in docs/hooks.md, want at least 2", n)
 	}
 }
