@@ -115,6 +115,9 @@ type docState struct {
 	version    int
 	content    string
 	hasContent bool
+	// gen counts the changes recorded: a send compares it before and after
+	// to tell whether a change came in after it read the source.
+	gen uint64
 	// What the backend has (or what doc_store gave up on).
 	done        bool
 	doneEpoch   string
@@ -204,6 +207,7 @@ func (s *docStore) changed(doc string, version int, epoch string, content *strin
 		st.hasContent, st.content = false, ""
 	}
 	st.version = version
+	st.gen++
 	if content != nil {
 		st.content, st.hasContent = *content, true
 	}
@@ -218,7 +222,7 @@ func (s *docStore) changed(doc string, version int, epoch string, content *strin
 	if st.opened.IsZero() {
 		st.opened = now
 	}
-	s.scheduleLocked(doc, st, now)
+	s.scheduleLocked(doc, st)
 }
 
 // dropLocked counts and (rate-limited) logs a dropped change.
@@ -252,7 +256,7 @@ func (s *docStore) dueLocked(st *docState) time.Time {
 
 // scheduleLocked sets a timer for st's next send if it is earlier than the
 // one in force (a later one is found when the earlier fires).
-func (s *docStore) scheduleLocked(doc string, st *docState, now time.Time) {
+func (s *docStore) scheduleLocked(doc string, st *docState) {
 	want := s.dueLocked(st)
 	if want.IsZero() || !st.due.IsZero() && !want.Before(st.due) {
 		return
@@ -356,8 +360,11 @@ func (s *docStore) send(doc string) {
 		snap, srcErr = s.read(doc)
 	}
 	skip := false
+	var readGen uint64
 	if srcErr == nil {
 		s.mu.Lock()
+		// Changes recorded from now on are newer than snap.
+		readGen = st.gen
 		// The source may be ahead of the notifications: never send what
 		// the backend has.
 		skip = st.done && snap.Epoch == st.doneEpoch && snap.Version <= st.doneVersion
@@ -373,6 +380,14 @@ func (s *docStore) send(doc string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.busy = false
+	// adopt takes the source's snapshot as the latest known state when no
+	// change came in since it was read and it is ahead of (or in another
+	// epoch than) the notifications: the source is the truth.
+	adopt := func() {
+		if st.gen == readGen && (snap.Epoch != st.epoch || snap.Version > st.version) {
+			st.epoch, st.version, st.hasContent, st.content = snap.Epoch, snap.Version, false, ""
+		}
+	}
 	switch {
 	case s.ctx.Err() != nil:
 		return // the drain is over: close counts what is left
@@ -381,7 +396,8 @@ func (s *docStore) send(doc string) {
 		// set. Give up on this version.
 		s.abandonLocked(doc, st, snap, srcErr)
 	case skip:
-		if st.epoch == snap.Epoch && st.version > snap.Version {
+		adopt()
+		if st.gen == readGen && st.epoch == snap.Epoch && st.version > snap.Version {
 			// The source is behind the notifications: ask it again later
 			// rather than at once.
 			st.attempts++
@@ -389,9 +405,7 @@ func (s *docStore) send(doc string) {
 		}
 	case err == nil:
 		st.done, st.doneEpoch, st.doneVersion, st.attempts = true, snap.Epoch, snap.Version, 0
-		if snap.Epoch != st.epoch || snap.Version > st.version { // the source was ahead
-			st.epoch, st.version, st.hasContent, st.content = snap.Epoch, snap.Version, false, ""
-		}
+		adopt()
 	default:
 		st.attempts++
 		retryable := status == 0 || status >= 500 || status == 408 || status == 429
@@ -429,7 +443,7 @@ func (s *docStore) finishLocked(doc string, st *docState) {
 		st.queued = true
 		s.ready <- doc
 	default:
-		s.scheduleLocked(doc, st, time.Now())
+		s.scheduleLocked(doc, st)
 	}
 }
 
@@ -471,9 +485,8 @@ func (s *docStore) close(ctx context.Context) error {
 		return nil
 	}
 	s.closing = true
-	now := time.Now()
 	for doc, st := range s.docs {
-		s.scheduleLocked(doc, st, now) // windows end now: an earlier entry
+		s.scheduleLocked(doc, st) // windows end now: an earlier entry
 	}
 	if len(s.docs) == 0 {
 		s.idleSet = true

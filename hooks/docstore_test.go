@@ -397,3 +397,47 @@ func TestDocStoreQueueBound(t *testing.T) {
 		t.Fatalf("stores %+v", sb.stores())
 	}
 }
+
+// TestDocStoreNewEpochDuringSend: a new incarnation named while a store
+// of the old one is in flight is still sent after it (the old snapshot
+// must not be taken for the newer state).
+func TestDocStoreNewEpochDuringSend(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	sb := newStoreBackend(t, func(n int, s DocSnapshot) int {
+		if first.CompareAndSwap(false, true) {
+			close(arrived)
+			<-release
+		}
+		return 200
+	})
+	free := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(free)
+	c, _ := newCaller(t, storeConfig(sb.URL, DocStoreConfig{Debounce: Duration(time.Millisecond), MaxWait: Duration(time.Millisecond)}))
+	var mu sync.Mutex // guards head
+	head := DocSnapshot{Version: 5, Epoch: "A", Content: "old"}
+	c.SetDocSource(func(ctx context.Context, doc string) (DocSnapshot, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return head, nil
+	})
+	c.DocChanged("d", 5, "A")
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no store of version 5 within 10s")
+	}
+	// The document is deleted and made anew while A@5 is in flight.
+	mu.Lock()
+	head = DocSnapshot{Version: 1, Epoch: "B", Content: "new"}
+	mu.Unlock()
+	c.DocChanged("d", 1, "B")
+	free()
+	if err := closeCaller(c); err != nil {
+		t.Fatal(err)
+	}
+	got := sb.stores()
+	if len(got) != 2 || got[1].Epoch != "B" || got[1].Content != "new" {
+		t.Fatalf("stores %+v: want A@5, then B@1", got)
+	}
+}
