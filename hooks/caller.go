@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/tandemhq/tandem/internal/webhook"
+	"github.com/tandemhq/tandem/webhook"
 )
 
 // Headers of a hook request besides the webhooks' X-Tandem-Signature,

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/webhook"
+	"github.com/tandemhq/tandem/webhook"
 )
 
 // Hook names one of the server's hooks.

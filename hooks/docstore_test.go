@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/webhook"
+	"github.com/tandemhq/tandem/webhook"
 )
 
 // stored is one doc_store request a backend received, in arrival order.

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/proto"
 )
 
 // ErrNotConfigured: Connect, Refresh, DocLoad or RPC was called while its

@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tandemhq/tandem/internal/auth"
-	"github.com/tandemhq/tandem/internal/proto"
+	"github.com/tandemhq/tandem/proto"
 )
 
 // User is a user as hooks send and receive it: the protocol's user.

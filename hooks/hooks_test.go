@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/proto"
-	"github.com/tandemhq/tandem/internal/webhook"
+	"github.com/tandemhq/tandem/proto"
+	"github.com/tandemhq/tandem/webhook"
 )
 
 // callHooks are the hooks a client's request waits on (doc_store is a

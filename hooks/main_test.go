@@ -16,7 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
-	"github.com/tandemhq/tandem/internal/webhook"
+	"github.com/tandemhq/tandem/webhook"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

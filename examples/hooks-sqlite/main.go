@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/examples/hooks-sqlite/chatapp"
-	"github.com/tandemhq/tandem/internal/webhook"
+	"github.com/tandemhq/tandem/webhook"
 )
 
 func main() {

@@ -36,7 +36,7 @@ import (
 	_ "github.com/ncruces/go-sqlite3/driver" // database/sql driver "sqlite3", pure Go
 
 	"github.com/tandemhq/tandem/hooks"
-	"github.com/tandemhq/tandem/internal/webhook"
+	"github.com/tandemhq/tandem/webhook"
 )
 
 // schema creates the application's tables.
