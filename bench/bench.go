@@ -41,10 +41,18 @@ type Options struct {
 	// NoSync runs a started server without fsync (unsafe; benchmarks of
 	// what is not storage).
 	NoSync bool
-	// Binary is the tandem binary the idle scenario runs as its server;
-	// empty means this executable.
+	// Binary is the tandem binary a child server runs (the idle scenario,
+	// ServerProcess); empty means this executable.
 	Binary string
-	Log    zerolog.Logger
+	// ServerProcess starts the server as a child process (`tandem serve`)
+	// rather than inside the load generator, and reports the CPU it used
+	// over the load window: per op and per delivery (editors), per message
+	// and per delivery (fanout).
+	ServerProcess bool
+	// ServerProfile, with ServerProcess, has the child server write a CPU
+	// profile of its whole run to this file.
+	ServerProfile string
+	Log           zerolog.Logger
 }
 
 // Result is one scenario's outcome.
@@ -142,6 +150,7 @@ type target struct {
 	httpURL string // http://host:port
 	wsURL   string // ws://host:port/ws
 	srv     *server.Server
+	pid     int // the server's process, when it is a child (ServerProcess)
 }
 
 // benchNamespaces are what a started server adds for the scenarios: a
@@ -156,12 +165,31 @@ func benchNamespaces() map[string]server.NamespaceConfig {
 	}
 }
 
-// start returns the target: the running server of opts, or a new one.
+// benchLimits are the limits of a started server: no rate limits in the
+// way of the load, room for the fan-out scenarios' queues and
+// subscriptions, and no cap on connections from one address (every
+// client is on 127.0.0.1).
+func benchLimits() server.LimitsConfig {
+	return server.LimitsConfig{
+		FrameRate: 1e6, OpRate: 1e6, OpBurst: 1e6,
+		MaxQueueBytes: 16 << 20, MaxSubscriptions: 1 << 20, MaxConnectionsPerIP: -1,
+	}
+}
+
+// start returns the target: the running server of opts, or a new one (in
+// a child process with opts.ServerProcess).
 func start(ctx context.Context, opts Options) (*target, func(), error) {
 	if opts.Server != "" {
 		u := strings.TrimRight(opts.Server, "/")
 		ws := "ws" + strings.TrimPrefix(u, "http") + "/ws"
 		return &target{httpURL: u, wsURL: ws}, func() {}, nil
+	}
+	if opts.ServerProcess {
+		cs, err := startChildServer(ctx, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &target{httpURL: cs.httpURL, wsURL: cs.wsURL, pid: cs.cmd.Process.Pid}, cs.stop, nil
 	}
 	dir, err := os.MkdirTemp("", "tandem-bench-")
 	if err != nil {
@@ -172,12 +200,7 @@ func start(ctx context.Context, opts Options) (*target, func(), error) {
 	cfg.Data = dir
 	cfg.NoSync = opts.NoSync
 	cfg.File.Namespaces = benchNamespaces()
-	cfg.File.Limits.FrameRate = 1e6
-	cfg.File.Limits.OpRate = 1e6
-	cfg.File.Limits.OpBurst = 1e6
-	cfg.File.Limits.MaxQueueBytes = 16 << 20
-	cfg.File.Limits.MaxSubscriptions = 1 << 20
-	cfg.File.Limits.MaxConnectionsPerIP = -1 // every client is on 127.0.0.1
+	cfg.File.Limits = benchLimits()
 	srv := server.New(cfg, opts.Log)
 	if err := srv.Run(ctx); err != nil {
 		os.RemoveAll(dir)

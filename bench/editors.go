@@ -123,6 +123,7 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 		commits0 = tg.srv.DB.Stats()
 		acks0, _ = histogram(tg.srv.Metrics.AckLatency)
 	}
+	cpu := startCPU(tg)
 	lctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	start := time.Now()
@@ -235,6 +236,7 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 			break
 		}
 	}
+	cpu.stop() // every op of the load is applied and broadcast by now
 	var committed int
 	for d := range cfg.Docs {
 		id := fmt.Sprintf("%s-%d", prefix, d)
@@ -284,6 +286,8 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 	res.Figures["ack_p99_ms"] = percentile(acks, 99)
 	res.Figures["remote_p50_ms"] = percentile(remote, 50)
 	res.Figures["remote_p99_ms"] = percentile(remote, 99)
+	// Each committed op is delivered to the other clients of its document.
+	cpu.report(res, "op", float64(committed), float64(committed*(cfg.Clients-1)))
 	res.Notes = append(res.Notes, "committed ops are versions the server applied (composed edits count once); ack = first edit of a batch to its ack; remote = server apply time to arrival at another client (every 8th op)")
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil

@@ -50,25 +50,17 @@ func Fanout(ctx context.Context, opts Options, cfg FanoutConfig) (*Result, error
 	res := newResult("fanout", map[string]any{"subscribers": cfg.Subscribers, "rate": cfg.Rate, "duration": cfg.Duration.String(),
 		"payload_bytes": cfg.PayloadBytes, "readers": readers})
 	limit := raiseFileLimit()
-	var tg *target
-	if opts.Server == "" && limit > 0 && limit < uint64(2*cfg.Subscribers+500) {
+	if opts.Server == "" && !opts.ServerProcess && limit > 0 && limit < uint64(2*cfg.Subscribers+500) {
 		// Both ends of every connection would not fit this process's
 		// file limit: run the server as a child with its own.
-		cs, err := startChildServer(ctx, opts)
-		if err != nil {
-			return nil, err
-		}
-		defer cs.stop()
-		tg = &target{httpURL: cs.httpURL, wsURL: cs.wsURL}
+		opts.ServerProcess = true
 		res.Notes = append(res.Notes, "server in a child process (file limit)")
-	} else {
-		var stop func()
-		var err error
-		if tg, stop, err = start(ctx, opts); err != nil {
-			return nil, err
-		}
-		defer stop()
 	}
+	tg, stop, err := start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
 	channel := fmt.Sprintf("bench:fanout-%d", time.Now().UnixNano())
 
 	subs := make([]*fanSub, cfg.Subscribers)
@@ -159,6 +151,8 @@ func Fanout(ctx context.Context, opts Options, cfg FanoutConfig) (*Result, error
 	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	jobs := make(chan int)
 	var published, pubErrs atomic.Int64
+	var pubMu sync.Mutex
+	var pubLat []time.Duration // request to response, per publish
 	var pwg sync.WaitGroup
 	for range 16 {
 		pwg.Add(1)
@@ -172,7 +166,11 @@ func Fanout(ctx context.Context, opts Options, cfg FanoutConfig) (*Result, error
 				if opts.APIKey != "" {
 					req.Header.Set("Authorization", "Bearer "+opts.APIKey)
 				}
+				t0 := time.Now()
 				resp, err := httpc.Do(req)
+				pubMu.Lock()
+				pubLat = append(pubLat, time.Since(t0))
+				pubMu.Unlock()
 				if err == nil {
 					resp.Body.Close()
 					if resp.StatusCode == http.StatusOK {
@@ -184,6 +182,7 @@ func Fanout(ctx context.Context, opts Options, cfg FanoutConfig) (*Result, error
 			}
 		}()
 	}
+	cpu := startCPU(tg)
 	startT := time.Now()
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	next := startT
@@ -223,6 +222,7 @@ func Fanout(ctx context.Context, opts Options, cfg FanoutConfig) (*Result, error
 		time.Sleep(20 * time.Millisecond)
 	}
 	elapsed := time.Since(startT).Seconds()
+	cpu.stop()
 
 	var lat []time.Duration
 	delivered, dropped, short, dups, gaps := 0, 0, 0, 0, 0
@@ -251,6 +251,10 @@ func Fanout(ctx context.Context, opts Options, cfg FanoutConfig) (*Result, error
 	res.Figures["latency_p99_ms"] = percentile(lat, 99)
 	res.Figures["latency_max_ms"] = percentile(lat, 100)
 	res.Figures["dropped_slow"] = float64(dropped)
+	sortDurations(pubLat)
+	res.Figures["publish_p50_ms"] = percentile(pubLat, 50)
+	res.Figures["publish_p99_ms"] = percentile(pubLat, 99)
+	cpu.report(res, "message", float64(want), float64(delivered))
 	if dups > 0 || gaps > 0 {
 		res.fail("%d duplicate and %d out-of-order deliveries", dups, gaps)
 	}

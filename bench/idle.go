@@ -48,7 +48,7 @@ func startChildServer(ctx context.Context, opts Options) (*childServer, error) {
 		return nil, err
 	}
 	cfgFile := filepath.Join(dir, "config.json")
-	cfg := map[string]any{"namespaces": benchNamespaces(), "limits": map[string]any{"frame_rate": 1e6, "max_subscriptions": 1 << 20}}
+	cfg := map[string]any{"namespaces": benchNamespaces(), "limits": benchLimits()}
 	b, _ := json.Marshal(cfg)
 	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
 		return nil, err
@@ -59,8 +59,12 @@ func startChildServer(ctx context.Context, opts Options) (*childServer, error) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.CommandContext(ctx, bin, "serve", "--addr", addr, "--data", filepath.Join(dir, "data"), "--config", cfgFile, "--log-level", "error")
-	cmd.Env = append(os.Environ(), "TANDEM_JWT_SECRET=", "TANDEM_API_KEYS=")
+	args := []string{"serve", "--addr", addr, "--data", filepath.Join(dir, "data"), "--config", cfgFile, "--log-level", "error"}
+	if opts.NoSync {
+		args = append(args, "--nosync")
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "TANDEM_JWT_SECRET=", "TANDEM_API_KEYS=", "TANDEM_CPUPROFILE="+opts.ServerProfile)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -6,12 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -33,6 +33,8 @@ const closeGrace = 2 * time.Second
 type conn struct {
 	srv  *Server
 	ws   *websocket.Conn
+	nc   net.Conn        // ws's network connection, which the writers write to
+	raw  syscall.RawConn // nc's socket for non-blocking writes; nil: none (writer.go)
 	id   string
 	addr string // the client's address as the connection caps count it (capKey)
 
@@ -62,7 +64,14 @@ type conn struct {
 	flush     bool             // write what is queued before the close frame
 	dead      bool             // the read goroutine ended: drop the socket, send nothing
 	pingDue   bool             // the server's pinger asks for a ping
-	writing   bool             // a write goroutine is running
+	pongDue   bool             // the client pinged: answer with pongData
+	pongData  string
+	// writing is the write token: someone will write what is queued. It
+	// is held from the moment something is queued for an idle connection
+	// until a writer finds nothing left: by the writer pool (the
+	// connection is on its ready list or a worker writes for it) or by the
+	// connection's own write goroutine (writeLoop).
+	writing bool
 
 	// large holds the large frames queued (session.LargeFrame), in queue
 	// order, each marked by a nil entry in queue; largeBytes counts their
@@ -106,9 +115,16 @@ func extendDeadline(set func(time.Time) error, d *time.Time, atLeast, slack time
 
 func newConn(s *Server, ws *websocket.Conn, addr string) *conn {
 	id := newClientID()
+	nc := ws.NetConn()
+	var raw syscall.RawConn
+	if sc, ok := nc.(syscall.Conn); ok && rawWrites {
+		raw, _ = sc.SyscallConn()
+	}
 	return &conn{
 		srv:  s,
 		ws:   ws,
+		nc:   nc,
+		raw:  raw,
 		id:   id,
 		addr: addr,
 		subs: make(map[string]struct{}),
@@ -152,19 +168,20 @@ func (c *conn) identity() auth.Identity {
 	return c.ident
 }
 
-// kickLocked starts a write goroutine unless one is running. There is no
-// goroutine writing for an idle connection: one starts when there is
-// something to write (frames, a ping, a close) and ends when it has
-// written everything. Must be called with c.qmu held, before the read
-// goroutine has ended (it counts the writer in the server's WaitGroup,
-// which the reader keeps above zero until then).
+// kickLocked takes the write token unless it is taken, and hands the
+// connection to the writer pool (writer.go). Nothing is writing for an
+// idle connection: a writer takes it when there is something to write
+// (frames, a ping or pong, a close) and lets go when it has written
+// everything. Must be called with c.qmu held, before the read goroutine
+// has ended (it counts the token in the server's WaitGroup, which the
+// reader keeps above zero until then).
 func (c *conn) kickLocked() {
 	if c.writing || c.dead {
 		return
 	}
 	c.writing = true
 	c.srv.wg.Add(1)
-	go c.writeLoop()
+	c.srv.writers.push(c)
 }
 
 // ping asks the connection's writer to send a ping.
@@ -272,11 +289,23 @@ func (c *conn) requestClose(d proto.Disconnect, flush bool) {
 	c.qmu.Unlock()
 }
 
-// writeLoop is a write goroutine: it writes everything queued as one
-// frame, sends a ping when one is due, performs the close, and ends when
-// there is nothing left to do.
-func (c *conn) writeLoop() {
+// writeLoop is the connection's own write goroutine, which holds the write
+// token: it writes rest (what a worker could not write without blocking),
+// then everything queued, sends the pings and pongs due, streams large
+// frames, performs the close, and ends when there is nothing left to do
+// (the connection is then back with the writer pool). Its writes block;
+// the write watchdog (writeSince) bounds them.
+func (c *conn) writeLoop(rest [][]byte) {
 	defer c.srv.wg.Done()
+	w := ownWriters.Get().(*worker)
+	defer ownWriters.Put(w)
+	if len(rest) > 0 {
+		if err := c.writeBlocking(w, rest); err != nil {
+			c.logger().Debug().Err(err).Msg("write failed")
+			c.abort()
+			return
+		}
+	}
 	var batch [][]byte
 	var large []session.LargeFrame
 	for {
@@ -284,9 +313,10 @@ func (c *conn) writeLoop() {
 		batch, c.queue = c.queue, nil
 		large, c.large = c.large, nil
 		c.qbytes = 0
-		closing, flush, why, dead, ping := c.closing, c.flush, c.closeWith, c.dead, c.pingDue
-		c.pingDue = false
-		if len(batch) == 0 && !closing && !ping {
+		closing, flush, why, dead := c.closing, c.flush, c.closeWith, c.dead
+		ctl := control{ping: c.pingDue, pong: c.pongDue, pongData: c.pongData}
+		c.pingDue, c.pongDue, c.pongData = false, false, ""
+		if len(batch) == 0 && !closing && !ctl.due() {
 			c.writing = false
 			c.qmu.Unlock()
 			return
@@ -296,18 +326,13 @@ func (c *conn) writeLoop() {
 			_ = c.ws.Close()
 			return
 		}
-		if ping {
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
-				c.abort()
-				return
-			}
+		if closing && !flush {
+			batch = nil
 		}
-		if len(batch) > 0 && (!closing || flush) {
-			if err := c.writeQueued(batch, large); err != nil {
-				c.logger().Debug().Err(err).Msg("write failed")
-				c.abort()
-				return
-			}
+		if err := c.writeQueued(w, ctl, batch, large); err != nil {
+			c.logger().Debug().Err(err).Msg("write failed")
+			c.abort()
+			return
 		}
 		if closing {
 			c.finishClose(why)
@@ -316,37 +341,72 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// writeQueued writes what was queued: runs of frames as one message each
-// (writeBatch), and each large frame, where a nil entry marks it, as a
-// message of its own.
-func (c *conn) writeQueued(frames [][]byte, large []session.LargeFrame) error {
-	start := 0
-	for i, f := range frames {
-		if f != nil {
-			continue
+// ownWriters holds the write memory of the connections' own write
+// goroutines between their runs.
+var ownWriters = sync.Pool{New: func() any { return newWorker() }}
+
+// writeQueued writes the control frames due, then what was queued: runs
+// of frames as one message each (up to maxBatchFrames), and each large
+// frame, where a nil entry marks it, as a message of its own.
+func (c *conn) writeQueued(w *worker, ctl control, frames [][]byte, large []session.LargeFrame) error {
+	for {
+		run := 0
+		for run < len(frames) && run < maxBatchFrames && frames[run] != nil {
+			run++
 		}
-		if i > start {
-			if err := c.writeBatch(frames[start:i]); err != nil {
+		if run > 0 || ctl.due() {
+			size := w.build(ctl, frames[:run])
+			ctl = control{}
+			if err := c.writeBlocking(w, w.bufs); err != nil {
 				return err
 			}
+			c.counted(run, size)
 		}
-		lf := large[0]
-		large = large[1:]
-		if err := c.writeLarge(lf); err != nil {
-			return err
+		frames = frames[run:]
+		if len(frames) == 0 {
+			return nil
 		}
-		start = i + 1
+		if frames[0] == nil {
+			lf := large[0]
+			large = large[1:]
+			if err := c.writeLarge(lf); err != nil {
+				return err
+			}
+			frames = frames[1:]
+		}
 	}
-	if start < len(frames) {
-		return c.writeBatch(frames[start:])
+}
+
+// writeBlocking writes bufs whole, waiting for the socket as long as the
+// write watchdog allows.
+func (c *conn) writeBlocking(w *worker, bufs [][]byte) error {
+	c.writeSince.Store(time.Now().UnixNano())
+	defer c.writeSince.Store(0)
+	if c.raw != nil {
+		_, err := w.sys.writev(c.raw, bufs, true)
+		return err
 	}
-	return nil
+	nb := net.Buffers(bufs)
+	_, err := nb.WriteTo(c.nc)
+	return err
+}
+
+// counted adds a write of n frames, their payload being size bytes, to
+// the server's figures.
+func (c *conn) counted(n, size int) {
+	if n == 0 {
+		return
+	}
+	m := c.srv.cfg.Metrics
+	m.MessagesOut.Add(float64(n))
+	m.BytesOut.Add(float64(size))
 }
 
 // writeLarge streams a large frame into a message of its own. The write
 // watchdog (writeSince) is reset at each piece: a client that keeps
 // reading is never cut off for a long message, one that stops is, after
-// WriteTimeout.
+// WriteTimeout. Only the connection's own write goroutine calls it: the
+// message goes out through gorilla's writer, in pieces of its own.
 func (c *conn) writeLarge(f session.LargeFrame) error {
 	defer c.writeSince.Store(0)
 	c.writeSince.Store(time.Now().UnixNano())
@@ -393,32 +453,6 @@ func (p *watchdogWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// writeBatch writes frames as one WebSocket message, separated by newlines.
-func (c *conn) writeBatch(frames [][]byte) error {
-	c.writeSince.Store(time.Now().UnixNano())
-	defer c.writeSince.Store(0)
-	w, err := c.ws.NextWriter(websocket.TextMessage)
-	if err != nil {
-		return err
-	}
-	n := 0
-	for i, f := range frames {
-		if i > 0 {
-			if _, err := w.Write([]byte{'\n'}); err != nil {
-				return err
-			}
-		}
-		if _, err := w.Write(f); err != nil {
-			return err
-		}
-		n += len(f) + 1
-	}
-	m := c.srv.cfg.Metrics
-	m.MessagesOut.Add(float64(len(frames)))
-	m.BytesOut.Add(float64(n - 1))
-	return w.Close()
-}
-
 // writeStuck reports whether a frame write has been under way for longer
 // than timeout at now.
 func (c *conn) writeStuck(now time.Time, timeout time.Duration) bool {
@@ -443,15 +477,15 @@ func (c *conn) finishClose(d proto.Disconnect) {
 	<-c.readDone
 }
 
-// abort drops the connection without a close frame and waits for the
-// reader to finish.
+// abort drops the connection without a close frame, after a failed write.
+// The write token is kept, so that nothing writes again; the reader ends
+// on the closed socket.
 func (c *conn) abort() {
 	c.qmu.Lock()
 	c.closing = true
 	c.dropQueueLocked()
 	c.qmu.Unlock()
 	_ = c.ws.Close()
-	<-c.readDone
 }
 
 // readLoop is the connection's read goroutine.
@@ -472,6 +506,7 @@ func (c *conn) readLoop() {
 	// closeGrace, and a client that does not is dropped then.
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.ConnectTimeout + closeGrace))
 	c.ws.SetPingHandler(c.answerPing)
+	c.ws.SetCloseHandler(c.answerClose)
 	c.ws.SetPongHandler(func(string) error {
 		if !c.draining && c.isConnected() {
 			extendDeadline(c.ws.SetReadDeadline, &c.readDeadline, readDeadlineMin(cfg.PingInterval), cfg.PingInterval/4)
@@ -524,17 +559,27 @@ func (c *conn) readLoop() {
 
 // answerPing answers a client's ping with a pong, as gorilla's default
 // handler does, once the client has connected; before connect a ping gets
-// nothing.
+// nothing. The pong goes through the writer, behind what is queued (pings
+// that come faster than it writes get one pong, for the latest).
 func (c *conn) answerPing(data string) error {
 	if !c.isConnected() {
 		return nil
 	}
-	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
-	var ne net.Error
-	if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
-		return nil // closing, or a full socket: the pong is not owed
+	c.qmu.Lock()
+	if !c.closing {
+		c.pongDue, c.pongData = true, data
+		c.kickLocked()
 	}
-	return err
+	c.qmu.Unlock()
+	return nil
+}
+
+// answerClose answers a client's close frame with a close frame echoing
+// its code, as gorilla's default handler does, but through the writer:
+// what is queued is dropped, and the read goroutine then ends.
+func (c *conn) answerClose(code int, _ string) error {
+	c.closeNow(proto.Disconnect{Code: code})
+	return nil
 }
 
 // fatal closes the connection for d and stops handling frames.

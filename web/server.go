@@ -206,6 +206,7 @@ type Server struct {
 	wg       sync.WaitGroup // every connection goroutine
 
 	refusals      zerolog.Logger // logs refused connections, sampled: a flood must not flood the log
+	writers       *writerPool    // write for the connections (writer.go)
 	pingStop      chan struct{}  // closed by Shutdown
 	pingDone      chan struct{}  // closed when pingLoop returns
 	budgets       userBudgets    // HTTP publishers' rate limiters (authz.go)
@@ -216,9 +217,9 @@ type Server struct {
 // connection holds none.
 var writeBufferPool sync.Pool
 
-// New returns a Server with its one background goroutine (pingLoop: pings
-// and the write watchdog for every connection) running; serve its
-// Handler, and call Shutdown to stop it.
+// New returns a Server with its background goroutines running (pingLoop:
+// pings and the write watchdog for every connection; the writer pool's
+// workers); serve its Handler, and call Shutdown to stop them.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{
@@ -236,6 +237,7 @@ func New(cfg Config) *Server {
 		CheckOrigin:     s.checkOrigin,
 	}
 	s.pingStop, s.pingDone = make(chan struct{}), make(chan struct{})
+	s.writers = newWriterPool(0)
 	go s.pingLoop()
 	s.handle("GET /ws", http.HandlerFunc(s.serveWS))
 	s.handle("GET /healthz", http.HandlerFunc(s.serveHealth))
@@ -511,8 +513,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() {
-		s.wg.Wait()
+		s.wg.Wait() // every write token too: the pool has nothing left
 		<-s.pingDone
+		s.writers.stop()
 		close(done)
 	}()
 	select {

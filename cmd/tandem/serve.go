@@ -97,6 +97,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	server.Version = Version
+	stopProfile, err := startCPUProfile(os.Getenv("TANDEM_CPUPROFILE"))
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	m := server.New(f.Config, f.logger(stderr))
 	if err := m.Run(ctx); err != nil {
@@ -110,7 +115,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	err := m.Close(shutdownCtx)
+	err = m.Close(shutdownCtx)
 	if err == nil {
 		m.Log.Info().Msg("stopped")
 	}

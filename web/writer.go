@@ -1,0 +1,315 @@
+package web
+
+import (
+	"encoding/binary"
+	"runtime"
+	"sync"
+)
+
+// The write path.
+//
+// A connection's frames are written by a small pool of long-lived workers
+// (writerPool), shared by every connection, rather than by a goroutine per
+// connection: a delivery to a connection that has nothing in flight puts
+// the connection on the pool's ready list, and a worker writes whatever
+// the connection has queued by then as one WebSocket message, in one
+// non-blocking writev system call. Frames that arrive meanwhile wait for
+// the connection's next turn: the busier the server, the more frames each
+// system call carries, with no delay added for an idle connection. Under
+// load the workers never park, so a delivery costs an append to a queue
+// and, at most, an append to the ready list; no goroutine is started or
+// woken per delivery.
+//
+// A worker never blocks on a socket. When a socket does not take the
+// whole write at once (the client reads slowly), when a large frame is to
+// be streamed, or when the connection closes, the worker hands the
+// connection to a goroutine of its own (conn.writeLoop), which writes with
+// blocking calls under the write watchdog until the queue is empty, and
+// then gives the connection back to the pool. One slow client therefore
+// never holds a worker, and its queue bound (4010) and the watchdog close
+// it as before.
+//
+// Frames are framed here rather than by gorilla/websocket, whose writer
+// copies each message into a buffer, moves the socket's write deadline
+// and makes one system call per 4 KiB. Gorilla still reads, and streams
+// large frames and writes close frames from the connection's own writer
+// goroutine, where nothing else writes. Pongs go through the queue like
+// everything else, so that the writer is the only one that writes data to
+// the socket. (Gorilla's reader itself writes a close frame when the
+// client breaks the WebSocket protocol; the connection is dropped then.)
+
+// maxBatchFrames bounds the frames of one WebSocket message, so that one
+// message and its control frames fit one writev (1,024 pieces: a header,
+// then each frame and its newline separator).
+const maxBatchFrames = 500
+
+// newline separates the frames of a message.
+var newline = []byte{'\n'}
+
+// textHeader appends the header of an unmasked, final text frame with a
+// payload of n bytes (RFC 6455, 5.2).
+func textHeader(b []byte, n int) []byte {
+	const finText = 0x81
+	switch {
+	case n <= 125:
+		return append(b, finText, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, finText, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(n))
+	}
+}
+
+// controlFrame appends an unmasked control frame (ping 0x9, pong 0xA) with
+// payload p (at most 125 bytes).
+func controlFrame(b []byte, opcode byte, p string) []byte {
+	return append(append(b, 0x80|opcode, byte(len(p))), p...)
+}
+
+// writerPool is the pool of workers that write for every connection; see
+// the comment at the top of this file.
+type writerPool struct {
+	mu      sync.Mutex // guards the fields below
+	ready   []*conn    // connections waiting for a worker, in order from head
+	head    int
+	idle    int  // workers waiting for work
+	stopped bool // stop was called: workers end when the list is empty
+
+	wake chan struct{} // a token per idle worker woken
+	done sync.WaitGroup
+}
+
+// newWriterPool starts n workers.
+func newWriterPool(n int) *writerPool {
+	if n <= 0 {
+		n = max(2, runtime.GOMAXPROCS(0))
+	}
+	p := &writerPool{wake: make(chan struct{}, n)}
+	p.done.Add(n)
+	for range n {
+		go p.work()
+	}
+	return p
+}
+
+// push puts c on the ready list. The caller holds c's write token (conn.writing).
+func (p *writerPool) push(c *conn) {
+	p.mu.Lock()
+	p.ready = append(p.ready, c)
+	if p.idle > 0 {
+		p.idle--
+		p.wake <- struct{}{} // never blocks: there is room for every worker
+	}
+	p.mu.Unlock()
+}
+
+// next returns the next ready connection, waiting for one; nil once the
+// pool has stopped and nothing is left.
+func (p *writerPool) next() *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.head == len(p.ready) {
+		if p.stopped {
+			return nil
+		}
+		p.idle++
+		p.mu.Unlock()
+		<-p.wake
+		p.mu.Lock()
+	}
+	c := p.ready[p.head]
+	p.ready[p.head] = nil
+	p.head++
+	switch {
+	case p.head == len(p.ready):
+		p.ready, p.head = p.ready[:0], 0
+	case p.head >= 1024 && p.head*2 >= len(p.ready):
+		n := copy(p.ready, p.ready[p.head:])
+		clear(p.ready[n:])
+		p.ready, p.head = p.ready[:n], 0
+	}
+	return c
+}
+
+// stop ends the workers once the ready list is empty, and waits for them.
+func (p *writerPool) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	for ; p.idle > 0; p.idle-- {
+		p.wake <- struct{}{}
+	}
+	p.mu.Unlock()
+	p.done.Wait()
+}
+
+func (p *writerPool) work() {
+	defer p.done.Done()
+	w := newWorker()
+	for {
+		c := p.next()
+		if c == nil {
+			return
+		}
+		c.writeReady(w)
+	}
+}
+
+// worker is the reusable memory of one writer (a pool worker, or a
+// connection's own write goroutine while it runs): the pieces of the write
+// under way and the control frames and header they point into.
+type worker struct {
+	bufs  [][]byte // the pieces of one write: control frames, header, frames and newlines
+	arena [2*(2+125) + 10]byte
+	sys   sysWriter // the system call's own reusable state (writev_*.go)
+}
+
+func newWorker() *worker {
+	return &worker{bufs: make([][]byte, 0, 2*maxBatchFrames+3)}
+}
+
+// control is the control frames due on a connection.
+type control struct {
+	ping, pong bool
+	pongData   string
+}
+
+func (c control) due() bool { return c.ping || c.pong }
+
+// build lays out one write in w.bufs: the control frames due, then frames
+// (at most maxBatchFrames, none nil) as one text message, separated by
+// newlines. It returns the message's payload size (0 without frames).
+func (w *worker) build(ctl control, frames [][]byte) int {
+	w.bufs = w.bufs[:0]
+	arena := w.arena[:0] // appends stay within the array: the pieces stay valid
+	if ctl.ping {
+		k := len(arena)
+		arena = controlFrame(arena, 0x9, "")
+		w.bufs = append(w.bufs, arena[k:])
+	}
+	if ctl.pong {
+		k := len(arena)
+		arena = controlFrame(arena, 0xA, ctl.pongData)
+		w.bufs = append(w.bufs, arena[k:])
+	}
+	if len(frames) == 0 {
+		return 0
+	}
+	size := len(frames) - 1
+	for _, f := range frames {
+		size += len(f)
+	}
+	k := len(arena)
+	arena = textHeader(arena, size)
+	w.bufs = append(w.bufs, arena[k:])
+	for i, f := range frames {
+		if i > 0 {
+			w.bufs = append(w.bufs, newline)
+		}
+		w.bufs = append(w.bufs, f)
+	}
+	return size
+}
+
+// arenaPieces returns how many of w.bufs, from the first, point into the
+// worker's arena.
+func (w *worker) arenaPieces(ctl control, frames int) int {
+	n := 0
+	if ctl.ping {
+		n++
+	}
+	if ctl.pong {
+		n++
+	}
+	if frames > 0 {
+		n++
+	}
+	return n
+}
+
+// writeReady is a worker's turn at c, whose write token the pool holds. It
+// writes the control frames due and up to maxBatchFrames queued frames in
+// one non-blocking system call, then puts c back on the ready list if
+// more has been queued meanwhile, or lets go of the token. What needs
+// blocking work (a socket that did not take everything, a large frame, a
+// close) goes to the connection's own write goroutine with the token.
+func (c *conn) writeReady(w *worker) {
+	c.qmu.Lock()
+	if c.dead { // the client is gone: nothing to say
+		c.qmu.Unlock()
+		_ = c.ws.Close()
+		c.srv.wg.Done()
+		return
+	}
+	if c.closing || c.raw == nil || len(c.queue) > 0 && c.queue[0] == nil {
+		c.qmu.Unlock()
+		go c.writeLoop(nil)
+		return
+	}
+	ctl := control{ping: c.pingDue, pong: c.pongDue, pongData: c.pongData}
+	c.pingDue, c.pongDue, c.pongData = false, false, ""
+	n := 0
+	for n < len(c.queue) && n < maxBatchFrames && c.queue[n] != nil {
+		c.qbytes -= len(c.queue[n])
+		n++
+	}
+	frames := c.queue[:n:n]
+	if c.queue = c.queue[n:]; len(c.queue) == 0 {
+		c.queue = nil
+	}
+	if n == 0 && !ctl.due() {
+		c.writing = false
+		c.qmu.Unlock()
+		c.srv.wg.Done()
+		return
+	}
+	c.qmu.Unlock()
+
+	size := w.build(ctl, frames)
+	total := 0
+	for _, b := range w.bufs {
+		total += len(b)
+	}
+	written, err := w.sys.writev(c.raw, w.bufs, false)
+	if err != nil {
+		c.logger().Debug().Err(err).Msg("write failed")
+		c.abort()
+		c.srv.wg.Done()
+		return
+	}
+	c.counted(n, size)
+	if written < total {
+		// The socket is full: the rest, and whatever follows, is for a
+		// goroutine that may block.
+		go c.writeLoop(remainder(w.bufs, written, w.arenaPieces(ctl, n)))
+		return
+	}
+	c.qmu.Lock()
+	if len(c.queue) > 0 || c.pingDue || c.pongDue || c.closing || c.dead {
+		c.srv.writers.push(c) // its turn again, behind the others
+		c.qmu.Unlock()
+		return
+	}
+	c.writing = false
+	c.qmu.Unlock()
+	c.srv.wg.Done()
+}
+
+// remainder returns what is left of bufs after written bytes, copying the
+// pieces that point into a worker's arena (the first arena of them), which
+// the worker reuses.
+func remainder(bufs [][]byte, written, arena int) [][]byte {
+	var rest [][]byte
+	for i, b := range bufs {
+		if written >= len(b) {
+			written -= len(b)
+			continue
+		}
+		b = b[written:]
+		written = 0
+		if i < arena {
+			b = append([]byte(nil), b...)
+		}
+		rest = append(rest, b)
+	}
+	return rest
+}
