@@ -58,6 +58,7 @@ type conn struct {
 
 	qmu       sync.Mutex // guards the fields below, up to writing, and large and largeBytes
 	queue     [][]byte   // a nil entry stands for the next of large
+	qbuf      *[][]byte  // queue's array came from queuePool with this (writer.go); nil: it did not
 	qbytes    int
 	closing   bool             // no more frames are queued
 	closeWith proto.Disconnect // why it closes, once closing
@@ -210,6 +211,10 @@ func (c *conn) Send(frame []byte) bool {
 		c.logger().Warn().Msg("slow reader: closing")
 		return false
 	}
+	if c.queue == nil {
+		c.qbuf = queuePool.Get().(*[][]byte)
+		c.queue = *c.qbuf
+	}
 	c.queue = append(c.queue, frame)
 	c.qbytes += len(frame)
 	c.kickLocked()
@@ -228,7 +233,7 @@ func (c *conn) slowLocked() {
 
 // dropQueueLocked drops every queued frame. Must be called with c.qmu held.
 func (c *conn) dropQueueLocked() {
-	c.queue, c.qbytes = nil, 0
+	c.queue, c.qbuf, c.qbytes = nil, nil, 0
 	c.large, c.largeBytes = nil, 0
 }
 
@@ -310,7 +315,7 @@ func (c *conn) writeLoop(rest [][]byte) {
 	var large []session.LargeFrame
 	for {
 		c.qmu.Lock()
-		batch, c.queue = c.queue, nil
+		batch, c.queue, c.qbuf = c.queue, nil, nil
 		large, c.large = c.large, nil
 		c.qbytes = 0
 		closing, flush, why, dead := c.closing, c.flush, c.closeWith, c.dead

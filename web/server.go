@@ -76,6 +76,9 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// WriteTimeout bounds one frame write. By default 10 * time.Second.
 	WriteTimeout time.Duration
+	// WriteWorkers is how many goroutines write for all the connections
+	// (writer.go). By default a quarter of GOMAXPROCS, at least 1.
+	WriteWorkers int
 	// HTTPReadTimeout bounds reading one HTTP request with its body (the
 	// import's body: each 64 KiB of it). By default 60 * time.Second.
 	HTTPReadTimeout time.Duration
@@ -149,6 +152,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.WriteWorkers <= 0 {
+		c.WriteWorkers = defaultWriteWorkers()
 	}
 	if c.HTTPReadTimeout <= 0 {
 		c.HTTPReadTimeout = 60 * time.Second
@@ -237,7 +243,7 @@ func New(cfg Config) *Server {
 		CheckOrigin:     s.checkOrigin,
 	}
 	s.pingStop, s.pingDone = make(chan struct{}), make(chan struct{})
-	s.writers = newWriterPool(0)
+	s.writers = newWriterPool(cfg.WriteWorkers)
 	go s.pingLoop()
 	s.handle("GET /ws", http.HandlerFunc(s.serveWS))
 	s.handle("GET /healthz", http.HandlerFunc(s.serveHealth))

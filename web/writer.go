@@ -69,6 +69,8 @@ func controlFrame(b []byte, opcode byte, p string) []byte {
 // writerPool is the pool of workers that write for every connection; see
 // the comment at the top of this file.
 type writerPool struct {
+	workers int
+
 	mu      sync.Mutex // guards the fields below
 	ready   []*conn    // connections waiting for a worker, in order from head
 	head    int
@@ -79,12 +81,15 @@ type writerPool struct {
 	done sync.WaitGroup
 }
 
+// defaultWriteWorkers is the number of write workers by default: a
+// quarter of the processors, at least one. Each takes a whole processor
+// when busy, and fewer workers batch more: a connection's frames gather
+// while the workers write for the others.
+func defaultWriteWorkers() int { return max(1, runtime.GOMAXPROCS(0)/4) }
+
 // newWriterPool starts n workers.
 func newWriterPool(n int) *writerPool {
-	if n <= 0 {
-		n = max(2, runtime.GOMAXPROCS(0))
-	}
-	p := &writerPool{wake: make(chan struct{}, n)}
+	p := &writerPool{workers: n, wake: make(chan struct{}, n)}
 	p.done.Add(n)
 	for range n {
 		go p.work()
@@ -92,7 +97,8 @@ func newWriterPool(n int) *writerPool {
 	return p
 }
 
-// push puts c on the ready list. The caller holds c's write token (conn.writing).
+// push puts c on the ready list. The caller holds c's write token
+// (conn.writing) and may hold c.qmu.
 func (p *writerPool) push(c *conn) {
 	p.mu.Lock()
 	p.ready = append(p.ready, c)
@@ -103,32 +109,39 @@ func (p *writerPool) push(c *conn) {
 	p.mu.Unlock()
 }
 
-// next returns the next ready connection, waiting for one; nil once the
-// pool has stopped and nothing is left.
-func (p *writerPool) next() *conn {
+// takeMax bounds the connections a worker takes from the ready list at
+// once.
+const takeMax = 64
+
+// take appends to into the next ready connections (up to takeMax, and a
+// fair share when several workers are busy), waiting for one; it returns
+// into empty once the pool has stopped and nothing is left.
+func (p *writerPool) take(into []*conn) []*conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for p.head == len(p.ready) {
 		if p.stopped {
-			return nil
+			return into
 		}
 		p.idle++
 		p.mu.Unlock()
 		<-p.wake
 		p.mu.Lock()
 	}
-	c := p.ready[p.head]
-	p.ready[p.head] = nil
-	p.head++
+	n := len(p.ready) - p.head
+	n = min(takeMax, max(1, n/p.workers))
+	into = append(into, p.ready[p.head:p.head+n]...)
+	clear(p.ready[p.head : p.head+n])
+	p.head += n
 	switch {
 	case p.head == len(p.ready):
 		p.ready, p.head = p.ready[:0], 0
 	case p.head >= 1024 && p.head*2 >= len(p.ready):
-		n := copy(p.ready, p.ready[p.head:])
-		clear(p.ready[n:])
-		p.ready, p.head = p.ready[:n], 0
+		k := copy(p.ready, p.ready[p.head:])
+		clear(p.ready[k:])
+		p.ready, p.head = p.ready[:k], 0
 	}
-	return c
+	return into
 }
 
 // stop ends the workers once the ready list is empty, and waits for them.
@@ -145,14 +158,26 @@ func (p *writerPool) stop() {
 func (p *writerPool) work() {
 	defer p.done.Done()
 	w := newWorker()
+	var batch []*conn
 	for {
-		c := p.next()
-		if c == nil {
+		batch = p.take(batch[:0])
+		if len(batch) == 0 {
 			return
 		}
-		c.writeReady(w)
+		for i, c := range batch {
+			c.writeReady(w)
+			batch[i] = nil
+		}
 	}
 }
+
+// queuePool recycles the arrays of connections' send queues: a busy
+// connection takes one when a frame is queued while its queue is empty,
+// and the worker that writes the frames gives it back.
+var queuePool = sync.Pool{New: func() any { return new([][]byte) }}
+
+// maxPooledQueue bounds the arrays queuePool keeps, in frames.
+const maxPooledQueue = 1024
 
 // worker is the reusable memory of one writer (a pool worker, or a
 // connection's own write goroutine while it runs): the pieces of the write
@@ -253,8 +278,11 @@ func (c *conn) writeReady(w *worker) {
 		n++
 	}
 	frames := c.queue[:n:n]
-	if c.queue = c.queue[n:]; len(c.queue) == 0 {
-		c.queue = nil
+	var qbuf *[][]byte // the array of frames, to recycle once written
+	if n == len(c.queue) {
+		c.queue, qbuf, c.qbuf = nil, c.qbuf, nil
+	} else {
+		c.queue = c.queue[n:]
 	}
 	if n == 0 && !ctl.due() {
 		c.writing = false
@@ -270,6 +298,11 @@ func (c *conn) writeReady(w *worker) {
 		total += len(b)
 	}
 	written, err := w.sys.writev(c.raw, w.bufs, false)
+	if qbuf != nil && cap(frames) <= maxPooledQueue {
+		clear(frames)
+		*qbuf = frames[:0]
+		queuePool.Put(qbuf)
+	}
 	if err != nil {
 		c.logger().Debug().Err(err).Msg("write failed")
 		c.abort()
