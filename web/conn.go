@@ -58,7 +58,6 @@ type conn struct {
 
 	qmu       sync.Mutex // guards the fields below, up to writing, and large and largeBytes
 	queue     [][]byte   // a nil entry stands for the next of large
-	qbuf      *[][]byte  // queue's array came from queuePool with this (writer.go); nil: it did not
 	qbytes    int
 	closing   bool             // no more frames are queued
 	closeWith proto.Disconnect // why it closes, once closing
@@ -173,15 +172,14 @@ func (c *conn) identity() auth.Identity {
 // connection to the writer pool (writer.go). Nothing is writing for an
 // idle connection: a writer takes it when there is something to write
 // (frames, a ping or pong, a close) and lets go when it has written
-// everything. Must be called with c.qmu held, before the read goroutine
-// has ended (it counts the token in the server's WaitGroup, which the
-// reader keeps above zero until then).
+// everything. Must be called with c.qmu held. (Shutdown waits for the
+// readers, then for the pool, which waits for the connections' own write
+// goroutines: the token itself is not counted.)
 func (c *conn) kickLocked() {
 	if c.writing || c.dead {
 		return
 	}
 	c.writing = true
-	c.srv.wg.Add(1)
 	c.srv.writers.push(c)
 }
 
@@ -211,10 +209,6 @@ func (c *conn) Send(frame []byte) bool {
 		c.logger().Warn().Msg("slow reader: closing")
 		return false
 	}
-	if c.queue == nil {
-		c.qbuf = queuePool.Get().(*[][]byte)
-		c.queue = *c.qbuf
-	}
 	c.queue = append(c.queue, frame)
 	c.qbytes += len(frame)
 	c.kickLocked()
@@ -233,7 +227,7 @@ func (c *conn) slowLocked() {
 
 // dropQueueLocked drops every queued frame. Must be called with c.qmu held.
 func (c *conn) dropQueueLocked() {
-	c.queue, c.qbuf, c.qbytes = nil, nil, 0
+	c.queue, c.qbytes = nil, 0
 	c.large, c.largeBytes = nil, 0
 }
 
@@ -301,7 +295,7 @@ func (c *conn) requestClose(d proto.Disconnect, flush bool) {
 // (the connection is then back with the writer pool). Its writes block;
 // the write watchdog (writeSince) bounds them.
 func (c *conn) writeLoop(rest [][]byte) {
-	defer c.srv.wg.Done()
+	defer c.srv.writers.own.Done()
 	w := ownWriters.Get().(*worker)
 	defer ownWriters.Put(w)
 	if len(rest) > 0 {
@@ -315,7 +309,7 @@ func (c *conn) writeLoop(rest [][]byte) {
 	var large []session.LargeFrame
 	for {
 		c.qmu.Lock()
-		batch, c.queue, c.qbuf = c.queue, nil, nil
+		batch, c.queue = c.queue, nil
 		large, c.large = c.large, nil
 		c.qbytes = 0
 		closing, flush, why, dead := c.closing, c.flush, c.closeWith, c.dead

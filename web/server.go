@@ -519,9 +519,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() {
-		s.wg.Wait() // every write token too: the pool has nothing left
+		s.wg.Wait() // the readers: nothing is queued any more
 		<-s.pingDone
-		s.writers.stop()
+		s.writers.stop() // the writes and closes still under way
 		close(done)
 	}()
 	select {

@@ -77,8 +77,11 @@ type writerPool struct {
 	idle    int  // workers waiting for work
 	stopped bool // stop was called: workers end when the list is empty
 
-	wake chan struct{} // a token per idle worker woken
-	done sync.WaitGroup
+	wake chan struct{}  // a token per idle worker woken
+	done sync.WaitGroup // the workers
+	// own counts the connections' own write goroutines (conn.writeLoop),
+	// which only workers start: stop waits for them after the workers.
+	own sync.WaitGroup
 }
 
 // defaultWriteWorkers is the number of write workers by default: a
@@ -144,7 +147,9 @@ func (p *writerPool) take(into []*conn) []*conn {
 	return into
 }
 
-// stop ends the workers once the ready list is empty, and waits for them.
+// stop ends the workers once the ready list is empty, and waits for them
+// and for the write goroutines they started. Called by Shutdown once
+// every read goroutine has ended: nothing is queued any more.
 func (p *writerPool) stop() {
 	p.mu.Lock()
 	p.stopped = true
@@ -153,6 +158,14 @@ func (p *writerPool) stop() {
 	}
 	p.mu.Unlock()
 	p.done.Wait()
+	p.own.Wait()
+}
+
+// goOwn starts c's own write goroutine with rest to write first. Only a
+// worker calls it, so that stop's wait for them comes after every start.
+func (p *writerPool) goOwn(c *conn, rest [][]byte) {
+	p.own.Add(1)
+	go c.writeLoop(rest)
 }
 
 func (p *writerPool) work() {
@@ -170,14 +183,6 @@ func (p *writerPool) work() {
 		}
 	}
 }
-
-// queuePool recycles the arrays of connections' send queues: a busy
-// connection takes one when a frame is queued while its queue is empty,
-// and the worker that writes the frames gives it back.
-var queuePool = sync.Pool{New: func() any { return new([][]byte) }}
-
-// maxPooledQueue bounds the arrays queuePool keeps, in frames.
-const maxPooledQueue = 1024
 
 // worker is the reusable memory of one writer (a pool worker, or a
 // connection's own write goroutine while it runs): the pieces of the write
@@ -262,12 +267,11 @@ func (c *conn) writeReady(w *worker) {
 	if c.dead { // the client is gone: nothing to say
 		c.qmu.Unlock()
 		_ = c.ws.Close()
-		c.srv.wg.Done()
 		return
 	}
 	if c.closing || c.raw == nil || len(c.queue) > 0 && c.queue[0] == nil {
 		c.qmu.Unlock()
-		go c.writeLoop(nil)
+		c.srv.writers.goOwn(c, nil)
 		return
 	}
 	ctl := control{ping: c.pingDue, pong: c.pongDue, pongData: c.pongData}
@@ -278,16 +282,12 @@ func (c *conn) writeReady(w *worker) {
 		n++
 	}
 	frames := c.queue[:n:n]
-	var qbuf *[][]byte // the array of frames, to recycle once written
-	if n == len(c.queue) {
-		c.queue, qbuf, c.qbuf = nil, c.qbuf, nil
-	} else {
-		c.queue = c.queue[n:]
+	if c.queue = c.queue[n:]; len(c.queue) == 0 {
+		c.queue = nil
 	}
 	if n == 0 && !ctl.due() {
 		c.writing = false
 		c.qmu.Unlock()
-		c.srv.wg.Done()
 		return
 	}
 	c.qmu.Unlock()
@@ -298,22 +298,16 @@ func (c *conn) writeReady(w *worker) {
 		total += len(b)
 	}
 	written, err := w.sys.writev(c.raw, w.bufs, false)
-	if qbuf != nil && cap(frames) <= maxPooledQueue {
-		clear(frames)
-		*qbuf = frames[:0]
-		queuePool.Put(qbuf)
-	}
 	if err != nil {
 		c.logger().Debug().Err(err).Msg("write failed")
 		c.abort()
-		c.srv.wg.Done()
 		return
 	}
 	c.counted(n, size)
 	if written < total {
 		// The socket is full: the rest, and whatever follows, is for a
 		// goroutine that may block.
-		go c.writeLoop(remainder(w.bufs, written, w.arenaPieces(ctl, n)))
+		c.srv.writers.goOwn(c, remainder(w.bufs, written, w.arenaPieces(ctl, n)))
 		return
 	}
 	c.qmu.Lock()
@@ -324,7 +318,6 @@ func (c *conn) writeReady(w *worker) {
 	}
 	c.writing = false
 	c.qmu.Unlock()
-	c.srv.wg.Done()
 }
 
 // remainder returns what is left of bufs after written bytes, copying the
