@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"io"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -67,8 +67,10 @@ var (
 )
 
 func (l *liteSub) read() {
+	var buf []byte // reused: a message is parsed before the next is read
 	for {
-		_, data, err := l.ws.ReadMessage()
+		data, err := readMessage(l.ws, buf[:0])
+		buf = data
 		now := time.Now()
 		if err != nil {
 			l.s.mu.Lock()
@@ -113,6 +115,28 @@ func (l *liteSub) read() {
 
 func (l *liteSub) close() { _ = l.ws.Close() }
 
+// readMessage reads the next message into buf (growing it), so that a
+// subscriber reading thousands of messages allocates nothing per message.
+func readMessage(ws *websocket.Conn, buf []byte) ([]byte, error) {
+	_, r, err := ws.NextReader()
+	if err != nil {
+		return buf, err
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
 // numberAfter returns the integer after the first occurrence of key in
 // line, or 0.
 func numberAfter(line, key []byte) int64 {
@@ -120,11 +144,12 @@ func numberAfter(line, key []byte) int64 {
 	if i < 0 {
 		return 0
 	}
-	j := i + len(key)
-	k := j
-	for k < len(line) && line[k] >= '0' && line[k] <= '9' {
-		k++
+	var n int64
+	for _, b := range line[i+len(key):] {
+		if b < '0' || b > '9' {
+			break
+		}
+		n = n*10 + int64(b-'0')
 	}
-	n, _ := strconv.ParseInt(string(line[j:k]), 10, 64)
 	return n
 }
