@@ -8,14 +8,21 @@
 //
 // Each WebSocket connection has one read goroutine, which decodes, checks
 // and rate-limits every frame and owns the connection's subscriptions and
-// open documents. A write goroutine exists only while there is something to
-// write: it drains the bounded send queue as one frame (objects separated
-// by newlines), sends the pings one server-wide pinger asks for, performs
-// the close, and ends; an idle connection holds none.
+// open documents. Writing is shared (writer.go): a small pool of workers
+// writes for every connection, each turn taking whatever the connection
+// has queued as one WebSocket message (objects separated by newlines) in
+// one non-blocking system call, with the pings one server-wide pinger asks
+// for and the pongs its client asks for. Frames queued while others are
+// being written wait for the connection's next turn, so the busier the
+// server, the more each system call carries, and an idle connection's
+// frame goes out at once. A connection whose socket is full, which has a
+// large frame to stream, or which closes, gets a write goroutine of its
+// own until that is done; an idle connection holds none.
 //
 // Anything that delivers to a connection (the hub's fan-out) only appends to
 // its queue and never blocks; a connection whose queue overflows is closed
-// with 4010 as a slow reader without slowing anyone else.
+// with 4010 as a slow reader, and one whose write stays blocked past the
+// write timeout is dropped, without slowing anyone else.
 //
 // # Authorization
 //
