@@ -185,7 +185,7 @@ type Client struct {
 	token    string
 	user     proto.User
 	clientID string
-	limits   Limits // of the live (or last) connection
+	limits   Limits          // of the live (or last) connection
 	connData json.RawMessage // connected.data of the live (or last) connection (rpc.go)
 	subs     map[string]*Subscription
 	docs     map[string]*Document
