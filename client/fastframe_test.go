@@ -24,7 +24,7 @@ func serverFrames() [][]byte {
 		proto.Encode(proto.Error{ID: &id, Type: proto.TypeError, Code: proto.CodeForbidden, Message: "no", Channel: "chat:x"}),
 		proto.Encode(proto.Subscribed{ID: &id, Type: proto.TypeSubscribed, Channel: "chat:x", Offset: 9, Epoch: "e1", Recovered: true,
 			Messages: []proto.Message{{Channel: "chat:x", Offset: 9, Event: "m", Data: json.RawMessage(`{"a":1}`), From: &proto.From{User: "u1"}, TS: "t"}},
-			Members: []proto.Member{member}, MemberCount: &n, Receipts: map[string]uint64{"u1": 8}, MembersNext: "c_1"}),
+			Members:  []proto.Member{member}, MemberCount: &n, Receipts: map[string]uint64{"u1": 8}, MembersNext: "c_1"}),
 		proto.Encode(proto.ChannelReply{ID: &id, Type: proto.TypePublished, Channel: "chat:x", Offset: 10}),
 		proto.Encode(proto.ChannelReply{Type: proto.TypeRetracted, Channel: "chat:x", Offset: 10, By: "u1"}),
 		proto.Encode(proto.Message{Type: proto.TypeMessage, Channel: "chat:x", Offset: 11, Event: "m", Data: json.RawMessage(`"hi"`), From: &proto.From{User: "u1", ClientID: "c_1"}, TS: "t"}),
