@@ -176,6 +176,10 @@ type Client struct {
 	nextID atomic.Int64
 	tfMu   sync.Mutex // serialises TokenFunc calls
 
+	// openedHook, set by tests before any OpenDoc, runs in OpenDoc once
+	// the snapshot is applied, just before OpenDoc returns.
+	openedHook func(*Document)
+
 	mu       sync.Mutex // guards every field below
 	status   Status
 	conn     *wsConn       // the live connection; nil while there is none

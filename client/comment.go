@@ -228,9 +228,9 @@ func (d *Document) applyCommentLocked(action string, pc proto.Comment) {
 
 func (d *Document) emitCommentLocked(action string, c Comment) {
 	ev := CommentEvent{Action: action, Comment: c}
-	d.emitLocked(func(h *docHandlers) {
-		if h.comment != nil {
-			h.comment(ev)
+	d.emitLocked(func(h *DocHandlers) {
+		if h.OnComment != nil {
+			h.OnComment(ev)
 		}
 	})
 }

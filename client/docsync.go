@@ -204,16 +204,16 @@ func (d *Document) applySnapshotLocked(conn *wsConn, f *proto.Snapshot, out *out
 		}
 		d.c.log.Warn().Str("doc", d.id).Int("version", d.version).Int("lost", len(lostOps(lost))).Str("kind", kind.String()).Msg("document reloaded from a snapshot")
 		ch := Change{Kind: kind, Op: change, Version: d.version}
-		d.emitLocked(func(h *docHandlers) {
-			if h.change != nil {
-				h.change(ch)
+		d.emitLocked(func(h *DocHandlers) {
+			if h.OnChange != nil {
+				h.OnChange(ch)
 			}
 		})
 		if lost != nil {
 			l := *lost
-			d.emitLocked(func(h *docHandlers) {
-				if h.lost != nil {
-					h.lost(l)
+			d.emitLocked(func(h *DocHandlers) {
+				if h.OnLost != nil {
+					h.OnLost(l)
 				}
 			})
 		}
@@ -367,9 +367,9 @@ func (d *Document) applyRemoteLocked(o proto.DocOp) error {
 	d.version++
 	d.moveAnchorsLocked(t, o.ClientID, false)
 	ch := Change{Kind: ChangeRemote, Op: t, Version: d.version, UID: o.UID, User: o.User, ClientID: o.ClientID, Time: parseTime(o.TS)}
-	d.emitLocked(func(h *docHandlers) {
-		if h.change != nil {
-			h.change(ch)
+	d.emitLocked(func(h *DocHandlers) {
+		if h.OnChange != nil {
+			h.OnChange(ch)
 		}
 	})
 	return nil
@@ -462,12 +462,12 @@ func (d *Document) rejectLocked(e *Error, out *outbox) {
 	ch := Change{Kind: ChangeUndo, Op: undo, Version: d.version, UID: d.inUID}
 	d.acked = d.inLast
 	d.inflight, d.inUID, d.buffer = nil, "", buffer
-	d.emitLocked(func(h *docHandlers) {
-		if h.change != nil {
-			h.change(ch)
+	d.emitLocked(func(h *DocHandlers) {
+		if h.OnChange != nil {
+			h.OnChange(ch)
 		}
-		if h.err != nil {
-			h.err(oe)
+		if h.OnError != nil {
+			h.OnError(oe)
 		}
 	})
 	d.cursorLocked(out)
@@ -703,9 +703,9 @@ func (d *Document) onPresenceLocked(f *proto.Presence) {
 
 func (d *Document) emitPresenceLocked(event string, m proto.Member) {
 	ev := PresenceEvent{Channel: "doc:" + d.id, Event: event, Member: m}
-	d.emitLocked(func(h *docHandlers) {
-		if h.presence != nil {
-			h.presence(ev)
+	d.emitLocked(func(h *DocHandlers) {
+		if h.OnPresence != nil {
+			h.OnPresence(ev)
 		}
 	})
 }
@@ -729,9 +729,9 @@ func (d *Document) setCursorLocked(c proto.Cursor, emit bool) {
 	d.cursors[c.ClientID] = cur
 	if emit {
 		ev := Cursor{ClientID: cur.ClientID, User: cur.User, Ranges: append([]ot.Selection{}, cur.Ranges...)}
-		d.emitLocked(func(h *docHandlers) {
-			if h.cursor != nil {
-				h.cursor(ev)
+		d.emitLocked(func(h *DocHandlers) {
+			if h.OnCursor != nil {
+				h.OnCursor(ev)
 			}
 		})
 	}
