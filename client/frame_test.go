@@ -134,3 +134,27 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestOutboundFrames: the frames the client builds itself rather than
+// from proto.Request (an op keeps an empty op, a cursor empty ranges) are
+// read by the server, which decodes proto.Request, field for field.
+func TestOutboundFrames(t *testing.T) {
+	id := int64(3)
+	op := ot.Op{ot.Retain(2), ot.Insert("<é>"), ot.Delete(1)}
+	var got proto.Request
+	if err := json.Unmarshal(encodeOpFrame(opRequest{ID: &id, Type: proto.TypeOp, Doc: "notes", Version: 7, Op: op, UID: "g1-4"}), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ID == nil || *got.ID != id || got.Type != proto.TypeOp || got.Doc != "notes" || got.Version == nil || *got.Version != 7 ||
+		!reflect.DeepEqual(got.Op, op) || got.UID != "g1-4" {
+		t.Errorf("op frame read by the server as %+v", got)
+	}
+	got = proto.Request{}
+	ranges := []ot.Selection{{Anchor: 1, Head: 4}}
+	if err := json.Unmarshal(mustEncode(cursorRequest{Type: proto.TypeCursor, Doc: "notes", Version: 7, Ranges: ranges}), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Type != proto.TypeCursor || got.Doc != "notes" || got.Version == nil || *got.Version != 7 || !reflect.DeepEqual(got.Ranges, ranges) {
+		t.Errorf("cursor frame read by the server as %+v", got)
+	}
+}
