@@ -2143,7 +2143,9 @@ class Doc extends Emitter {
     this._emit("synced", { version: this.version });
   }
 
-  // ----- frames
+  // ----- the state machine: frames from the server, acks, remote ops
+  // transformed over what is in flight and buffered, sending, retries and
+  // rollbacks of refused ops
 
   _onFrame(f) {
     if (this.closed) return;
