@@ -1712,7 +1712,7 @@ class Presence extends Emitter {
         for (const e of f.events) {
           if (e.event === "leave") members.delete(e.member.client_id);
           else members.set(e.member.client_id, memberOf(e.member));
-          if (e.event !== "join" || e.member.client_id !== this._sub.client.clientId) this._emit(e.event, e.member);
+          if (e.event !== "join" || e.member.client_id !== this._sub.client.clientId) this._emit(e.event, memberOf(e.member));
         }
         if (this._sub._memberCount != null) this._sub._memberCount = f.count;
         this._emit("change", this.members);
