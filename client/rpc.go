@@ -29,10 +29,14 @@ func (c *Client) RPC(ctx context.Context, method string, data any) (json.RawMess
 	if err != nil {
 		return nil, err
 	}
-	if f.Data == nil {
+	res, ok := f.body.(*proto.RPCResult)
+	if !ok {
+		return nil, fmt.Errorf("client: rpc %s: the server answered %s", method, f.Type)
+	}
+	if res.Data == nil {
 		return json.RawMessage("null"), nil
 	}
-	return f.Data, nil
+	return res.Data, nil
 }
 
 // ConnectData returns what the application's connect hook attached to the

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/server"
 )
 
@@ -77,7 +78,7 @@ func TestHookConcurrencyBound(t *testing.T) {
 		for i := range bound {
 			holder.send(map[string]any{"type": "rpc", "method": "hold", "id": 100 + i})
 		}
-		waitFor(t, 10*time.Second, "every slot taken", func() bool {
+		testwait.For(t, 10*time.Second, "every slot taken", func() bool {
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			return b.inFlight == bound

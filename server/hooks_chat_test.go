@@ -15,6 +15,7 @@ import (
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/examples/hooks-sqlite/chatapp"
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/server"
 )
 
@@ -145,15 +146,15 @@ func TestHookChatExample(t *testing.T) {
 		_ = db.QueryRow(`SELECT content, version FROM documents WHERE id = 'notes'`).Scan(&content, &version)
 		return
 	}
-	waitFor(t, 10*time.Second, "the document in SQLite", func() bool { c, v := sqlDoc(); return c == want && v == s.Version+2 })
+	testwait.For(t, 10*time.Second, "the document in SQLite", func() bool { c, v := sqlDoc(); return c == want && v == s.Version+2 })
 
 	// The server stops, and its data is deleted: the document comes back
 	// from the application.
 	ts.Stop()
-	if err := os.RemoveAll(ts.cfg.Data); err != nil {
+	if err := os.RemoveAll(ts.Config.Data); err != nil {
 		t.Fatal(err)
 	}
-	ts.start()
+	ts.Restart() // starts it again: it is stopped already
 	r = connectRaw(t, ts.URL, "", "ann")
 	if s := hkSnap(t, r.request(map[string]any{"type": "open", "doc": "notes"})); s.Content != want {
 		t.Fatalf("after the restart the document is %q, want %q", s.Content, want)

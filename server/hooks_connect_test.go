@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/hooks"
+	"github.com/tandemhq/tandem/internal/testwait"
 )
 
 // hkConnectBackend answers connect by token: "ann" is Ann with the grants
@@ -160,7 +161,7 @@ func TestHookConnect(t *testing.T) {
 		r, f := hkConnect(t, a.ws, "short")
 		no, _ := hkConnect(t, a.ws, "short-no")
 		// Before its rights end, the server asks the backend on its own.
-		waitFor(t, 10*time.Second, "the server's own refresh", func() bool {
+		testwait.For(t, 10*time.Second, "the server's own refresh", func() bool {
 			for _, body := range b.requests("refresh") {
 				if hkField[string](t, body, "client_id") == f.ClientID && hkField[string](t, body, "token") == "" {
 					return true

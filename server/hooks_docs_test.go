@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/hooks"
+	"github.com/tandemhq/tandem/internal/testwait"
 )
 
 // hkSnapshot is a snapshot frame's document part.
@@ -124,7 +125,7 @@ func TestHookDocs(t *testing.T) {
 		t.Fatalf("op: %s", f.Raw)
 	}
 	var stored hooks.DocSnapshot
-	waitFor(t, 10*time.Second, "doc_store", func() bool {
+	testwait.For(t, 10*time.Second, "doc_store", func() bool {
 		for _, body := range b.requests("doc_store") {
 			_ = json.Unmarshal(body, &stored)
 			if stored.Doc == "from-app" && stored.Version == s.Version+1 {

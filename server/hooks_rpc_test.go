@@ -10,6 +10,7 @@ import (
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/hooks"
+	"github.com/tandemhq/tandem/internal/testwait"
 )
 
 // TestHookRPC: an rpc frame is answered by the backend its method routes
@@ -115,7 +116,7 @@ func TestHookRPC(t *testing.T) {
 	if v := metricValue(t, a.srv.Addr(), `tandem_hook_refusals_total{hook="rpc"}`); v != 3 {
 		t.Errorf("rpc refusals: %v", v)
 	}
-	waitFor(t, 10*time.Second, "no rpc in flight", func() bool {
+	testwait.For(t, 10*time.Second, "no rpc in flight", func() bool {
 		return metricValue(t, a.srv.Addr(), `tandem_hook_in_flight{hook="rpc"}`) == 0
 	})
 }
