@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/hooks"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/notify"
@@ -92,6 +93,9 @@ type FileConfig struct {
 	// Auth tunes token verification (docs/operations.md, "Authentication
 	// and revocation").
 	Auth AuthConfig `json:"auth,omitzero"`
+	// Hooks are the application's hooks: signed calls to its backend,
+	// which decides (docs/hooks.md).
+	Hooks *hooks.Config `json:"hooks,omitempty"`
 }
 
 // Minimum lengths of secrets, checked at start.
@@ -166,6 +170,9 @@ type NamespaceConfig struct {
 	// means 5,000 and four fifths of it, a negative above never switches.
 	PresenceCountAbove int `json:"presence_count_above,omitempty"`
 	PresenceCountBelow int `json:"presence_count_below,omitempty"`
+	// Hooks lists the hooks the namespace asks: "subscribe", "publish",
+	// "broadcast" (docs/hooks.md).
+	Hooks hooks.NamespaceHooks `json:"hooks,omitzero"`
 }
 
 // LimitsConfig bounds what one client may do; zero keeps the default.
@@ -271,6 +278,8 @@ type Server struct {
 	// Webhooks delivers events to the config file's webhooks; the hub,
 	// documents and web edge share it as their Notifier.
 	Webhooks *notify.Dispatcher
+	// Hooks calls the application's hooks; nil when none is on.
+	Hooks    *hooks.Caller
 	stats    *statsPublisher
 	Web      *web.Server
 	HTTP     *http.Server
@@ -314,6 +323,11 @@ func (m *Server) Run(ctx context.Context) error {
 		_ = db.Close()
 		return err
 	}
+	if m.Hooks, err = m.startHooks(); err != nil {
+		m.stopWebhooks(ctx)
+		_ = db.Close()
+		return err
+	}
 	m.Hub = session.NewHub(session.HubConfig{
 		History: newLiveHistory(db, statsChannel), Receipts: db, Users: db, Namespaces: namespaces, Logger: m.Log, Metrics: m.Metrics,
 		CountInterval: time.Duration(c.File.Limits.PresenceCountInterval),
@@ -324,13 +338,14 @@ func (m *Server) Run(ctx context.Context) error {
 	m.Docs = session.NewDocs(session.DocsConfig{
 		Documents: db, OpLog: db, Snapshots: db, Comments: db, Hub: m.Hub, Logger: m.Log, Metrics: m.Metrics,
 		IdleTimeout: c.DocIdleTimeout, OpRate: c.File.Limits.OpRate, OpBurst: c.File.Limits.OpBurst,
-		Notifier:   m.Webhooks,
+		Notifier: m.Webhooks, Watcher: m.docWatcher(),
 		MaxOpBytes: c.File.Limits.MaxOpBytes, MaxDocLen: c.File.Limits.MaxDocLen,
 	})
 	verifier, err := m.startVerifier(ctx)
 	if err != nil {
 		m.Docs.Close()
 		m.Hub.Close()
+		m.stopHooks(ctx)
 		m.stopWebhooks(ctx)
 		_ = db.Close()
 		return err
@@ -350,6 +365,7 @@ func (m *Server) Run(ctx context.Context) error {
 		MaxConnections:   lim.MaxConnections, MaxConnectionsPerIP: lim.MaxConnectionsPerIP, TrustedProxies: proxies,
 		AllowedOrigins: c.File.AllowedOrigins, AllowedHosts: c.File.AllowedHosts, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
 		Ready: db.Ready, Notifier: m.Webhooks, Webhooks: m.Webhooks, Backup: db.Backup,
+		Hooks: m.webHooks(),
 	})
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -359,6 +375,7 @@ func (m *Server) Run(ctx context.Context) error {
 		}
 		m.Docs.Close()
 		m.Hub.Close()
+		m.stopHooks(ctx)
 		m.stopWebhooks(ctx)
 		_ = db.Close()
 		return fmt.Errorf("listen: %w", err)
@@ -417,6 +434,7 @@ func (m *Server) Close(ctx context.Context) error {
 	if m.Hub != nil {
 		m.Hub.Close()
 	}
+	m.stopHooks(ctx)    // after the documents, whose last versions it stores; before the database it reads them from
 	m.stopWebhooks(ctx) // after the hub and documents, whose last events it still sends
 	if m.DB != nil {
 		if err := m.DB.Close(); err != nil {
@@ -486,6 +504,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateWebhooks(); err != nil {
+		return err
+	}
+	if err := c.validateHooks(); err != nil {
 		return err
 	}
 	if _, err := c.trustedProxies(); err != nil {

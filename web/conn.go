@@ -81,6 +81,11 @@ type conn struct {
 
 	readDone chan struct{} // closed when the read goroutine ends
 
+	// hooked is the connection's share of the application's hooks
+	// (hooks.go); nil when no hook is on. Set before the read goroutine
+	// starts.
+	hooked *connHooks
+
 	// readDeadline is the read deadline last set by the read goroutine,
 	// which owns it.
 	readDeadline time.Time
@@ -286,6 +291,7 @@ func (c *conn) requestClose(d proto.Disconnect, flush bool) {
 	}
 	c.kickLocked()
 	c.qmu.Unlock()
+	c.endHookCalls()
 }
 
 // writeLoop is the connection's own write goroutine, which holds the write
@@ -484,6 +490,7 @@ func (c *conn) abort() {
 	c.closing = true
 	c.dropQueueLocked()
 	c.qmu.Unlock()
+	c.endHookCalls()
 	_ = c.ws.Close()
 }
 
@@ -621,6 +628,7 @@ func (c *conn) teardown() {
 	if !writer {
 		_ = c.ws.Close()
 	}
+	c.stopHooks()
 	for ch := range c.subs {
 		c.srv.cfg.Hub.Unsubscribe(ch, c.id)
 	}

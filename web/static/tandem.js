@@ -16,6 +16,27 @@
 // The OT functions (transform, compose, invert, ...) give results identical,
 // component for component, to the server's Go package `ot`; the tests check
 // them against a table produced by the Go code.
+//
+// The file reads top to bottom in the order of the Go packages it mirrors;
+// each part starts with a rule of dashes and its number:
+//
+//   1. Code points and UTF-16        positions, as package ot counts them
+//   2. Operations                    package ot: canonical ops, apply,
+//                                    transform, compose, invert, cursors
+//   3. Sizes on the wire             splitting an edit under the server's
+//                                    limits (client/limits.go)
+//   4. Events                        the emitter every object below is
+//   5. Client                        the connection: connect, requests and
+//                                    replies, reconnection with backoff
+//                                    (client/client.go, conn.go)
+//   6. Channels                      subscriptions, recovery, presence
+//                                    (client/subscription.go)
+//   7. Documents                     the OT client state machine: one op in
+//                                    flight, a buffer composed behind it,
+//                                    acks, remote ops transformed over both,
+//                                    reopening by version and epoch, undo,
+//                                    cursors (client/document.go, docsync.go)
+//   8. Comments                      (client/comment.go)
 
 /** The client's name as it introduces itself in the connect frame. */
 export const CLIENT_NAME = "tandem-js/1";
@@ -43,7 +64,7 @@ export class TandemError extends Error {
 const MAX_COMPONENT = 2147483647;
 
 // ---------------------------------------------------------------------------
-// Code points and UTF-16
+// 1. Code points and UTF-16
 
 function isHigh(c) {
   return c >= 0xd800 && c <= 0xdbff;
@@ -112,7 +133,7 @@ export function wellFormed(s) {
 }
 
 // ---------------------------------------------------------------------------
-// Operations: arrays of n (retain), "s" (insert) and -n (delete), counting
+// 2. Operations: arrays of n (retain), "s" (insert) and -n (delete), counting
 // code points, always canonical (see docs/PROTOCOL.md, Operations).
 
 /** An op that is malformed or does not fit the text: a TandemError with code invalid_op. */
@@ -546,7 +567,7 @@ function minimalOp(a, b) {
 }
 
 // ---------------------------------------------------------------------------
-// Sizes on the wire: splitting a large edit into ops the server accepts
+// 3. Sizes on the wire: splitting a large edit into ops the server accepts
 
 /** The limits assumed when the server's connected frame names none. */
 export const DEFAULT_LIMITS = Object.freeze({ maxFrameBytes: 65536, maxOpBytes: 65536, maxDocLen: null });
@@ -704,7 +725,7 @@ export const ot = Object.freeze({
 });
 
 // ---------------------------------------------------------------------------
-// Events
+// 4. Events
 
 /** Emitter is the small event emitter every Tandem object is. */
 class Emitter {
@@ -830,7 +851,7 @@ function defaultStorage() {
 }
 
 // ---------------------------------------------------------------------------
-// Client
+// 5. Client
 
 /**
  * Connects to a Tandem server and returns the client at once; it keeps
@@ -868,6 +889,11 @@ export class Client extends Emitter {
     this.clientId = null;
     /** Who the server says we are: {id, name, color}. */
     this.user = null;
+    /**
+     * What the application's connect hook attached to the connected frame
+     * (docs/hooks.md), or null.
+     */
+    this.data = null;
     /**
      * The server's size limits from its connected frame (the defaults
      * until then, and when it names none): {maxFrameBytes, maxOpBytes,
@@ -980,8 +1006,10 @@ export class Client extends Emitter {
       this._request(frame, (reply) => {
         this._clearTimer(deadline);
         if (reply.type === "connected") this._onConnected(ws, reply);
-        else if (reply.type === "error" && reply.code === "unauthorized") {
-          // The server closes with 4001 next: _drop reports it, once.
+        else if (reply.type === "error" && reply.code !== "unavailable" && reply.code !== "disconnected") {
+          // A refused token, or the application's connect hook said no
+          // (with its own code, perhaps): the server closes with 4001
+          // next, and _drop reports it, once.
           this._refused = errorOf(reply);
         } else if (reply.type === "error" && reply.code !== "disconnected") this._emit("error", errorOf(reply));
       }, true);
@@ -1017,6 +1045,7 @@ export class Client extends Emitter {
     this._live = true;
     this.clientId = reply.client_id;
     this.user = reply.user;
+    this.data = reply.data ?? null;
     this.limits = limitsOf(reply.limits);
     // The backoff starts again from its minimum only once the connection
     // has lasted: a server that accepts and then closes (a connection cap,
@@ -1030,7 +1059,9 @@ export class Client extends Emitter {
     this._startHeartbeat(ws);
     this._scheduleRefresh();
     this._setStatus("connected", { clientId: this.clientId, user: this.user, server: reply.server });
-    this._emit("connected", { clientId: this.clientId, user: this.user, server: reply.server });
+    const info = { clientId: this.clientId, user: this.user, server: reply.server };
+    if (this.data != null) info.data = this.data; // only when the application attached some
+    this._emit("connected", info);
     for (const sub of this._subs.values()) sub._resubscribe();
     for (const doc of this._docs.values()) doc._reopen();
   }
@@ -1237,6 +1268,22 @@ export class Client extends Emitter {
     return Date.now() - t;
   }
 
+  /**
+   * Calls method of the application's backend (the server's rpc hook,
+   * docs/hooks.md) with data and resolves with its answer (null when it
+   * gave none). Rejects with a TandemError: the application's code and
+   * message when it refused, unavailable when it failed, not_found when
+   * no hook takes the method, disconnected when the connection dropped
+   * before the answer (the method may or may not have run).
+   */
+  async rpc(method, data) {
+    await this.whenConnected();
+    const frame = { type: "rpc", method };
+    if (data !== undefined) frame.data = data;
+    const reply = await this._requestP(frame);
+    return reply.data ?? null;
+  }
+
   // ----- frames
 
   _setTimer(fn, ms) {
@@ -1392,7 +1439,7 @@ export class Client extends Emitter {
 }
 
 // ---------------------------------------------------------------------------
-// Channels
+// 6. Channels
 
 /**
  * Subscription is one channel subscription. Events: "message" (also passed
@@ -1412,6 +1459,11 @@ class Subscription extends Emitter {
     this.epoch = options.since?.epoch ?? null;
     /** Read receipts: user id → highest offset read. */
     this.receipts = {};
+    /**
+     * What the application's subscribe hook attached to the latest
+     * subscribed frame (docs/hooks.md), or null.
+     */
+    this.data = null;
     this.active = true;
     this._members = new Map();
     this._memberCount = null;
@@ -1452,6 +1504,7 @@ class Subscription extends Emitter {
     this.offset = f.offset;
     this.epoch = f.epoch;
     this.receipts = { ...(f.receipts ?? {}) };
+    this.data = f.data ?? null;
     this._members = new Map((f.members ?? []).map((m) => [m.client_id, memberOf(m)]));
     this._memberCount = f.member_count ?? null;
     if (f.members_next) this._fetchMembers(); // a large room: read the rest
@@ -1467,7 +1520,9 @@ class Subscription extends Emitter {
     const waiters = this._subWaiters;
     this._subWaiters = [];
     for (const w of waiters) w.resolve();
-    this._emit("subscribed", { offset: f.offset, epoch: f.epoch, recovered: !!f.recovered, resumed });
+    const e = { offset: f.offset, epoch: f.epoch, recovered: !!f.recovered, resumed };
+    if (this.data != null) e.data = this.data; // only when the application attached some
+    this._emit("subscribed", e);
     this.presence._emit("sync", this.presence.members);
     this.presence._emit("change", this.presence.members);
     this._ready.resolve(this);
@@ -1691,7 +1746,7 @@ class Presence extends Emitter {
         for (const e of f.events) {
           if (e.event === "leave") members.delete(e.member.client_id);
           else members.set(e.member.client_id, memberOf(e.member));
-          if (e.event !== "join" || e.member.client_id !== this._sub.client.clientId) this._emit(e.event, e.member);
+          if (e.event !== "join" || e.member.client_id !== this._sub.client.clientId) this._emit(e.event, memberOf(e.member));
         }
         if (this._sub._memberCount != null) this._sub._memberCount = f.count;
         this._emit("change", this.members);
@@ -1712,7 +1767,7 @@ class Presence extends Emitter {
 }
 
 // ---------------------------------------------------------------------------
-// Documents
+// 7. Documents
 
 const HISTORY = 256; // server ops kept to bring late cursors up to date
 const SURROGATE = /[\ud800-\udfff]/;
@@ -2122,7 +2177,9 @@ class Doc extends Emitter {
     this._emit("synced", { version: this.version });
   }
 
-  // ----- frames
+  // ----- the state machine: frames from the server, acks, remote ops
+  // transformed over what is in flight and buffered, sending, retries and
+  // rollbacks of refused ops
 
   _onFrame(f) {
     if (this.closed) return;
@@ -2536,7 +2593,7 @@ function transformStack(stack, op) {
 }
 
 // ---------------------------------------------------------------------------
-// Comments
+// 8. Comments
 
 /**
  * Comments are a document's comment threads, ranges in local code points.
