@@ -254,7 +254,8 @@ func TestAppendOpAsyncGroupCommit(t *testing.T) {
 	}
 
 	// A writer that lost the race fails its batch and what was queued
-	// behind it with a conflict; what it submits afterwards goes through.
+	// behind it with a conflict, and what it submits after that too until
+	// it resumes; then it goes through.
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	wg.Add(3)
@@ -269,6 +270,11 @@ func TestAppendOpAsyncGroupCommit(t *testing.T) {
 		}
 	}
 	done := make(chan error, 1)
+	b.AppendOpAsync(id, doc.OpRecord{Version: n, Op: insertAt(0, 0, "z"), UID: "fresh"}, func(err error) { done <- err })
+	if err := <-done; !errors.Is(err, ErrConflict) {
+		t.Fatalf("append to a fenced document: %v, want the conflict again", err)
+	}
+	b.ResumeAppends(id)
 	b.AppendOpAsync(id, doc.OpRecord{Version: n, Op: insertAt(0, 0, "z"), UID: "fresh"}, func(err error) { done <- err })
 	if err := <-done; err != nil {
 		t.Fatalf("append after the conflict: %v", err)

@@ -39,7 +39,9 @@ var (
 	// ErrConflict: an append lost the compare-and-append: another node
 	// appended at that version first (or the version does not follow on
 	// from the log). Nothing was written. The error is a [*ConflictError].
-	ErrConflict = errors.New("natsstore: version conflict")
+	// It is doc.ErrConflict, so that the session tests for it whatever the
+	// backend.
+	ErrConflict = doc.ErrConflict
 	// ErrCompacted: the versions asked for lie before the document's
 	// compaction point. It wraps doc.ErrCompacted.
 	ErrCompacted = fmt.Errorf("natsstore: %w", doc.ErrCompacted)
@@ -57,18 +59,9 @@ var (
 
 // A ConflictError says where an append did not follow on: Have is the
 // next version (or offset) the log holds now, Got the first version the
-// append carried. It matches [ErrConflict] under [errors.Is].
-type ConflictError struct {
-	Key       string
-	Have, Got uint64
-}
-
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("natsstore: conflict on %q: next is %d, got %d", e.Key, e.Have, e.Got)
-}
-
-// Is makes errors.Is(err, ErrConflict) true.
-func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+// append carried. It matches [ErrConflict] under [errors.Is]. It is
+// doc.ConflictError, shared with the session.
+type ConflictError = doc.ConflictError
 
 // Defaults for zero Config fields.
 const (
@@ -127,6 +120,9 @@ type Config struct {
 	// SnapshotEvery is how many ops apart the background snapshots of a
 	// document are. By default DefaultSnapshotEvery (1000).
 	SnapshotEvery int
+	// Limits are the document limits Import checks (zero fields: doc's
+	// defaults), as a single node's storage.Config.Limits.
+	Limits doc.Limits
 	// DeleteMarkerTTL is how long the marker a deleted document leaves on
 	// its op subject lives; while it does, a node that still appends to
 	// the deleted document gets ErrNotFound. By default 24 hours.
@@ -222,6 +218,7 @@ type Store struct {
 	kvRetr   jetstream.KeyValue
 	kvUsers  jetstream.KeyValue
 	kvNames  jetstream.KeyValue
+	kvRevoke jetstream.KeyValue
 	chunk    int // snapshot chunk size, bytes
 	maxBatch int // bytes of ops in one message
 
@@ -435,6 +432,7 @@ func (s *Store) setup(ctx context.Context) error {
 		{&s.kvRetr, s.n.bucket("retractions"), "retracted channel messages by channel"},
 		{&s.kvUsers, s.n.bucket("users"), "users by id"},
 		{&s.kvNames, s.n.bucket("usernames"), "user ids by name"},
+		{&s.kvRevoke, s.n.bucket("revocations"), "revoked tokens and users"},
 	} {
 		if *b.kv, err = s.ensureBucket(ctx, b.name, "Tandem: "+b.what); err != nil {
 			return err
