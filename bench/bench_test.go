@@ -67,7 +67,7 @@ func TestIdleScenario(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the tandem binary")
 	}
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,6 +176,10 @@ type Client struct {
 	nextID atomic.Int64
 	tfMu   sync.Mutex // serialises TokenFunc calls
 
+	// openedHook, set by tests before any OpenDoc, runs in OpenDoc once
+	// the snapshot is applied, just before OpenDoc returns.
+	openedHook func(*Document)
+
 	mu       sync.Mutex // guards every field below
 	status   Status
 	conn     *wsConn       // the live connection; nil while there is none
@@ -339,7 +343,7 @@ func (c *Client) run(conn *wsConn) {
 			c.finish(err)
 			return
 		}
-		var info *inbound
+		var info *proto.Connected
 		conn, info, err = c.reconnect(b, err)
 		if conn == nil {
 			c.finish(err)
@@ -351,7 +355,7 @@ func (c *Client) run(conn *wsConn) {
 
 // reconnect dials until it is connected, the client is closed, or the
 // token is rejected with no new one to try.
-func (c *Client) reconnect(b *backoff, cause error) (*wsConn, *inbound, error) {
+func (c *Client) reconnect(b *backoff, cause error) (*wsConn, *proto.Connected, error) {
 	for {
 		token, err := c.nextToken(cause)
 		if err != nil {
@@ -427,9 +431,8 @@ func (c *Client) tokenFunc(ctx context.Context) (string, error) {
 // subscription on it, each from the last position it saw. The subscribe
 // frames go out from their own goroutine, so that the caller (the reader)
 // is reading while the server answers them.
-func (c *Client) attach(conn *wsConn, info *inbound) {
-	var user proto.User
-	_ = json.Unmarshal(info.User, &user)
+func (c *Client) attach(conn *wsConn, info *proto.Connected) {
+	user := info.User
 	c.mu.Lock()
 	if c.closed {
 		// Close came while this connection was being made, and did not
@@ -650,7 +653,11 @@ func (c *Client) Publish(ctx context.Context, channel, event string, data any, o
 	if err != nil {
 		return 0, err
 	}
-	return f.Offset, nil
+	reply, ok := f.body.(*proto.ChannelReply)
+	if !ok {
+		return 0, fmt.Errorf("client: publish on %s answered with %s", channel, f.Type)
+	}
+	return reply.Offset, nil
 }
 
 // Subscribe subscribes to a channel and returns once the server has
@@ -806,8 +813,8 @@ func (c *Client) request(ctx context.Context, req *proto.Request) (*inbound, err
 		if r.err != nil {
 			return nil, r.err
 		}
-		if r.f.Type == proto.TypeError {
-			return nil, r.f.asError()
+		if e := r.f.asError(); e != nil {
+			return nil, e
 		}
 		return r.f, nil
 	case <-ctx.Done():
@@ -829,8 +836,8 @@ func (c *Client) confirm(ctx context.Context, req *proto.Request) error {
 		if r.err != nil {
 			return r.err
 		}
-		if r.f.Type == proto.TypeError {
-			return r.f.asError()
+		if e := r.f.asError(); e != nil {
+			return e
 		}
 		return nil
 	}

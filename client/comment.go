@@ -1,9 +1,7 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -72,7 +70,7 @@ func (d *Document) AddComment(ctx context.Context, r ot.Range, text, parent stri
 	if err != nil {
 		return Comment{}, err
 	}
-	return d.commentOf(*f.Comment), nil
+	return d.commentOf(f.Comment), nil
 }
 
 // EditComment replaces the text of one's own comment (an admin may edit
@@ -110,7 +108,7 @@ func (d *Document) commentAction(ctx context.Context, action, id string, text *s
 // live connection and build (called with d.mu held) is ready, and waits
 // for the answer, which the read goroutine has applied to the document by
 // the time it returns.
-func (d *Document) commentRequest(ctx context.Context, build func() (*proto.Request, bool)) (*inbound, error) {
+func (d *Document) commentRequest(ctx context.Context, build func() (*proto.Request, bool)) (*proto.CommentFrame, error) {
 	var p *pending
 	for p == nil {
 		d.mu.Lock()
@@ -145,17 +143,18 @@ func (d *Document) commentRequest(ctx context.Context, build func() (*proto.Requ
 	}
 	select {
 	case r := <-p.reply:
-		switch {
-		case r.err != nil:
+		if r.err != nil {
 			return nil, r.err
-		case r.f.Type == proto.TypeError:
-			e := r.f.asError()
+		}
+		if e := r.f.asError(); e != nil {
 			e.Doc = d.id
 			return nil, e
-		case r.f.Comment == nil:
+		}
+		cf, ok := r.f.body.(*proto.CommentFrame)
+		if !ok {
 			return nil, fmt.Errorf("client: %s answered a comment with %s", d.id, r.f.Type)
 		}
-		return r.f, nil
+		return cf, nil
 	case <-ctx.Done():
 		// The answer still reaches the document when it comes.
 		return nil, ctx.Err()
@@ -229,25 +228,9 @@ func (d *Document) applyCommentLocked(action string, pc proto.Comment) {
 
 func (d *Document) emitCommentLocked(action string, c Comment) {
 	ev := CommentEvent{Action: action, Comment: c}
-	d.emitLocked(func(h *docHandlers) {
-		if h.comment != nil {
-			h.comment(ev)
+	d.emitLocked(func(h *DocHandlers) {
+		if h.OnComment != nil {
+			h.OnComment(ev)
 		}
 	})
-}
-
-// jsonString decodes raw when it is a JSON string.
-func jsonString(raw json.RawMessage, s *string) error {
-	if len(raw) == 0 || raw[0] != '"' {
-		return errors.New("not a string")
-	}
-	return json.Unmarshal(raw, s)
-}
-
-// jsonObject decodes raw when it is a JSON object.
-func jsonObject(raw json.RawMessage, v any) error {
-	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
-		return errors.New("not an object")
-	}
-	return json.Unmarshal(raw, v)
 }

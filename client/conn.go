@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
 )
 
@@ -41,70 +39,9 @@ func (w *wsConn) closeWith(code int, text string) {
 	_ = w.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
 }
 
-// inbound is any server frame: the union of the fields of every frame type
-// the client reads, decoded in one pass. User is an object in connected and
-// a string in receipt, so it stays raw.
-type inbound struct {
-	ID   *int64 `json:"id"`
-	Type string `json:"type"`
-
-	// error
-	Code    string `json:"code"`
-	Message string `json:"message"`
-
-	// connected
-	ClientID     string          `json:"client_id"`
-	User         json.RawMessage `json:"user"`
-	PingInterval int             `json:"ping_interval"`
-	Limits       *proto.Limits   `json:"limits"`
-
-	// channels
-	Channel     string            `json:"channel"`
-	Offset      uint64            `json:"offset"`
-	Epoch       string            `json:"epoch"`
-	Recovered   bool              `json:"recovered"`
-	Messages    []proto.Message   `json:"messages"`
-	Members     []proto.Member    `json:"members"`
-	MemberCount *int              `json:"member_count"`
-	Receipts    map[string]uint64 `json:"receipts"`
-	Event       string            `json:"event"`
-	Data        json.RawMessage   `json:"data"`
-	From        *proto.From       `json:"from"`
-	TS          string            `json:"ts"`
-	Retracted   bool              `json:"retracted"`
-	Reason      string            `json:"reason"`
-	By          string            `json:"by"`
-	Member      *proto.Member     `json:"member"`
-	Count       *int              `json:"count"`
-	// presence pages and batches
-	MembersNext string                `json:"members_next"`
-	After       string                `json:"after"`
-	Next        string                `json:"next"`
-	Mode        string                `json:"mode"`
-	Events      []proto.PresenceEvent `json:"events"`
-
-	// documents
-	Doc      string          `json:"doc"`
-	Version  int             `json:"version"`
-	Content  string          `json:"content"`
-	Op       ot.Op           `json:"op"`
-	UID      string          `json:"uid"`
-	Reset    bool            `json:"reset"`
-	Ops      []proto.DocOp   `json:"ops"`
-	Cursors  []proto.Cursor  `json:"cursors"`
-	Ranges   []ot.Selection  `json:"ranges"`
-	Comments []proto.Comment `json:"comments"`
-	Comment  *proto.Comment  `json:"comment"`
-	Action   string          `json:"action"`
-}
-
-func (f *inbound) asError() *Error {
-	return &Error{Code: f.Code, Message: f.Message, Channel: f.Channel, Doc: f.Doc}
-}
-
 // connect dials, sends connect and waits for connected. ctx (bounded by
 // HandshakeTimeout) bounds all of it.
-func (c *Client) connect(ctx context.Context, token string) (*wsConn, *inbound, error) {
+func (c *Client) connect(ctx context.Context, token string) (*wsConn, *proto.Connected, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
 	ws, _, err := c.cfg.Dialer.DialContext(ctx, c.cfg.URL, c.cfg.Header)
@@ -133,7 +70,7 @@ func (c *Client) connect(ctx context.Context, token string) (*wsConn, *inbound, 
 	return conn, info, nil
 }
 
-func (c *Client) handshake(ctx context.Context, conn *wsConn, token string) (*inbound, error) {
+func (c *Client) handshake(ctx context.Context, conn *wsConn, token string) (*proto.Connected, error) {
 	id := c.nextID.Add(1)
 	req := proto.Request{
 		ID: &id, Type: proto.TypeConnect, Token: token, Client: c.cfg.ClientName,
@@ -151,14 +88,14 @@ func (c *Client) handshake(ctx context.Context, conn *wsConn, token string) (*in
 			return nil, fmt.Errorf("client: connect: %w", closeError(err))
 		}
 		for line := range bytes.SplitSeq(data, []byte{'\n'}) {
-			var f inbound
-			if json.Unmarshal(line, &f) != nil || f.ID == nil || *f.ID != id {
+			f, err := decodeFrame(line)
+			if err != nil || f.ID == nil || *f.ID != id {
 				continue
 			}
-			switch f.Type {
-			case proto.TypeConnected:
-				return &f, nil
-			case proto.TypeError:
+			switch b := f.body.(type) {
+			case *proto.Connected:
+				return b, nil
+			case *proto.Error:
 				return nil, f.asError()
 			}
 		}
@@ -199,13 +136,8 @@ func (c *Client) readLoop(conn *wsConn) error {
 			if len(bytes.TrimSpace(line)) == 0 {
 				continue
 			}
-			f := new(inbound)
-			if decodeFast(line, f) {
-				c.route(conn, f)
-				continue
-			}
-			*f = inbound{}
-			if err := json.Unmarshal(line, f); err != nil {
+			f, err := decodeFrame(line)
+			if err != nil {
 				c.log.Warn().Err(err).Msg("unreadable frame from the server")
 				continue
 			}
@@ -217,11 +149,11 @@ func (c *Client) readLoop(conn *wsConn) error {
 // route handles one frame on the read goroutine: a reply goes to its
 // request, a push to its subscription or document.
 func (c *Client) route(conn *wsConn, f *inbound) {
-	if f.Type == proto.TypeMembers {
+	if m, ok := f.body.(*proto.Members); ok {
 		// A page of members applies to the subscription in order with its
 		// presence events, whoever waits for it.
-		if sub := c.subscription(f.Channel); sub != nil {
-			sub.onMembers(f)
+		if sub := c.subscription(m.Channel); sub != nil {
+			sub.onMembers(m)
 		}
 	}
 	if f.ID != nil {
@@ -243,29 +175,42 @@ func (c *Client) route(conn *wsConn, f *inbound) {
 		// such as a retraction, also comes as a push without id.)
 		return
 	}
-	if f.Doc != "" && f.Type != proto.TypeError {
-		if d := c.document(f.Doc); d != nil {
+	if id := docOf(f.body); id != "" {
+		if d := c.document(id); d != nil {
 			d.onPush(conn, f)
 		}
 		return
 	}
-	switch f.Type {
-	case proto.TypeMessage:
-		c.onMessage(f)
-	case proto.TypePresence:
-		c.onPresence(f)
-	case proto.TypeReceipt:
-		c.onReceipt(f)
-	case proto.TypeRetracted:
-		c.onRetracted(f)
-	case proto.TypeUnsubscribed:
-		c.onUnsubscribed(f)
-	case proto.TypeError:
-		c.log.Warn().Str("code", f.Code).Str("message", f.Message).Msg("error from the server")
+	switch b := f.body.(type) {
+	case *proto.Message:
+		if sub := c.subscription(b.Channel); sub != nil {
+			sub.onMessage(b)
+		}
+	case *proto.Presence:
+		if sub := c.subscription(b.Channel); sub != nil {
+			sub.onPresence(b)
+		}
+	case *proto.Receipt:
+		if sub := c.subscription(b.Channel); sub != nil {
+			sub.onReceipt(b)
+		}
+	case *proto.ChannelReply:
+		switch f.Type {
+		case proto.TypeRetracted:
+			if sub := c.subscription(b.Channel); sub != nil {
+				sub.onRetracted(b)
+			}
+		case proto.TypeUnsubscribed:
+			c.onUnsubscribed(b)
+		}
+	case *proto.Error:
+		c.log.Warn().Str("code", b.Code).Str("message", b.Message).Msg("error from the server")
 		if h := c.cfg.OnError; h != nil {
 			e := f.asError()
 			c.cb.push(func() { h(e) })
 		}
+	case *proto.Members:
+		// applied above
 	default:
 		c.log.Debug().Str("type", f.Type).Msg("frame ignored")
 	}
@@ -283,8 +228,7 @@ func (c *Client) subscription(channel string) *Subscription {
 // connection; an error ends the subscription.
 func (c *Client) subscribeReply(conn *wsConn, p *pending, f *inbound) {
 	sub := p.sub
-	if f.Type == proto.TypeError {
-		err := f.asError()
+	if err := f.asError(); err != nil {
 		err.Channel = sub.channel
 		c.mu.Lock()
 		if c.subs[sub.channel] == sub {
@@ -300,43 +244,20 @@ func (c *Client) subscribeReply(conn *wsConn, p *pending, f *inbound) {
 		}
 		return
 	}
-	if f.Type != proto.TypeSubscribed {
+	reply, ok := f.body.(*proto.Subscribed)
+	if !ok {
 		return
 	}
-	if !sub.applySubscribed(f, p.resumed) && c.subscription(sub.channel) == nil {
+	if !sub.applySubscribed(reply, p.resumed) && c.subscription(sub.channel) == nil {
 		// Ended while the subscribe was in flight (and not subscribed
 		// again since): undo it on the server.
 		_ = conn.write(mustEncode(proto.Request{Type: proto.TypeUnsubscribe, Channel: sub.channel}))
 	}
 }
 
-func (c *Client) onMessage(f *inbound) {
-	if sub := c.subscription(f.Channel); sub != nil {
-		sub.onMessage(f)
-	}
-}
-
-func (c *Client) onPresence(f *inbound) {
-	if sub := c.subscription(f.Channel); sub != nil {
-		sub.onPresence(f)
-	}
-}
-
-func (c *Client) onReceipt(f *inbound) {
-	if sub := c.subscription(f.Channel); sub != nil {
-		sub.onReceipt(f)
-	}
-}
-
-func (c *Client) onRetracted(f *inbound) {
-	if sub := c.subscription(f.Channel); sub != nil {
-		sub.onRetracted(f)
-	}
-}
-
 // onUnsubscribed: the server dropped a subscription or a document (a
 // refresh took the grant away).
-func (c *Client) onUnsubscribed(f *inbound) {
+func (c *Client) onUnsubscribed(f *proto.ChannelReply) {
 	if id, ok := strings.CutPrefix(f.Channel, "doc:"); ok {
 		if d := c.document(id); d != nil {
 			code := f.Reason

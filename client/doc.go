@@ -18,10 +18,15 @@
 //
 // # Documents
 //
-//	d, err := c.OpenDoc(ctx, "notes-1") // returns once the snapshot is in
-//	d.OnChange(func(ch client.Change) { ... }) // others' ops, as applied here
-//	err = d.Insert(5, "hi")                    // local at once; never waits
-//	err = d.WaitSynced(ctx)                    // every edit acknowledged
+//	d, err := c.OpenDoc(ctx, "notes-1", client.DocHandlers{ // returns once the snapshot is in
+//		OnChange: func(ch client.Change) { ... }, // others' ops, as applied here
+//	})
+//	err = d.Insert(5, "hi")  // local at once; never waits
+//	err = d.WaitSynced(ctx)  // every edit acknowledged
+//
+// The callbacks passed to OpenDoc ([DocHandlers]) are in place before the
+// open is sent, so they see every event after the snapshot, those that
+// arrive before OpenDoc returns included.
 //
 // A [Document] is a replica of the text. Submit (and Insert, Delete)
 // applies an edit locally at once and sends it: one op is in flight at a
@@ -99,8 +104,9 @@
 // (64 MiB by default) must stay above that. Presence state belongs to a connection and
 // starts empty after a reconnection.
 //
-// A document's callbacks report what happened after they were set;
-// [Document.Text] is always current. [Change].Op applies to the local text
+// A callback set with a Document's On... methods (rather than passed to
+// OpenDoc) reports what happened after it was set; [Document.Text] is
+// always current. [Change].Op applies to the local text
 // as it was just before the change: a caller that mirrors the text and
 // submits edits from other goroutines must take the mirror from Text, not
 // replay Change ops over its own edits. A reload from a snapshot drops the

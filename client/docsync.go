@@ -110,8 +110,8 @@ func (d *Document) onReply(conn *wsConn, p *pending, f *inbound) {
 				d.onOpReplyLocked(conn, p, f, &out)
 			} // else stale: the op goes again after the reopen
 		case docComment:
-			if f.Type == proto.TypeComment && f.Comment != nil {
-				d.applyCommentLocked(f.Action, *f.Comment)
+			if cf, ok := f.body.(*proto.CommentFrame); ok {
+				d.applyCommentLocked(cf.Action, cf.Comment)
 			}
 		}
 	}
@@ -131,7 +131,7 @@ func (d *Document) onPush(conn *wsConn, f *inbound) {
 }
 
 func (d *Document) onPushLocked(conn *wsConn, f *inbound, out *outbox) {
-	if f.Type == proto.TypeClosed && f.Reason == "deleted" {
+	if cl, ok := f.body.(*proto.Closed); ok && cl.Reason == "deleted" {
 		d.endByServerLocked(fmt.Errorf("%w: %s", ErrDocDeleted, d.id))
 		return
 	}
@@ -139,33 +139,31 @@ func (d *Document) onPushLocked(conn *wsConn, f *inbound, out *outbox) {
 		// (Re)opening: the answer to the open covers everything before it.
 		return
 	}
-	switch f.Type {
-	case proto.TypeOp:
-		d.onOpLocked(conn, f, out)
-	case proto.TypeCursor:
-		d.onCursorLocked(f)
-	case proto.TypePresence:
-		d.onPresenceLocked(f)
-	case proto.TypeComment:
-		if f.Comment != nil {
-			d.applyCommentLocked(f.Action, *f.Comment)
-		}
-	case proto.TypeClosed:
+	switch b := f.body.(type) {
+	case *proto.DocOp:
+		d.onOpLocked(conn, b, out)
+	case *proto.Cursor:
+		d.setCursorLocked(*b, true)
+	case *proto.Presence:
+		d.onPresenceLocked(b)
+	case *proto.CommentFrame:
+		d.applyCommentLocked(b.Action, b.Comment)
+	case *proto.Closed:
 		// The server closed the document for us (its storage failed, or
 		// any reason but deletion): open it again from where we are.
-		d.c.log.Info().Str("doc", d.id).Str("reason", f.Reason).Msg("document closed by the server; reopening")
+		d.c.log.Info().Str("doc", d.id).Str("reason", b.Reason).Msg("document closed by the server; reopening")
 		d.openLocked(conn, out)
 	}
 }
 
 // onOpenReplyLocked applies the answer to the latest open.
 func (d *Document) onOpenReplyLocked(conn *wsConn, f *inbound, out *outbox) {
-	switch f.Type {
-	case proto.TypeSnapshot:
-		d.applySnapshotLocked(conn, f, out)
-	case proto.TypeOpened:
-		d.applyOpenedLocked(conn, f, out)
-	case proto.TypeError:
+	switch b := f.body.(type) {
+	case *proto.Snapshot:
+		d.applySnapshotLocked(conn, b, out)
+	case *proto.Opened:
+		d.applyOpenedLocked(conn, b, out)
+	case *proto.Error:
 		e := f.asError()
 		e.Doc = d.id
 		d.openFailedLocked(conn, e, out)
@@ -174,7 +172,7 @@ func (d *Document) onOpenReplyLocked(conn *wsConn, f *inbound, out *outbox) {
 
 // applySnapshotLocked takes a snapshot: the first one, or a reload after
 // the history was lost, which drops what is pending.
-func (d *Document) applySnapshotLocked(conn *wsConn, f *inbound, out *outbox) {
+func (d *Document) applySnapshotLocked(conn *wsConn, f *proto.Snapshot, out *outbox) {
 	first := !d.loaded
 	var lost *Lost
 	var change ot.Op
@@ -198,7 +196,7 @@ func (d *Document) applySnapshotLocked(conn *wsConn, f *inbound, out *outbox) {
 	for a := range d.anchors {
 		a.r = ot.Range{From: min(a.r.From, n), To: min(a.r.To, n)}
 	}
-	d.openedLocked(conn, f, !first)
+	d.openedLocked(conn, f.Members, f.Cursors, f.Comments, !first)
 	if !first {
 		kind := ChangeReload
 		if f.Reset {
@@ -206,16 +204,16 @@ func (d *Document) applySnapshotLocked(conn *wsConn, f *inbound, out *outbox) {
 		}
 		d.c.log.Warn().Str("doc", d.id).Int("version", d.version).Int("lost", len(lostOps(lost))).Str("kind", kind.String()).Msg("document reloaded from a snapshot")
 		ch := Change{Kind: kind, Op: change, Version: d.version}
-		d.emitLocked(func(h *docHandlers) {
-			if h.change != nil {
-				h.change(ch)
+		d.emitLocked(func(h *DocHandlers) {
+			if h.OnChange != nil {
+				h.OnChange(ch)
 			}
 		})
 		if lost != nil {
 			l := *lost
-			d.emitLocked(func(h *docHandlers) {
-				if h.lost != nil {
-					h.lost(l)
+			d.emitLocked(func(h *DocHandlers) {
+				if h.OnLost != nil {
+					h.OnLost(l)
 				}
 			})
 		}
@@ -235,7 +233,7 @@ func lostOps(l *Lost) []ot.Op {
 
 // applyOpenedLocked catches up with the ops missed since version, then
 // resends the op in flight if the server has not applied it.
-func (d *Document) applyOpenedLocked(conn *wsConn, f *inbound, out *outbox) {
+func (d *Document) applyOpenedLocked(conn *wsConn, f *proto.Opened, out *outbox) {
 	for _, o := range f.Ops {
 		switch {
 		case o.Version < d.version:
@@ -260,7 +258,7 @@ func (d *Document) applyOpenedLocked(conn *wsConn, f *inbound, out *outbox) {
 	if f.Epoch != "" {
 		d.epoch = f.Epoch
 	}
-	d.openedLocked(conn, f, true)
+	d.openedLocked(conn, f.Members, f.Cursors, f.Comments, true)
 	if d.inflight != nil {
 		d.sendInflightLocked(out) // same uid: applied at most once
 	}
@@ -269,14 +267,14 @@ func (d *Document) applyOpenedLocked(conn *wsConn, f *inbound, out *outbox) {
 
 // openedLocked takes the members, cursors and comments of an answer to
 // open, and marks the document open on conn.
-func (d *Document) openedLocked(conn *wsConn, f *inbound, again bool) {
+func (d *Document) openedLocked(conn *wsConn, members []proto.Member, cursors []proto.Cursor, comments []proto.Comment, again bool) {
 	d.self = d.c.ClientID()
-	d.setMembersLocked(f.Members, again)
+	d.setMembersLocked(members, again)
 	clear(d.cursors)
-	for _, c := range f.Cursors {
+	for _, c := range cursors {
 		d.setCursorLocked(c, again)
 	}
-	d.setCommentsLocked(f.Comments, again)
+	d.setCommentsLocked(comments, again)
 	if d.myCursor != nil {
 		d.cursorDirty = true // the server forgot it with the old connection
 	}
@@ -320,7 +318,7 @@ func (d *Document) reloadLocked(conn *wsConn, why error, out *outbox) {
 }
 
 // onOpLocked applies an op frame.
-func (d *Document) onOpLocked(conn *wsConn, f *inbound, out *outbox) {
+func (d *Document) onOpLocked(conn *wsConn, f *proto.DocOp, out *outbox) {
 	switch {
 	case f.Version < d.version:
 		return // seen already
@@ -334,10 +332,7 @@ func (d *Document) onOpLocked(conn *wsConn, f *inbound, out *outbox) {
 		d.ackLocked(out)
 		return
 	}
-	var user string
-	_ = jsonString(f.User, &user)
-	o := proto.DocOp{Version: f.Version, Op: f.Op, UID: f.UID, User: user, ClientID: f.ClientID, TS: f.TS}
-	if err := d.applyRemoteLocked(o); err != nil {
+	if err := d.applyRemoteLocked(*f); err != nil {
 		d.reloadLocked(conn, err, out)
 	}
 }
@@ -372,9 +367,9 @@ func (d *Document) applyRemoteLocked(o proto.DocOp) error {
 	d.version++
 	d.moveAnchorsLocked(t, o.ClientID, false)
 	ch := Change{Kind: ChangeRemote, Op: t, Version: d.version, UID: o.UID, User: o.User, ClientID: o.ClientID, Time: parseTime(o.TS)}
-	d.emitLocked(func(h *docHandlers) {
-		if h.change != nil {
-			h.change(ch)
+	d.emitLocked(func(h *DocHandlers) {
+		if h.OnChange != nil {
+			h.OnChange(ch)
 		}
 	})
 	return nil
@@ -385,17 +380,17 @@ func (d *Document) onOpReplyLocked(conn *wsConn, p *pending, f *inbound, out *ou
 	if d.inflight == nil || p.uid != d.inUID {
 		return // the second answer to a resend
 	}
-	switch f.Type {
-	case proto.TypeAck:
+	switch b := f.body.(type) {
+	case *proto.Ack:
 		switch {
-		case f.Version > d.version:
+		case b.Version > d.version:
 			d.openLocked(conn, out) // ops are missing: opened brings them and ours
-		case f.Version < d.version:
-			d.reloadLocked(conn, fmt.Errorf("ack at v%d, the document is at v%d", f.Version, d.version), out)
+		case b.Version < d.version:
+			d.reloadLocked(conn, fmt.Errorf("ack at v%d, the document is at v%d", b.Version, d.version), out)
 		default:
 			d.ackLocked(out)
 		}
-	case proto.TypeError:
+	case *proto.Error:
 		e := f.asError()
 		e.Doc = d.id
 		switch e.Code {
@@ -467,12 +462,12 @@ func (d *Document) rejectLocked(e *Error, out *outbox) {
 	ch := Change{Kind: ChangeUndo, Op: undo, Version: d.version, UID: d.inUID}
 	d.acked = d.inLast
 	d.inflight, d.inUID, d.buffer = nil, "", buffer
-	d.emitLocked(func(h *docHandlers) {
-		if h.change != nil {
-			h.change(ch)
+	d.emitLocked(func(h *DocHandlers) {
+		if h.OnChange != nil {
+			h.OnChange(ch)
 		}
-		if h.err != nil {
-			h.err(oe)
+		if h.OnError != nil {
+			h.OnError(oe)
 		}
 	})
 	d.cursorLocked(out)
@@ -689,7 +684,7 @@ func (d *Document) setMembersLocked(list []proto.Member, again bool) {
 	}
 }
 
-func (d *Document) onPresenceLocked(f *inbound) {
+func (d *Document) onPresenceLocked(f *proto.Presence) {
 	if f.Member == nil {
 		return
 	}
@@ -708,20 +703,11 @@ func (d *Document) onPresenceLocked(f *inbound) {
 
 func (d *Document) emitPresenceLocked(event string, m proto.Member) {
 	ev := PresenceEvent{Channel: "doc:" + d.id, Event: event, Member: m}
-	d.emitLocked(func(h *docHandlers) {
-		if h.presence != nil {
-			h.presence(ev)
+	d.emitLocked(func(h *DocHandlers) {
+		if h.OnPresence != nil {
+			h.OnPresence(ev)
 		}
 	})
-}
-
-func (d *Document) onCursorLocked(f *inbound) {
-	c := proto.Cursor{Version: f.Version, ClientID: f.ClientID, Ranges: f.Ranges}
-	var u proto.User
-	if jsonObject(f.User, &u) == nil {
-		c.User = &u
-	}
-	d.setCursorLocked(c, true)
 }
 
 // setCursorLocked stores someone's cursor, given at the server version.
@@ -743,9 +729,9 @@ func (d *Document) setCursorLocked(c proto.Cursor, emit bool) {
 	d.cursors[c.ClientID] = cur
 	if emit {
 		ev := Cursor{ClientID: cur.ClientID, User: cur.User, Ranges: append([]ot.Selection{}, cur.Ranges...)}
-		d.emitLocked(func(h *docHandlers) {
-			if h.cursor != nil {
-				h.cursor(ev)
+		d.emitLocked(func(h *DocHandlers) {
+			if h.OnCursor != nil {
+				h.OnCursor(ev)
 			}
 		})
 	}

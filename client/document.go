@@ -113,15 +113,74 @@ type Lost struct {
 	Text    string
 }
 
-// docHandlers are a document's callbacks.
-type docHandlers struct {
-	change   func(Change)
-	cursor   func(Cursor)
-	presence func(PresenceEvent)
-	comment  func(CommentEvent)
-	err      func(error)
-	lost     func(Lost)
-	closed   func(error)
+// DocHandlers are a document's callbacks; a nil field is no callback.
+// Pass them to OpenDoc, so that they are in place before the first event
+// can arrive: the first remote op, a cursor, a member joining may come
+// right after the snapshot, before OpenDoc has returned. The methods of
+// the same names (Document.OnChange, ...) replace one of them later.
+//
+// They run on the client's callback goroutine, one at a time, in the order
+// of the frames that caused them, and only while the document is open;
+// they may call the document's and the client's methods (but not
+// Client.Close).
+type DocHandlers struct {
+	// OnChange gets every change of the local text that this client did
+	// not make with Submit: others' ops, undone rejected edits, reloads
+	// and resets (see ChangeKind).
+	OnChange func(Change)
+	// OnCursor gets another member's cursor each time it moves, in
+	// positions of the local text at the time it arrived.
+	OnCursor func(Cursor)
+	// OnPresence gets members joining and leaving (events "join" and
+	// "leave", Channel "doc:<id>"). A member that leaves takes its cursor
+	// with it.
+	OnPresence func(PresenceEvent)
+	// OnComment gets comment actions, this client's included. After a
+	// reconnection the differences found are reported as actions too.
+	OnComment func(CommentEvent)
+	// OnError gets errors about the document that no call returns: an
+	// *OpError for an edit the server rejected for good (it has been
+	// undone locally).
+	OnError func(error)
+	// OnLost gets the local edits dropped by a reload from a snapshot or a
+	// reset (see Lost).
+	OnLost func(Lost)
+	// OnClosed is called when the server ends the document after OpenDoc
+	// returned: it was deleted (ErrDocDeleted), a refreshed token took the
+	// grant away, or reopening it failed for good.
+	OnClosed func(error)
+}
+
+// DocOption is an optional part of opening a document: [DocHandlers] is
+// one.
+type DocOption interface {
+	applyDoc(d *Document)
+}
+
+// applyDoc sets the callbacks h names, keeping the others. The document
+// is not shared yet.
+func (h DocHandlers) applyDoc(d *Document) {
+	if h.OnChange != nil {
+		d.h.OnChange = h.OnChange
+	}
+	if h.OnCursor != nil {
+		d.h.OnCursor = h.OnCursor
+	}
+	if h.OnPresence != nil {
+		d.h.OnPresence = h.OnPresence
+	}
+	if h.OnComment != nil {
+		d.h.OnComment = h.OnComment
+	}
+	if h.OnError != nil {
+		d.h.OnError = h.OnError
+	}
+	if h.OnLost != nil {
+		d.h.OnLost = h.OnLost
+	}
+	if h.OnClosed != nil {
+		d.h.OnClosed = h.OnClosed
+	}
 }
 
 // queued is a local edit waiting for the op in flight to be acknowledged.
@@ -153,7 +212,7 @@ type Document struct {
 	// Lock order: d.mu before c.mu. The reader takes d.mu to apply frames;
 	// user calls take it to edit. No callback runs with it held.
 	mu sync.Mutex // guards every field below
-	h  docHandlers
+	h  DocHandlers
 
 	// The replica. server is the text at version, as the server has it;
 	// text is server with the op in flight and the buffer applied. The
@@ -213,8 +272,17 @@ func newDocument(c *Client, id string) *Document {
 // Document per id: opening an id that is open fails with ErrDocOpen.
 // Errors from the server come back as an *Error (not_found, forbidden,
 // bad_request for a bad id).
-func (c *Client) OpenDoc(ctx context.Context, id string) (*Document, error) {
+//
+// The callbacks given as [DocHandlers] are set before the open is sent, so
+// they get every event after the snapshot, including those that arrive
+// before OpenDoc returns; the document's On... methods set them later.
+func (c *Client) OpenDoc(ctx context.Context, id string, opts ...DocOption) (*Document, error) {
 	d := newDocument(c, id)
+	for _, o := range opts {
+		if o != nil {
+			o.applyDoc(d)
+		}
+	}
 	d.mu.Lock()
 	c.mu.Lock()
 	switch {
@@ -243,6 +311,9 @@ func (c *Client) OpenDoc(ctx context.Context, id string) (*Document, error) {
 	out.write()
 	select {
 	case <-d.ready:
+		if h := c.openedHook; h != nil {
+			h(d)
+		}
 		return d, nil
 	case <-d.done:
 		return nil, d.Err()
@@ -476,44 +547,41 @@ func (d *Document) Members() []proto.Member {
 	return out
 }
 
-// OnChange sets the callback for changes of the local text that this
-// client did not make with Submit: others' ops, undone rejected edits,
-// reloads. Callbacks set after OpenDoc returned miss what came before;
-// Text is always current.
-func (d *Document) OnChange(f func(Change)) { d.setHandler(func(h *docHandlers) { h.change = f }) }
+// OnChange replaces the callback for changes of the local text that this
+// client did not make with Submit (DocHandlers.OnChange). A callback set
+// after OpenDoc returned may miss the changes that came before (Text is
+// always current): pass DocHandlers to OpenDoc to see every one.
+func (d *Document) OnChange(f func(Change)) { d.setHandler(func(h *DocHandlers) { h.OnChange = f }) }
 
-// OnCursor sets the callback for other members' cursors, in positions of
-// the local text at the time the cursor arrived.
-func (d *Document) OnCursor(f func(Cursor)) { d.setHandler(func(h *docHandlers) { h.cursor = f }) }
+// OnCursor replaces the callback for other members' cursors
+// (DocHandlers.OnCursor).
+func (d *Document) OnCursor(f func(Cursor)) { d.setHandler(func(h *DocHandlers) { h.OnCursor = f }) }
 
-// OnPresence sets the callback for members joining and leaving (events
-// "join" and "leave", Channel "doc:<id>"). A member that leaves takes its
-// cursor with it.
+// OnPresence replaces the callback for members joining and leaving
+// (DocHandlers.OnPresence).
 func (d *Document) OnPresence(f func(PresenceEvent)) {
-	d.setHandler(func(h *docHandlers) { h.presence = f })
+	d.setHandler(func(h *DocHandlers) { h.OnPresence = f })
 }
 
-// OnComment sets the callback for comment actions, this client's included.
-// After a reconnection the differences found are reported as actions too.
+// OnComment replaces the callback for comment actions
+// (DocHandlers.OnComment).
 func (d *Document) OnComment(f func(CommentEvent)) {
-	d.setHandler(func(h *docHandlers) { h.comment = f })
+	d.setHandler(func(h *DocHandlers) { h.OnComment = f })
 }
 
-// OnError sets the callback for errors about the document that no call
-// returns: an *OpError for an edit the server rejected (it has been undone
-// locally).
-func (d *Document) OnError(f func(error)) { d.setHandler(func(h *docHandlers) { h.err = f }) }
+// OnError replaces the callback for errors about the document that no
+// call returns (DocHandlers.OnError).
+func (d *Document) OnError(f func(error)) { d.setHandler(func(h *DocHandlers) { h.OnError = f }) }
 
-// OnLost sets the callback for local edits dropped by a reload from a
-// snapshot (see Lost).
-func (d *Document) OnLost(f func(Lost)) { d.setHandler(func(h *docHandlers) { h.lost = f }) }
+// OnLost replaces the callback for local edits dropped by a reload
+// (DocHandlers.OnLost).
+func (d *Document) OnLost(f func(Lost)) { d.setHandler(func(h *DocHandlers) { h.OnLost = f }) }
 
-// OnClosed sets the callback called when the server ends the document
-// after OpenDoc returned: it was deleted (ErrDocDeleted), a refreshed
-// token took the grant away, or reopening it failed for good.
-func (d *Document) OnClosed(f func(error)) { d.setHandler(func(h *docHandlers) { h.closed = f }) }
+// OnClosed replaces the callback called when the server ends the document
+// (DocHandlers.OnClosed).
+func (d *Document) OnClosed(f func(error)) { d.setHandler(func(h *DocHandlers) { h.OnClosed = f }) }
 
-func (d *Document) setHandler(set func(*docHandlers)) {
+func (d *Document) setHandler(set func(*DocHandlers)) {
 	d.mu.Lock()
 	set(&d.h)
 	d.mu.Unlock()
@@ -522,7 +590,7 @@ func (d *Document) setHandler(set func(*docHandlers)) {
 // emitLocked queues a callback that runs while the document lives, with
 // the handlers of that time. Queuing under d.mu keeps callbacks in the
 // order of the state changes they report.
-func (d *Document) emitLocked(f func(h *docHandlers)) {
+func (d *Document) emitLocked(f func(h *DocHandlers)) {
 	d.c.cb.push(func() {
 		d.mu.Lock()
 		h, live := d.h, !d.ended
@@ -588,7 +656,7 @@ func (d *Document) end(err error) bool {
 // endByServerLocked ends the document for a reason the user learns from
 // OnClosed.
 func (d *Document) endByServerLocked(err error) {
-	h := d.h.closed
+	h := d.h.OnClosed
 	if d.endLocked(err) && h != nil {
 		d.c.cb.push(func() { h(err) })
 	}

@@ -1121,3 +1121,81 @@ func TestDocLargeEdit(t *testing.T) {
 		t.Fatalf("%d drops", drops.Load())
 	}
 }
+
+// TestDocHandlersFromOpen: the callbacks passed to OpenDoc get the events
+// that arrive right after the snapshot, before OpenDoc returns: here a
+// remote op, a cursor and a member joining arrive, and are dispatched,
+// while OpenDoc is held between the snapshot and its return. A caller that
+// set its callbacks after OpenDoc returned would have missed all three.
+func TestDocHandlersFromOpen(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, false)
+	const id = "early"
+	ann := dial(t, ts.url, func(c *client.Config) { c.User = "ann" })
+	bob := dial(t, ts.url, func(c *client.Config) { c.User = "bob" })
+	cat := dial(t, ts.url, func(c *client.Config) { c.User = "cat" })
+	da := openDoc(t, ann, id)
+	if err := da.Insert(0, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if err := da.WaitSynced(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu       sync.Mutex
+		changes  []client.Change
+		cursors  []client.Cursor
+		presence []client.PresenceEvent
+	)
+	client.SetOpenedHook(bob, func(db *client.Document) {
+		// The snapshot is in; OpenDoc has not returned yet.
+		if got := db.Text(); got != "hello" {
+			t.Errorf("snapshot %q, want %q", got, "hello")
+		}
+		if err := da.Insert(5, " world"); err != nil {
+			t.Error(err)
+		}
+		if err := da.SetCursor([]ot.Selection{{Anchor: 0, Head: 5}}); err != nil {
+			t.Error(err)
+		}
+		if _, err := cat.OpenDoc(ctxT(t), id); err != nil {
+			t.Error(err)
+		}
+		waitFor(t, "the op, the cursor and the join to reach bob", func() bool {
+			return db.Text() == "hello world" && len(db.Cursors()) == 1 && len(db.Members()) == 3
+		})
+		client.DrainCallbacks(bob) // their callbacks have run
+	})
+	db, err := bob.OpenDoc(ctxT(t), id, client.DocHandlers{
+		OnChange: func(ch client.Change) { mu.Lock(); changes = append(changes, ch); mu.Unlock() },
+		OnCursor: func(c client.Cursor) { mu.Lock(); cursors = append(cursors, c); mu.Unlock() },
+		OnPresence: func(e client.PresenceEvent) {
+			if e.Member.User.ID == "cat" {
+				mu.Lock()
+				presence = append(presence, e)
+				mu.Unlock()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(changes) != 1 || changes[0].Kind != client.ChangeRemote || changes[0].User != "ann" || changes[0].Version != 2 {
+		t.Fatalf("changes before OpenDoc returned: %+v, want ann's op to v2", changes)
+	}
+	if got, err := ot.Apply("hello", changes[0].Op); err != nil || got != "hello world" {
+		t.Errorf("the change applied to the snapshot gives %q (%v)", got, err)
+	}
+	if len(cursors) == 0 || cursors[len(cursors)-1].User.ID != "ann" || cursors[len(cursors)-1].Ranges[0] != (ot.Selection{Anchor: 0, Head: 5}) {
+		t.Errorf("cursors before OpenDoc returned: %+v, want ann's [0,5]", cursors)
+	}
+	if len(presence) != 1 || presence[0].Event != "join" {
+		t.Errorf("presence before OpenDoc returned: %+v, want cat's join", presence)
+	}
+	if db.Text() != "hello world" {
+		t.Errorf("text %q", db.Text())
+	}
+}

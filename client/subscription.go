@@ -243,13 +243,17 @@ func (s *Subscription) FetchMembers(ctx context.Context) ([]proto.Member, error)
 		if err != nil {
 			return nil, err
 		}
-		if f.Mode == "count" {
+		page, ok := f.body.(*proto.Members)
+		if !ok {
+			return nil, fmt.Errorf("client: members of %s answered with %s", s.channel, f.Type)
+		}
+		if page.Mode == "count" {
 			return nil, nil
 		}
-		if f.Next == "" {
+		if page.Next == "" {
 			break
 		}
-		after = f.Next
+		after = page.Next
 	}
 	s.mu.Lock()
 	s.partial = false
@@ -382,7 +386,7 @@ func (s *Subscription) isConfirmed() bool {
 // goroutine: it queues the recovered messages not seen yet, then moves the
 // position to the channel's latest offset, so that live messages continue
 // from there. It reports false when the subscription has ended meanwhile.
-func (s *Subscription) applySubscribed(f *inbound, resumed bool) bool {
+func (s *Subscription) applySubscribed(f *proto.Subscribed, resumed bool) bool {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -443,7 +447,7 @@ func (s *Subscription) applySubscribed(f *inbound, resumed bool) bool {
 
 // onMessage takes a live message on the read goroutine and queues it for
 // the handler unless it was seen already.
-func (s *Subscription) onMessage(f *inbound) {
+func (s *Subscription) onMessage(f *proto.Message) {
 	s.mu.Lock()
 	if s.ended || !s.confirmed {
 		s.mu.Unlock()
@@ -460,9 +464,7 @@ func (s *Subscription) onMessage(f *inbound) {
 		s.last = f.Offset
 	}
 	s.mu.Unlock()
-	m := toMessage(proto.Message{
-		Channel: f.Channel, Offset: f.Offset, Event: f.Event, Data: f.Data, From: f.From, TS: f.TS, Retracted: f.Retracted,
-	}, false)
+	m := toMessage(*f, false)
 	s.c.cb.push(func() {
 		if s.live() {
 			s.handler(m)
@@ -475,7 +477,7 @@ func (s *Subscription) onMessage(f *inbound) {
 // its batching window, so each is applied as it comes), a count, or a mode
 // change (count mode keeps no member list; back in full presence the
 // members are read anew, unless WithoutMemberList).
-func (s *Subscription) onPresence(f *inbound) {
+func (s *Subscription) onPresence(f *proto.Presence) {
 	self := s.c.ClientID() // c.mu before s.mu
 	var evs []PresenceEvent
 	s.mu.Lock()
@@ -600,15 +602,13 @@ func (s *Subscription) fetchMembersLater() {
 // what the subscription knows of the range of client ids the page covers.
 // The server queues the page in order with the presence events, so the
 // result is exact for that range.
-func (s *Subscription) onMembers(f *inbound) {
+func (s *Subscription) onMembers(f *proto.Members) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
 		return
 	}
-	if f.Count != nil {
-		s.memberCount = *f.Count
-	}
+	s.memberCount = f.Count
 	if f.Mode == "count" {
 		clear(s.members)
 		s.partial = true
@@ -624,9 +624,8 @@ func (s *Subscription) onMembers(f *inbound) {
 	}
 }
 
-func (s *Subscription) onReceipt(f *inbound) {
-	var user string
-	_ = json.Unmarshal(f.User, &user)
+func (s *Subscription) onReceipt(f *proto.Receipt) {
+	user := f.User
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -646,7 +645,7 @@ func (s *Subscription) onReceipt(f *inbound) {
 	}
 }
 
-func (s *Subscription) onRetracted(f *inbound) {
+func (s *Subscription) onRetracted(f *proto.ChannelReply) {
 	if h := s.opts.onRetract; h != nil {
 		r := Retraction{Channel: s.channel, Offset: f.Offset, By: f.By}
 		s.c.cb.push(func() {

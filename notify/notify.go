@@ -57,7 +57,7 @@ type Endpoint struct {
 }
 
 // MinSecretLen is the shortest secret an endpoint may have.
-const MinSecretLen = 16
+const MinSecretLen = webhook.MinSecretLen
 
 // Validate checks an endpoint: an absolute http(s) URL with a host and no
 // fragment, a secret of at least MinSecretLen bytes, known event types.

@@ -76,14 +76,18 @@ const (
 
 // WebSocket close codes the server uses.
 const (
-	CloseGoingAway    = 1001 // server shutting down
-	CloseInvalidUTF8  = 1007 // a text frame that is not UTF-8
-	CloseUnauthorized = 4001 // no connect first, bad or expired token
-	CloseAbuse        = 4002 // protocol abuse
-	CloseRateLimit    = 4008 // rate limit exceeded repeatedly
-	CloseTooLarge     = 4009 // frame over the size limit
-	CloseSlowReader   = 4010 // send queue overflowed
+	CloseGoingAway     = 1001 // server shutting down
+	CloseInvalidUTF8   = 1007 // a text frame that is not UTF-8
+	CloseTryAgainLater = 1013 // over a connection cap
+	CloseUnauthorized  = 4001 // no connect first, bad or expired token
+	CloseAbuse         = 4002 // protocol abuse (in the protocol; this server sends the more specific codes)
+	CloseRateLimit     = 4008 // rate limit exceeded repeatedly
+	CloseTooLarge      = 4009 // frame over the size limit
+	CloseSlowReader    = 4010 // send queue overflowed
 )
+
+// The reasons behind these codes, with their texts, are the Disconnect
+// values (disconnect.go).
 
 // Since is a subscriber's recovery position: the last offset it saw, in the
 // channel epoch it saw it in.
@@ -305,11 +309,13 @@ func Encode(v any) []byte {
 // TimeLayout is how frames write times: RFC 3339 in UTC with milliseconds.
 const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// DocOp is an applied op as clients receive it, and as `opened` lists the
-// missed ones. Version is the version it applied to.
+// DocOp is an applied op as clients receive it, as `opened` lists the
+// missed ones, and as the HTTP API's GET /api/docs/{id}/ops lists the log
+// (without Doc: the page names the document). Version is the version it
+// applied to.
 type DocOp struct {
 	Type     string `json:"type,omitempty"` // "op" when pushed
-	Doc      string `json:"doc"`
+	Doc      string `json:"doc,omitempty"`
 	Version  int    `json:"version"`
 	Op       ot.Op  `json:"op"`
 	UID      string `json:"uid"`

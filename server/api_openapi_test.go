@@ -24,7 +24,7 @@ type apiOpenAPIOp struct {
 // operation has responses, and whose path parameters are all declared.
 func apiLoadOpenAPI(t *testing.T) (map[string]any, []apiOpenAPIOp) {
 	t.Helper()
-	raw, err := os.ReadFile("../../docs/openapi.yaml")
+	raw, err := os.ReadFile("../docs/openapi.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

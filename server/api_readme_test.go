@@ -22,7 +22,7 @@ const apiReadmeMarker = "# readme-test:http-api"
 // the section's "export TANDEM_API_KEYS=" line sets.
 func apiReadmeBlock(t *testing.T) (lines []string, keys string) {
 	t.Helper()
-	raw, err := os.ReadFile("../../README.md")
+	raw, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

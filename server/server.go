@@ -399,6 +399,7 @@ func (m *Server) Run(ctx context.Context) error {
 	})
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
+		_ = m.Web.Shutdown(ctx) // stops its ping loop
 		if verifier != nil {
 			verifier.Close()
 		}

@@ -1,15 +1,19 @@
 package server_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/rs/zerolog"
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/proto"
+	"github.com/tandemhq/tandem/server"
 )
 
 // TestGracefulShutdown: closing the server closes every connection with
@@ -70,4 +74,23 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	_ = c.Close()
 	goleak.VerifyNone(t)
+}
+
+// TestRunFailsCleanly: a server that cannot listen (the address is taken)
+// returns the error and leaves no goroutine behind: everything Run started
+// before the listen (the web edge's ping loop among them) is stopped. (Not
+// parallel: goleak checks the whole process.)
+func TestRunFailsCleanly(t *testing.T) {
+	taken := startServer(t)
+	before := goleak.IgnoreCurrent()
+	cfg := server.DefaultConfig()
+	cfg.Addr = taken.Addr
+	cfg.Data = t.TempDir()
+	srv := server.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Run(ctx); err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("Run on a taken address: %v, want a listen error", err)
+	}
+	goleak.VerifyNone(t, before)
 }

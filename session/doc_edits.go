@@ -112,9 +112,14 @@ func (d *Docs) Create(ctx context.Context, docID, content, uid, user string) Edi
 }
 
 // Delete closes the document for everyone in it (they get closed with
-// reason "deleted") and deletes it with its whole history.
+// reason "deleted"), deletes it with its whole history and announces it
+// on DocsChannel.
 func (d *Docs) Delete(ctx context.Context, docID string) error {
-	return d.serverEdit(ctx, docID, &docRequest{kind: reqDelete}).Err
+	if err := d.serverEdit(ctx, docID, &docRequest{kind: reqDelete}).Err; err != nil {
+		return err
+	}
+	d.Announce("deleted", docID, nil)
+	return nil
 }
 
 func (d *Docs) serverEdit(ctx context.Context, docID string, r *docRequest) EditResult {

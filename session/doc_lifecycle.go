@@ -135,9 +135,8 @@ func (s *docSession) load(create bool) error {
 		switch {
 		case isExists(err):
 			info, err = cfg.Documents.GetDoc(s.id)
-		case err == nil && cfg.Hub != nil:
-			cfg.Hub.Publish(Publication{Channel: "system:docs", Event: "created", Data: []byte(fmt.Sprintf(`{"id":%q}`, s.id)),
-				From: proto.From{User: "system"}}, func(uint64, error) {})
+		case err == nil:
+			s.docs.Announce("created", s.id, nil)
 		}
 		if err != nil {
 			return fmt.Errorf("create %s: %w", s.id, err)

@@ -426,7 +426,16 @@ func (s *docSession) fail(err error) {
 }
 
 func opFrame(docID string, rec doc.OpRecord) proto.DocOp {
-	return proto.DocOp{Type: proto.TypeOp, Doc: docID, Version: rec.Version, Op: rec.Op, UID: rec.UID,
+	f := DocOpOf(docID, rec)
+	f.Type = proto.TypeOp
+	return f
+}
+
+// DocOpOf returns an op of document docID's log as the wire carries it,
+// without a type (a pushed op frame has one, an entry of a list has none).
+// An empty docID leaves the document out, as the HTTP API's /ops page does.
+func DocOpOf(docID string, rec doc.OpRecord) proto.DocOp {
+	return proto.DocOp{Doc: docID, Version: rec.Version, Op: rec.Op, UID: rec.UID,
 		User: rec.User, ClientID: rec.ClientID, TS: rec.Time.UTC().Format(proto.TimeLayout)}
 }
 

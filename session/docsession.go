@@ -235,8 +235,7 @@ func (s *docSession) open(r *docRequest) {
 		size := 0
 		ops := make([]proto.DocOp, len(recs))
 		for i, rec := range recs {
-			ops[i] = opFrame(s.id, rec)
-			ops[i].Type = ""
+			ops[i] = DocOpOf(s.id, rec)
 			size += doc.InsertBytes(rec.Op)
 		}
 		if size > s.docs.cfg.MaxReplayBytes {

@@ -299,7 +299,7 @@ func TestOpenDocumentNearTheLimits(t *testing.T) {
 	}
 	// The reader catches up with the typing (it was behind while its
 	// 45 MB arrived), then inserts at the front.
-	waitFor(t, "the reader at the member's version", func() bool { return reader.Version() == member.Version() })
+	waitForWithin(t, 2*time.Minute, "the reader at the member's version", func() bool { return reader.Version() == member.Version() })
 	reader.OnError(func(err error) { t.Errorf("the Go client's edit: %v", err) })
 	if err := reader.Insert(0, "y"); err != nil {
 		t.Fatal(err)
@@ -307,7 +307,7 @@ func TestOpenDocumentNearTheLimits(t *testing.T) {
 	if err := reader.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the member to see the Go client's edit", func() bool { return strings.HasPrefix(member.Text(), "y") })
+	waitForWithin(t, 2*time.Minute, "the member to see the Go client's edit", func() bool { return strings.HasPrefix(member.Text(), "y") })
 }
 
 // TestLargeCommentsRefused: twelve 60,000-character comments (each within

@@ -414,7 +414,13 @@ func (e *editor) state() (string, int) {
 // waitFor polls cond until it holds or 20 seconds pass.
 func waitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	waitForWithin(tb, 20*time.Second, what, cond)
+}
+
+// waitForWithin polls cond until it holds or timeout passes.
+func waitForWithin(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("timed out waiting for %s", what)

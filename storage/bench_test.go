@@ -12,14 +12,25 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.uber.org/goleak"
+
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/internal/trace"
 	"github.com/tandemhq/tandem/ot"
 )
 
+// TestMain runs the tests, closes the benchmarks' shared histories, and
+// then checks that no goroutine is left behind: every DB the tests open
+// starts a committer, a packer and a snapshotter, which Close must stop.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	benchHistories.close()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines left after the tests: %v\n", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -49,9 +49,16 @@ var (
 	ErrLocked = errors.New("storage: data file is locked by another process")
 	// ErrCorrupt: the data file is damaged (bad meta pages, truncated).
 	ErrCorrupt = errors.New("storage: data file is corrupt")
-	// ErrBadExport: Import was given a malformed or inconsistent export.
-	ErrBadExport = errors.New("storage: bad export")
+	// ErrBadExport: Import was given a malformed or inconsistent export. It
+	// is also doc.ErrInvalid: bad input, which changed nothing.
+	ErrBadExport error = badExportError{}
 )
+
+// badExportError is ErrBadExport.
+type badExportError struct{}
+
+func (badExportError) Error() string        { return "storage: bad export" }
+func (badExportError) Is(target error) bool { return target == doc.ErrInvalid }
 
 // A ConflictError says where an append did not follow on: Have is the next
 // version (or offset) the store expected, Got what the request carried. It

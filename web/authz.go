@@ -1,10 +1,7 @@
 package web
 
 import (
-	"crypto/subtle"
 	"fmt"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -225,25 +222,6 @@ func (b *userBudgets) budgetFor(user string) func(ns *session.Namespace) *rate.L
 		}
 		return lim
 	}
-}
-
-// principalOf is who an authenticated HTTP API request acts as: ident,
-// marked as an API key when its bearer token is one of the config's keys
-// (compared in constant time), and otherwise publishing on the user's HTTP
-// budget.
-func (s *Server) principalOf(r *http.Request, ident auth.Identity) principal {
-	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	token = strings.TrimSpace(token)
-	p := principal{Identity: ident}
-	for i := range s.cfg.APIKeys {
-		if token != "" && subtle.ConstantTimeCompare([]byte(s.cfg.APIKeys[i].Key), []byte(token)) == 1 {
-			p.apiKey = true
-		}
-	}
-	if !p.apiKey {
-		p.budget = s.budgets.budgetFor(ident.UserID)
-	}
-	return p
 }
 
 // principal is this connection's identity as authorize sees it, publishing

@@ -24,17 +24,6 @@ import (
 	"github.com/tandemhq/tandem/session"
 )
 
-// Close codes, as the protocol names them.
-const (
-	closeGoingAway    = proto.CloseGoingAway
-	closeInvalidUTF8  = proto.CloseInvalidUTF8
-	closeUnauthorized = proto.CloseUnauthorized
-	closeAbuse        = proto.CloseAbuse
-	closeRateLimit    = proto.CloseRateLimit
-	closeTooLarge     = proto.CloseTooLarge
-	closeSlowReader   = proto.CloseSlowReader
-)
-
 // closeGrace is how long the writer waits, after sending a close frame, for
 // the client to answer before it drops the TCP connection.
 const closeGrace = 2 * time.Second
@@ -65,16 +54,15 @@ type conn struct {
 	connectTimer *time.Timer
 	draining     bool // a close was requested: discard frames until the end
 
-	qmu       sync.Mutex // guards the fields below, up to wake
+	qmu       sync.Mutex // guards the fields below, up to writing, and large and largeBytes
 	queue     [][]byte   // a nil entry stands for the next of large
 	qbytes    int
-	closing   bool // no more frames are queued
-	closeCode int
-	closeText string
-	flush     bool // write what is queued before the close frame
-	dead      bool // the read goroutine ended: drop the socket, send nothing
-	pingDue   bool // the server's pinger asks for a ping
-	writing   bool // a write goroutine is running
+	closing   bool             // no more frames are queued
+	closeWith proto.Disconnect // why it closes, once closing
+	flush     bool             // write what is queued before the close frame
+	dead      bool             // the read goroutine ended: drop the socket, send nothing
+	pingDue   bool             // the server's pinger asks for a ping
+	writing   bool             // a write goroutine is running
 
 	// large holds the large frames queued (session.LargeFrame), in queue
 	// order, each marked by a nil entry in queue; largeBytes counts their
@@ -216,7 +204,7 @@ func (c *conn) Send(frame []byte) bool {
 // dropped. Must be called with c.qmu held.
 func (c *conn) slowLocked() {
 	c.closing, c.flush = true, false
-	c.closeCode, c.closeText = closeSlowReader, "slow reader: send queue overflowed"
+	c.closeWith = proto.DisconnectSlowReader
 	c.dropQueueLocked()
 	c.kickLocked()
 }
@@ -263,20 +251,20 @@ func (c *conn) SendLarge(f session.LargeFrame, reply bool) error {
 // send encodes and queues a frame.
 func (c *conn) send(v any) { c.Send(proto.Encode(v)) }
 
-// close asks the writer to flush what is queued, send a close frame and
-// end the connection. The first close wins.
-func (c *conn) close(code int, text string) { c.requestClose(code, text, true) }
+// close asks the writer to flush what is queued, send a close frame for d
+// and end the connection. The first close wins.
+func (c *conn) close(d proto.Disconnect) { c.requestClose(d, true) }
 
 // closeNow is close without the flush.
-func (c *conn) closeNow(code int, text string) { c.requestClose(code, text, false) }
+func (c *conn) closeNow(d proto.Disconnect) { c.requestClose(d, false) }
 
-func (c *conn) requestClose(code int, text string, flush bool) {
+func (c *conn) requestClose(d proto.Disconnect, flush bool) {
 	c.qmu.Lock()
 	if c.closing {
 		c.qmu.Unlock()
 		return
 	}
-	c.closing, c.flush, c.closeCode, c.closeText = true, flush, code, text
+	c.closing, c.flush, c.closeWith = true, flush, d
 	if !flush {
 		c.dropQueueLocked()
 	}
@@ -296,7 +284,7 @@ func (c *conn) writeLoop() {
 		batch, c.queue = c.queue, nil
 		large, c.large = c.large, nil
 		c.qbytes = 0
-		closing, flush, code, text, dead, ping := c.closing, c.flush, c.closeCode, c.closeText, c.dead, c.pingDue
+		closing, flush, why, dead, ping := c.closing, c.flush, c.closeWith, c.dead, c.pingDue
 		c.pingDue = false
 		if len(batch) == 0 && !closing && !ping {
 			c.writing = false
@@ -322,7 +310,7 @@ func (c *conn) writeLoop() {
 			}
 		}
 		if closing {
-			c.finishClose(code, text)
+			c.finishClose(why)
 			return
 		}
 	}
@@ -438,14 +426,14 @@ func (c *conn) writeStuck(now time.Time, timeout time.Duration) bool {
 	return since != 0 && now.UnixNano()-since > int64(timeout)
 }
 
-// finishClose sends the close frame, gives the client closeGrace to answer,
-// then drops the connection.
-func (c *conn) finishClose(code int, text string) {
+// finishClose sends the close frame for d, gives the client closeGrace to
+// answer, then drops the connection.
+func (c *conn) finishClose(d proto.Disconnect) {
 	timeout := c.srv.cfg.WriteTimeout
-	if code == closeSlowReader {
+	if d.Code == proto.CloseSlowReader {
 		timeout = time.Second // its socket is likely full
 	}
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(timeout))
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(d.Code, d.Reason), time.Now().Add(timeout))
 	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
 	select {
 	case <-c.readDone:
@@ -477,7 +465,7 @@ func (c *conn) readLoop() {
 	cfg := &c.srv.cfg
 	c.connectTimer = time.AfterFunc(cfg.ConnectTimeout, func() {
 		if !c.isConnected() {
-			c.close(closeUnauthorized, fmt.Sprintf("no connect within %v", cfg.ConnectTimeout))
+			c.close(proto.DisconnectConnectTimeout.Because(fmt.Sprintf("no connect within %v", cfg.ConnectTimeout)))
 		}
 	})
 	// A backstop: the close above asks the client to answer within
@@ -508,10 +496,10 @@ func (c *conn) readLoop() {
 		connected := c.isConnected()
 		switch {
 		case len(data) > cfg.MaxFrameBytes:
-			c.fatal(closeTooLarge, "frame too large")
+			c.fatal(proto.DisconnectTooLarge)
 			continue
 		case !connected && mt != websocket.TextMessage:
-			c.fatal(closeUnauthorized, "the first frame must be connect")
+			c.fatal(proto.DisconnectNoConnect)
 			continue
 		}
 		if connected {
@@ -526,7 +514,7 @@ func (c *conn) readLoop() {
 			c.sendError(nil, badRequest("binary frames are not part of the protocol; send JSON text"))
 			continue
 		case !utf8.Valid(data):
-			c.fatal(closeInvalidUTF8, "invalid UTF-8")
+			c.fatal(proto.DisconnectInvalidUTF8)
 			continue
 		}
 		c.srv.cfg.Metrics.MessagesIn.Inc()
@@ -549,11 +537,11 @@ func (c *conn) answerPing(data string) error {
 	return err
 }
 
-// fatal closes the connection with code and stops handling frames.
-func (c *conn) fatal(code int, text string) {
-	c.logger().Warn().Int("code", code).Str("reason", text).Msg("closing connection")
+// fatal closes the connection for d and stops handling frames.
+func (c *conn) fatal(d proto.Disconnect) {
+	c.logger().Warn().Int("code", d.Code).Str("reason", d.Reason).Msg("closing connection")
 	c.draining = true
-	c.close(code, text)
+	c.close(d)
 }
 
 // rateLimited answers a frame over the rate limit and closes the connection
@@ -569,7 +557,7 @@ func (c *conn) rateLimited(data []byte) {
 	}
 	c.violations = append(kept, now)
 	if len(c.violations) >= c.srv.cfg.MaxViolations {
-		c.fatal(closeRateLimit, "rate limit exceeded repeatedly")
+		c.fatal(proto.DisconnectRateLimit)
 		return
 	}
 	c.srv.cfg.Metrics.RateLimited.Inc()
@@ -634,11 +622,13 @@ func (c *conn) sendError(id *int64, err error) { c.sendErrorAbout(id, "", "", er
 // sendErrorAbout is sendError for a request about a channel or a document,
 // which the error frame names.
 func (c *conn) sendErrorAbout(id *int64, channel, doc string, err error) {
-	code, msg, internal := errorCode(err)
-	if internal {
+	f := describe(err)
+	if f.Internal {
 		c.logger().Error().Err(err).Str("channel", channel).Str("doc", doc).Msg("request failed")
 	}
-	c.send(proto.Error{ID: id, Type: proto.TypeError, Code: code, Message: msg, Channel: channel, Doc: doc})
+	e := f.frame()
+	e.ID, e.Channel, e.Doc = id, channel, doc
+	c.send(e)
 }
 
 // isJSONObject reports whether raw is a JSON object.

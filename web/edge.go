@@ -53,11 +53,11 @@ func (s *Server) edge(next http.Handler) http.Handler {
 			if s.DevMode() {
 				msg = fmt.Sprintf("a development-mode server answers only localhost and allowed_hosts, not %q", r.Host)
 			}
-			writeJSON(w, http.StatusForbidden, apiError{Type: proto.TypeError, Code: proto.CodeForbidden, Message: msg})
+			writeJSON(w, http.StatusForbidden, proto.Error{Type: proto.TypeError, Code: proto.CodeForbidden, Message: msg})
 			return
 		}
 		if origin := r.Header.Get("Origin"); s.DevMode() && origin != "" && strings.HasPrefix(r.URL.Path, "/api/") && !s.originAllowed(origin, r.Host) {
-			writeJSON(w, http.StatusForbidden, apiError{Type: proto.TypeError, Code: proto.CodeForbidden,
+			writeJSON(w, http.StatusForbidden, proto.Error{Type: proto.TypeError, Code: proto.CodeForbidden,
 				Message: fmt.Sprintf("a development-mode server takes API calls from pages of localhost and allowed_origins only, not %q", origin)})
 			return
 		}

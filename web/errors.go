@@ -1,15 +1,29 @@
 package web
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net/http"
 
+	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/session"
 )
 
-// requestError is an error with a wire code chosen where it arose.
+// Where an error becomes a code: describe is the one function that turns
+// any error a request met into what its client is told, for both
+// transports. A WebSocket request gets an error frame with the code and
+// the message (conn.sendErrorAbout); an HTTP request gets the status and
+// the same error object as its body (Server.apiFail, and each failed item
+// of a broadcast batch). An error describe does not know is internal: the
+// client gets "internal error" and nothing of its text, and the caller logs
+// the detail.
+
+// requestError is an error with a wire code chosen where it arose (a bad
+// field, a missing grant).
 type requestError struct {
 	code string
 	msg  string
@@ -26,57 +40,123 @@ func (e *mediaTypeError) Error() string { return e.msg }
 func badRequest(msg string) error { return &requestError{proto.CodeBadRequest, msg} }
 func forbidden(msg string) error  { return &requestError{proto.CodeForbidden, msg} }
 
-// errorCode maps an error to its wire code and a message safe to show the
-// client, in the protocol's terms (publicMessage). Unknown errors are
-// internal: the client gets a generic message, and internal reports true
-// so the caller logs the detail.
-func errorCode(err error) (code, msg string, internal bool) {
-	code, msg, internal = wireCode(err)
-	return code, publicMessage(msg), internal
+// failure is what a client is told of an error.
+type failure struct {
+	// Code is the wire code (proto.Code*), Message what the client may read:
+	// in the protocol's terms, without the names of the packages that
+	// wrapped it.
+	Code, Message string
+	// Status is the HTTP status of the code (415 for a body of the wrong
+	// type, whose code is bad_request).
+	Status int
+	// Internal marks an error describe does not know: the caller logs it,
+	// since Message says nothing of it.
+	Internal bool
 }
 
-// wireCode is errorCode before the message is cleaned.
-func wireCode(err error) (code, msg string, internal bool) {
+// frame is the failure as the error object both transports send: the body
+// of a failed HTTP request, an error frame over WebSocket (which also
+// carries the request's id and what it was about).
+func (f failure) frame() proto.Error {
+	return proto.Error{Type: proto.TypeError, Code: f.Code, Message: f.Message}
+}
+
+// describe maps err to what the client is told. The order matters where an
+// error could match twice: the most specific cause comes first.
+func describe(err error) failure {
+	code, msg := classify(err)
+	if code == "" {
+		return failure{Code: proto.CodeInternal, Message: "internal error", Status: http.StatusInternalServerError, Internal: true}
+	}
+	f := failure{Code: code, Message: publicMessage(msg), Status: statusOf[code]}
+	var mte *mediaTypeError
+	if errors.As(err, &mte) {
+		f.Status = http.StatusUnsupportedMediaType
+	}
+	return f
+}
+
+// classify returns err's wire code and message, or "" for an error it does
+// not know.
+func classify(err error) (code, msg string) {
 	var re *requestError
 	var mte *mediaTypeError
+	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &re):
-		return re.code, re.msg, false
+		return re.code, re.msg
 	case errors.As(err, &mte):
-		return proto.CodeBadRequest, mte.msg, false
+		return proto.CodeBadRequest, mte.msg
+	case errors.As(err, &mbe):
+		return proto.CodeTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit)
+
+	// Channels.
 	case errors.Is(err, session.ErrBadChannel), errors.Is(err, session.ErrBadOffset),
 		errors.Is(err, session.ErrNotSubscribed), errors.Is(err, session.ErrReserved):
-		return proto.CodeBadRequest, err.Error(), false
+		return proto.CodeBadRequest, err.Error()
+	case errors.Is(err, session.ErrForbidden):
+		return proto.CodeForbidden, err.Error()
+	case errors.Is(err, session.ErrNotFound):
+		return proto.CodeNotFound, err.Error()
+	case errors.Is(err, session.ErrTooLarge):
+		return proto.CodeTooLarge, err.Error()
+
+	// Documents.
 	case errors.Is(err, session.ErrBadDocID), errors.Is(err, session.ErrNotOpen), errors.Is(err, session.ErrFutureVersion),
 		errors.Is(err, session.ErrBadComment), errors.Is(err, session.ErrBadUID), errors.Is(err, session.ErrBadCursor):
-		return proto.CodeBadRequest, err.Error(), false
+		return proto.CodeBadRequest, err.Error()
 	case errors.Is(err, session.ErrDocNotFound):
-		return proto.CodeNotFound, err.Error(), false
+		return proto.CodeNotFound, err.Error()
 	case errors.Is(err, session.ErrDocTooLarge):
-		return proto.CodeTooLarge, err.Error(), false
+		return proto.CodeTooLarge, err.Error()
 	case errors.Is(err, session.ErrOpRate):
-		return proto.CodeRateLimited, err.Error(), false
+		return proto.CodeRateLimited, err.Error()
 	case errors.Is(err, session.ErrCommentForbidden):
-		return proto.CodeForbidden, err.Error(), false
+		return proto.CodeForbidden, err.Error()
 	case errors.Is(err, session.ErrHistoryGone):
-		return proto.CodeConflict, err.Error(), false
-	case errors.Is(err, session.ErrTryAgain), errors.Is(err, session.ErrBusy):
-		return proto.CodeUnavailable, err.Error(), false
+		return proto.CodeConflict, err.Error()
 	case errors.Is(err, session.ErrStorage):
-		return proto.CodeUnavailable, "storage unavailable; reopen the document", false
-	case errors.Is(err, session.ErrForbidden):
-		return proto.CodeForbidden, err.Error(), false
-	case errors.Is(err, session.ErrNotFound):
-		return proto.CodeNotFound, err.Error(), false
-	case errors.Is(err, session.ErrTooLarge):
-		return proto.CodeTooLarge, err.Error(), false
+		return proto.CodeUnavailable, "storage unavailable; reopen the document"
+
+	// Either.
+	case errors.Is(err, session.ErrTryAgain), errors.Is(err, session.ErrBusy):
+		return proto.CodeUnavailable, err.Error()
 	case errors.Is(err, session.ErrClosed):
-		return proto.CodeUnavailable, "server shutting down", false
+		return proto.CodeUnavailable, "server shutting down"
+	case errors.Is(err, context.DeadlineExceeded):
+		return proto.CodeUnavailable, "timed out"
+
+	// Tokens.
 	case errors.Is(err, auth.ErrInvalidToken), errors.Is(err, auth.ErrNoSubject), errors.Is(err, auth.ErrBadGrant):
-		return proto.CodeUnauthorized, err.Error(), false
+		return proto.CodeUnauthorized, err.Error()
+
+	// Ops.
 	case errors.Is(err, ot.ErrPastEnd), errors.Is(err, ot.ErrZeroLength), errors.Is(err, ot.ErrBadComponent),
 		errors.Is(err, ot.ErrInvalidUTF8), errors.Is(err, ot.ErrTooLarge), errors.Is(err, ot.ErrNotArray):
-		return proto.CodeBadRequest, err.Error(), false
+		return proto.CodeBadRequest, err.Error()
+
+	// Records, as storage reports them to the HTTP API's reads and imports.
+	case errors.Is(err, doc.ErrCompacted):
+		return proto.CodeNotFound, err.Error() + " (the document was compacted; ask for a later version)"
+	case errors.Is(err, doc.ErrNotFound):
+		return proto.CodeNotFound, err.Error()
+	case errors.Is(err, doc.ErrExists):
+		return proto.CodeConflict, err.Error()
+	case errors.Is(err, doc.ErrInvalid), errors.Is(err, doc.ErrBadID):
+		return proto.CodeBadRequest, err.Error()
 	}
-	return proto.CodeInternal, "internal error", true
+	return "", ""
+}
+
+// statusOf is the HTTP status of each wire code.
+var statusOf = map[string]int{
+	proto.CodeBadRequest:   http.StatusBadRequest,
+	proto.CodeUnauthorized: http.StatusUnauthorized,
+	proto.CodeForbidden:    http.StatusForbidden,
+	proto.CodeNotFound:     http.StatusNotFound,
+	proto.CodeRateLimited:  http.StatusTooManyRequests,
+	proto.CodeTooLarge:     http.StatusRequestEntityTooLarge,
+	proto.CodeConflict:     http.StatusConflict,
+	proto.CodeUnavailable:  http.StatusServiceUnavailable,
+	proto.CodeInternal:     http.StatusInternalServerError,
 }

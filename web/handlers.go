@@ -19,7 +19,7 @@ func (c *conn) handle(data []byte) {
 	var req proto.Request
 	if err := json.Unmarshal(data, &req); err != nil {
 		if !c.isConnected() {
-			c.fatal(closeUnauthorized, "the first frame must be connect")
+			c.fatal(proto.DisconnectNoConnect)
 			return
 		}
 		c.sendError(peekID(data), badRequest(describeJSON("the frame", err)))
@@ -27,7 +27,7 @@ func (c *conn) handle(data []byte) {
 	}
 	if !c.isConnected() {
 		if req.Type != proto.TypeConnect {
-			c.fatal(closeUnauthorized, "the first frame must be connect")
+			c.fatal(proto.DisconnectNoConnect)
 			return
 		}
 		c.handleConnect(&req)
@@ -85,7 +85,7 @@ func (c *conn) handleConnect(req *proto.Request) {
 	case cfg.Verifier == nil:
 		c.send(proto.Error{ID: req.ID, Type: proto.TypeError, Code: proto.CodeUnauthorized,
 			Message: "this server runs in development mode and verifies no tokens; connect with an empty token"})
-		c.fatal(closeUnauthorized, "unauthorized")
+		c.fatal(proto.DisconnectUnauthorized)
 		return
 	default:
 		var err error
@@ -97,7 +97,7 @@ func (c *conn) handleConnect(req *proto.Request) {
 			}
 			ev.Msg("connect rejected")
 			c.send(proto.Error{ID: req.ID, Type: proto.TypeError, Code: proto.CodeUnauthorized, Message: err.Error()})
-			c.fatal(closeUnauthorized, "unauthorized")
+			c.fatal(proto.DisconnectUnauthorized)
 			return
 		}
 	}
@@ -154,7 +154,7 @@ func (c *conn) armExpiry(exp time.Time) {
 	if exp.IsZero() {
 		return
 	}
-	c.expiry = time.AfterFunc(time.Until(exp), func() { c.close(closeUnauthorized, "token expired") })
+	c.expiry = time.AfterFunc(time.Until(exp), func() { c.close(proto.DisconnectTokenExpired) })
 }
 
 // handleRefresh replaces the token; grants it no longer has take effect at
@@ -171,7 +171,7 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 	}
 	if err != nil {
 		c.sendError(req.ID, err)
-		c.fatal(closeUnauthorized, "unauthorized")
+		c.fatal(proto.DisconnectUnauthorized)
 		return nil
 	}
 	c.idMu.Lock()

@@ -216,7 +216,9 @@ type Server struct {
 // connection holds none.
 var writeBufferPool sync.Pool
 
-// New returns a Server. It starts nothing; serve its Handler.
+// New returns a Server with its one background goroutine (pingLoop: pings
+// and the write watchdog for every connection) running; serve its
+// Handler, and call Shutdown to stop it.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{
@@ -320,7 +322,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		// No read goroutine ever runs for c: close here, not through its
 		// writer, which would wait for one.
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, "server going away"), time.Now().Add(time.Second))
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(proto.DisconnectShutdown.Code, proto.DisconnectShutdown.Reason), time.Now().Add(time.Second))
 		_ = ws.Close()
 		return
 	}
@@ -330,10 +332,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	go c.readLoop()
 }
-
-// closeTryAgainLater is the close code of a connection refused at a cap
-// (1013, the standard "try again later").
-const closeTryAgainLater = 1013
 
 // admitLocked counts a new connection from the client address key within
 // the caps, or returns which cap refuses it: "total" or "per_ip". Must be
@@ -368,9 +366,9 @@ func (s *Server) releaseLocked(key string) {
 // client could lose the close frame.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, key, reason string) {
 	s.cfg.Metrics.ConnectionsRefused.WithLabelValues(reason).Inc()
-	text := "server at its connection limit; try again later"
+	d := proto.DisconnectServerFull
 	if reason == "per_ip" {
-		text = "too many connections from your address; try again later"
+		d = proto.DisconnectAddressFull
 	}
 	s.refusals.Warn().Str("addr", key).Str("cap", reason).Msg("connection refused")
 	ws, err := s.upgrader.Upgrade(w, r, nil)
@@ -378,7 +376,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, key, reason stri
 		return
 	}
 	defer ws.Close()
-	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeTryAgainLater, text), time.Now().Add(time.Second))
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(d.Code, d.Reason), time.Now().Add(time.Second))
 	_ = ws.SetReadDeadline(time.Now().Add(closeGrace))
 	for {
 		if _, _, err := ws.NextReader(); err != nil {
@@ -509,7 +507,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.close(closeGoingAway, "server going away")
+		c.close(proto.DisconnectShutdown)
 	}
 	done := make(chan struct{})
 	go func() {

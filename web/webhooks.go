@@ -3,7 +3,6 @@ package web
 import (
 	"net/http"
 
-	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/notify"
 )
 
@@ -21,8 +20,8 @@ const webhookLogName = "system:webhooks"
 
 // apiWebhookDeliveries serves GET /api/webhooks/deliveries?limit=N: the
 // delivery log, newest first (admin only).
-func (s *Server) apiWebhookDeliveries(w http.ResponseWriter, r *http.Request, ident auth.Identity) error {
-	if _, err := s.authorize(s.principalOf(r, ident), accessAdmin, webhookLogName); err != nil {
+func (s *Server) apiWebhookDeliveries(w http.ResponseWriter, r *http.Request, p principal) error {
+	if _, err := s.authorize(p, accessAdmin, webhookLogName); err != nil {
 		return err
 	}
 	limit, err := queryInt(r, "limit", 0)

@@ -28,6 +28,10 @@ const (
 	HeaderAttempt = "X-Tandem-Attempt"
 )
 
+// MinSecretLen is the shortest signing secret the server accepts, for its
+// webhooks and its hooks alike.
+const MinSecretLen = 16
+
 // Errors of Verify.
 var (
 	// ErrBadSignature: the signature header is missing, malformed or does

@@ -9,7 +9,7 @@ import (
 	. "github.com/tandemhq/tandem/webhook"
 )
 
-const testSecret = "test-secret-0123456789"
+const testSecret = "0123456789abcdef-secret"
 
 func TestSignVerify(t *testing.T) {
 	body := []byte(`{"id":"whd_1","type":"mention"}`)

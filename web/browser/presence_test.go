@@ -65,21 +65,21 @@ func TestJSPresence(t *testing.T) {
 		await window.jsSub.ready;
 		return true;
 	})()`)
-	const full = `window.jsSub.presence.members.filter((m) => m.state?.note?.length === 1000).length`
-	p.waitFor("the list read page by page", `window.jsSub.presence.members.length === 21 && `+full+` === 20 && window.jsSub.presence.count === 21`)
+	const full = `[...window.jsSub.presence.members.values()].filter((m) => m.state?.note?.length === 1000).length`
+	p.waitFor("the list read page by page", `window.jsSub.presence.members.size === 21 && `+full+` === 20 && window.jsSub.presence.count === 21`)
 
 	join(5) // a burst: batched
-	p.waitFor("the joins", `window.jsSub.presence.members.length === 26 && `+full+` === 25 && window.jsSub.presence.count === 26`)
+	p.waitFor("the joins", `window.jsSub.presence.members.size === 26 && `+full+` === 25 && window.jsSub.presence.count === 26`)
 	if err := subs[0].SetPresence(ctx, map[string]string{"note": "short"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := subs[1].Unsubscribe(ctx); err != nil {
 		t.Fatal(err)
 	}
-	p.waitFor("an update and a leave", `window.jsSub.presence.members.length === 25 && `+full+` === 23 && window.jsSub.presence.count === 25`)
+	p.waitFor("an update and a leave", `window.jsSub.presence.members.size === 25 && `+full+` === 23 && window.jsSub.presence.count === 25`)
 
 	join(6) // 31 members: count mode
-	p.waitFor("count mode", `window.jsModes.join() === "count" && window.jsSub.presence.members.length === 0 && window.jsSub.presence.count === 31`)
+	p.waitFor("count mode", `window.jsModes.join() === "count" && window.jsSub.presence.members.size === 0 && window.jsSub.presence.count === 31`)
 	// Down to 20: still count mode; to 19: full presence again, and the
 	// list is read anew.
 	for _, s := range append(subs[20:31], subs[2]) {
@@ -87,5 +87,5 @@ func TestJSPresence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p.waitFor("full presence again", `window.jsModes.join() === "count,full" && window.jsSub.presence.members.length === 19 && `+full+` === 17 && window.jsSub.presence.count === 19`)
+	p.waitFor("full presence again", `window.jsModes.join() === "count,full" && window.jsSub.presence.members.size === 19 && `+full+` === 17 && window.jsSub.presence.count === 19`)
 }

@@ -16,6 +16,27 @@
 // The OT functions (transform, compose, invert, ...) give results identical,
 // component for component, to the server's Go package `ot`; the tests check
 // them against a table produced by the Go code.
+//
+// The file reads top to bottom in the order of the Go packages it mirrors;
+// each part starts with a rule of dashes and its number:
+//
+//   1. Code points and UTF-16        positions, as package ot counts them
+//   2. Operations                    package ot: canonical ops, apply,
+//                                    transform, compose, invert, cursors
+//   3. Sizes on the wire             splitting an edit under the server's
+//                                    limits (client/limits.go)
+//   4. Events                        the emitter every object below is
+//   5. Client                        the connection: connect, requests and
+//                                    replies, reconnection with backoff
+//                                    (client/client.go, conn.go)
+//   6. Channels                      subscriptions, recovery, presence
+//                                    (client/subscription.go)
+//   7. Documents                     the OT client state machine: one op in
+//                                    flight, a buffer composed behind it,
+//                                    acks, remote ops transformed over both,
+//                                    reopening by version and epoch, undo,
+//                                    cursors (client/document.go, docsync.go)
+//   8. Comments                      (client/comment.go)
 
 /** The client's name as it introduces itself in the connect frame. */
 export const CLIENT_NAME = "tandem-js/1";
@@ -43,7 +64,7 @@ export class TandemError extends Error {
 const MAX_COMPONENT = 2147483647;
 
 // ---------------------------------------------------------------------------
-// Code points and UTF-16
+// 1. Code points and UTF-16
 
 function isHigh(c) {
   return c >= 0xd800 && c <= 0xdbff;
@@ -112,7 +133,7 @@ export function wellFormed(s) {
 }
 
 // ---------------------------------------------------------------------------
-// Operations: arrays of n (retain), "s" (insert) and -n (delete), counting
+// 2. Operations: arrays of n (retain), "s" (insert) and -n (delete), counting
 // code points, always canonical (see docs/PROTOCOL.md, Operations).
 
 /** An op that is malformed or does not fit the text: a TandemError with code invalid_op. */
@@ -546,7 +567,7 @@ function minimalOp(a, b) {
 }
 
 // ---------------------------------------------------------------------------
-// Sizes on the wire: splitting a large edit into ops the server accepts
+// 3. Sizes on the wire: splitting a large edit into ops the server accepts
 
 /** The limits assumed when the server's connected frame names none. */
 export const DEFAULT_LIMITS = Object.freeze({ maxFrameBytes: 65536, maxOpBytes: 65536, maxDocLen: null });
@@ -704,7 +725,7 @@ export const ot = Object.freeze({
 });
 
 // ---------------------------------------------------------------------------
-// Events
+// 4. Events
 
 /** Emitter is the small event emitter every Tandem object is. */
 class Emitter {
@@ -830,7 +851,7 @@ function defaultStorage() {
 }
 
 // ---------------------------------------------------------------------------
-// Client
+// 5. Client
 
 /**
  * Connects to a Tandem server and returns the client at once; it keeps
@@ -1392,7 +1413,7 @@ export class Client extends Emitter {
 }
 
 // ---------------------------------------------------------------------------
-// Channels
+// 6. Channels
 
 /**
  * Subscription is one channel subscription. Events: "message" (also passed
@@ -1484,7 +1505,7 @@ class Subscription extends Emitter {
       for (const id of [...this._members.keys()]) {
         if (id > (f.after ?? "") && (!f.next || id <= f.next)) this._members.delete(id);
       }
-      for (const m of f.members) this._members.set(m.client_id, m);
+      for (const m of f.members) this._members.set(m.client_id, memberOf(m));
       this.presence._emit("change", this.presence.members);
       if (f.next) this._fetchMembers(f.next);
     });
@@ -1690,7 +1711,7 @@ class Presence extends Emitter {
       case "batch": // several changes in one frame: each is emitted
         for (const e of f.events) {
           if (e.event === "leave") members.delete(e.member.client_id);
-          else members.set(e.member.client_id, e.member);
+          else members.set(e.member.client_id, memberOf(e.member));
           if (e.event !== "join" || e.member.client_id !== this._sub.client.clientId) this._emit(e.event, e.member);
         }
         if (this._sub._memberCount != null) this._sub._memberCount = f.count;
@@ -1712,7 +1733,7 @@ class Presence extends Emitter {
 }
 
 // ---------------------------------------------------------------------------
-// Documents
+// 7. Documents
 
 const HISTORY = 256; // server ops kept to bring late cursors up to date
 const SURROGATE = /[\ud800-\udfff]/;
@@ -2122,7 +2143,9 @@ class Doc extends Emitter {
     this._emit("synced", { version: this.version });
   }
 
-  // ----- frames
+  // ----- the state machine: frames from the server, acks, remote ops
+  // transformed over what is in flight and buffered, sending, retries and
+  // rollbacks of refused ops
 
   _onFrame(f) {
     if (this.closed) return;
@@ -2536,7 +2559,7 @@ function transformStack(stack, op) {
 }
 
 // ---------------------------------------------------------------------------
-// Comments
+// 8. Comments
 
 /**
  * Comments are a document's comment threads, ranges in local code points.
