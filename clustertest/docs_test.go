@@ -10,6 +10,7 @@ import (
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/natsstore"
+	"github.com/tandemhq/tandem/ot"
 )
 
 // editLoad is what concurrentEdits does: clients spread over the nodes,
@@ -136,4 +137,71 @@ func TestDocsAcrossNodes(t *testing.T) {
 	t.Run("twenty docs", func(t *testing.T) {
 		concurrentEdits(t, nodes, st, editLoad{clients: 30, docs: 20, steps: 50, prefix: "twenty"})
 	})
+}
+
+// TestDocPresenceAcrossNodes: editors of one document on three nodes list
+// each other, see each other's cursors at the right place, and each
+// other's comments; one leaving is seen leave on every node.
+func TestDocPresenceAcrossNodes(t *testing.T) {
+	ns := runNATS(t)
+	prefix := testPrefix()
+	url := ns.ClientURL()
+	nodes := startNodes(t, []string{url, url, url}, prefix, 1)
+	const id = "shared"
+	var docs []*client.Document
+	for i, n := range nodes {
+		c := dial(t, n.ws, fmt.Sprintf("ed%d", i))
+		d, err := c.OpenDoc(ctxT(t), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, d)
+	}
+	for i, d := range docs {
+		waitFor(t, memberBound, fmt.Sprintf("editor %d lists the three", i), func() bool {
+			if len(d.Members()) != 3 {
+				t.Logf("editor %d: %v", i, d.Members())
+			}
+			return len(d.Members()) == 3
+		})
+	}
+	if err := docs[0].Insert(0, "日本語 text"); err != nil {
+		t.Fatal(err)
+	}
+	if err := docs[0].WaitSynced(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs {
+		waitFor(t, 10*time.Second, "the text everywhere", func() bool { return d.Text() == "日本語 text" })
+	}
+	// Editor 2 puts its cursor after 語; editors 0 and 1 see it there.
+	if err := docs[2].SetCursor([]ot.Selection{{Anchor: 3, Head: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range docs[:2] {
+		waitFor(t, 10*time.Second, fmt.Sprintf("editor %d sees editor 2's cursor", i), func() bool {
+			for _, c := range d.Cursors() {
+				if c.User.ID == "ed2" && len(c.Ranges) == 1 && c.Ranges[0].Head == 3 {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	// A comment added on node 1 reaches the editors on nodes 2 and 3.
+	if _, err := docs[0].AddComment(ctxT(t), ot.Range{From: 0, To: 3}, "look @ed1", ""); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range docs {
+		waitFor(t, 10*time.Second, fmt.Sprintf("editor %d has the comment", i), func() bool {
+			cs := d.Comments()
+			return len(cs) == 1 && cs[0].Text == "look @ed1" && cs[0].Range == ot.Range{From: 0, To: 3}
+		})
+	}
+	if err := docs[1].Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 2} {
+		waitFor(t, memberBound, fmt.Sprintf("editor %d sees editor 1 leave", i), func() bool { return len(docs[i].Members()) == 2 })
+	}
 }

@@ -159,6 +159,10 @@ func nodeConfig(natsURL, prefix, name string, replicas int) server.Config {
 		HeartbeatInterval: server.Duration(heartbeat), NodeTimeout: server.Duration(nodeTimeout),
 		RequestTimeout: server.Duration(5 * time.Second)}
 	cfg.DocIdleTimeout = time.Minute
+	// A namespace for the channel tests: history, presence, no rate limit
+	// in the way.
+	cfg.File.Namespaces = map[string]server.NamespaceConfig{"test": {HistorySize: 1000, HistoryAge: server.Duration(time.Hour),
+		Presence: "full", ClientPublish: true, PublishRate: 10000, PublishBurst: 10000}}
 	return cfg
 }
 

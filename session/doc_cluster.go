@@ -177,8 +177,10 @@ func (s *docSession) presenceName() string { return "doc:" + s.id }
 // the version just loaded. Called by load with the document in memory.
 func (s *docSession) startFollowing(ctx context.Context) error {
 	c := s.cl
-	c.inbox = make(chan inEvent, 64)
-	c.quit = make(chan struct{})
+	if c.inbox == nil { // (the comment watch may have made them)
+		c.inbox = make(chan inEvent, 64)
+		c.quit = make(chan struct{})
+	}
 	quit, inbox := c.quit, c.inbox
 	send := func(e inEvent) {
 		select {
