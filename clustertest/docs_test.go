@@ -130,7 +130,7 @@ func TestDocsAcrossNodes(t *testing.T) {
 	prefix := testPrefix()
 	url := ns.ClientURL()
 	nodes := startNodes(t, []string{url, url, url}, prefix, 1)
-	st := openStore(t, url, prefix)
+	st := openStore(t, url, prefix, 1)
 	t.Run("one doc", func(t *testing.T) {
 		concurrentEdits(t, nodes, st, editLoad{clients: 30, docs: 1, steps: 80, prefix: "one"})
 	})

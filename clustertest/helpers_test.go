@@ -179,8 +179,8 @@ type node struct {
 
 func logger(t testing.TB) zerolog.Logger {
 	level := zerolog.ErrorLevel
-	if os.Getenv("TANDEM_TEST_LOG") == "debug" {
-		level = zerolog.DebugLevel
+	if l, err := zerolog.ParseLevel(os.Getenv("TANDEM_TEST_LOG")); err == nil && l != zerolog.NoLevel {
+		level = l
 	}
 	return zerolog.New(zerolog.NewTestWriter(t)).Level(level).With().Timestamp().Logger()
 }
@@ -224,11 +224,13 @@ func startNodes(t testing.TB, urls []string, prefix string, replicas int) []*nod
 
 // openStore opens a store of the test's own on the cluster's data, to read
 // the logs as they are in JetStream.
-func openStore(t testing.TB, url, prefix string) *natsstore.Store {
+func openStore(t testing.TB, url, prefix string, replicas int) *natsstore.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := natsstore.Open(ctx, natsstore.Config{URL: url, Name: "reader-" + prefix, Prefix: prefix,
+	// (The same replicas as the nodes': a store sets every stream to its
+	// own count when it opens.)
+	st, err := natsstore.Open(ctx, natsstore.Config{URL: url, Name: "reader-" + prefix, Prefix: prefix, Replicas: replicas,
 		Logger: logger(t), HeartbeatInterval: heartbeat, NodeTimeout: nodeTimeout})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
