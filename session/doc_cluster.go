@@ -473,6 +473,14 @@ func (s *docSession) drainResults() {
 		c.out--
 		if r.err == nil {
 			c.okTo = max(c.okTo, r.version+1)
+			if sub, ok := s.firstSub(); ok && sub.Version == r.version && r.version == s.doc.Version() && !c.halted {
+				// Stored at the version right after what this node has
+				// applied: the log up to it is this document (the fence
+				// keeps it so), so the op is the log's next one. Apply it
+				// now instead of waiting for the follower, which delivers
+				// it again later (and it is skipped then).
+				s.deliverOps([]doc.OpRecord{sub})
+			}
 			continue
 		}
 		if !c.halted {
@@ -586,6 +594,16 @@ func (s *docSession) deliverOps(recs []doc.OpRecord) {
 		}
 	}
 	s.afterAdvance()
+}
+
+// firstSub returns the first piece submitted and not yet applied.
+func (s *docSession) firstSub() (doc.OpRecord, bool) {
+	for _, e := range s.cl.pend {
+		if len(e.subs) > 0 {
+			return e.subs[0], true
+		}
+	}
+	return doc.OpRecord{}, false
 }
 
 // outstanding reports whether some pending op is submitted and not yet

@@ -178,6 +178,7 @@ func (h *Hub) unfollow(ch *channel) {
 	}
 	stops := ch.clu.stops
 	ch.clu.following, ch.clu.stops = false, nil
+	ch.loaded = false // positions go stale unfollowed: the next subscribe reads them anew
 	for id := range ch.clu.remote {
 		if i, ok := slices.BinarySearch(ch.order, id); ok {
 			ch.order = slices.Delete(ch.order, i, i+1)
