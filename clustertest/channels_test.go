@@ -12,6 +12,7 @@ import (
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/proto"
+	"github.com/tandemhq/tandem/server"
 )
 
 // received gathers one subscriber's messages.
@@ -343,4 +344,25 @@ func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// TestRefusesWithoutJetStream: a node pointed at a NATS server without
+// JetStream does not start, and says why and what to do.
+func TestRefusesWithoutJetStream(t *testing.T) {
+	o := natsOpts(t)
+	o.JetStream = false
+	ns := startNATS(t, o)
+	t.Cleanup(ns.Shutdown)
+	srv := server.New(nodeConfig(ns.ClientURL(), testPrefix(), "nojs", 1), logger(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := srv.Run(ctx)
+	if err == nil {
+		_ = srv.Close(ctx)
+		t.Fatal("a node started on NATS without JetStream")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "JetStream") || !strings.Contains(msg, "-js") {
+		t.Fatalf("error %q: want it to name JetStream and how to enable it", msg)
+	}
+	t.Logf("refused: %v", err)
 }
