@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/client"
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
 )
@@ -365,4 +366,43 @@ func TestRefusesWithoutJetStream(t *testing.T) {
 		t.Fatalf("error %q: want it to name JetStream and how to enable it", msg)
 	}
 	t.Logf("refused: %v", err)
+}
+
+// TestRevocationAcrossNodes: in production mode, a user's tokens revoked
+// through one node's HTTP API are refused by every node.
+func TestRevocationAcrossNodes(t *testing.T) {
+	ns := runNATS(t)
+	prefix := testPrefix()
+	const secret = "cluster-test-secret-0123456789abcdef"
+	var nodes []*node
+	for i := range 3 {
+		cfg := nodeConfig(ns.ClientURL(), prefix, fmt.Sprintf("node%d", i+1), 1)
+		cfg.JWTSecret = secret
+		nodes = append(nodes, startNode(t, cfg))
+	}
+	tok, err := auth.NewVerifier([]byte(secret)).Mint("mallory", "Mallory", []string{"subscribe:*"}, time.Hour, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(n *node) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := client.Dial(ctx, client.Config{URL: n.ws, Token: tok, NoReconnect: true})
+		if err == nil {
+			_ = c.Close()
+		}
+		return err
+	}
+	for _, n := range nodes {
+		if err := connect(n); err != nil {
+			t.Fatalf("connect to %s before the revocation: %v", n.name, err)
+		}
+	}
+	body := strings.NewReader(`{"revoke_before":"now"}`)
+	if st := httpDo(t, "POST", nodes[0].http+"/api/users/mallory/disconnect", body, "application/json", nil); st != 200 {
+		t.Fatalf("revoke through node1: %d", st)
+	}
+	for _, n := range nodes {
+		waitFor(t, 10*time.Second, "the token refused by "+n.name, func() bool { return connect(n) != nil })
+	}
 }

@@ -28,10 +28,47 @@ func (s *Store) RevokeToken(ctx context.Context, tokenID string, until time.Time
 	val, _ := json.Marshal(revocation{At: until.UTC()})
 	ctx, cancel := s.reqCtx(ctx)
 	defer cancel()
-	if _, err := s.kvPut(ctx, s.kvRevoke, "t."+encode(tokenID), val); err != nil {
+	key := "t." + encode(tokenID)
+	if e, err := s.kvGet(ctx, s.kvRevoke, key); err == nil && string(e.Value()) == string(val) {
+		return nil // there already (a node applying another node's revocation)
+	}
+	if _, err := s.kvPut(ctx, s.kvRevoke, key, val); err != nil {
 		return fmt.Errorf("revoke token: %w", err)
 	}
 	return nil
+}
+
+// WatchRevocations calls fn with every revocation stored after the call,
+// by any node: kind "t" for a token (at: when it expires, zero: never),
+// "u" for a user (at: the time up to which the user's tokens are revoked).
+// fn runs on one goroutine; stop ends the watch.
+func (s *Store) WatchRevocations(fn func(kind, name string, at time.Time)) (stop func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := s.kvRevoke.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("watch revocations: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			kind, tok, ok := strings.Cut(e.Key(), ".")
+			name, ok2 := decode(tok)
+			var r revocation
+			if ok && ok2 && json.Unmarshal(e.Value(), &r) == nil {
+				fn(kind, name, r.At)
+			}
+		}
+	}()
+	return func() {
+		_ = w.Stop()
+		cancel()
+		<-done
+	}, nil
 }
 
 // RevokeUser records that the user's tokens issued at or before the second

@@ -10,8 +10,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/natsstore"
 	"github.com/tandemhq/tandem/session"
 )
@@ -155,6 +157,27 @@ func (m *Server) registerClusterMetrics(st *natsstore.Store) {
 			return float64(m.Docs.Loaded())
 		}),
 	)
+}
+
+// watchRevocations applies the revocations other nodes store to this
+// node's verifier, so that a token revoked through one node is refused by
+// every node at its next connect, refresh or HTTP request. (Applying one
+// writes nothing: the store has it already.)
+func watchRevocations(st *natsstore.Store, rev *auth.Revocations, log zerolog.Logger) (func(), error) {
+	return st.WatchRevocations(func(kind, name string, at time.Time) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var err error
+		switch kind {
+		case "t":
+			err = rev.RevokeToken(ctx, name, at)
+		case "u":
+			_, err = rev.RevokeUser(ctx, name, at)
+		}
+		if err != nil {
+			log.Warn().Err(err).Msg("revocation from another node")
+		}
+	})
 }
 
 // clusterReady is /healthz in cluster mode: ready while connected to NATS.

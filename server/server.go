@@ -290,6 +290,9 @@ type Server struct {
 	HTTP     *http.Server
 	verifier *auth.Verifier // nil in development mode
 	be       backend
+	// stopRevocations ends the watch that applies revocations made on
+	// other nodes (cluster mode, production mode).
+	stopRevocations func()
 	ln       net.Listener
 	errc     chan error
 
@@ -382,6 +385,16 @@ func (m *Server) Run(ctx context.Context) error {
 		return err
 	}
 	m.verifier = verifier
+	if m.NATS != nil && verifier != nil {
+		if m.stopRevocations, err = watchRevocations(m.NATS, verifier.Revocations(), m.Log); err != nil {
+			verifier.Close()
+			m.Docs.Close()
+			m.Hub.Close()
+			m.stopWebhooks(ctx)
+			closeStore()
+			return err
+		}
+	}
 	lim := c.File.Limits
 	proxies, _ := c.trustedProxies() // checked by Validate
 	m.Web = web.New(web.Config{
@@ -458,6 +471,9 @@ func (m *Server) Close(ctx context.Context) error {
 	}
 	if m.stats != nil {
 		m.stats.stop()
+	}
+	if m.stopRevocations != nil {
+		m.stopRevocations()
 	}
 	if m.verifier != nil {
 		m.verifier.Close()
