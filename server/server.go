@@ -293,8 +293,8 @@ type Server struct {
 	// stopRevocations ends the watch that applies revocations made on
 	// other nodes (cluster mode, production mode).
 	stopRevocations func()
-	ln       net.Listener
-	errc     chan error
+	ln              net.Listener
+	errc            chan error
 
 	// statsInterval is how often stats are published; by default a second
 	// (tests shorten it).
