@@ -2,8 +2,10 @@ package clustertest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +22,8 @@ type editLoad struct {
 	docs    int // each client edits doc (client index mod docs)
 	steps   int // edits per client
 	prefix  string
+	// during, if set, runs beside the editors (server-side edits).
+	during func(ids []string)
 }
 
 // concurrentEdits runs the load, waits until everything is at rest, and
@@ -62,6 +66,13 @@ func concurrentEdits(t *testing.T, nodes []*node, st *natsstore.Store, l editLoa
 				}
 				time.Sleep(time.Duration(5+e.rng.IntN(20)) * time.Millisecond) // typing speed
 			}
+		}()
+	}
+	if l.during != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.during(ids)
 		}()
 	}
 	wg.Wait()
@@ -136,6 +147,33 @@ func TestDocsAcrossNodes(t *testing.T) {
 	})
 	t.Run("twenty docs", func(t *testing.T) {
 		concurrentEdits(t, nodes, st, editLoad{clients: 30, docs: 20, steps: 50, prefix: "twenty"})
+	})
+	// Server-side edits of several ops each (a replaced text over the op
+	// size limit is split) through every node, while editors type.
+	t.Run("large replaces beside editors", func(t *testing.T) {
+		concurrentEdits(t, nodes, st, editLoad{clients: 6, docs: 1, steps: 40, prefix: "large", during: func(ids []string) {
+			for k := range 3 {
+				n := nodes[k%3]
+				// Nothing in common with the text before: the diff inserts
+				// all of it, ~75 KiB, which takes two ops.
+				alphabet := []string{"αβγδε ", "абвгд ", "日本語文字 "}[k]
+				content := strings.Repeat(alphabet, 75<<10/len(alphabet))
+				body, _ := json.Marshal(map[string]string{"content": content})
+				if st := httpDo(t, "PUT", n.http+"/api/docs/"+ids[0]+"/content", strings.NewReader(string(body)), "application/json", nil); st != 200 {
+					t.Errorf("PUT through %s: %d", n.name, st)
+				}
+			}
+		}})
+		_, ops := replay(t, st, "large-doc0")
+		split := 0
+		for _, o := range ops {
+			if strings.HasSuffix(o.UID, ".2") {
+				split++
+			}
+		}
+		if split < 3 {
+			t.Fatalf("%d replaces were split in two ops, want 3", split)
+		}
 	})
 }
 

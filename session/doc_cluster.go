@@ -111,6 +111,7 @@ type clusterOp struct {
 	root   string
 	landed int
 	split  bool // a server-side edit, split into pieces over MaxOpBytes
+	pieces int  // pieces of its latest submission
 	user   string
 	client string // author's client id; empty for a server-side edit
 	p      pendOp
@@ -426,6 +427,7 @@ func (s *docSession) submitPending() {
 		if e.split {
 			pieces = doc.SplitOp(op, s.docs.cfg.MaxOpBytes)
 		}
+		e.pieces = len(pieces)
 		now := s.docs.cfg.Now()
 		for k, piece := range pieces {
 			rec := doc.OpRecord{Version: next, Op: piece, UID: pieceUID(e.root, e.landed+k), User: e.user, ClientID: e.client, Time: now}
@@ -469,6 +471,7 @@ func (s *docSession) drainResults() {
 	results := c.results
 	c.results = nil
 	s.durableMu.Unlock()
+	deleted := false
 	for _, r := range results {
 		c.out--
 		if r.err == nil {
@@ -492,7 +495,8 @@ func (s *docSession) drainResults() {
 		case errors.As(r.err, &ce):
 			c.have = max(c.have, int(ce.Have))
 		case errors.Is(r.err, doc.ErrNotFound):
-			// Deleted: the follower reports it too and closes the document.
+			// Deleted through another node (the follower says so too).
+			deleted = true
 		case errors.Is(r.err, doc.ErrInvalid):
 			// Refused for what it is (over the server's payload): drop it.
 			for i, e := range c.pend {
@@ -505,6 +509,10 @@ func (s *docSession) drainResults() {
 		default:
 			c.ambiguous = true
 		}
+	}
+	if deleted && s.loaded {
+		s.followFailed(fmt.Errorf("append to %s: %w", s.id, doc.ErrNotFound))
+		return
 	}
 	s.recover()
 }
@@ -656,15 +664,18 @@ func (s *docSession) landed(e *clusterOp, rec doc.OpRecord) {
 		e.base, e.op = rec.Version+1, rest
 		c.byUID[e.nextUID()] = e
 		return
-	case own || !e.split || e.landed > 1 || rec.Op.Equal(e.op) || e.base == rec.Version && len(doc.SplitOp(e.op, s.docs.cfg.MaxOpBytes)) == 1:
-		// Stored whole: by this node, or (a resend) by another one.
-	default:
+	case !own && e.split && !(e.pieces == 1 && e.landed == 1):
 		// A piece of a split edit stored by an attempt this node gave up
-		// on: what is left of the edit is unknown. It stops here.
-		c.pend = append(c.pend[:i], c.pend[i+1:]...)
+		// on (its append's outcome was unknown): what is left of the edit
+		// is unknown. It stops here; the caller may send it again.
+		if i < len(c.pend) {
+			c.pend = append(c.pend[:i], c.pend[i+1:]...)
+		}
 		s.answerDropped(e.p, e.root, 0, false, fmt.Errorf("edit of %s stored in part: %w", s.id, ErrTryAgain))
 		return
 	}
+	// Stored whole: by this node, or (a client's op resent to another
+	// node after a reconnect) by another one.
 	if i < len(c.pend) {
 		c.pend = append(c.pend[:i], c.pend[i+1:]...)
 	}
