@@ -212,13 +212,39 @@ func (n *node) stop(t testing.TB) {
 	n.srv = nil
 }
 
-// startNodes starts three nodes on the NATS URLs given (one per node).
+// startNodes starts a node on each NATS URL given, all at once (as a
+// deployment's nodes start together, each creating the same streams).
 func startNodes(t testing.TB, urls []string, prefix string, replicas int) []*node {
 	t.Helper()
-	var nodes []*node
+	nodes := make([]*node, len(urls))
+	errs := make([]error, len(urls))
+	var wg sync.WaitGroup
+	start := time.Now()
 	for i, u := range urls {
-		nodes = append(nodes, startNode(t, nodeConfig(u, prefix, fmt.Sprintf("node%d", i+1), replicas)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg := nodeConfig(u, prefix, fmt.Sprintf("node%d", i+1), replicas)
+			srv := server.New(cfg, logger(t).With().Str("node", cfg.Node).Logger())
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			if errs[i] = srv.Run(ctx); errs[i] == nil {
+				nodes[i] = &node{name: cfg.Node, srv: srv, http: "http://" + srv.Addr(), ws: "ws://" + srv.Addr() + "/ws"}
+			}
+		}()
 	}
+	wg.Wait()
+	for _, n := range nodes {
+		if n != nil {
+			t.Cleanup(func() { n.stop(t) })
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start node%d: %v", i+1, err)
+		}
+	}
+	t.Logf("%d nodes started together in %v", len(urls), time.Since(start).Round(time.Millisecond))
 	return nodes
 }
 

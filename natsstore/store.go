@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -368,7 +369,7 @@ func (s *Store) checkJetStream(ctx context.Context) error {
 
 // setup creates or updates every stream and bucket.
 func (s *Store) setup(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 4*s.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, max(4*s.cfg.RequestTimeout, time.Minute))
 	defer cancel()
 	var err error
 	s.ops, err = s.ensureStream(ctx, jetstream.StreamConfig{
@@ -448,17 +449,51 @@ func nonZero(d, def time.Duration) time.Duration {
 	return d
 }
 
-// ensureStream creates a stream or updates it to cfg.
+// ensureStream creates a stream or updates it to cfg, unless it is there
+// as wanted already (nodes starting after the first, or again, change
+// nothing). On a JetStream cluster, nodes starting together create the
+// same streams at once, and a request that meets a stream another node is
+// creating may go unanswered; so each attempt is bounded (a few seconds,
+// at most RequestTimeout) and retried until ctx ends, the stream then
+// being there as wanted.
 func (s *Store) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	st, err := s.js.CreateOrUpdateStream(ctx, cfg)
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, min(s.cfg.RequestTimeout, time.Duration(2+attempt)*time.Second))
+		st, err := s.js.Stream(actx, cfg.Name)
+		switch {
+		case err == nil && sameStream(st.CachedInfo().Config, cfg):
+		case err == nil || errors.Is(err, jetstream.ErrStreamNotFound):
+			st, err = s.js.CreateOrUpdateStream(actx, cfg)
+		}
+		cancel()
+		if err == nil {
+			return st, nil
+		}
+		if ctx.Err() == nil && transient(err) && apiCode(err) != errCodeReplicasNotSupported {
+			s.log.Debug().Err(err).Str("stream", cfg.Name).Int("attempt", attempt+1).Msg("stream setup retried")
+			backoff(ctx, attempt)
+			continue
+		}
 		hint := ""
 		if cfg.Replicas > 1 {
 			hint = fmt.Sprintf(" (replicas %d needs a JetStream cluster of at least %d servers)", cfg.Replicas, cfg.Replicas)
 		}
 		return nil, fmt.Errorf("create or update stream %s%s: %w", cfg.Name, hint, err)
 	}
-	return st, nil
+}
+
+// errCodeReplicasNotSupported is JetStream's answer to replicas > 1 on a
+// server that is not part of a cluster: no retry changes it.
+const errCodeReplicasNotSupported jetstream.ErrorCode = 10074
+
+// sameStream reports whether a stream's configuration has every setting
+// Tandem chooses as want has it.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Replicas == want.Replicas && have.Storage == want.Storage &&
+		have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.AllowRollup == want.AllowRollup &&
+		have.AllowMsgTTL == want.AllowMsgTTL && have.Discard == want.Discard && have.DenyDelete == want.DenyDelete &&
+		have.AllowDirect == want.AllowDirect && have.Description == want.Description
 }
 
 // ensureBucket creates a key-value bucket keeping one revision per key.
