@@ -246,13 +246,21 @@ func (h *Hub) Close() {
 		chans = append(chans, ch)
 	}
 	h.mu.Unlock()
+	var stops []func()
 	for _, ch := range chans {
 		ch.mu.Lock()
 		if ch.batchTimer != nil {
 			ch.batchTimer.Stop()
 			ch.batchTimer = nil
 		}
+		if ch.clu != nil && ch.clu.following {
+			stops = append(stops, ch.clu.stops...)
+			ch.clu.following, ch.clu.stops = false, nil
+		}
 		ch.mu.Unlock()
+	}
+	for _, stop := range stops { // cluster mode: followers and watches
+		stop()
 	}
 	close(h.stop)
 	h.wg.Wait()
