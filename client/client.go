@@ -189,7 +189,8 @@ type Client struct {
 	token    string
 	user     proto.User
 	clientID string
-	limits   Limits // of the live (or last) connection
+	limits   Limits          // of the live (or last) connection
+	connData json.RawMessage // connected.data of the live (or last) connection (rpc.go)
 	subs     map[string]*Subscription
 	docs     map[string]*Document
 	pending  map[int64]*pending
@@ -445,6 +446,7 @@ func (c *Client) attach(conn *wsConn, info *proto.Connected) {
 	c.status = StatusConnected
 	c.user, c.clientID = user, info.ClientID
 	c.limits = limitsOf(info.Limits, c.cfg.MaxOpBytes)
+	c.connData = info.Data
 	frames := make([][]byte, 0, len(c.subs))
 	for _, sub := range c.subs {
 		frames = append(frames, c.subscribeFrameLocked(conn, sub))

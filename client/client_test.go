@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
+	"github.com/tandemhq/tandem/server/servertest"
 )
 
 func TestMain(m *testing.M) {
@@ -26,58 +26,17 @@ func TestMain(m *testing.M) {
 
 const secret = "client-test-secret-0123456789abcdef"
 
-// testServer is a real server on 127.0.0.1 with its data in a temporary
-// directory; restart keeps the address and the data.
-type testServer struct {
-	t   *testing.T
-	cfg server.Config
-	srv *server.Server
-	url string
-}
+// testServer is a real server on 127.0.0.1 (server/servertest); Restart
+// keeps the address and the data.
+type testServer = servertest.Server
 
 func startServer(t *testing.T, production bool) *testServer {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Addr, cfg.Data = "127.0.0.1:0", t.TempDir()
-	// Publishers here go as fast as they can; the rate limit is not the
-	// subject.
-	cfg.File.Limits.FrameRate, cfg.File.Limits.FrameBurst = 1e5, 1e5
-	if production {
-		cfg.JWTSecret = secret
-	}
-	ts := &testServer{t: t, cfg: cfg}
-	ts.start()
-	t.Cleanup(ts.stop)
-	return ts
-}
-
-func (ts *testServer) start() {
-	ts.t.Helper()
-	srv := server.New(ts.cfg, zerolog.New(zerolog.NewTestWriter(ts.t)).Level(zerolog.ErrorLevel))
-	if err := srv.Run(context.Background()); err != nil {
-		ts.t.Fatalf("start server: %v", err)
-	}
-	ts.srv = srv
-	ts.cfg.Addr = srv.Addr()
-	ts.url = "ws://" + srv.Addr() + "/ws"
-}
-
-func (ts *testServer) stop() {
-	if ts.srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := ts.srv.Close(ctx); err != nil {
-		ts.t.Errorf("close server: %v", err)
-	}
-	ts.srv = nil
-}
-
-func (ts *testServer) restart() {
-	ts.t.Helper()
-	ts.stop()
-	ts.start()
+	return startServerWith(t, func(c *server.Config) {
+		if production {
+			c.JWTSecret = secret
+		}
+	})
 }
 
 func mint(t *testing.T, user string, ttl time.Duration) string {
@@ -254,7 +213,7 @@ func TestReconnectAcrossRestart(t *testing.T) {
 	const channel = "chat:restart"
 	g := &gatedDialer{}
 	statuses := make(chan client.Status, 16)
-	sub := dial(t, ts.url, func(c *client.Config) {
+	sub := dial(t, ts.URL, func(c *client.Config) {
 		c.User, c.Dialer = "sam", g.dialer()
 		c.OnStatus = func(s client.Status, _ error) { statuses <- s }
 	})
@@ -265,14 +224,14 @@ func TestReconnectAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	recv(t, events, "first subscribed")
-	pub := dial(t, ts.url, func(c *client.Config) { c.User, c.NoReconnect = "pat", true })
+	pub := dial(t, ts.URL, func(c *client.Config) { c.User, c.NoReconnect = "pat", true })
 	publish(t, pub, channel, 5)
 	in.wait(t, 5, 1)
 
 	g.shut() // sam's reconnection waits at the gate
-	ts.restart()
+	ts.Restart()
 	waitStatus(t, statuses, client.StatusReconnecting)
-	pub = dial(t, ts.url, func(c *client.Config) { c.User = "pat" })
+	pub = dial(t, ts.URL, func(c *client.Config) { c.User = "pat" })
 	publish(t, pub, channel, 5) // offsets 6..10, while sam is away
 	g.open()
 	waitStatus(t, statuses, client.StatusConnected)
@@ -297,7 +256,7 @@ func TestReconnectWhilePublishing(t *testing.T) {
 	const channel = "chat:flaky"
 	g := &gatedDialer{}
 	statuses := make(chan client.Status, 64)
-	sub := dial(t, ts.url, func(c *client.Config) {
+	sub := dial(t, ts.URL, func(c *client.Config) {
 		c.User, c.Dialer = "sam", g.dialer()
 		c.OnStatus = func(s client.Status, _ error) { statuses <- s }
 	})
@@ -306,7 +265,7 @@ func TestReconnectWhilePublishing(t *testing.T) {
 	if _, err := sub.Subscribe(ctxT(t), channel, in.handle); err != nil {
 		t.Fatal(err)
 	}
-	pub := dial(t, ts.url, func(c *client.Config) { c.User = "pat" })
+	pub := dial(t, ts.URL, func(c *client.Config) { c.User = "pat" })
 	const n = 300
 	var published atomic.Int64
 	done := make(chan struct{})
@@ -343,7 +302,7 @@ func TestUnauthorizedStops(t *testing.T) {
 
 	// No TokenFunc: the client stops.
 	ended := make(chan error, 1)
-	c := dial(t, ts.url, func(c *client.Config) {
+	c := dial(t, ts.URL, func(c *client.Config) {
 		c.Token = mint(t, "una", time.Hour)
 		c.OnStatus = func(s client.Status, err error) {
 			if s == client.StatusDisconnected {
@@ -355,7 +314,7 @@ func TestUnauthorizedStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.srv.Web.DisconnectUser("una")
+	ts.Server().Web.DisconnectUser("una")
 	if err := recv(t, ended, "the client to stop"); !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatalf("stopped with %v, want ErrUnauthorized", err)
 	}
@@ -370,7 +329,7 @@ func TestUnauthorizedStops(t *testing.T) {
 	// A TokenFunc that has nothing new: the client stops too.
 	same := mint(t, "vic", time.Hour)
 	ended2 := make(chan error, 1)
-	dial(t, ts.url, func(c *client.Config) {
+	dial(t, ts.URL, func(c *client.Config) {
 		c.TokenFunc = func(context.Context) (string, error) { return same, nil }
 		c.OnStatus = func(s client.Status, err error) {
 			if s == client.StatusDisconnected {
@@ -378,7 +337,7 @@ func TestUnauthorizedStops(t *testing.T) {
 			}
 		}
 	})
-	ts.srv.Web.DisconnectUser("vic")
+	ts.Server().Web.DisconnectUser("vic")
 	if err := recv(t, ended2, "the client to stop"); !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatalf("stopped with %v, want ErrUnauthorized", err)
 	}
@@ -391,7 +350,7 @@ func TestTokenFuncReconnects(t *testing.T) {
 	ts := startServer(t, true)
 	var calls atomic.Int32
 	statuses := make(chan client.Status, 16)
-	c := dial(t, ts.url, func(c *client.Config) {
+	c := dial(t, ts.URL, func(c *client.Config) {
 		c.TokenFunc = func(context.Context) (string, error) {
 			calls.Add(1)
 			return mint(t, "wes", time.Duration(calls.Load())*time.Hour), nil // a different token each time
@@ -403,7 +362,7 @@ func TestTokenFuncReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, statuses, client.StatusConnected)
-	ts.srv.Web.DisconnectUser("wes")
+	ts.Server().Web.DisconnectUser("wes")
 	waitStatus(t, statuses, client.StatusReconnecting)
 	waitStatus(t, statuses, client.StatusConnected)
 	if calls.Load() < 2 {
@@ -421,7 +380,7 @@ func TestAutoRefresh(t *testing.T) {
 	var calls atomic.Int32
 	var firstExp time.Time
 	statuses := make(chan client.Status, 16)
-	c := dial(t, ts.url, func(c *client.Config) {
+	c := dial(t, ts.URL, func(c *client.Config) {
 		c.TokenFunc = func(context.Context) (string, error) {
 			if calls.Add(1) == 1 {
 				// Whole seconds: it expires 2 to 3 seconds from now, and
@@ -463,8 +422,8 @@ func TestClientBasics(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, false)
 	ctx := ctxT(t)
-	a := dial(t, ts.url, func(c *client.Config) { c.User = "amy" })
-	b := dial(t, ts.url, func(c *client.Config) { c.User = "ben" })
+	a := dial(t, ts.URL, func(c *client.Config) { c.User = "amy" })
+	b := dial(t, ts.URL, func(c *client.Config) { c.User = "ben" })
 
 	// ben answers each message from amy; his handler calls the client.
 	replies := make(chan error, 4)

@@ -19,22 +19,22 @@ import (
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
+	"github.com/tandemhq/tandem/server/servertest"
 )
 
-// startServerWith is startServer with a chance to change the config.
+// startServerWith starts a server with its config changed by edit.
+// Publishers and editors here go as fast as they can: the frame rate is
+// not the subject.
 func startServerWith(t *testing.T, edit func(*server.Config)) *testServer {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Addr, cfg.Data = "127.0.0.1:0", t.TempDir()
-	cfg.File.Limits.FrameRate, cfg.File.Limits.FrameBurst = 1e5, 1e5
-	edit(&cfg)
-	ts := &testServer{t: t, cfg: cfg}
-	ts.start()
-	t.Cleanup(ts.stop)
-	return ts
+	return servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.File.Limits.FrameRate, c.File.Limits.FrameBurst = 1e5, 1e5
+		edit(c)
+	}))
 }
 
 func openDoc(t *testing.T, c *client.Client, id string) *client.Document {
@@ -49,15 +49,7 @@ func openDoc(t *testing.T, c *client.Client, id string) *client.Document {
 // waitFor polls cond until it holds, failing after 20 seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testwait.For(t, 20*time.Second, what, cond)
 }
 
 var pieces = []string{"a", "b", " ", "é", "漢", "😀", "e\u0301", "\n", "word "}
@@ -135,7 +127,7 @@ func opLog(t *testing.T, url, id string) ([]string, int) {
 func checkConverged(t *testing.T, ts *testServer, id string, docs ...*client.Document) string {
 	t.Helper()
 	want := converged(t, ts, id, docs...)
-	uids, head := opLog(t, ts.url, id)
+	uids, head := opLog(t, ts.URL, id)
 	if head != len(uids) {
 		t.Fatalf("log: %d ops, head v%d", len(uids), head)
 	}
@@ -160,7 +152,7 @@ func converged(t *testing.T, ts *testServer, id string, docs ...*client.Document
 			t.Fatalf("replica %d: %v", i, err)
 		}
 	}
-	chk := dial(t, ts.url, func(c *client.Config) { c.User = "checker" })
+	chk := dial(t, ts.URL, func(c *client.Config) { c.User = "checker" })
 	sd := openDoc(t, chk, id)
 	want, v := sd.Text(), sd.Version()
 	waitFor(t, fmt.Sprintf("every replica at v%d", v), func() bool {
@@ -219,12 +211,12 @@ func TestDocConverge(t *testing.T) {
 	if testing.Short() {
 		edits = 60
 	}
-	watcher := openDoc(t, dial(t, ts.url, func(c *client.Config) { c.User = "watcher" }), id)
+	watcher := openDoc(t, dial(t, ts.URL, func(c *client.Config) { c.User = "watcher" }), id)
 	m := &mirror{text: watcher.Text()}
 	watcher.OnChange(m.apply)
 	docs := make([]*client.Document, writers)
 	for i := range docs {
-		docs[i] = openDoc(t, dial(t, ts.url, func(c *client.Config) { c.User = fmt.Sprintf("w%d", i) }), id)
+		docs[i] = openDoc(t, dial(t, ts.URL, func(c *client.Config) { c.User = fmt.Sprintf("w%d", i) }), id)
 	}
 	var wg sync.WaitGroup
 	for i, d := range docs {
@@ -267,12 +259,12 @@ func TestDocReconnectExactlyOnce(t *testing.T) {
 	const id = "flaky"
 	g := &gatedDialer{}
 	statuses := make(chan client.Status, 64)
-	ann := openDoc(t, dial(t, ts.url, func(c *client.Config) {
+	ann := openDoc(t, dial(t, ts.URL, func(c *client.Config) {
 		c.User, c.Dialer = "ann", g.dialer()
 		c.OnStatus = func(s client.Status, _ error) { statuses <- s }
 	}), id)
 	waitStatus(t, statuses, client.StatusConnected)
-	bob := openDoc(t, dial(t, ts.url, func(c *client.Config) { c.User = "bob" }), id)
+	bob := openDoc(t, dial(t, ts.URL, func(c *client.Config) { c.User = "bob" }), id)
 
 	stop := make(chan struct{})
 	var bobEdits atomic.Int64
@@ -343,7 +335,7 @@ func TestDocServerRestart(t *testing.T) {
 	const id, writers, edits = "restart", 3, 200
 	docs := make([]*client.Document, writers)
 	for i := range docs {
-		docs[i] = openDoc(t, dial(t, ts.url, func(c *client.Config) { c.User = fmt.Sprintf("r%d", i) }), id)
+		docs[i] = openDoc(t, dial(t, ts.URL, func(c *client.Config) { c.User = fmt.Sprintf("r%d", i) }), id)
 	}
 	var done atomic.Int64
 	var wg sync.WaitGroup
@@ -362,7 +354,7 @@ func TestDocServerRestart(t *testing.T) {
 	}
 	for k := range 2 {
 		waitFor(t, "edits before the restart", func() bool { return done.Load() >= int64((k+1)*writers*edits/3) })
-		ts.restart()
+		ts.Restart()
 	}
 	wg.Wait()
 	checkConverged(t, ts, id, docs...)
@@ -376,10 +368,10 @@ func TestDocCursors(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, false)
 	const id = "cursors"
-	ann := openDoc(t, dial(t, ts.url, func(c *client.Config) { c.User = "ann" }), id)
+	ann := openDoc(t, dial(t, ts.URL, func(c *client.Config) { c.User = "ann" }), id)
 	g := &gatedDialer{}
 	statuses := make(chan client.Status, 16)
-	bob := openDoc(t, dial(t, ts.url, func(c *client.Config) {
+	bob := openDoc(t, dial(t, ts.URL, func(c *client.Config) {
 		c.User, c.Dialer = "bob", g.dialer()
 		c.OnStatus = func(s client.Status, _ error) { statuses <- s }
 	}), id)
@@ -483,8 +475,8 @@ func TestDocComments(t *testing.T) {
 	ts := startServer(t, false)
 	const id = "comments"
 	ctx := ctxT(t)
-	ann := openDoc(t, dial(t, ts.url, func(c *client.Config) { c.User = "ann" }), id)
-	bob := openDoc(t, dial(t, ts.url, func(c *client.Config) { c.User = "bob" }), id)
+	ann := openDoc(t, dial(t, ts.URL, func(c *client.Config) { c.User = "ann" }), id)
+	bob := openDoc(t, dial(t, ts.URL, func(c *client.Config) { c.User = "bob" }), id)
 	events := make(chan client.CommentEvent, 16)
 	bob.OnComment(func(e client.CommentEvent) { events <- e })
 
@@ -571,7 +563,7 @@ func TestDocComments(t *testing.T) {
 	// A deleted document ends for everyone in it.
 	closed := make(chan error, 1)
 	bob.OnClosed(func(err error) { closed <- err })
-	if err := ts.srv.Docs.Delete(ctx, id); err != nil {
+	if err := ts.Server().Docs.Delete(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	if err := recv(t, closed, "bob's document to close"); !errors.Is(err, client.ErrDocDeleted) {
@@ -607,7 +599,7 @@ func TestDocBadSubmissions(t *testing.T) {
 	}
 	writer := func(user string) string { return token(user, "read:doc:*", "write:doc:*", "comment:doc:*") }
 
-	ann := dial(t, ts.url, func(c *client.Config) { c.Token = writer("ann") })
+	ann := dial(t, ts.URL, func(c *client.Config) { c.Token = writer("ann") })
 	if _, err := ann.OpenDoc(ctx, "bad id!"); !isCode(err, proto.CodeBadRequest) {
 		t.Fatalf("open with a bad id: %v", err)
 	}
@@ -705,7 +697,7 @@ func TestDocBadSubmissions(t *testing.T) {
 	}
 
 	// A client configured below the server's op limit splits by its own.
-	bob := dial(t, ts.url, func(c *client.Config) { c.Token, c.MaxOpBytes = writer("bob"), 300 })
+	bob := dial(t, ts.URL, func(c *client.Config) { c.Token, c.MaxOpBytes = writer("bob"), 300 })
 	if l := bob.Limits(); l.MaxOpBytes != 300 {
 		t.Fatalf("bob's op limit %d, want 300", l.MaxOpBytes)
 	}
@@ -715,7 +707,7 @@ func TestDocBadSubmissions(t *testing.T) {
 	}
 
 	// A reader may not write: the edit is undone.
-	cat := dial(t, ts.url, func(c *client.Config) { c.Token = token("cat", "read:doc:*") })
+	cat := dial(t, ts.URL, func(c *client.Config) { c.Token = token("cat", "read:doc:*") })
 	if _, err := cat.OpenDoc(ctx, "missing"); !isCode(err, proto.CodeNotFound) {
 		t.Fatalf("a reader opening a missing document: %v, want not_found", err)
 	}
@@ -762,7 +754,7 @@ func checkConvergedProd(t *testing.T, ts *testServer, id, token string, docs ...
 			t.Fatalf("replica %d: %v", i, err)
 		}
 	}
-	sd := openDoc(t, dial(t, ts.url, func(c *client.Config) { c.Token = token }), id)
+	sd := openDoc(t, dial(t, ts.URL, func(c *client.Config) { c.Token = token }), id)
 	want, v := sd.Text(), sd.Version()
 	waitFor(t, "every replica at the head", func() bool {
 		for _, d := range docs {
@@ -790,7 +782,7 @@ func TestDocHistoryGone(t *testing.T) {
 	ctx := ctxT(t)
 	g := &gatedDialer{}
 	statuses := make(chan client.Status, 16)
-	ann := openDoc(t, dial(t, ts.url, func(c *client.Config) {
+	ann := openDoc(t, dial(t, ts.URL, func(c *client.Config) {
 		c.User, c.Dialer = "ann", g.dialer()
 		c.OnStatus = func(s client.Status, _ error) { statuses <- s }
 	}), id)
@@ -812,7 +804,7 @@ func TestDocHistoryGone(t *testing.T) {
 	if err := ann.Insert(4, "two"); err != nil { // pending while away
 		t.Fatal(err)
 	}
-	bob := dial(t, ts.url, func(c *client.Config) { c.User = "bob" })
+	bob := dial(t, ts.URL, func(c *client.Config) { c.User = "bob" })
 	db := openDoc(t, bob, id)
 	for i := range 5 {
 		if err := db.Insert(0, fmt.Sprint(i)); err != nil {
@@ -823,8 +815,8 @@ func TestDocHistoryGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	head := db.Version()
-	waitFor(t, "the document to unload", func() bool { return ts.srv.Docs.Loaded() == 0 })
-	if err := ts.srv.DB.Compact(ctx, id, head); err != nil {
+	waitFor(t, "the document to unload", func() bool { return ts.Server().Docs.Loaded() == 0 })
+	if err := ts.Server().DB.Compact(ctx, id, head); err != nil {
 		t.Fatal(err)
 	}
 	g.open()
@@ -858,7 +850,7 @@ func TestDocChaos(t *testing.T) {
 	docs := make([]*client.Document, n)
 	for i := range n {
 		gates[i] = &gatedDialer{}
-		docs[i] = openDoc(t, dial(t, ts.url, func(c *client.Config) {
+		docs[i] = openDoc(t, dial(t, ts.URL, func(c *client.Config) {
 			c.User, c.Dialer = fmt.Sprintf("x%d", i), gates[i].dialer()
 		}), id)
 	}
@@ -889,7 +881,7 @@ func TestDocChaos(t *testing.T) {
 	for k := range 60 {
 		time.Sleep(time.Duration(r.IntN(40)) * time.Millisecond) // pace
 		if k == 20 || k == 40 {
-			ts.restart()
+			ts.Restart()
 			continue
 		}
 		g := gates[r.IntN(n)]
@@ -915,7 +907,7 @@ func TestDocRejectedConcurrently(t *testing.T) {
 	docs := make([]*client.Document, n)
 	var rejected atomic.Int64
 	for i := range n {
-		docs[i] = openDoc(t, dial(t, ts.url, func(c *client.Config) { c.User = fmt.Sprintf("j%d", i) }), id)
+		docs[i] = openDoc(t, dial(t, ts.URL, func(c *client.Config) { c.User = fmt.Sprintf("j%d", i) }), id)
 		docs[i].OnError(func(err error) {
 			var oe *client.OpError
 			if !errors.As(err, &oe) || oe.Err.Code != proto.CodeTooLarge {
@@ -959,7 +951,7 @@ func TestDocRateLimited(t *testing.T) {
 	})
 	docs := make([]*client.Document, n)
 	for i := range n {
-		docs[i] = openDoc(t, dial(t, ts.url, func(c *client.Config) {
+		docs[i] = openDoc(t, dial(t, ts.URL, func(c *client.Config) {
 			c.User = "same" // the limit is per user
 			c.Logger = zerolog.Nop().Level(zerolog.DebugLevel).Hook(hook)
 		}), id)
@@ -999,7 +991,7 @@ func TestDocEpochReset(t *testing.T) {
 	ctx := ctxT(t)
 	g := &gatedDialer{}
 	statuses := make(chan client.Status, 16)
-	ann := openDoc(t, dial(t, ts.url, func(c *client.Config) {
+	ann := openDoc(t, dial(t, ts.URL, func(c *client.Config) {
 		c.User, c.Dialer = "ann", g.dialer()
 		c.OnStatus = func(s client.Status, _ error) { statuses <- s }
 	}), id)
@@ -1025,10 +1017,10 @@ func TestDocEpochReset(t *testing.T) {
 	if err := ann.Insert(5, "!"); err != nil { // pending while away
 		t.Fatal(err)
 	}
-	if err := ts.srv.Docs.Delete(ctx, id); err != nil {
+	if err := ts.Server().Docs.Delete(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	bob := dial(t, ts.url, func(c *client.Config) { c.User = "bob" })
+	bob := dial(t, ts.URL, func(c *client.Config) { c.User = "bob" })
 	bd := openDoc(t, bob, id)
 	for i, ch := range "abcdef" { // one op each: the new document passes ann's version
 		if err := bd.Insert(i, string(ch)); err != nil {
@@ -1071,7 +1063,7 @@ func TestDocLargeEdit(t *testing.T) {
 	ts := startServerWith(t, func(c *server.Config) { c.File.Limits.MaxFrameBytes = 32 << 10 })
 	const id = "large"
 	var drops atomic.Int64
-	ann := dial(t, ts.url, func(c *client.Config) {
+	ann := dial(t, ts.URL, func(c *client.Config) {
 		c.User = "ann"
 		c.OnStatus = func(s client.Status, err error) {
 			if s == client.StatusReconnecting {
@@ -1083,7 +1075,7 @@ func TestDocLargeEdit(t *testing.T) {
 	if l := ann.Limits(); l.MaxFrameBytes != 32<<10 || l.MaxOpBytes != 64<<10 {
 		t.Fatalf("limits %+v, want the server's", l)
 	}
-	bob := dial(t, ts.url, func(c *client.Config) { c.User = "bob" })
+	bob := dial(t, ts.URL, func(c *client.Config) { c.User = "bob" })
 	da, db := openDoc(t, ann, id), openDoc(t, bob, id)
 	var sb strings.Builder
 	r := rand.New(rand.NewPCG(3, 4))
@@ -1131,9 +1123,9 @@ func TestDocHandlersFromOpen(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, false)
 	const id = "early"
-	ann := dial(t, ts.url, func(c *client.Config) { c.User = "ann" })
-	bob := dial(t, ts.url, func(c *client.Config) { c.User = "bob" })
-	cat := dial(t, ts.url, func(c *client.Config) { c.User = "cat" })
+	ann := dial(t, ts.URL, func(c *client.Config) { c.User = "ann" })
+	bob := dial(t, ts.URL, func(c *client.Config) { c.User = "bob" })
+	cat := dial(t, ts.URL, func(c *client.Config) { c.User = "cat" })
 	da := openDoc(t, ann, id)
 	if err := da.Insert(0, "hello"); err != nil {
 		t.Fatal(err)

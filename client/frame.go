@@ -57,6 +57,8 @@ func newBody(typ string) any {
 		return new(proto.Cursor)
 	case proto.TypeClosed:
 		return new(proto.Closed)
+	case proto.TypeRPCResult:
+		return new(proto.RPCResult)
 	}
 	return nil
 }
@@ -95,6 +97,8 @@ func headOf(body any) (*int64, string) {
 	case *proto.Cursor:
 		return nil, b.Type
 	case *proto.Closed:
+		return b.ID, b.Type
+	case *proto.RPCResult:
 		return b.ID, b.Type
 	}
 	panic("client: headOf: not a frame body") // newBody and headOf disagree

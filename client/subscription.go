@@ -177,6 +177,9 @@ type Subscription struct {
 	// fetching: a goroutine reads the member list; fetchWanted: read it
 	// (again).
 	fetching, fetchWanted bool
+	// data is what the application's subscribe hook attached to the
+	// latest subscribed frame (rpc.go).
+	data json.RawMessage
 }
 
 func newSubscription(c *Client, channel string, handler func(Message), opts []SubscribeOption) *Subscription {
@@ -404,6 +407,7 @@ func (s *Subscription) applySubscribed(f *proto.Subscribed, resumed bool) bool {
 		f.Offset = msgs[n-1].Offset // never step back behind what was delivered
 	}
 	s.last, s.epoch, s.positioned, s.recovered = f.Offset, f.Epoch, true, f.Recovered
+	s.data = f.Data
 	clear(s.members)
 	for _, m := range f.Members {
 		s.members[m.ClientID] = m

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tandemhq/tandem/internal/testwait"
 )
 
 // TestConcurrencyBound: 1,000 simultaneous subscribes against a backend
@@ -78,7 +80,7 @@ func TestHookBound(t *testing.T) {
 	for range 20 {
 		wg.Go(func() { _, _ = c.RPC(context.Background(), RPCRequest{Method: "slow"}) })
 	}
-	waitFor(t, "the rpc calls to fill their bound", 10*time.Second, func() bool { return b.inFlight.Load() == bound })
+	testwait.For(t, 10*time.Second, "the rpc calls to fill their bound", func() bool { return b.inFlight.Load() == bound })
 	// The slow rpc calls hold 3 of 8 slots: connects still go through.
 	for range 5 {
 		if _, err := c.Connect(context.Background(), ConnectRequest{ClientID: "c"}); err != nil {
@@ -114,7 +116,7 @@ func TestOverloaded(t *testing.T) {
 		_, err := c.DocOpen(context.Background(), DocOpenRequest{Doc: "d"})
 		done <- err
 	}()
-	waitFor(t, "the slot to be taken", 10*time.Second, func() bool { return b.inFlight.Load() == 1 })
+	testwait.For(t, 10*time.Second, "the slot to be taken", func() bool { return b.inFlight.Load() == 1 })
 
 	_, err := c.Subscribe(context.Background(), SubscribeRequest{Channel: "chat:1"})
 	var f *Failure

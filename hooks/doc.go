@@ -16,7 +16,7 @@
 // backend down, bad answer, no free slot) to which the hook's [Policy] has
 // been applied. [WireError] maps both to the protocol's error code and
 // message. Every request is a POST of a JSON body, signed with
-// HMAC-SHA256 exactly as webhooks are (internal/webhook's Sign and
+// HMAC-SHA256 exactly as webhooks are (package webhook's Sign and
 // headers), plus X-Tandem-Hook naming the hook.
 //
 // Hooks that are off cost nothing: [Caller.Enabled], Subscribe, Publish,
@@ -55,9 +55,12 @@
 // per-document state and is never held during I/O. The Caller is
 // otherwise read-only after New; every method is safe for concurrent use.
 //
-// # Caveats
+// # Wiring
 //
-// The package imports internal/webhook for the signature, which imports
-// session: session must not import hooks (it declares the small interface
-// it calls, e.g. DocChanged, and the wiring passes the Caller).
+// The server (server/hooks.go) makes the Caller from its config; the web
+// edge (web/hooks.go) calls every hook but doc_store, after its own
+// authorization; the document sessions feed doc_store through
+// session.DocWatcher, a one-method interface the Caller implements, so
+// that session does not import this package. docs/hooks.md, "How the
+// server wires them", says where each hook is asked.
 package hooks

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/webhook"
 )
 
@@ -155,7 +156,7 @@ func TestDocStoreWindows(t *testing.T) {
 			head.Store(int64(v))
 			c.DocChanged("settles", v, "e1")
 		}
-		waitFor(t, "the settled document to be stored", 10*time.Second, func() bool { return sb.lastOK("settles") == 5 })
+		testwait.For(t, 10*time.Second, "the settled document to be stored", func() bool { return sb.lastOK("settles") == 5 })
 		for _, s := range sb.stores() {
 			if s.Doc == "settles" && s.Content != "v"+strconv.Itoa(s.Version) {
 				t.Fatalf("stored %+v: content not the source's", s)
@@ -176,7 +177,7 @@ func TestDocStoreWindows(t *testing.T) {
 				c.StoreDoc(DocSnapshot{Doc: "busy", Version: v, Epoch: "e1", Content: "x"})
 			}
 		})
-		waitFor(t, "a store of the document edited without pause", 10*time.Second, func() bool { return sb.lastOK("busy") > 0 })
+		testwait.For(t, 10*time.Second, "a store of the document edited without pause", func() bool { return sb.lastOK("busy") > 0 })
 		close(stop)
 		wg.Wait()
 	})
@@ -197,7 +198,7 @@ func TestDocStoreRetry(t *testing.T) {
 	})
 	c, reg := newCaller(t, storeConfig(sb.URL, DocStoreConfig{Debounce: Duration(time.Millisecond), RetryMin: Duration(10 * time.Millisecond), RetryMax: Duration(40 * time.Millisecond)}))
 	c.StoreDoc(DocSnapshot{Doc: "flaky", Version: 7, Epoch: "e1", Content: "seven"})
-	waitFor(t, "the flaky store to succeed", 10*time.Second, func() bool { return sb.lastOK("flaky") == 7 })
+	testwait.For(t, 10*time.Second, "the flaky store to succeed", func() bool { return sb.lastOK("flaky") == 7 })
 	got := sb.stores()
 	if len(got) != 4 {
 		t.Fatalf("got %d attempts, want 4: %+v", len(got), got)
@@ -212,11 +213,11 @@ func TestDocStoreRetry(t *testing.T) {
 	}
 
 	c.StoreDoc(DocSnapshot{Doc: "refused", Version: 1, Epoch: "e1", Content: "one"})
-	waitFor(t, "the refusal to be given up on", 10*time.Second, func() bool {
+	testwait.For(t, 10*time.Second, "the refusal to be given up on", func() bool {
 		return counter(t, reg, "tandem_hook_doc_store_abandoned_total") == 1
 	})
 	c.StoreDoc(DocSnapshot{Doc: "refused", Version: 2, Epoch: "e1", Content: "two"})
-	waitFor(t, "the next version to be stored", 10*time.Second, func() bool { return sb.lastOK("refused") == 2 })
+	testwait.For(t, 10*time.Second, "the next version to be stored", func() bool { return sb.lastOK("refused") == 2 })
 	n := 0
 	for _, s := range sb.stores() {
 		if s.Doc == "refused" && s.Version == 1 {

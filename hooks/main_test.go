@@ -204,17 +204,5 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...stri
 	return sum
 }
 
-// waitFor polls cond until it holds or the generous bound passes.
-func waitFor(t *testing.T, what string, bound time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", bound, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // hasSub reports whether s contains sub, for error-message checks.
 func hasSub(s, sub string) bool { return strings.Contains(s, sub) }

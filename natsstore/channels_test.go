@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/testwait"
 )
 
 func TestChannelOffsetsAcrossConnections(t *testing.T) {
@@ -89,7 +90,7 @@ func TestChannelOffsetsAcrossConnections(t *testing.T) {
 		}
 	}
 	for i, r := range readers {
-		waitFor(t, 10*time.Second, fmt.Sprintf("reader %d", i), func() bool {
+		testwait.For(t, 10*time.Second, fmt.Sprintf("reader %d", i), func() bool {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			return len(r.msgs) >= 5*each
@@ -195,7 +196,7 @@ func TestChannelHistoryRetractReceipts(t *testing.T) {
 	if err := s.SetReceipt(bg, "bob", "tick:x", 3); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "messages to age out", func() bool {
+	testwait.For(t, 10*time.Second, "messages to age out", func() bool {
 		m, _ := s.MessagesSince("tick:x", 0, 0)
 		return len(m) == 0
 	})

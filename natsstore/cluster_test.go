@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/testwait"
 )
 
 // streamState returns a server's own view of a stream (its replica),
@@ -58,7 +59,7 @@ func TestClusterContention(t *testing.T) {
 	done := make(chan contention, 1)
 	go func() { done <- contend(t, stores, id, each, &progress) }()
 
-	waitFor(t, 60*time.Second, "a third of the ops", func() bool { return progress.Load() >= each })
+	testwait.For(t, 60*time.Second, "a third of the ops", func() bool { return progress.Load() >= each })
 	// Shut down the op stream's leader, so that the others must elect a
 	// new one while the writers go on.
 	opsStream := stores[0].n.opsStream
@@ -74,7 +75,7 @@ func TestClusterContention(t *testing.T) {
 	c.stop(victim)
 	stoppedAt := progress.Load()
 	t.Logf("server s%d, the op stream's leader, shut down at %d ops", victim+1, stoppedAt)
-	waitFor(t, 60*time.Second, "appends to go on without it", func() bool { return progress.Load() >= stoppedAt+each/2 })
+	testwait.For(t, 60*time.Second, "appends to go on without it", func() bool { return progress.Load() >= stoppedAt+each/2 })
 	c.restart(victim)
 	t.Logf("server s%d restarted at %d ops", victim+1, progress.Load())
 
@@ -94,7 +95,7 @@ func TestClusterContention(t *testing.T) {
 	// The restarted server catches up: its replica of the op stream ends
 	// where the others' do.
 	other := (victim + 1) % 3
-	waitFor(t, 30*time.Second, "the restarted server to catch up", func() bool {
+	testwait.For(t, 30*time.Second, "the restarted server to catch up", func() bool {
 		want, ok0 := streamState(c.srvs[other], opsStream)
 		got, ok1 := streamState(c.srvs[victim], opsStream)
 		return ok0 && ok1 && got.LastSeq == want.LastSeq && got.Msgs == want.Msgs

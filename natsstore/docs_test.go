@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/ot"
 )
 
@@ -235,7 +236,7 @@ func TestOpsSnapshotsCompaction(t *testing.T) {
 		t.Fatalf("OpByUID(u3) = %+v %v %v", rec, ok, err)
 	}
 	// The periodic snapshots were written in the background.
-	waitFor(t, 10*time.Second, "periodic snapshots", func() bool { return s.Stats().Snapshots >= 4 })
+	testwait.For(t, 10*time.Second, "periodic snapshots", func() bool { return s.Stats().Snapshots >= 4 })
 	snap, tail, err := s.Head(id)
 	if err != nil || snap.Version+len(tail) != 45 || snap.Version < 40 {
 		t.Fatalf("Head = v%d + %d ops, %v", snap.Version, len(tail), err)

@@ -183,18 +183,6 @@ func openOne(t *testing.T) (*Store, *server.Server) {
 	return open(t, testConfig(t, srv.ClientURL(), "n1")), srv
 }
 
-// waitFor polls cond until it holds or the bound passes.
-func waitFor(t *testing.T, bound time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, bound)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // rawConn connects to url without a store (for abrupt closes).
 func rawConn(t *testing.T, url string) *nats.Conn {
 	t.Helper()

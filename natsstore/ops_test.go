@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/testwait"
 )
 
 // contention is the outcome of contend.
@@ -183,7 +184,7 @@ func TestAppendContention(t *testing.T) {
 	if c.conflicts == 0 {
 		t.Log("no conflict at all: the writers did not overlap")
 	}
-	waitFor(t, 10*time.Second, "the follower to see every op", func() bool {
+	testwait.For(t, 10*time.Second, "the follower to see every op", func() bool {
 		fmu.Lock()
 		defer fmu.Unlock()
 		return len(followed) >= c.total
@@ -210,7 +211,7 @@ func TestAppendContention(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f2()
-	waitFor(t, 10*time.Second, "the mid-log follower", func() bool {
+	testwait.For(t, 10*time.Second, "the mid-log follower", func() bool {
 		mmu.Lock()
 		defer mmu.Unlock()
 		return len(mid) == c.total-101

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tandemhq/tandem/internal/testwait"
 )
 
 // eventLog collects presence events.
@@ -48,7 +50,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	c := open(t, testConfig(t, srv.ClientURL(), "C"))
 	const ch = "chat:lobby"
 	// Let the nodes hear each other's heartbeats.
-	waitFor(t, 5*time.Second, "nodes to know each other", func() bool {
+	testwait.For(t, 5*time.Second, "nodes to know each other", func() bool {
 		c.pres.mu.Lock()
 		defer c.pres.mu.Unlock()
 		return len(c.pres.nodes) == 2
@@ -80,7 +82,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	if err := a.Presence().Leave(ch, "a1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "join, update and leave at C", func() bool {
+	testwait.For(t, 5*time.Second, "join, update and leave at C", func() bool {
 		return log.has(PresenceJoin, "a2") && log.has(PresenceUpdate, "b1") && log.has(PresenceLeave, "a1")
 	})
 	if got, _ := c.Presence().Members(bg, ch); fmt.Sprint(clients(got)) != "[A/a2 B/b1]" {
@@ -88,7 +90,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	}
 	// A node that does not watch the channel asks the others.
 	d := open(t, testConfig(t, srv.ClientURL(), "D"))
-	waitFor(t, 5*time.Second, "D to hear the others", func() bool {
+	testwait.For(t, 5*time.Second, "D to hear the others", func() bool {
 		d.pres.mu.Lock()
 		defer d.pres.mu.Unlock()
 		return len(d.pres.nodes) == 3
@@ -102,14 +104,14 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	// bound checked is 3 s, generous for a loaded machine.
 	start := time.Now()
 	b.Conn().Close()
-	waitFor(t, 3*time.Second, "B's member to leave at C", func() bool { return log.has(PresenceLeave, "b1") })
+	testwait.For(t, 3*time.Second, "B's member to leave at C", func() bool { return log.has(PresenceLeave, "b1") })
 	t.Logf("dead node's member left after %s", time.Since(start).Round(time.Millisecond))
 	if got, _ := c.Presence().Members(bg, ch); fmt.Sprint(clients(got)) != "[A/a2]" {
 		t.Fatalf("after B died C lists %v", clients(got))
 	}
 	// A closing cleanly says goodbye: its members leave at once.
 	_ = a.Close()
-	waitFor(t, 3*time.Second, "A's member to leave at C", func() bool { return log.has(PresenceLeave, "a2") })
+	testwait.For(t, 3*time.Second, "A's member to leave at C", func() bool { return log.has(PresenceLeave, "a2") })
 }
 
 func TestEphemeral(t *testing.T) {
@@ -144,7 +146,7 @@ func TestEphemeral(t *testing.T) {
 	if err := a.PublishEphemeral(EphemeralChannel, "doc.x", []byte("elsewhere")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "ephemeral messages", func() bool {
+	testwait.For(t, 5*time.Second, "ephemeral messages", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == 3

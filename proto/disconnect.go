@@ -44,6 +44,12 @@ var (
 	// DisconnectUnauthorized: connect or refresh with a token that does
 	// not verify (the error frame before it says why).
 	DisconnectUnauthorized = Disconnect{CloseUnauthorized, "unauthorized", false}
+	// DisconnectRefused: the application's connect or refresh hook said
+	// no (the error frame before it gives its reason).
+	DisconnectRefused = Disconnect{CloseUnauthorized, "refused by the application", false}
+	// DisconnectAppUnavailable: the application's connect hook could not
+	// be asked (its backend failed); a client retries after its backoff.
+	DisconnectAppUnavailable = Disconnect{CloseTryAgainLater, "the application is unavailable; try again later", true}
 	// DisconnectTokenExpired: the token expired without a refresh; a
 	// client reconnects with a new one.
 	DisconnectTokenExpired = Disconnect{CloseUnauthorized, "token expired", true}

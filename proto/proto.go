@@ -40,6 +40,9 @@ const (
 	// TypeMembers asks for a page of a channel's members; the answer has
 	// the same type.
 	TypeMembers = "members"
+	// TypeRPC calls a method of the application's backend (its rpc hook,
+	// docs/hooks.md); the answer is an RPCResult or an error frame.
+	TypeRPC = "rpc"
 )
 
 // Frame types the server sends (besides the echoes of request types above
@@ -59,6 +62,7 @@ const (
 	TypeClosed       = "closed"
 	TypeAck          = "ack"
 	TypeError        = "error"
+	TypeRPCResult    = "rpc_result"
 )
 
 // Error codes of an error frame.
@@ -139,6 +143,9 @@ type Request struct {
 	Text      *string   `json:"text,omitempty"`
 	Parent    *string   `json:"parent,omitempty"`
 	CommentID string    `json:"comment_id,omitempty"`
+
+	// rpc: the method to call, with Data as its argument.
+	Method string `json:"method,omitempty"`
 }
 
 // User is a user as frames show it.
@@ -184,6 +191,8 @@ type Connected struct {
 	// large edit into ops that fit them. Clients must accept its absence
 	// (older servers) and then assume 64 KiB for both byte limits.
 	Limits *Limits `json:"limits,omitempty"`
+	// Data is what the application's connect hook attached, if anything.
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // Limits are the size limits a client's document ops must respect.
@@ -232,6 +241,17 @@ type Subscribed struct {
 	// MembersNext is set when Members is only the first page (in client
 	// id order): a members request with after MembersNext continues.
 	MembersNext string `json:"members_next,omitempty"`
+	// Data is what the application's subscribe hook attached, if anything.
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// RPCResult answers an rpc: the application's answer (null when it gave
+// none).
+type RPCResult struct {
+	ID     *int64          `json:"id,omitempty"`
+	Type   string          `json:"type"` // "rpc_result"
+	Method string          `json:"method"`
+	Data   json.RawMessage `json:"data"`
 }
 
 // Members answers a members request: the members whose client ids sort

@@ -57,17 +57,22 @@ free_port() {
 	node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
 }
 
-# start NAME [ENV=VALUE...]: starts a server, waits for /healthz, and sets
-# url to its URL. The port may be taken between free_port and the listen, so
-# it tries a few times.
+# start NAME [--config FILE] [ENV=VALUE...]: starts a server, waits for
+# /healthz, and sets url to its URL. The port may be taken between
+# free_port and the listen, so it tries a few times.
 start() {
 	local name=$1
 	shift
+	local config=()
+	if [ "${1:-}" = "--config" ]; then
+		config=(--config "$2")
+		shift 2
+	fi
 	local try port pid
 	for try in 1 2 3 4 5; do
 		port=$(free_port)
 		env -u TANDEM_JWT_SECRET -u TANDEM_ADDR -u TANDEM_DATA -u TANDEM_API_KEYS "$@" \
-			"$tmp/tandem" serve --addr "127.0.0.1:$port" --data "$tmp/$name-data" --log-level warn \
+			"$tmp/tandem" serve --addr "127.0.0.1:$port" --data "$tmp/$name-data" --log-level warn "${config[@]}" \
 			>"$tmp/$name.log" 2>&1 &
 		pid=$!
 		if node -e '
@@ -98,10 +103,24 @@ start dev
 dev_url=$url
 start auth TANDEM_JWT_SECRET="$secret"
 auth_url=$url
-echo "test-js: servers at $dev_url (development mode) and $auth_url (JWT)"
+# A server whose hooks post to a backend that the hooks test runs itself
+# (clients/js/test/hooks.test.mjs) on a port chosen now.
+hooks_port=$(free_port)
+hooks_secret=$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')
+cat >"$tmp/hooks.json" <<JSON
+{
+  "hooks": {"url": "http://127.0.0.1:$hooks_port/tandem", "secret": "$hooks_secret", "timeout": "2s",
+            "connect": {}, "subscribe": {}, "rpc": {"routes": [{"prefix": "math."}]}},
+  "namespaces": {"hooked": {"history_size": 100, "client_publish": true, "hooks": ["subscribe"]}}
+}
+JSON
+start hooks --config "$tmp/hooks.json"
+hooks_url=$url
+echo "test-js: servers at $dev_url (development mode), $auth_url (JWT) and $hooks_url (hooks)"
 
 status=0
 TANDEM_URL=$dev_url TANDEM_AUTH_URL=$auth_url TANDEM_JWT_SECRET=$secret \
+	TANDEM_HOOKS_URL=$hooks_url TANDEM_HOOKS_BACKEND_PORT=$hooks_port TANDEM_HOOKS_SECRET=$hooks_secret \
 	node --experimental-websocket --test --test-timeout=60000 clients/js/test/ || status=1
 
 echo "test-js: type-checking tandem.d.ts"

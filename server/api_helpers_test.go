@@ -5,7 +5,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,11 +15,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
+	"github.com/tandemhq/tandem/server/servertest"
 )
 
 // apiKeyAll is an API key with every grant ($TANDEM_API_KEYS style).
@@ -41,27 +40,17 @@ type apiServer struct {
 // its config; the test's cleanup stops it.
 func apiStart(t testing.TB, edit func(*server.Config)) *apiServer {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Addr, cfg.Data = "127.0.0.1:0", t.TempDir()
-	cfg.APIKeys = []string{apiKeyAll}
-	if edit != nil {
-		edit(&cfg)
-	}
-	srv := server.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Run(ctx); err != nil {
-		t.Fatalf("start server: %v", err)
-	}
+	ts := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.APIKeys = []string{apiKeyAll}
+		if edit != nil {
+			edit(c)
+		}
+	}))
 	tr := &http.Transport{MaxIdleConnsPerHost: 8}
-	a := &apiServer{t: t, srv: srv, base: "http://" + srv.Addr(), ws: "ws://" + srv.Addr() + "/ws",
+	a := &apiServer{t: t, srv: ts.Server(), base: ts.HTTP, ws: ts.URL,
 		http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 	a.stop = sync.OnceFunc(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("close server: %v", err)
-		}
+		ts.Stop()
 		tr.CloseIdleConnections()
 	})
 	t.Cleanup(a.stop)

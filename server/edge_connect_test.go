@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
 )
@@ -162,7 +163,7 @@ func TestConnectionCaps(t *testing.T) {
 	}
 	// A closed connection gives its place back.
 	a1.Close()
-	waitFor(t, 10*time.Second, "a1's place to be free", func() bool {
+	testwait.For(t, 10*time.Second, "a1's place to be free", func() bool {
 		return ts.Server().Web.Conns() == 3
 	})
 	connect("203.0.113.1", "a3")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
 	"github.com/tandemhq/tandem/session"
@@ -56,7 +57,7 @@ func TestMentionsCapped(t *testing.T) {
 	if _, err := ann.Publish(ctx, "chat:crowd", "message", map[string]string{"text": text.String()}, client.PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the message's mentions resolved", func() bool {
+	testwait.For(t, 15*time.Second, "the message's mentions resolved", func() bool {
 		resolved, _ := srv.Hub.MentionStats()
 		return resolved >= 1
 	})
@@ -208,7 +209,7 @@ func TestResubscribeStorm(t *testing.T) {
 		close(stop)
 		running.Wait()
 	}()
-	waitFor(t, 30*time.Second, "the storm under way", func() bool {
+	testwait.For(t, 30*time.Second, "the storm under way", func() bool {
 		for _, c := range conns {
 			if c.rounds.Load() < 1 {
 				return false
@@ -373,7 +374,7 @@ func TestNewChannelEpochsShareCommits(t *testing.T) {
 	if len(epochs) != n {
 		t.Fatalf("%d distinct epochs for %d channels", len(epochs), n)
 	}
-	waitFor(t, 15*time.Second, "every epoch stored", func() bool {
+	testwait.For(t, 15*time.Second, "every epoch stored", func() bool {
 		_, epoch, _ := db.ChannelState(fmt.Sprintf("chat:new-%d", n-1))
 		return epoch != ""
 	})
@@ -633,7 +634,7 @@ func TestPresenceBatches(t *testing.T) {
 	for _, m := range ts.Server().Hub.Members(channel) {
 		want[m.ClientID] = string(m.State)
 	}
-	waitFor(t, 15*time.Second, "both watchers up to date", func() bool {
+	testwait.For(t, 15*time.Second, "both watchers up to date", func() bool {
 		b, _ := batched.snapshot(t)
 		s, _ := singles.snapshot(t)
 		return maps.Equal(b, want) && maps.Equal(s, want)
@@ -667,7 +668,7 @@ func TestPresenceBatches(t *testing.T) {
 			id = m.ClientID
 		}
 	}
-	waitFor(t, 15*time.Second, "the last update", func() bool {
+	testwait.For(t, 15*time.Second, "the last update", func() bool {
 		b, _ := batched.snapshot(t)
 		return b[id] == `{"k":4}`
 	})
@@ -860,7 +861,7 @@ func TestPresenceCountModeSwitch(t *testing.T) {
 	for i := range 10 {
 		ms = append(ms, join(i))
 	}
-	waitFor(t, 15*time.Second, "ten members listed", func() bool { return len(ms[0].sub.Members()) == 10 })
+	testwait.For(t, 15*time.Second, "ten members listed", func() bool { return len(ms[0].sub.Members()) == 10 })
 
 	ms = append(ms, join(10)) // the eleventh: over the threshold
 	for i, m := range ms[:10] {
@@ -871,7 +872,7 @@ func TestPresenceCountModeSwitch(t *testing.T) {
 	if n, listed := ms[10].sub.MemberCount(), len(ms[10].sub.Members()); n != 11 || listed != 0 {
 		t.Fatalf("the eleventh sees count %d and %d members listed; want 11 and none", n, listed)
 	}
-	waitFor(t, 15*time.Second, "everyone's list cleared", func() bool {
+	testwait.For(t, 15*time.Second, "everyone's list cleared", func() bool {
 		for _, m := range ms {
 			if len(m.sub.Members()) != 0 || m.sub.MemberCount() != 11 {
 				return false
@@ -887,7 +888,7 @@ func TestPresenceCountModeSwitch(t *testing.T) {
 		}
 	}
 	ms = ms[:6]
-	waitFor(t, 15*time.Second, "counts of 6", func() bool {
+	testwait.For(t, 15*time.Second, "counts of 6", func() bool {
 		for _, m := range ms {
 			if m.sub.MemberCount() != 6 {
 				return false
@@ -912,7 +913,7 @@ func TestPresenceCountModeSwitch(t *testing.T) {
 			t.Fatalf("member %d: mode event %q, want full 5", i, got)
 		}
 	}
-	waitFor(t, 15*time.Second, "the list read again", func() bool {
+	testwait.For(t, 15*time.Second, "the list read again", func() bool {
 		for _, m := range ms {
 			if len(m.sub.Members()) != 5 || m.sub.MemberCount() != 5 {
 				return false
@@ -922,5 +923,5 @@ func TestPresenceCountModeSwitch(t *testing.T) {
 	})
 	// And changes come again.
 	ms = append(ms, join(20))
-	waitFor(t, 15*time.Second, "the join seen", func() bool { return len(ms[0].sub.Members()) == 6 })
+	testwait.For(t, 15*time.Second, "the join seen", func() bool { return len(ms[0].sub.Members()) == 6 })
 }

@@ -5,19 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
+	"github.com/tandemhq/tandem/server/servertest"
 )
 
 func TestMain(m *testing.M) {
@@ -51,85 +50,17 @@ func withNamespace(name string, nc server.NamespaceConfig) serverOpt {
 // withNoSync drops fsync: for the benchmark, whose subject is fan-out.
 func withNoSync() serverOpt { return func(c *server.Config) { c.NoSync = true } }
 
-// testServer is a real server on 127.0.0.1 with a bbolt file in a temporary
-// directory. Restart closes it and starts a new one on the same address and
-// data directory.
-type testServer struct {
-	tb  testing.TB
-	cfg server.Config
-	log zerolog.Logger
-
-	mu   sync.Mutex // guards srv
-	srv  *server.Server
-	Addr string // host:port, stable across restarts
-	URL  string // ws://Addr/ws
-}
+// testServer is the real server on 127.0.0.1 (server/servertest).
+type testServer = servertest.Server
 
 // startServer starts a server; the test's cleanup closes it.
 func startServer(tb testing.TB, opts ...serverOpt) *testServer {
 	tb.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Data = tb.TempDir()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	level := zerolog.WarnLevel
-	if os.Getenv("TANDEM_TEST_LOG") == "debug" {
-		level = zerolog.DebugLevel
-	}
-	ts := &testServer{tb: tb, cfg: cfg, log: zerolog.New(zerolog.NewTestWriter(tb)).Level(level)}
-	ts.start()
-	tb.Cleanup(ts.Stop)
-	return ts
-}
-
-func (ts *testServer) start() {
-	ts.tb.Helper()
-	srv := server.New(ts.cfg, ts.log)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Run(ctx); err != nil {
-		ts.tb.Fatalf("start server: %v", err)
-	}
-	ts.mu.Lock()
-	ts.srv = srv
-	ts.Addr = srv.Addr()
-	ts.URL = "ws://" + ts.Addr + "/ws"
-	ts.cfg.Addr = ts.Addr // a restart listens on the same address
-	ts.mu.Unlock()
-}
-
-// Server returns the running server (nil while stopped).
-func (ts *testServer) Server() *server.Server {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.srv
-}
-
-// Stop closes the server gracefully; stopping a stopped server does nothing.
-func (ts *testServer) Stop() {
-	ts.tb.Helper()
-	ts.mu.Lock()
-	srv := ts.srv
-	ts.srv = nil
-	ts.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := srv.Close(ctx); err != nil {
-		ts.tb.Errorf("close server: %v", err)
-	}
-}
-
-// Restart stops the server and starts a new one on the same address and
-// data directory.
-func (ts *testServer) Restart() {
-	ts.tb.Helper()
-	ts.Stop()
-	ts.start()
+	return servertest.Start(tb, servertest.WithConfig(func(c *server.Config) {
+		for _, o := range opts {
+			o(c)
+		}
+	}))
 }
 
 // mint signs a token with the test secret.
@@ -140,18 +71,6 @@ func mint(tb testing.TB, user, name string, ttl time.Duration, allow ...string) 
 		tb.Fatalf("mint: %v", err)
 	}
 	return tok
-}
-
-// waitFor polls cond until it holds or timeout passes (NATS's checkFor).
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // recv waits for a value on ch.

@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/hooks"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/natsstore"
@@ -103,6 +104,9 @@ type FileConfig struct {
 	Auth AuthConfig `json:"auth,omitzero"`
 	// NATS runs the server as a node of a cluster (docs/cluster.md).
 	NATS NATSConfig `json:"nats,omitzero"`
+	// Hooks are the application's hooks: signed calls to its backend,
+	// which decides (docs/hooks.md).
+	Hooks *hooks.Config `json:"hooks,omitempty"`
 }
 
 // Minimum lengths of secrets, checked at start.
@@ -177,6 +181,9 @@ type NamespaceConfig struct {
 	// means 5,000 and four fifths of it, a negative above never switches.
 	PresenceCountAbove int `json:"presence_count_above,omitempty"`
 	PresenceCountBelow int `json:"presence_count_below,omitempty"`
+	// Hooks lists the hooks the namespace asks: "subscribe", "publish",
+	// "broadcast" (docs/hooks.md).
+	Hooks hooks.NamespaceHooks `json:"hooks,omitzero"`
 }
 
 // LimitsConfig bounds what one client may do; zero keeps the default.
@@ -285,11 +292,15 @@ type Server struct {
 	// Webhooks delivers events to the config file's webhooks; the hub,
 	// documents and web edge share it as their Notifier.
 	Webhooks *notify.Dispatcher
+	// Hooks calls the application's hooks; nil when none is on.
+	Hooks    *hooks.Caller
 	stats    *statsPublisher
 	Web      *web.Server
 	HTTP     *http.Server
 	verifier *auth.Verifier // nil in development mode
 	be       backend
+	// docStore is the documents' store of either mode (m.DB or m.NATS).
+	docStore web.DocStore
 	// stopRevocations ends the watch that applies revocations made on
 	// other nodes (cluster mode, production mode).
 	stopRevocations func()
@@ -348,6 +359,7 @@ func (m *Server) Run(ctx context.Context) error {
 		m.registerStorageMetrics()
 		store, ready, backup = db, db.Ready, db.Backup
 	}
+	m.docStore = store
 	closeStore := func() {
 		if m.DB != nil {
 			_ = m.DB.Close()
@@ -357,6 +369,11 @@ func (m *Server) Run(ctx context.Context) error {
 		}
 	}
 	if m.Webhooks, err = m.startWebhooks(); err != nil {
+		closeStore()
+		return err
+	}
+	if m.Hooks, err = m.startHooks(); err != nil {
+		m.stopWebhooks(ctx)
 		closeStore()
 		return err
 	}
@@ -372,7 +389,7 @@ func (m *Server) Run(ctx context.Context) error {
 	m.Docs = session.NewDocs(session.DocsConfig{
 		Documents: be.documents, OpLog: be.opLog, Snapshots: be.snapshots, Comments: be.comments, Hub: m.Hub, Logger: m.Log, Metrics: m.Metrics,
 		IdleTimeout: c.DocIdleTimeout, OpRate: c.File.Limits.OpRate, OpBurst: c.File.Limits.OpBurst,
-		Notifier:   m.Webhooks,
+		Notifier: m.Webhooks, Watcher: m.docWatcher(),
 		MaxOpBytes: c.File.Limits.MaxOpBytes, MaxDocLen: c.File.Limits.MaxDocLen,
 		Presence: be.presence, Ephemeral: be.ephemeral,
 	})
@@ -380,6 +397,7 @@ func (m *Server) Run(ctx context.Context) error {
 	if err != nil {
 		m.Docs.Close()
 		m.Hub.Close()
+		m.stopHooks(ctx)
 		m.stopWebhooks(ctx)
 		closeStore()
 		return err
@@ -409,6 +427,7 @@ func (m *Server) Run(ctx context.Context) error {
 		MaxConnections:   lim.MaxConnections, MaxConnectionsPerIP: lim.MaxConnectionsPerIP, TrustedProxies: proxies,
 		AllowedOrigins: c.File.AllowedOrigins, AllowedHosts: c.File.AllowedHosts, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
 		Ready: ready, Notifier: m.Webhooks, Webhooks: m.Webhooks, Backup: backup,
+		Hooks: m.webHooks(),
 	})
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -418,6 +437,7 @@ func (m *Server) Run(ctx context.Context) error {
 		}
 		m.Docs.Close()
 		m.Hub.Close()
+		m.stopHooks(ctx)
 		m.stopWebhooks(ctx)
 		closeStore()
 		return fmt.Errorf("listen: %w", err)
@@ -484,6 +504,7 @@ func (m *Server) Close(ctx context.Context) error {
 	if m.Hub != nil {
 		m.Hub.Close()
 	}
+	m.stopHooks(ctx)    // after the documents, whose last versions it stores; before the database it reads them from
 	m.stopWebhooks(ctx) // after the hub and documents, whose last events it still sends
 	if m.DB != nil {
 		if err := m.DB.Close(); err != nil {
@@ -558,6 +579,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateWebhooks(); err != nil {
+		return err
+	}
+	if err := c.validateHooks(); err != nil {
 		return err
 	}
 	if _, err := c.trustedProxies(); err != nil {

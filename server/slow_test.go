@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tandemhq/tandem/client"
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
 )
@@ -196,7 +197,7 @@ func TestSlowReader(t *testing.T) {
 			t.Fatalf("filler: %v", err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the stalled reader's queue to overflow", func() bool {
+	testwait.For(t, 30*time.Second, "the stalled reader's queue to overflow", func() bool {
 		return slowReaderCloses(t, ts) == 1
 	})
 

@@ -7,37 +7,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/server"
+	"github.com/tandemhq/tandem/server/servertest"
 )
 
-// metricValue reads one sample of a Prometheus text /metrics page.
 // TestIdleServerDoesNotWrite: a server nobody uses, with a dashboard
 // subscribed to system:stats, publishes its figures every period without
 // one commit or journal drain (counted in /metrics) over 50 periods; a
 // dashboard opening later still recovers the recent figures, with
 // consecutive offsets. The stats period is 20 ms here instead of a second.
 func TestIdleServerDoesNotWrite(t *testing.T) {
-	cfg := server.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Data = t.TempDir()
-	srv := server.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	const period = 20 * time.Millisecond
-	server.SetStatsInterval(srv, period)
+	ts := servertest.Start(t, servertest.BeforeRun(func(srv *server.Server) { server.SetStatsInterval(srv, period) }))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := srv.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := srv.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-	}()
-	base := "http://" + srv.Addr()
-	wsURL := "ws://" + srv.Addr() + "/ws"
+	base, wsURL := ts.HTTP, ts.URL
 
 	// The dashboard.
 	c, err := client.Dial(ctx, client.Config{URL: wsURL, User: "watcher"})

@@ -695,7 +695,8 @@ func (s *docSession) landed(e *clusterOp, rec doc.OpRecord) {
 		}
 		e.p.done <- EditResult{Version: rec.Version, Op: op}
 	}
-	if own {
+	if own { // the node that stored an op reports it (once in the cluster)
+		s.watch(rec.Version + 1)
 		notify(s.docs.cfg.Notifier, Event{Type: EventDocChanged, Time: rec.Time, Doc: s.id, Version: rec.Version + 1, User: rec.User, ClientID: rec.ClientID})
 	}
 }

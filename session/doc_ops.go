@@ -380,6 +380,7 @@ func (s *docSession) publish(v int) {
 		p.done <- EditResult{Version: v, Op: op}
 	}
 	s.opsApplied.Add(1)
+	s.watch(v + 1)
 	notify(s.docs.cfg.Notifier, Event{Type: EventDocChanged, Time: rec.Time, Doc: s.id, Version: v + 1, User: rec.User, ClientID: rec.ClientID})
 	for _, d := range p.dupes {
 		if m := s.members[d.client]; m != nil {

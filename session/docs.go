@@ -96,7 +96,10 @@ type DocsConfig struct {
 	Metrics *metrics.Metrics
 	// Notifier hears of changes, joins, leaves and comments; nil: nobody.
 	Notifier Notifier
-	Logger   zerolog.Logger
+	// Watcher hears of every version made durable, with the document's
+	// epoch (the doc_store hook); nil: nobody.
+	Watcher DocWatcher
+	Logger  zerolog.Logger
 	// Now returns the current time; by default time.Now.
 	Now func() time.Time
 }

@@ -390,6 +390,9 @@ type SubscribeRequest struct {
 	Presence bool
 	// PresenceBatch asks for presence changes in batch frames.
 	PresenceBatch bool
+	// Data goes into the subscribed frame as is (what the application's
+	// subscribe hook attached); nil: none.
+	Data json.RawMessage
 }
 
 // Subscribe adds a subscriber to a channel and queues its subscribed frame
@@ -461,7 +464,7 @@ func (h *Hub) Subscribe(r SubscribeRequest) error {
 	s.recovering = true
 	reply := proto.Subscribed{
 		ID: r.ID, Type: proto.TypeSubscribed, Channel: r.Channel,
-		Offset: ch.delivered, Epoch: ch.epoch, Messages: []proto.Message{}, Receipts: receipts,
+		Offset: ch.delivered, Epoch: ch.epoch, Messages: []proto.Message{}, Receipts: receipts, Data: r.Data,
 	}
 	memberBytes := h.subscribedMembersLocked(ch, s, &reply)
 	ch.mu.Unlock()
@@ -471,7 +474,7 @@ func (h *Hub) Subscribe(r SubscribeRequest) error {
 
 	var frame []byte
 	if r.Since != nil {
-		budget := min(h.cfg.RecoverBytes, h.cfg.FrameBudget-memberBytes-receiptBytes-frameOverhead)
+		budget := min(h.cfg.RecoverBytes, h.cfg.FrameBudget-memberBytes-receiptBytes-len(r.Data)-frameOverhead)
 		reply.Messages, reply.Recovered, err = h.recover(ch.name, *r.Since, reply.Offset, reply.Epoch, budget)
 	}
 	if err == nil {

@@ -74,7 +74,7 @@ func sendOp(t *testing.T, c *wsConn, docID string, version int, op []any, uid st
 func TestReusedUIDAfterReload(t *testing.T) {
 	ls := startLive(t, func(c *server.Config) { c.DocIdleTimeout = 30 * time.Millisecond })
 	const id = "reused"
-	ann := dialWS(t, ls.url, "ann")
+	ann := dialWS(t, ls.URL, "ann")
 	if f := openRaw(t, ann, id, nil); str(f["type"]) != "snapshot" {
 		t.Fatalf("open: %s", show(f))
 	}
@@ -84,9 +84,9 @@ func TestReusedUIDAfterReload(t *testing.T) {
 		}
 	}
 	ann.close()
-	waitFor(t, "the document to unload", func() bool { return ls.srv.Docs.Loaded() == 0 })
+	waitFor(t, "the document to unload", func() bool { return ls.Server().Docs.Loaded() == 0 })
 
-	bob := dialWS(t, ls.url, "bob")
+	bob := dialWS(t, ls.URL, "bob")
 	snap := openRaw(t, bob, id, nil)
 	if str(snap["type"]) != "snapshot" || num(snap["version"]) != 3 {
 		t.Fatalf("bob's open: %s", show(snap))
@@ -95,7 +95,7 @@ func TestReusedUIDAfterReload(t *testing.T) {
 		t.Fatalf("bob's op: %s", show(f))
 	}
 
-	ann = dialWS(t, ls.url, "ann")
+	ann = dialWS(t, ls.URL, "ann")
 	if f := openRaw(t, ann, id, map[string]any{"version": 4}); str(f["type"]) != "opened" {
 		t.Fatalf("ann's reopen: %s", show(f))
 	}
@@ -111,7 +111,7 @@ func TestReusedUIDAfterReload(t *testing.T) {
 	if op := ann.expect("op"); str(op["uid"]) != "bob-1" {
 		t.Fatalf("ann got %s, want bob's op", show(op))
 	}
-	if text, v := serverText(t, ls.url, id); text != "bBone two three " || v != 5 {
+	if text, v := serverText(t, ls.URL, id); text != "bBone two three " || v != 5 {
 		t.Fatalf("server text %q at v%d, want %q at v5 (the resend applied nothing)", text, v, "bBone two three ")
 	}
 }
@@ -124,7 +124,7 @@ func TestReusedUIDAfterReload(t *testing.T) {
 func TestReopenAnotherIncarnation(t *testing.T) {
 	ls := startLive(t, nil)
 	const id = "reborn"
-	ann := dialWS(t, ls.url, "ann")
+	ann := dialWS(t, ls.URL, "ann")
 	snap := openRaw(t, ann, id, nil)
 	oldEpoch := str(snap["epoch"])
 	if oldEpoch == "" {
@@ -137,10 +137,10 @@ func TestReopenAnotherIncarnation(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := ls.srv.Docs.Delete(ctx, id); err != nil {
+	if err := ls.Server().Docs.Delete(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	bob := dialWS(t, ls.url, "bob")
+	bob := dialWS(t, ls.URL, "bob")
 	snap = openRaw(t, bob, id, nil)
 	newEpoch := str(snap["epoch"])
 	if newEpoch == "" || newEpoch == oldEpoch {
@@ -152,7 +152,7 @@ func TestReopenAnotherIncarnation(t *testing.T) {
 		}
 	}
 
-	ann = dialWS(t, ls.url, "ann")
+	ann = dialWS(t, ls.URL, "ann")
 	f := openRaw(t, ann, id, map[string]any{"version": 1, "epoch": oldEpoch})
 	if str(f["type"]) != "snapshot" || string(f["reset"]) != "true" || str(f["content"]) != "abcdef" ||
 		num(f["version"]) != 6 || str(f["epoch"]) != newEpoch {
@@ -160,7 +160,7 @@ func TestReopenAnotherIncarnation(t *testing.T) {
 	}
 	ann.close()
 
-	cat := dialWS(t, ls.url, "cat")
+	cat := dialWS(t, ls.URL, "cat")
 	f = openRaw(t, cat, id, map[string]any{"version": 4, "epoch": newEpoch})
 	if str(f["type"]) != "opened" || str(f["epoch"]) != newEpoch || num(f["version"]) != 6 || f["reset"] != nil {
 		t.Fatalf("reopen with the current epoch: %s", show(f))

@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tandemhq/tandem/client"
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/server"
 )
@@ -29,7 +30,7 @@ import (
 // the status and body.
 func putContent(t *testing.T, ls *liveServer, docID, text string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, "http://"+ls.srv.Addr()+"/api/docs/"+docID+"/content", strings.NewReader(text))
+	req, err := http.NewRequest(http.MethodPut, "http://"+ls.Server().Addr()+"/api/docs/"+docID+"/content", strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func createDoc(t *testing.T, ls *liveServer, docID, content string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if res := ls.srv.Docs.Create(ctx, docID, content, "", "setup"); res.Err != nil {
+	if res := ls.Server().Docs.Create(ctx, docID, content, "", "setup"); res.Err != nil {
 		t.Fatalf("create %s: %v", docID, res.Err)
 	}
 }
@@ -138,7 +139,7 @@ func TestReplaceOffTheDocumentGoroutine(t *testing.T) {
 	if code, body := putContent(t, ls, id, randomText(r, 1<<20)); code != http.StatusOK {
 		t.Fatalf("first PUT: %d %s", code, body)
 	}
-	e := openEditor(t, dialWS(t, ls.url, "ann"), id, "ann")
+	e := openEditor(t, dialWS(t, ls.URL, "ann"), id, "ann")
 	ty := startTypist(t, e)
 	waitFor(t, "some typing", func() bool { ty.mu.Lock(); defer ty.mu.Unlock(); return ty.typed >= 5 })
 	next := randomText(r, 1<<20)
@@ -156,7 +157,7 @@ func TestReplaceOffTheDocumentGoroutine(t *testing.T) {
 	}
 	// The replacement deleted the x's typed before it read the text, and
 	// kept those typed while it was diffed and applied.
-	text, _ := serverText(t, ls.url, id)
+	text, _ := serverText(t, ls.URL, id)
 	if got := strings.ReplaceAll(text, "x", ""); got != next {
 		t.Fatalf("the server's text without the typed x's is not the replacement (%d bytes, want %d)", len(got), len(next))
 	}
@@ -176,10 +177,10 @@ func TestOpenDocumentOfAngleBrackets(t *testing.T) {
 	const id = "angles"
 	content := strings.Repeat("<", 720_000)
 	createDoc(t, ls, id, content)
-	member := openEditor(t, dialWS(t, ls.url, "ann"), id, "ann")
+	member := openEditor(t, dialWS(t, ls.URL, "ann"), id, "ann")
 	ty := startTypist(t, member)
 	for i := range 3 {
-		c := dialWS(t, ls.url, fmt.Sprintf("reader%d", i))
+		c := dialWS(t, ls.URL, fmt.Sprintf("reader%d", i))
 		c.send(map[string]any{"type": "open", "doc": id})
 		snap := c.expect("snapshot")
 		if got := str(snap["content"]); strings.Trim(got, "x") != content {
@@ -191,7 +192,7 @@ func TestOpenDocumentOfAngleBrackets(t *testing.T) {
 	if typed == 0 {
 		t.Fatal("the member typed nothing meanwhile")
 	}
-	text, _ := serverText(t, ls.url, id)
+	text, _ := serverText(t, ls.URL, id)
 	waitFor(t, "the member on the server's text", func() bool { got, _ := member.state(); return got == text })
 }
 
@@ -223,7 +224,7 @@ func TestOpenDocumentNearTheLimits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dial := func(user string) *client.Client {
-		c, err := client.Dial(ctx, client.Config{URL: ls.url, User: user})
+		c, err := client.Dial(ctx, client.Config{URL: ls.URL, User: user})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,7 +263,7 @@ func TestOpenDocumentNearTheLimits(t *testing.T) {
 		}
 	}()
 
-	commenter := dialWS(t, ls.url, "cat")
+	commenter := dialWS(t, ls.URL, "cat")
 	commenter.send(map[string]any{"type": "open", "doc": id})
 	head := num(commenter.expectWithin("snapshot", time.Minute)["version"])
 	ctext := strings.Repeat("\x02", 4096) // the largest comment, escaped six-fold
@@ -299,7 +300,7 @@ func TestOpenDocumentNearTheLimits(t *testing.T) {
 	}
 	// The reader catches up with the typing (it was behind while its
 	// 45 MB arrived), then inserts at the front.
-	waitForWithin(t, 2*time.Minute, "the reader at the member's version", func() bool { return reader.Version() == member.Version() })
+	testwait.For(t, 2*time.Minute, "the reader at the member's version", func() bool { return reader.Version() == member.Version() })
 	reader.OnError(func(err error) { t.Errorf("the Go client's edit: %v", err) })
 	if err := reader.Insert(0, "y"); err != nil {
 		t.Fatal(err)
@@ -307,7 +308,7 @@ func TestOpenDocumentNearTheLimits(t *testing.T) {
 	if err := reader.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitForWithin(t, 2*time.Minute, "the member to see the Go client's edit", func() bool { return strings.HasPrefix(member.Text(), "y") })
+	testwait.For(t, 2*time.Minute, "the member to see the Go client's edit", func() bool { return strings.HasPrefix(member.Text(), "y") })
 }
 
 // TestLargeCommentsRefused: twelve 60,000-character comments (each within
@@ -317,7 +318,7 @@ func TestLargeCommentsRefused(t *testing.T) {
 	ls := startLive(t, nil)
 	const id = "talk"
 	createDoc(t, ls, id, "a document worth talking about")
-	c := dialWS(t, ls.url, "chatty")
+	c := dialWS(t, ls.URL, "chatty")
 	c.send(map[string]any{"type": "open", "doc": id})
 	c.expect("snapshot")
 	long := strings.Repeat("<", 60_000) // sent as is: a 60 KB frame, within the 64 KiB limit
@@ -330,7 +331,7 @@ func TestLargeCommentsRefused(t *testing.T) {
 		}
 	}
 	c.alive()
-	other := dialWS(t, ls.url, "reader")
+	other := dialWS(t, ls.URL, "reader")
 	other.send(map[string]any{"type": "open", "doc": id})
 	snap := other.expect("snapshot")
 	if str(snap["content"]) != "a document worth talking about" || string(snap["comments"]) != "[]" {
@@ -392,8 +393,8 @@ func TestLargeControlCharacterPut(t *testing.T) {
 	const id = "controls"
 	createDoc(t, ls, id, "start")
 	eds := []*editor{
-		openEditor(t, dialWS(t, ls.url, "ann"), id, "ann"),
-		openEditor(t, dialWS(t, ls.url, "bob"), id, "bob"),
+		openEditor(t, dialWS(t, ls.URL, "ann"), id, "ann"),
+		openEditor(t, dialWS(t, ls.URL, "bob"), id, "bob"),
 	}
 	var b strings.Builder
 	for i := range 1 << 20 {
@@ -431,7 +432,7 @@ func TestLargeControlCharacterPut(t *testing.T) {
 			t.Fatalf("%s closed with %d", e.uid, e.c.closeCode)
 		}
 	}
-	text, v := serverText(t, ls.url, id)
+	text, v := serverText(t, ls.URL, id)
 	if strings.TrimLeft(text, "anbo") != content || v != res.Version+2 {
 		t.Fatalf("a fresh open: %d bytes at v%d", len(text), v)
 	}

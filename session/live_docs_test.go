@@ -22,10 +22,10 @@ import (
 // or disconnecting makes it disappear for the others.
 func TestCursors(t *testing.T) {
 	ls := startLive(t, nil)
-	a := openEditor(t, dialWS(t, ls.url, "ann"), "cur", "ann")
+	a := openEditor(t, dialWS(t, ls.URL, "ann"), "cur", "ann")
 	a.edit(ot.Splice(0, 0, "hello world"))
 	waitFor(t, "ann's text acked", a.settled)
-	bc := dialWS(t, ls.url, "bob")
+	bc := dialWS(t, ls.URL, "bob")
 	b := openEditor(t, bc, "cur", "bob")
 	_, v := b.state()
 	// Ann inserts at the start; Bob, not having seen it, puts his caret
@@ -46,7 +46,7 @@ func TestCursors(t *testing.T) {
 		return false
 	})
 	// A newcomer sees the cursor in its snapshot, at the snapshot's version.
-	cc := dialWS(t, ls.url, "cy")
+	cc := dialWS(t, ls.URL, "cy")
 	cc.send(map[string]any{"type": "open", "doc": "cur"})
 	snap := cc.expect("snapshot")
 	var cursors []proto.Cursor
@@ -65,7 +65,7 @@ func TestCursors(t *testing.T) {
 		t.Fatalf("cursors after bob closed: %s", snap["cursors"])
 	}
 	// A client that disconnects abruptly leaves too.
-	dc := dialWS(t, ls.url, "dan")
+	dc := dialWS(t, ls.URL, "dan")
 	d := openEditor(t, dc, "cur", "dan")
 	_, v = d.state()
 	dc.send(map[string]any{"type": "cursor", "doc": "cur", "version": v, "ranges": []ot.Selection{{Anchor: 1, Head: 1}}})
@@ -119,7 +119,7 @@ func TestCommentFollowsItsWord(t *testing.T) {
 		edits = 300
 	}
 	ls := startLive(t, nil)
-	ac := dialWS(t, ls.url, "ann")
+	ac := dialWS(t, ls.URL, "ann")
 	a := openEditor(t, ac, "cmt", "ann")
 	a.edit(ot.Splice(0, 0, "lorem ipsum TARGET dolor sit"))
 	waitFor(t, "text acked", a.settled)
@@ -127,10 +127,10 @@ func TestCommentFollowsItsWord(t *testing.T) {
 	ac.send(map[string]any{"type": "comment", "doc": "cmt", "action": "add", "version": v,
 		"range": ot.Range{From: 12, To: 18}, "text": "Why? @bob"})
 	waitFor(t, "the comment", func() bool {
-		got, _ := commentTextNoFail(ls.url, "cmt")
+		got, _ := commentTextNoFail(ls.URL, "cmt")
 		return got == "TARGET"
 	})
-	b := openEditor(t, dialWS(t, ls.url, "bob"), "cmt", "bob")
+	b := openEditor(t, dialWS(t, ls.URL, "bob"), "cmt", "bob")
 	r := rand.New(rand.NewPCG(3, 3))
 	for i := range edits {
 		e := a
@@ -159,23 +159,23 @@ func TestCommentFollowsItsWord(t *testing.T) {
 		})
 	}
 	waitFor(t, "edits acked", func() bool { return a.settled() && b.settled() })
-	if got, rg := commentText(t, ls.url, "cmt"); got != "TARGET" {
+	if got, rg := commentText(t, ls.URL, "cmt"); got != "TARGET" {
 		t.Fatalf("after %d edits the comment is on %q at %v", edits, got, rg)
 	}
 	a.c.close()
 	b.c.close()
-	ls.restart()
-	if got, rg := commentText(t, ls.url, "cmt"); got != "TARGET" {
+	ls.Restart()
+	if got, rg := commentText(t, ls.URL, "cmt"); got != "TARGET" {
 		t.Fatalf("after a restart the comment is on %q at %v", got, rg)
 	}
 	// Delete the word and a space: the comment collapses and stays.
-	a2 := openEditor(t, dialWS(t, ls.url, "ann"), "cmt", "ann2")
+	a2 := openEditor(t, dialWS(t, ls.URL, "ann"), "cmt", "ann2")
 	a2.mu.Lock()
 	at := utf8.RuneCountInString(a2.text[:strings.Index(a2.text, "TARGET")])
 	a2.mu.Unlock()
 	a2.edit(ot.Splice(at, 7, ""))
 	waitFor(t, "delete acked", a2.settled)
-	got, rg := commentText(t, ls.url, "cmt")
+	got, rg := commentText(t, ls.URL, "cmt")
 	if got != "" || rg.From != at {
 		t.Fatalf("after deleting the word the comment is %q at %v, want a point at %d", got, rg, at)
 	}
@@ -222,12 +222,12 @@ func commentTextNoFail(url, docID string) (string, error) {
 // document is unchanged and the connection still works.
 func TestBadOps(t *testing.T) {
 	ls := startLive(t, func(c *server.Config) { c.File.Limits.MaxOpBytes = 1000 })
-	c := dialWS(t, ls.url, "ann")
+	c := dialWS(t, ls.URL, "ann")
 	e := openEditor(t, c, "bad", "ann")
 	e.edit(ot.Splice(0, 0, "abc"))
 	waitFor(t, "seed acked", e.settled)
 	e.c.close()
-	c = dialWS(t, ls.url, "ann")
+	c = dialWS(t, ls.URL, "ann")
 	c.send(map[string]any{"type": "open", "doc": "bad"})
 	c.expect("snapshot")
 	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
@@ -265,7 +265,7 @@ func TestBadOps(t *testing.T) {
 		c.send(map[string]any{"type": "ping"})
 		c.expect("pong")
 	}
-	if text, v := serverText(t, ls.url, "bad"); text != "abc" || v != 1 {
+	if text, v := serverText(t, ls.URL, "bad"); text != "abc" || v != 1 {
 		t.Fatalf("after bad ops the document is %q at v%d, want \"abc\" at v1", text, v)
 	}
 }

@@ -31,7 +31,7 @@ func TestExactlyOnceAcrossDrops(t *testing.T) {
 		rounds = 20
 	}
 	ls := startLive(t, nil)
-	other := openEditor(t, dialWS(t, ls.url, "bob"), "once", "bob")
+	other := openEditor(t, dialWS(t, ls.URL, "bob"), "once", "bob")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -48,7 +48,7 @@ func TestExactlyOnceAcrossDrops(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	e := openEditor(t, dialWS(t, ls.url, "ann"), "once", "ann")
+	e := openEditor(t, dialWS(t, ls.URL, "ann"), "once", "ann")
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range rounds {
 		e.randomEdit(r) // sent at once: nothing is in flight
@@ -56,13 +56,13 @@ func TestExactlyOnceAcrossDrops(t *testing.T) {
 			time.Sleep(time.Duration(r.IntN(3)) * time.Millisecond) // sometimes the server got it
 		}
 		e.c.drop()
-		e.reconnect(ls.url, "ann")
+		e.reconnect(ls.URL, "ann")
 		waitFor(t, "the op acked after reconnecting", e.settled)
 	}
 	close(stop)
 	wg.Wait()
 	waitFor(t, "bob settled", other.settled)
-	_, uids := replayLog(t, ls.url, "once")
+	_, uids := replayLog(t, ls.URL, "once")
 	count := map[string]int{}
 	for _, u := range uids {
 		count[u]++
@@ -83,7 +83,7 @@ func TestExactlyOnceAcrossDrops(t *testing.T) {
 			t.Errorf("uid %s is in the log %d times", u, n)
 		}
 	}
-	want, _ := serverText(t, ls.url, "once")
+	want, _ := serverText(t, ls.URL, "once")
 	waitFor(t, "ann at the head", func() bool { got, _ := e.state(); return got == want })
 }
 
@@ -228,7 +228,7 @@ func TestIdleDocumentsUnload(t *testing.T) {
 	const workers = 8
 	conns := make([]*wsConn, workers)
 	for i := range conns {
-		conns[i] = dialWS(t, ls.url, fmt.Sprintf("w%d", i))
+		conns[i] = dialWS(t, ls.URL, fmt.Sprintf("w%d", i))
 	}
 	pass := func(round int) {
 		var wg sync.WaitGroup
@@ -249,7 +249,7 @@ func TestIdleDocumentsUnload(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		waitFor(t, "every document unloaded", func() bool { return ls.srv.Docs.Loaded() == 0 })
+		waitFor(t, "every document unloaded", func() bool { return ls.Server().Docs.Loaded() == 0 })
 	}
 	heap := func() uint64 {
 		var ms runtime.MemStats

@@ -22,9 +22,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
+	"github.com/tandemhq/tandem/server/servertest"
 )
 
 func TestMain(m *testing.M) {
@@ -35,55 +37,18 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// liveServer is a real server in this process.
-type liveServer struct {
-	tb  testing.TB
-	cfg server.Config
-	srv *server.Server
-	url string
-}
+// liveServer is a real server in this process (server/servertest).
+type liveServer = servertest.Server
 
+// startLive starts a server with its config changed by edit (if not nil);
+// the test's cleanup stops it.
 func startLive(tb testing.TB, edit func(*server.Config)) *liveServer {
 	tb.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Data = tb.TempDir()
-	if edit != nil {
-		edit(&cfg)
-	}
-	ls := &liveServer{tb: tb, cfg: cfg}
-	ls.start()
-	tb.Cleanup(ls.stop)
-	return ls
-}
-
-func (ls *liveServer) start() {
-	ls.tb.Helper()
-	log := zerolog.New(zerolog.NewTestWriter(ls.tb)).Level(zerolog.WarnLevel)
-	srv := server.New(ls.cfg, log)
-	if err := srv.Run(context.Background()); err != nil {
-		ls.tb.Fatalf("start server: %v", err)
-	}
-	ls.srv = srv
-	ls.cfg.Addr = srv.Addr() // restarts reuse the address
-	ls.url = "ws://" + srv.Addr() + "/ws"
-}
-
-func (ls *liveServer) stop() {
-	if ls.srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ls.srv.Close(ctx); err != nil {
-		ls.tb.Errorf("close server: %v", err)
-	}
-	ls.srv = nil
-}
-
-func (ls *liveServer) restart() {
-	ls.stop()
-	ls.start()
+	return servertest.Start(tb, servertest.WithConfig(func(c *server.Config) {
+		if edit != nil {
+			edit(c)
+		}
+	}))
 }
 
 // wsConn is a raw protocol connection: frames out, objects in.
@@ -414,19 +379,7 @@ func (e *editor) state() (string, int) {
 // waitFor polls cond until it holds or 20 seconds pass.
 func waitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	waitForWithin(tb, 20*time.Second, what, cond)
-}
-
-// waitForWithin polls cond until it holds or timeout passes.
-func waitForWithin(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testwait.For(tb, 20*time.Second, what, cond)
 }
 
 // serverText opens the document on a fresh connection and returns its text
@@ -472,7 +425,7 @@ func converge(t *testing.T, ls *liveServer, docs, perDoc, edits int) {
 	for d := range docs {
 		var eds []*editor
 		for i := range perDoc {
-			c := dialWS(t, ls.url, fmt.Sprintf("u%d", i))
+			c := dialWS(t, ls.URL, fmt.Sprintf("u%d", i))
 			eds = append(eds, openEditor(t, c, fmt.Sprintf("conv-%d", d), fmt.Sprintf("d%dc%d", d, i)))
 		}
 		editors = append(editors, eds)
@@ -504,7 +457,7 @@ func converge(t *testing.T, ls *liveServer, docs, perDoc, edits int) {
 			}
 			return true
 		})
-		want, v := serverText(t, ls.url, docID)
+		want, v := serverText(t, ls.URL, docID)
 		waitFor(t, "every replica at the head", func() bool {
 			for _, e := range eds {
 				if _, ev := e.state(); ev != v {
@@ -518,7 +471,7 @@ func converge(t *testing.T, ls *liveServer, docs, perDoc, edits int) {
 				t.Fatalf("doc %d client %d: %q, server %q", d, i, got, want)
 			}
 		}
-		replayed, uids := replayLog(t, ls.url, docID)
+		replayed, uids := replayLog(t, ls.URL, docID)
 		if replayed != want {
 			t.Fatalf("doc %d: replaying the log gives %q, server has %q", d, replayed, want)
 		}

@@ -118,6 +118,22 @@ func mustDoc(tx *bolt.Tx, id string) (*docRef, error) {
 	return d, err
 }
 
+// viewDoc runs fn in a read transaction with document docID and its
+// current version, or fails with ErrNotFound.
+func (db *DB) viewDoc(docID string, fn func(tx *bolt.Tx, d *docRef, head int) error) error {
+	return db.view(func(tx *bolt.Tx) error {
+		d, err := mustDoc(tx, docID)
+		if err != nil {
+			return err
+		}
+		head, err := d.head()
+		if err != nil {
+			return err
+		}
+		return fn(tx, d, head)
+	})
+}
+
 // storedSnap is a snapshot in its stored form (snapValue).
 type storedSnap struct {
 	version int

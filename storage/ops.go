@@ -266,15 +266,7 @@ func (db *DB) OpByUIDBefore(docID, uid string, before int) (doc.OpRecord, bool, 
 // point.
 func (db *DB) Ops(docID string, from, to int) ([]doc.OpRecord, error) {
 	var out []doc.OpRecord
-	err := db.view(func(tx *bolt.Tx) error {
-		d, err := mustDoc(tx, docID)
-		if err != nil {
-			return err
-		}
-		head, err := d.head()
-		if err != nil {
-			return err
-		}
+	err := db.viewDoc(docID, func(tx *bolt.Tx, d *docRef, head int) error {
 		if from < 0 || from > to || to > head {
 			return fmt.Errorf("ops [%d, %d) of %q at v%d: %w", from, to, docID, head, ErrInvalid)
 		}

@@ -59,18 +59,11 @@ func (db *DB) PutSnapshot(ctx context.Context, docID string, snap doc.Snapshot) 
 // ErrCompacted when v lies before the compaction point.
 func (db *DB) ContentAt(docID string, v int) (string, error) {
 	var content string
-	err := db.view(func(tx *bolt.Tx) error {
-		d, err := mustDoc(tx, docID)
-		if err != nil {
-			return err
-		}
-		head, err := d.head()
-		if err != nil {
-			return err
-		}
+	err := db.viewDoc(docID, func(tx *bolt.Tx, d *docRef, head int) error {
 		if v < 0 || v > head {
 			return fmt.Errorf("content of %q at v%d, head is v%d: %w", docID, v, head, ErrInvalid)
 		}
+		var err error
 		content, err = d.contentAt(v)
 		return err
 	})
@@ -109,15 +102,7 @@ func (d *docRef) contentAt(v int) (string, error) {
 func (db *DB) Head(docID string) (doc.Snapshot, []doc.OpRecord, error) {
 	var snap doc.Snapshot
 	var tail []doc.OpRecord
-	err := db.view(func(tx *bolt.Tx) error {
-		d, err := mustDoc(tx, docID)
-		if err != nil {
-			return err
-		}
-		head, err := d.head()
-		if err != nil {
-			return err
-		}
+	err := db.viewDoc(docID, func(tx *bolt.Tx, d *docRef, head int) error {
 		sv, content, err := d.lastSnap()
 		if err != nil {
 			return err

@@ -88,6 +88,12 @@ func (s *Server) forDoc(a access, fn func(w http.ResponseWriter, r *http.Request
 		if _, err := s.authorize(p, a, id); err != nil {
 			return err
 		}
+		if a == accessDocRead || a == accessDocWrite {
+			u, isUser := principalUser(p)
+			if err := s.docHooks(r.Context(), id, u, isUser, ""); err != nil {
+				return err
+			}
+		}
 		return fn(w, r, docRoute{store: store, id: id, p: p})
 	}
 }

@@ -1,10 +1,12 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"sync"
 
+	"github.com/tandemhq/tandem/hooks"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/session"
 )
@@ -48,12 +50,18 @@ func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request, p principa
 	}
 	// Check each message before publishing it: a bad message fails a
 	// single broadcast whole, and only itself in a batch. A user's messages
-	// draw on its publish rate one by one.
+	// draw on its publish rate one by one. Then the publish hook, where a
+	// namespace asks for it, may refuse messages or replace their data.
 	results := make([]broadcastResult, len(reqs))
-	var wg sync.WaitGroup
+	errs := make([]error, len(reqs))
 	for i, b := range reqs {
 		results[i].Channel = b.Channel
-		if err := s.checkBroadcast(p, b); err != nil {
+		errs[i] = s.checkBroadcast(p, b)
+	}
+	s.broadcastHooks(r.Context(), p, reqs, errs)
+	var wg sync.WaitGroup
+	for i, b := range reqs {
+		if err := errs[i]; err != nil {
 			if !batch {
 				return err
 			}
@@ -91,6 +99,50 @@ func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request, p principa
 	return nil
 }
 
+// broadcastConcurrency bounds the publish hook calls of one broadcast
+// batch under way at once, so that a batch of 1,000 messages ends well
+// within the HTTP write timeout while the backend's own bound
+// (max_concurrent) still holds across every request.
+const broadcastConcurrency = 16
+
+// broadcastHooks asks the publish hook about each message of a broadcast
+// that passed its checks (errs[i] nil) in a namespace that asks for it, up
+// to broadcastConcurrency at once: a refusal or failure becomes the
+// message's error, a replacement its data. The messages are then
+// published in their order, whatever order the answers came in.
+func (s *Server) broadcastHooks(ctx context.Context, p principal, reqs []broadcastReq, errs []error) {
+	if s.cfg.Hooks.Caller == nil {
+		return
+	}
+	u, isUser := principalUser(p)
+	apiKey := ""
+	if !isUser {
+		apiKey = p.Name
+	}
+	sem := make(chan struct{}, broadcastConcurrency)
+	var wg sync.WaitGroup
+	for i := range reqs {
+		b := &reqs[i]
+		if errs[i] != nil {
+			continue
+		}
+		nh := s.nsHooks(b.Channel)
+		if isUser && !nh.Publish || !isUser && !nh.Broadcast {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			b.Data, errs[i] = s.publishHook(ctx, hooks.PublishRequest{
+				User: u, APIKey: apiKey, Channel: b.Channel, Event: b.Event, Data: b.Data,
+				Ephemeral: b.Ephemeral, Transport: hooks.TransportHTTP,
+			}, !isUser)
+		}()
+	}
+	wg.Wait()
+}
+
 func (s *Server) checkBroadcast(p principal, b broadcastReq) error {
 	if len(b.Data) > 0 && !json.Valid(b.Data) {
 		return badRequest("data is not valid JSON")
@@ -102,6 +154,9 @@ func (s *Server) checkBroadcast(p principal, b broadcastReq) error {
 func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request, p principal) error {
 	ch := r.PathValue("channel")
 	if _, err := s.authorize(p, accessSubscribe, ch); err != nil {
+		return err
+	}
+	if err := s.httpSubscribeHook(r.Context(), p, ch); err != nil {
 		return err
 	}
 	since, err := queryInt(r, "since", 0)
@@ -132,6 +187,9 @@ func (s *Server) apiPresence(w http.ResponseWriter, r *http.Request, p principal
 	ch := r.PathValue("channel")
 	v, err := s.authorize(p, accessSubscribe, ch)
 	if err != nil {
+		return err
+	}
+	if err := s.httpSubscribeHook(r.Context(), p, ch); err != nil {
 		return err
 	}
 	resp := map[string]any{"channel": ch, "presence": v.presence.String()}

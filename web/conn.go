@@ -72,6 +72,11 @@ type conn struct {
 
 	readDone chan struct{} // closed when the read goroutine ends
 
+	// hooked is the connection's share of the application's hooks
+	// (hooks.go); nil when no hook is on. Set before the read goroutine
+	// starts.
+	hooked *connHooks
+
 	// readDeadline is the read deadline last set by the read goroutine,
 	// which owns it.
 	readDeadline time.Time
@@ -270,6 +275,7 @@ func (c *conn) requestClose(d proto.Disconnect, flush bool) {
 	}
 	c.kickLocked()
 	c.qmu.Unlock()
+	c.endHookCalls()
 }
 
 // writeLoop is a write goroutine: it writes everything queued as one
@@ -450,6 +456,7 @@ func (c *conn) abort() {
 	c.closing = true
 	c.dropQueueLocked()
 	c.qmu.Unlock()
+	c.endHookCalls()
 	_ = c.ws.Close()
 	<-c.readDone
 }
@@ -577,6 +584,7 @@ func (c *conn) teardown() {
 	if !writer {
 		_ = c.ws.Close()
 	}
+	c.stopHooks()
 	for ch := range c.subs {
 		c.srv.cfg.Hub.Unsubscribe(ch, c.id)
 	}

@@ -24,6 +24,15 @@
 // reserved and server-only namespaces, client publish, publish rates and
 // presence modes, for WebSocket frames and HTTP routes alike.
 //
+// # Hooks
+//
+// Where the application's hooks are on (docs/hooks.md), the edge asks its
+// backend after authorize has allowed a request: who a connection is
+// (connect, refresh), whether a subscription, a message or an open may go
+// on and with what data, a missing document's content, an rpc's answer.
+// hooks.go says where each is asked; rpc.go serves the rpc frame. With no
+// hook on, none of it runs.
+//
 // # The edge
 //
 // Before connect a WebSocket is served nothing but connect, and connections

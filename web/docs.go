@@ -45,6 +45,14 @@ func (c *conn) handleOpen(req *proto.Request) error {
 	if req.Version != nil && *req.Version < 0 {
 		return badRequest("version must not be negative")
 	}
+	if c.hooked != nil {
+		c.idMu.Lock()
+		user := c.user
+		c.idMu.Unlock()
+		if err := c.srv.docHooks(c.hookCtx(), req.Doc, hookUser(user), true, c.id); err != nil {
+			return err
+		}
+	}
 	_, err := c.srv.authorize(c.principal(), accessDocWrite, req.Doc)
 	create := err == nil
 	c.docs[req.Doc] = struct{}{}

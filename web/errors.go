@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/hooks"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
@@ -64,6 +65,11 @@ func (f failure) frame() proto.Error {
 // describe maps err to what the client is told. The order matters where an
 // error could match twice: the most specific cause comes first.
 func describe(err error) failure {
+	// What the application's hooks said (or that they failed), with the
+	// backend's message word for word.
+	if code, msg, ok := hooks.WireError(err); ok {
+		return failure{Code: code, Message: msg, Status: statusOf[code]}
+	}
 	code, msg := classify(err)
 	if code == "" {
 		return failure{Code: proto.CodeInternal, Message: "internal error", Status: http.StatusInternalServerError, Internal: true}

@@ -8,14 +8,16 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/hooks"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/session"
 )
 
 // handle decodes one client frame and dispatches it. It runs on the read
-// goroutine.
+// goroutine, holding the hook lock (hooks.go) when hooks are on.
 func (c *conn) handle(data []byte) {
+	defer c.lockHooks()()
 	var req proto.Request
 	if err := json.Unmarshal(data, &req); err != nil {
 		if !c.isConnected() {
@@ -65,6 +67,8 @@ func (c *conn) handle(data []byte) {
 		err = c.handleCursor(&req)
 	case proto.TypeComment:
 		err = c.handleComment(&req)
+	case proto.TypeRPC:
+		err = c.handleRPC(&req)
 	case "":
 		err = badRequest("frame has no type")
 	default:
@@ -75,11 +79,22 @@ func (c *conn) handle(data []byte) {
 	}
 }
 
-// handleConnect authenticates the connection.
+// handleConnect authenticates the connection: the application's connect
+// hook decides when it is on, else the token.
 func (c *conn) handleConnect(req *proto.Request) {
 	cfg := &c.srv.cfg
+	hooked, err := c.connectHook(req)
+	if err != nil {
+		c.refuseConnect(req.ID, err)
+		return
+	}
 	var ident auth.Identity
+	var user proto.User
+	var data json.RawMessage
 	switch {
+	case hooked != nil:
+		ident, user = hookIdentity(hooked.User, hooked.Grants, hooked.ExpiresAt)
+		data = hooked.Data
 	case cfg.Verifier == nil && req.Token == "":
 		ident = guest(req.User, req.Name)
 	case cfg.Verifier == nil:
@@ -88,7 +103,6 @@ func (c *conn) handleConnect(req *proto.Request) {
 		c.fatal(proto.DisconnectUnauthorized)
 		return
 	default:
-		var err error
 		ident, err = cfg.Verifier.Verify(req.Token) // revoked tokens included
 		if err != nil {
 			ev := c.logger().Warn().Err(err)
@@ -101,7 +115,9 @@ func (c *conn) handleConnect(req *proto.Request) {
 			return
 		}
 	}
-	user := proto.User{ID: ident.UserID, Name: ident.Name, Color: proto.ColorOf(ident.UserID)}
+	if hooked == nil {
+		user = proto.User{ID: ident.UserID, Name: ident.Name, Color: proto.ColorOf(ident.UserID)}
+	}
 	c.idMu.Lock()
 	c.ident, c.user, c.connected = ident, user, true
 	c.idMu.Unlock()
@@ -120,9 +136,9 @@ func (c *conn) handleConnect(req *proto.Request) {
 	c.send(proto.Connected{
 		ID: req.ID, Type: proto.TypeConnected, ClientID: c.id, User: user,
 		PingInterval: int(cfg.PingInterval / time.Second), Server: cfg.ServerName,
-		Limits: limits,
+		Limits: limits, Data: data,
 	})
-	c.logger().Info().Bool("guest", ident.Guest).Msg("connected")
+	c.logger().Info().Bool("guest", ident.Guest).Bool("hook", hooked != nil).Msg("connected")
 }
 
 // guest returns a development-mode identity with every grant.
@@ -145,7 +161,8 @@ func isPrintable(s string) bool {
 	return true
 }
 
-// armExpiry closes the connection with 4001 when the token expires.
+// armExpiry closes the connection with 4001 when the token expires, or,
+// with the refresh hook on, asks it for new rights a little before.
 func (c *conn) armExpiry(exp time.Time) {
 	if c.expiry != nil {
 		c.expiry.Stop()
@@ -154,13 +171,20 @@ func (c *conn) armExpiry(exp time.Time) {
 	if exp.IsZero() {
 		return
 	}
+	if c.refreshesItself() {
+		c.armRefresh(exp)
+		return
+	}
 	c.expiry = time.AfterFunc(time.Until(exp), func() { c.close(proto.DisconnectTokenExpired) })
 }
 
-// handleRefresh replaces the token; grants it no longer has take effect at
-// once.
+// handleRefresh replaces the token (or asks the refresh hook); grants it
+// no longer has take effect at once.
 func (c *conn) handleRefresh(req *proto.Request) error {
 	cfg := &c.srv.cfg
+	if done, err := c.refreshHook(req.ID, req.Token); done || err != nil {
+		return err
+	}
 	if cfg.Verifier == nil {
 		c.send(proto.Reply{ID: req.ID, Type: proto.TypeRefreshed})
 		return nil
@@ -174,9 +198,23 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 		c.fatal(proto.DisconnectUnauthorized)
 		return nil
 	}
+	c.applyIdentity(ident, proto.User{})
+	c.send(proto.Reply{ID: req.ID, Type: proto.TypeRefreshed})
+	return nil
+}
+
+// applyIdentity gives the connection refreshed rights: what the new grants
+// no longer allow is dropped at once (unsubscribed, reason forbidden).
+// user, when it has an id, also replaces the user's name and colour (the
+// refresh hook's answer). Read goroutine, or under the hook lock.
+func (c *conn) applyIdentity(ident auth.Identity, user proto.User) {
+	cfg := &c.srv.cfg
 	c.idMu.Lock()
 	c.ident = ident
 	c.user.Name = ident.Name
+	if user.ID != "" {
+		c.user.Color = user.Color
+	}
 	c.idMu.Unlock()
 	c.armExpiry(ident.Expires)
 	for ch := range c.subs {
@@ -195,8 +233,6 @@ func (c *conn) handleRefresh(req *proto.Request) error {
 			c.send(proto.ChannelReply{Type: proto.TypeUnsubscribed, Channel: docChannel(id), Reason: "forbidden"})
 		}
 	}
-	c.send(proto.Reply{ID: req.ID, Type: proto.TypeRefreshed})
-	return nil
 }
 
 func (c *conn) handleSubscribe(req *proto.Request) error {
@@ -208,12 +244,16 @@ func (c *conn) handleSubscribe(req *proto.Request) error {
 	if !again && len(c.subs) >= c.srv.cfg.MaxSubscriptions {
 		return badRequest(fmt.Sprintf("at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions))
 	}
+	data, err := c.subscribeHook(req.Channel)
+	if err != nil {
+		return err
+	}
 	c.idMu.Lock()
 	member := proto.Member{ClientID: c.id, User: c.user, State: json.RawMessage("{}")}
 	c.idMu.Unlock()
 	err = c.srv.cfg.Hub.Subscribe(session.SubscribeRequest{
 		ID: req.ID, Channel: req.Channel, Since: req.Since, Sub: c, Member: member, Presence: v.seesPresence,
-		PresenceBatch: req.PresenceBatch,
+		PresenceBatch: req.PresenceBatch, Data: data,
 	})
 	if err != nil {
 		return err
@@ -247,14 +287,23 @@ func (c *conn) handlePublish(req *proto.Request) error {
 	if _, err := c.srv.authorize(c.principal(), accessPublish, req.Channel); err != nil {
 		return err
 	}
-	ident := c.identity()
+	c.idMu.Lock()
+	ident, user := c.ident, c.user
+	c.idMu.Unlock()
+	data, err := c.srv.publishHook(c.hookCtx(), hooks.PublishRequest{
+		User: hookUser(user), ClientID: c.id, Channel: req.Channel, Event: req.Event, Data: req.Data,
+		Ephemeral: req.Ephemeral, Transport: hooks.TransportWebSocket,
+	}, false)
+	if err != nil {
+		return err
+	}
 	skip := ""
 	if req.Echo != nil && !*req.Echo {
 		skip = c.id
 	}
 	id, channel := req.ID, req.Channel
 	c.srv.cfg.Hub.Publish(session.Publication{
-		Channel: req.Channel, Event: req.Event, Data: req.Data, Ephemeral: req.Ephemeral,
+		Channel: req.Channel, Event: req.Event, Data: data, Ephemeral: req.Ephemeral,
 		From: proto.From{User: ident.UserID, ClientID: c.id}, FromName: ident.Name, SkipClient: skip,
 	}, func(offset uint64, err error) {
 		if err != nil {

@@ -34,6 +34,8 @@ type Config struct {
 	APIKeys []APIKey
 	// Notifier hears of client disconnections; nil: nobody.
 	Notifier session.Notifier
+	// Hooks are the application's hooks (hooks.go); zero: none.
+	Hooks Hooks
 	// Webhooks is the delivery log served at GET /api/webhooks/deliveries;
 	// nil serves an empty log.
 	Webhooks WebhookLog
@@ -209,6 +211,7 @@ type Server struct {
 	pingStop      chan struct{}  // closed by Shutdown
 	pingDone      chan struct{}  // closed when pingLoop returns
 	budgets       userBudgets    // HTTP publishers' rate limiters (authz.go)
+	loads         loadGroup      // doc_load calls under way (hooks.go)
 	subscriptions atomic.Int64   // across all connections
 }
 
@@ -316,6 +319,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	c := newConn(s, ws, key)
+	c.hooked = s.newConnHooks(r)
 	s.mu.Lock()
 	if s.shutting {
 		s.releaseLocked(key)

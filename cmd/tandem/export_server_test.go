@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/server"
+	"github.com/tandemhq/tandem/server/servertest"
 )
 
 const remoteTestKey = "remote-test-key-0123456789"
@@ -22,22 +19,10 @@ const remoteTestKey = "remote-test-key-0123456789"
 // and the server; the test's cleanup stops it.
 func runRemoteServer(t *testing.T, dir string) (string, *server.Server) {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Addr, cfg.Data, cfg.APIKeys = "127.0.0.1:0", dir, []string{remoteTestKey}
-	srv := server.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Run(ctx); err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("close server: %v", err)
-		}
-	})
-	return "http://" + srv.Addr(), srv
+	ts := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Data, c.APIKeys = dir, []string{remoteTestKey}
+	}))
+	return ts.HTTP, ts.Server()
 }
 
 // withoutStamp drops the export time, the one thing two exports of the same

@@ -489,13 +489,13 @@ func TestReconnect(t *testing.T) {
 	ann.do(typeKeys("Online. "))
 	converge(t, ts, "journal", ann, bob)
 
-	ts.stop()
+	ts.Stop()
 	ann.waitFor("reconnecting", `document.querySelector("#conn-status").dataset.status === "reconnecting" && document.querySelector("#conn-status").textContent.includes("Reconnecting")`)
 	ann.do(typeKeys("Typed while the server was down. "), insertText("Pasted too ✂️."))
 	ann.waitFor("offline edits kept", `document.querySelector("#save-state").dataset.state === "offline" && document.querySelector("#editor-input").value.endsWith("Pasted too ✂️.")`)
 	ann.screenshot("reconnecting")
 
-	ts.start()
+	ts.Restart() // stopped: starts it again on the same address and data
 	want := "Day one.\nOnline. Typed while the server was down. Pasted too ✂️."
 	ann.waitFor("connected again", `document.querySelector("#conn-status").dataset.status === "connected"`)
 	ann.synced(want)
@@ -559,7 +559,7 @@ func TestDocumentsAndErrors(t *testing.T) {
 	// The server goes away: the status says so, and so does the list.
 	ann.do(chromedp.Navigate(ts.URL + "/#/"))
 	ann.waitFor("the list", `document.querySelectorAll("#doc-list li[data-doc]").length === 3`)
-	ts.stop()
+	ts.Stop()
 	ann.waitFor("reconnecting", `document.querySelector("#conn-status").dataset.status === "reconnecting"`)
 	ann.do(chromedp.Click(chromedp.CSS("a.brand")))
 	ann.waitFor("unreachable", `document.querySelector("#doc-list").textContent.includes("Can't reach the Tandem server")`)

@@ -18,15 +18,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/server"
+	"github.com/tandemhq/tandem/server/servertest"
 )
 
 // wait bounds every condition a test waits for.
@@ -298,15 +297,12 @@ func (p *page) setCaret(from, to int) {
 	eval[bool](p, fmt.Sprintf(`(() => { const ta = document.querySelector("#editor-input"); ta.focus(); ta.setSelectionRange(%d, %d); ta.dispatchEvent(new Event("select")); return true; })()`, from, to))
 }
 
-// testServer is the real server on 127.0.0.1 with its data in a temporary
-// directory. restart closes it and starts another on the same address and
-// data directory.
+// testServer is the real server on 127.0.0.1 (server/servertest), with
+// the HTTP API at hand; its URL is the server's http:// base.
 type testServer struct {
+	*servertest.Server
 	t   *testing.T
-	cfg server.Config
-	log zerolog.Logger
-	srv *server.Server
-	URL string // http://127.0.0.1:port
+	URL string // http://127.0.0.1:port, stable across restarts
 }
 
 // serverConfig is the real server's configuration.
@@ -318,54 +314,12 @@ func startServer(t *testing.T) *testServer { return startServerWith(t, nil) }
 // startServerWith starts a server with the configuration edited by edit.
 func startServerWith(t *testing.T, edit func(*serverConfig)) *testServer {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Data = t.TempDir()
-	cfg.LogLevel = "warn"
-	if edit != nil {
-		edit(&cfg)
-	}
-	ts := &testServer{t: t, cfg: cfg, log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
-	ts.start()
-	ts.cfg.Addr = ts.srv.Addr() // restarts reuse the port
-	ts.URL = "http://" + ts.srv.Addr()
-	t.Cleanup(func() { ts.stop() })
-	return ts
-}
-
-func (ts *testServer) start() {
-	ts.t.Helper()
-	srv := server.New(ts.cfg, ts.log)
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if err = srv.Run(context.Background()); err == nil || time.Now().After(deadline) || !strings.Contains(err.Error(), "address already in use") {
-			break
+	s := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		if edit != nil {
+			edit(c)
 		}
-		time.Sleep(50 * time.Millisecond) // the old listener's port is still closing
-		srv = server.New(ts.cfg, ts.log)
-	}
-	if err != nil {
-		ts.t.Fatalf("start server: %v", err)
-	}
-	ts.srv = srv
-}
-
-func (ts *testServer) stop() {
-	if ts.srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ts.srv.Close(ctx); err != nil {
-		ts.t.Errorf("close server: %v", err)
-	}
-	ts.srv = nil
-}
-
-func (ts *testServer) restart() {
-	ts.t.Helper()
-	ts.stop()
-	ts.start()
+	}))
+	return &testServer{Server: s, t: t, URL: s.HTTP}
 }
 
 // api calls the HTTP API (open in development mode) and decodes the answer.

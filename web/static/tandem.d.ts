@@ -232,7 +232,8 @@ export interface StatusDetail {
 
 export interface ClientEvents {
   status: (status: Status, detail: StatusDetail) => void;
-  connected: (info: { clientId: string; user: User; server: string }) => void;
+  /** data: what the application's connect hook attached (docs/hooks.md), when it attached any. */
+  connected: (info: { clientId: string; user: User; server: string; data?: any }) => void;
   disconnect: (info: { code?: number; reason?: string }) => void;
   refreshed: (info: {}) => void;
   error: (err: TandemError) => void;
@@ -248,6 +249,8 @@ export class Client implements Emitter<ClientEvents> {
   /** This connection's id; null before the first connected. */
   readonly clientId: string | null;
   readonly user: User | null;
+  /** What the application's connect hook attached to the connected frame (docs/hooks.md), or null. */
+  readonly data: any;
   /** The server's size limits, from its connected frame (the defaults until then). */
   readonly limits: Limits;
   readonly storage: StorageLike | null;
@@ -259,6 +262,13 @@ export class Client implements Emitter<ClientEvents> {
   whenConnected(): Promise<void>;
   /** Round-trip time of a ping, in ms. */
   ping(): Promise<number>;
+  /**
+   * Calls method of the application's backend (the server's rpc hook, docs/hooks.md) with data;
+   * resolves with its answer (null when it gave none). Rejects with a TandemError: the
+   * application's code and message when it refused, "unavailable" when it failed, "not_found"
+   * when no hook takes the method, "disconnected" when the connection dropped first.
+   */
+  rpc<T = any>(method: string, data?: any): Promise<T>;
   /** Asks the token callback for a new token and sends it now. */
   refreshToken(): Promise<unknown>;
   /** Drops the current connection and reconnects at once. */
@@ -320,7 +330,8 @@ export interface SubscriptionEvents {
   message: (message: Message) => void;
   retracted: (e: { offset: number; by: string }) => void;
   receipt: (e: { user: string; offset: number; ts: string }) => void;
-  subscribed: (e: { offset: number; epoch: string; recovered: boolean; resumed: boolean }) => void;
+  /** data: what the application's subscribe hook attached (docs/hooks.md), when it attached any. */
+  subscribed: (e: { offset: number; epoch: string; recovered: boolean; resumed: boolean; data?: any }) => void;
   /** A resubscription could not recover every missed message. */
   gap: (e: { offset: number; epoch: string; since: number | null }) => void;
   unsubscribed: (e: { reason: string }) => void;
@@ -335,6 +346,8 @@ export interface Subscription extends Emitter<SubscriptionEvents> {
   readonly epoch: string | null;
   /** user id → highest offset read. */
   readonly receipts: Record<string, number>;
+  /** What the application's subscribe hook attached to the latest subscribed frame (docs/hooks.md), or null. */
+  readonly data: any;
   readonly active: boolean;
   /** Resolves at the first subscribed; rejects if the subscribe fails. */
   readonly ready: Promise<Subscription>;

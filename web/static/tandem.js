@@ -890,6 +890,11 @@ export class Client extends Emitter {
     /** Who the server says we are: {id, name, color}. */
     this.user = null;
     /**
+     * What the application's connect hook attached to the connected frame
+     * (docs/hooks.md), or null.
+     */
+    this.data = null;
+    /**
      * The server's size limits from its connected frame (the defaults
      * until then, and when it names none): {maxFrameBytes, maxOpBytes,
      * maxDocLen}. Local edits are sent as ops that fit them.
@@ -1001,8 +1006,10 @@ export class Client extends Emitter {
       this._request(frame, (reply) => {
         this._clearTimer(deadline);
         if (reply.type === "connected") this._onConnected(ws, reply);
-        else if (reply.type === "error" && reply.code === "unauthorized") {
-          // The server closes with 4001 next: _drop reports it, once.
+        else if (reply.type === "error" && reply.code !== "unavailable" && reply.code !== "disconnected") {
+          // A refused token, or the application's connect hook said no
+          // (with its own code, perhaps): the server closes with 4001
+          // next, and _drop reports it, once.
           this._refused = errorOf(reply);
         } else if (reply.type === "error" && reply.code !== "disconnected") this._emit("error", errorOf(reply));
       }, true);
@@ -1038,6 +1045,7 @@ export class Client extends Emitter {
     this._live = true;
     this.clientId = reply.client_id;
     this.user = reply.user;
+    this.data = reply.data ?? null;
     this.limits = limitsOf(reply.limits);
     // The backoff starts again from its minimum only once the connection
     // has lasted: a server that accepts and then closes (a connection cap,
@@ -1051,7 +1059,9 @@ export class Client extends Emitter {
     this._startHeartbeat(ws);
     this._scheduleRefresh();
     this._setStatus("connected", { clientId: this.clientId, user: this.user, server: reply.server });
-    this._emit("connected", { clientId: this.clientId, user: this.user, server: reply.server });
+    const info = { clientId: this.clientId, user: this.user, server: reply.server };
+    if (this.data != null) info.data = this.data; // only when the application attached some
+    this._emit("connected", info);
     for (const sub of this._subs.values()) sub._resubscribe();
     for (const doc of this._docs.values()) doc._reopen();
   }
@@ -1258,6 +1268,22 @@ export class Client extends Emitter {
     return Date.now() - t;
   }
 
+  /**
+   * Calls method of the application's backend (the server's rpc hook,
+   * docs/hooks.md) with data and resolves with its answer (null when it
+   * gave none). Rejects with a TandemError: the application's code and
+   * message when it refused, unavailable when it failed, not_found when
+   * no hook takes the method, disconnected when the connection dropped
+   * before the answer (the method may or may not have run).
+   */
+  async rpc(method, data) {
+    await this.whenConnected();
+    const frame = { type: "rpc", method };
+    if (data !== undefined) frame.data = data;
+    const reply = await this._requestP(frame);
+    return reply.data ?? null;
+  }
+
   // ----- frames
 
   _setTimer(fn, ms) {
@@ -1433,6 +1459,11 @@ class Subscription extends Emitter {
     this.epoch = options.since?.epoch ?? null;
     /** Read receipts: user id → highest offset read. */
     this.receipts = {};
+    /**
+     * What the application's subscribe hook attached to the latest
+     * subscribed frame (docs/hooks.md), or null.
+     */
+    this.data = null;
     this.active = true;
     this._members = new Map();
     this._memberCount = null;
@@ -1473,6 +1504,7 @@ class Subscription extends Emitter {
     this.offset = f.offset;
     this.epoch = f.epoch;
     this.receipts = { ...(f.receipts ?? {}) };
+    this.data = f.data ?? null;
     this._members = new Map((f.members ?? []).map((m) => [m.client_id, memberOf(m)]));
     this._memberCount = f.member_count ?? null;
     if (f.members_next) this._fetchMembers(); // a large room: read the rest
@@ -1488,7 +1520,9 @@ class Subscription extends Emitter {
     const waiters = this._subWaiters;
     this._subWaiters = [];
     for (const w of waiters) w.resolve();
-    this._emit("subscribed", { offset: f.offset, epoch: f.epoch, recovered: !!f.recovered, resumed });
+    const e = { offset: f.offset, epoch: f.epoch, recovered: !!f.recovered, resumed };
+    if (this.data != null) e.data = this.data; // only when the application attached some
+    this._emit("subscribed", e);
     this.presence._emit("sync", this.presence.members);
     this.presence._emit("change", this.presence.members);
     this._ready.resolve(this);
@@ -1712,7 +1746,7 @@ class Presence extends Emitter {
         for (const e of f.events) {
           if (e.event === "leave") members.delete(e.member.client_id);
           else members.set(e.member.client_id, memberOf(e.member));
-          if (e.event !== "join" || e.member.client_id !== this._sub.client.clientId) this._emit(e.event, e.member);
+          if (e.event !== "join" || e.member.client_id !== this._sub.client.clientId) this._emit(e.event, memberOf(e.member));
         }
         if (this._sub._memberCount != null) this._sub._memberCount = f.count;
         this._emit("change", this.members);

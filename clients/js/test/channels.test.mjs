@@ -70,17 +70,21 @@ test("presence: join, update, leave, and state kept across a reconnect", { skip 
   const set = sb.presence.set({ typing: true }); // before subscribed: sent once it is
   await sb.ready;
   await set; // resolves once the server took it
-  await waitFor(() => events.some((e) => e[0] === "update"), "Bob's update");
+  // The client asks for presence in batches: a state set right after the
+  // join may come inside the join (a batch carries each member's latest
+  // state), or as an update after it.
+  const bobTyping = () => list().some((m) => m.user.id === "bob" && m.state?.typing === true);
+  await waitFor(bobTyping, "Bob's state");
   assert.deepEqual(events[0].slice(0, 2), ["join", "bob"]);
-  assert.deepEqual(events.find((e) => e[0] === "update")[2], { typing: true });
+  const seen = events.find((e) => e[0] === "update") ?? events[0];
+  assert.deepEqual(seen[2], { typing: true });
+  assert.ok(events.every((e) => e[0] !== "leave"), "an update is never a leave and a join");
   assert.equal(sa.presence.count, 2);
-  assert.deepEqual(list().find((m) => m.user.id === "bob").state, { typing: true });
   // Bob's connection drops: he leaves, comes back, and his state with him.
   events.length = 0;
   b.reconnect();
-  await waitFor(() => events.length === 3, "Bob's leave, join and restored state");
-  // The old connection's leave and the new one's join race on the server.
-  assert.deepEqual(events.map((e) => e[0]).sort(), ["join", "leave", "update"]);
+  await waitFor(() => events.some((e) => e[0] === "leave") && events.some((e) => e[0] === "join") && bobTyping(),
+    "Bob's leave, join and restored state");
   assert.equal(list().filter((m) => m.user.id === "bob").length, 1);
   assert.deepEqual(list().find((m) => m.user.id === "bob").state, { typing: true });
   await sb.unsubscribe();

@@ -7,7 +7,8 @@
 import test, { after, before } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, readdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,8 +41,16 @@ test("the tarball holds the client, its types, the reserved bindings and the doc
   for (const f of ["tandem.js", "tandem.d.ts"]) {
     assert.equal(readFileSync(join(dir, "dist", f), "utf8"), readFileSync(join(root, "web", "static", f), "utf8"), f);
   }
-  for (const f of ["README.md", "CHANGELOG.md", "codemirror/index.js", "monaco/index.js"]) assert.ok(existsSync(join(dir, f)), f);
+  for (const f of ["README.md", "CHANGELOG.md", "dist/codemirror/index.js", "dist/monaco/index.js", "dist/editor/sync.js"]) assert.ok(existsSync(join(dir, f)), f);
   assert.ok(!existsSync(join(dir, "test")) && !existsSync(join(dir, "node_modules")));
+  // The bindings reach the packed client, not the repository's web/static.
+  for (const sub of ["editor", "codemirror", "monaco"]) {
+    for (const f of readdirSync(join(dir, "dist", sub))) {
+      const text = readFileSync(join(dir, "dist", sub, f), "utf8");
+      assert.ok(!text.includes("web/static/tandem.js\""), `dist/${sub}/${f} imports the repository's client`);
+      if (/from "\.\.\/tandem\.js"/.test(text)) assert.ok(existsSync(join(dir, "dist", "tandem.js")));
+    }
+  }
 });
 
 test("imported from Node, an ES module edits a document", { skip: skipPkg }, async () => {
@@ -127,7 +136,18 @@ test("bundled by esbuild into a page, it edits a document in Chromium", { skip: 
   );
   writeFileSync(join(dir, "index.html"), `<!doctype html><meta charset="utf-8"><title>bundle</title><script src="main.bundle.js"></script>`);
   execFileSync(bin("esbuild"), ["page/main.js", "--bundle", "--format=iife", "--platform=browser", "--target=es2022", "--outfile=page/main.bundle.js", "--log-level=warning"], { cwd: scratch });
-  const url = `file://${dir}/index.html?server=${encodeURIComponent(SERVER)}&doc=${encodeURIComponent(id)}`;
+  // Served from a loopback origin, as a developer's page would be: a
+  // development-mode server refuses pages of other origins (file:// is
+  // the origin "null").
+  const pages = createServer((req, res) => {
+    const name = new URL(req.url, "http://x").pathname.slice(1) || "index.html";
+    if (!["index.html", "main.bundle.js"].includes(name)) return res.writeHead(404).end();
+    res.writeHead(200, { "Content-Type": name.endsWith(".js") ? "text/javascript" : "text/html" });
+    res.end(readFileSync(join(dir, name)));
+  });
+  await new Promise((r) => pages.listen(0, "127.0.0.1", r));
+  t.after(() => pages.close());
+  const url = `http://127.0.0.1:${pages.address().port}/index.html?server=${encodeURIComponent(SERVER)}&doc=${encodeURIComponent(id)}`;
   const profile = mkdtempSync(join(tmpdir(), "tandem-pkg-chromium-"));
   const proc = spawn(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", `--user-data-dir=${profile}`, "--enable-logging=stderr", "--v=0", url], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
