@@ -236,6 +236,11 @@ type Store struct {
 
 	wg   sync.WaitGroup // background goroutines
 	quit chan struct{}
+
+	// consumerFault, set by tests before use, fails scan's ordered
+	// consumer before the message at sequence next when it returns an
+	// error.
+	consumerFault func(next uint64) error
 }
 
 // Stats counts what a Store did since it opened, for metrics and tests.
