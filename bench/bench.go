@@ -151,6 +151,30 @@ type target struct {
 	wsURL   string // ws://host:port/ws
 	srv     *server.Server
 	pid     int // the server's process, when it is a child (ServerProcess)
+	// nodes are every node of a started cluster (srv is the first); the
+	// editors are spread over them.
+	nodes []*server.Server
+}
+
+// wsFor returns the WebSocket URL client i connects to: the server, or
+// the cluster's nodes in turn.
+func (tg *target) wsFor(i int) string {
+	if len(tg.nodes) == 0 {
+		return tg.wsURL
+	}
+	return "ws://" + tg.nodes[i%len(tg.nodes)].Addr() + "/ws"
+}
+
+// servers returns the servers started for the scenario (none for a
+// running server given by URL).
+func (tg *target) servers() []*server.Server {
+	if len(tg.nodes) > 0 {
+		return tg.nodes
+	}
+	if tg.srv != nil {
+		return []*server.Server{tg.srv}
+	}
+	return nil
 }
 
 // benchNamespaces are what a started server adds for the scenarios: a
@@ -195,12 +219,8 @@ func start(ctx context.Context, opts Options) (*target, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := server.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
+	cfg := benchConfig(opts)
 	cfg.Data = dir
-	cfg.NoSync = opts.NoSync
-	cfg.File.Namespaces = benchNamespaces()
-	cfg.File.Limits = benchLimits()
 	srv := server.New(cfg, opts.Log)
 	if err := srv.Run(ctx); err != nil {
 		os.RemoveAll(dir)
@@ -213,6 +233,17 @@ func start(ctx context.Context, opts Options) (*target, func(), error) {
 		os.RemoveAll(dir)
 	}
 	return &target{httpURL: "http://" + srv.Addr(), wsURL: "ws://" + srv.Addr() + "/ws", srv: srv}, stop, nil
+}
+
+// benchConfig is the configuration of a server the scenarios start: the
+// bench namespaces, and limits out of the load's way.
+func benchConfig(opts Options) server.Config {
+	cfg := server.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.NoSync = opts.NoSync
+	cfg.File.Namespaces = benchNamespaces()
+	cfg.File.Limits = benchLimits() // every client is on 127.0.0.1: no cap per address
+	return cfg
 }
 
 // raiseFileLimit lifts the soft open-file limit to the hard one, for

@@ -47,6 +47,31 @@ func TestEditorsScenario(t *testing.T) {
 	checkResult(t, r, err, "committed_ops", "edits")
 }
 
+// TestClusterScenario: the editors on one node and on three nodes over an
+// embedded NATS server, side by side, at toy sizes.
+func TestClusterScenario(t *testing.T) {
+	var results []*Result
+	err := Cluster(context.Background(), testOptions(t), ClusterConfig{Nodes: 3, Duration: 2 * time.Second, Shapes: []Shape{{1, 6}, {4, 3}}}, func(r *Result, err error) error {
+		checkResult(t, r, err, "committed_ops", "ack_p99_ms")
+		results = append(results, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 4 {
+		t.Fatalf("%d results, want 4 (two shapes, single node and cluster)", len(results))
+	}
+	for _, r := range []*Result{results[1], results[3]} {
+		if r.Params["nodes"] != 3 || r.Params["store"] != "jetstream" {
+			t.Fatalf("cluster result: %v", r.Params)
+		}
+		if _, ok := r.Figures["retries"]; !ok {
+			t.Fatalf("cluster result without retries: %v", r.Figures)
+		}
+	}
+}
+
 func TestFanoutScenario(t *testing.T) {
 	r, err := Fanout(context.Background(), testOptions(t), FanoutConfig{Subscribers: 20, Rate: 50, Duration: time.Second, PayloadBytes: 64})
 	checkResult(t, r, err, "deliveries", "latency_p99_ms")

@@ -26,6 +26,10 @@ type EditorsConfig struct {
 	Docs, Clients int
 	Rate          float64
 	Duration      time.Duration
+	// Nodes > 1 starts a cluster of that many nodes in this process on an
+	// embedded NATS server with JetStream (cluster.go) and spreads each
+	// document's clients over them (ignored with a running server).
+	Nodes int
 }
 
 // editorStats is one client's tally; its own goroutines write it under mu.
@@ -45,7 +49,18 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 	res := newResult("editors", map[string]any{"docs": cfg.Docs, "clients": cfg.Clients, "loop": mode,
 		"duration": cfg.Duration.String(), "nosync": opts.NoSync})
 	raiseFileLimit()
-	tg, stop, err := start(ctx, opts)
+	var tg *target
+	var stop func()
+	var err error
+	if cfg.Nodes > 1 && opts.Server == "" {
+		res.Params["nodes"], res.Params["store"] = cfg.Nodes, "jetstream"
+		tg, stop, err = startCluster(ctx, opts, cfg.Nodes)
+	} else {
+		if opts.Server == "" {
+			res.Params["nodes"], res.Params["store"] = 1, "bbolt"
+		}
+		tg, stop, err = start(ctx, opts)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +90,7 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				c, err := client.Dial(ctx, client.Config{URL: tg.wsURL, Token: opts.Token, User: fmt.Sprintf("ed%d-%d", d, i)})
+				c, err := client.Dial(ctx, client.Config{URL: tg.wsFor(i), Token: opts.Token, User: fmt.Sprintf("ed%d-%d", d, i)})
 				var doc *client.Document
 				if err == nil {
 					doc, err = c.OpenDoc(ctx, fmt.Sprintf("%s-%d", prefix, d))
@@ -119,9 +134,12 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 
 	var commits0 storage.Stats
 	var acks0 []uint64
-	if tg.srv != nil {
+	if tg.srv != nil && tg.srv.DB != nil {
 		commits0 = tg.srv.DB.Stats()
-		acks0, _ = histogram(tg.srv.Metrics.AckLatency)
+	}
+	conflicts0 := tg.conflicts()
+	for _, s := range tg.servers() {
+		acks0 = addCounts(acks0, s.Metrics.AckLatency)
 	}
 	cpu := startCPU(tg)
 	lctx, cancel := context.WithTimeout(ctx, cfg.Duration)
@@ -204,7 +222,7 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 	}
 	wg.Wait()
 	loadSecs := time.Since(start).Seconds()
-	if tg.srv != nil {
+	if tg.srv != nil && tg.srv.DB != nil {
 		// The started server's group commit over the load window.
 		st := tg.srv.DB.Stats()
 		if n := st.Commits - commits0.Commits; n > 0 {
@@ -214,10 +232,17 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 			res.Figures["storage_busy_pct"] = (st.CommitTime - commits0.CommitTime).Seconds() / loadSecs * 100
 			res.Figures["storage_journal_drains"] = float64(st.JournalDrains - commits0.JournalDrains)
 		}
-		// The server's own view of the ack latency, from the op's arrival
+	}
+	if servers := tg.servers(); len(servers) > 0 {
+		// The servers' own view of the ack latency, from the op's arrival
 		// at its document to the ack (the rest is the network and the
 		// clients): the histogram bucket holding the percentile.
-		acks1, bounds := histogram(tg.srv.Metrics.AckLatency)
+		var acks1 []uint64
+		var bounds []float64
+		for _, s := range servers {
+			acks1 = addCounts(acks1, s.Metrics.AckLatency)
+		}
+		_, bounds = histogram(servers[0].Metrics.AckLatency)
 		for i := range acks1 {
 			if i < len(acks0) {
 				acks1[i] -= acks0[i]
@@ -240,7 +265,7 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 	var committed int
 	for d := range cfg.Docs {
 		id := fmt.Sprintf("%s-%d", prefix, d)
-		check, err := client.Dial(wctx, client.Config{URL: tg.wsURL, Token: opts.Token, User: "checker"})
+		check, err := client.Dial(wctx, client.Config{URL: tg.wsFor(0), Token: opts.Token, User: "checker"})
 		if err != nil {
 			return nil, err
 		}
@@ -288,6 +313,15 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 	res.Figures["remote_p99_ms"] = percentile(remote, 99)
 	// Each committed op is delivered to the other clients of its document.
 	cpu.report(res, "op", float64(committed), float64(committed*(cfg.Clients-1)))
+	if len(tg.nodes) > 0 {
+		// Contention across nodes: appends that lost the compare-and-append
+		// to another node, each transformed and sent again.
+		retries := tg.conflicts() - conflicts0
+		res.Figures["retries"] = float64(retries)
+		if committed > 0 {
+			res.Figures["retries_per_committed_op"] = float64(retries) / float64(committed)
+		}
+	}
 	res.Notes = append(res.Notes, "committed ops are versions the server applied (composed edits count once); ack = first edit of a batch to its ack; remote = server apply time to arrival at another client (every 8th op)")
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
@@ -307,6 +341,20 @@ func histogram(h prometheus.Histogram) ([]uint64, []float64) {
 		bounds = append(bounds, b.GetUpperBound())
 	}
 	return append(counts, m.Histogram.GetSampleCount()), append(bounds, math.Inf(1))
+}
+
+// addCounts adds a histogram's cumulative bucket counts to sum.
+func addCounts(sum []uint64, h prometheus.Histogram) []uint64 {
+	counts, _ := histogram(h)
+	if sum == nil {
+		return counts
+	}
+	for i := range sum {
+		if i < len(counts) {
+			sum[i] += counts[i]
+		}
+	}
+	return sum
 }
 
 // bucketBound returns the upper bound of the bucket that holds quantile q

@@ -3,6 +3,7 @@ package doc
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tandemhq/tandem/ot"
@@ -12,15 +13,34 @@ import (
 // that is missing or already there. They live here, beside the records, so
 // that the session can test for them without importing a storage package.
 // ErrCompacted is for versions whose ops compaction dropped, ErrInvalid for
-// a request a store rejects as malformed, and ErrDuplicateUID for an
-// appended op whose uid the log already holds.
+// a request a store rejects as malformed, ErrDuplicateUID for an appended
+// op whose uid the log already holds, and ErrConflict (a [*ConflictError])
+// for an append that lost a compare-and-append to another writer.
 var (
 	ErrNotFound     = errors.New("not found")
 	ErrExists       = errors.New("already exists")
 	ErrCompacted    = errors.New("compacted away")
 	ErrInvalid      = errors.New("invalid argument")
 	ErrDuplicateUID = errors.New("duplicate op uid")
+	ErrConflict     = errors.New("version conflict")
 )
+
+// A ConflictError says where an append did not follow on from a shared
+// log (cluster mode: another node appended first): Have is the next
+// version (or offset) the log holds now, Got the first version the append
+// carried. Nothing of the append was written. It matches [ErrConflict]
+// under [errors.Is].
+type ConflictError struct {
+	Key       string
+	Have, Got uint64
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("conflict on %q: next is %d, got %d", e.Key, e.Have, e.Got)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
 // Info is a document's metadata as storage keeps it.
 type Info struct {
@@ -91,6 +111,11 @@ type Message struct {
 	// Retracted marks a tombstone; RetractedBy is who retracted it.
 	Retracted   bool   `json:"retracted,omitempty"`
 	RetractedBy string `json:"retracted_by,omitempty"`
+	// NoEcho is the client id of a publisher that asked not to get its
+	// own message (echo false), so that the node it is connected to leaves
+	// it out when the message comes back from a shared log (cluster
+	// mode). It is never sent to clients.
+	NoEcho string `json:"no_echo,omitempty"`
 }
 
 // User is a user the server has seen, for @mentions by name.

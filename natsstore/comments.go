@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -172,4 +174,56 @@ func (s *Store) moveComments(ctx context.Context, r *docRef, before int) error {
 		}
 	}
 	return nil
+}
+
+// WatchComments calls fn with every change of document docID's comments
+// stored after the call, by any node, in the order the bucket stored
+// them: the comment as stored (its Range valid at its Version), or, for a
+// deletion, deleted true and a Comment carrying only the ID. fn runs on
+// one goroutine at a time and may block (delivery waits). stop ends the
+// watch and returns once fn is no longer running. A document deleted
+// meanwhile simply stops changing.
+func (s *Store) WatchComments(ctx context.Context, docID string, fn func(c doc.Comment, deleted bool)) (stop func(), err error) {
+	rctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	r, _, err := s.ref(rctx, docID)
+	if err != nil {
+		return nil, err
+	}
+	wctx, wcancel := context.WithCancel(context.Background())
+	w, err := s.kvCmts.Watch(wctx, r.keyPrefix()+".*", jetstream.UpdatesOnly())
+	if err != nil {
+		wcancel()
+		return nil, fmt.Errorf("watch comments of %q: %w", docID, err)
+	}
+	prefix := r.keyPrefix() + "."
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				if id, ok := decode(strings.TrimPrefix(e.Key(), prefix)); ok {
+					fn(doc.Comment{ID: id}, true)
+				}
+				continue
+			}
+			var c doc.Comment
+			if err := json.Unmarshal(e.Value(), &c); err != nil {
+				s.log.Warn().Err(err).Str("key", e.Key()).Msg("undecodable comment")
+				continue
+			}
+			fn(c, false)
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			_ = w.Stop()
+			wcancel()
+			<-done
+		})
+	}, nil
 }

@@ -69,6 +69,8 @@
 //	tandem_retractions  <ch>                       JSON {epoch, items: {offset: tombstone}}
 //	tandem_users        <user>                     JSON doc.User
 //	tandem_usernames    <name>                     user id
+//	tandem_revocations  t.<token>, u.<user>        JSON {at}: a revoked token's expiry,
+//	                                               a user's revoked-before time
 //
 // # Core NATS subjects (not stored)
 //
@@ -90,7 +92,10 @@
 //
 // Documents: versions are consecutive from 0, each won by exactly one
 // append ([Store.AppendOps], [Store.AppendOpAsync]); a loser gets a
-// [*ConflictError] naming the head and writes nothing. An append whose
+// [*ConflictError] naming the head and writes nothing. A failed async
+// append fences its document: every later AppendOpAsync of it fails until
+// [Store.ResumeAppends], so that no op made on top of a failed one lands
+// (the compare-and-append checks versions, not content). An append whose
 // response was lost is retried with the same message id and recognised
 // when its first attempt was stored, so an acknowledged op is stored once.
 // Exactly-once by uid across nodes is the caller's: an op made against
@@ -115,6 +120,15 @@
 // ([Presence.Watch], [Presence.Members]); a node that dies takes its
 // members out on every other node within NodeTimeout + HeartbeatInterval
 // of its last heartbeat (3 s + 1 s by default); one that closes, at once.
+// A node heard of for the first time, or back from the dead, is asked
+// again for the members of every watched channel, as is a node that was
+// slow to answer a watch's first query.
+//
+// Comments and revocations changed by any node reach the others through
+// key-value watches ([Store.WatchComments], [Store.WatchRevocations]).
+// [Store.Export] and [Store.Import] read and write the single-node export
+// format (storage.WriteExport, storage.ReadExport), so documents move
+// between a single node and a cluster either way.
 //
 // # Caveats
 //

@@ -109,15 +109,11 @@ func (s *Store) head(ctx context.Context, r *docRef) (int, error) {
 // document whose deletion stopped half-way (its marker written, its
 // metadata not yet removed) counts as absent and is replaced.
 func (s *Store) CreateDoc(ctx context.Context, info doc.Info) (doc.Info, error) {
-	_, err := s.CreateDocMeta(ctx, info)
+	m, err := s.CreateDocMeta(ctx, info)
 	if err != nil {
 		return doc.Info{}, err
 	}
-	if info.Created.IsZero() {
-		info.Created = s.cfg.Now().UTC()
-	}
-	info.Version = 0
-	return info, nil
+	return doc.Info{ID: m.ID, Title: m.Title, Created: m.Created, Epoch: m.Epoch}, nil
 }
 
 // CreateDocMeta is CreateDoc returning the stored metadata with its epoch.
@@ -182,7 +178,7 @@ func (s *Store) GetDoc(id string) (doc.Info, error) {
 	if err != nil {
 		return doc.Info{}, err
 	}
-	return doc.Info{ID: r.meta.ID, Title: r.meta.Title, Created: r.meta.Created, Version: head}, nil
+	return doc.Info{ID: r.meta.ID, Title: r.meta.Title, Created: r.meta.Created, Version: head, Epoch: r.meta.Epoch}, nil
 }
 
 // Meta returns a document's metadata (with its epoch and compaction point)
@@ -234,7 +230,7 @@ func (s *Store) ListDocs() ([]doc.Info, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, doc.Info{ID: r.meta.ID, Title: r.meta.Title, Created: r.meta.Created, Version: head})
+		out = append(out, doc.Info{ID: r.meta.ID, Title: r.meta.Title, Created: r.meta.Created, Version: head, Epoch: r.meta.Epoch})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil

@@ -331,9 +331,13 @@ func backoff(ctx context.Context, attempt int) {
 // previous one is acknowledged.
 type writers struct {
 	s  *Store
-	mu sync.Mutex // guards m
+	mu sync.Mutex // guards m and fence
 	m  map[string]*writer
-	wg sync.WaitGroup // running writers
+	// fence holds, per document, the failure that stopped its appends:
+	// every AppendOpAsync of that document fails with it until
+	// ResumeAppends (see AppendOpAsync).
+	fence map[string]error
+	wg    sync.WaitGroup // running writers
 }
 
 type writer struct {
@@ -347,7 +351,7 @@ type pendingOp struct {
 }
 
 func newWriters(s *Store) *writers {
-	return &writers{s: s, m: make(map[string]*writer)}
+	return &writers{s: s, m: make(map[string]*writer), fence: make(map[string]error)}
 }
 
 // wait waits for every writer to finish its queue.
@@ -358,13 +362,20 @@ func (ws *writers) wait() { ws.wg.Wait() }
 // AppendOps). Ops queued for one document while its previous message is in
 // flight are published together as the next message (group commit), so
 // that a document's throughput is a batch per round trip. Appends
-// submitted in order are stored in order. When a batch fails, every op
-// queued behind it fails too (with a [*ConflictError] when the batch lost
-// the compare-and-append), since its versions no longer follow on; ops
-// submitted after the failure was reported are unaffected.
+// submitted in order are stored in order.
+//
+// When a batch fails, every op queued behind it fails too (with a
+// [*ConflictError] when the batch lost the compare-and-append), and so
+// does every later AppendOpAsync of that document, until the caller calls
+// [Store.ResumeAppends]: the document is fenced. The fence matters because
+// the compare-and-append checks versions, not content: ops the caller
+// submitted before it heard of the failure were made on top of the failed
+// ones, and one of them could otherwise land at a version the log reaches
+// through another node's ops, on a text it was not made for. The caller
+// resumes once it has heard every outcome and caught up with the log.
 //
 // done runs on the writer's goroutine (or on the caller's for input
-// rejected up front) and must not block.
+// rejected up front and for a fenced document) and must not block.
 func (s *Store) AppendOpAsync(docID string, rec doc.OpRecord, done func(error)) {
 	recs, err := s.prepareOps(docID, []doc.OpRecord{rec})
 	if err != nil {
@@ -376,6 +387,11 @@ func (s *Store) AppendOpAsync(docID string, rec doc.OpRecord, done func(error)) 
 	if s.isClosed() {
 		ws.mu.Unlock()
 		done(ErrClosed)
+		return
+	}
+	if ferr := ws.fence[docID]; ferr != nil {
+		ws.mu.Unlock()
+		done(fencedErr(docID, rec.Version, ferr))
 		return
 	}
 	w := ws.m[docID]
@@ -390,6 +406,25 @@ func (s *Store) AppendOpAsync(docID string, rec doc.OpRecord, done func(error)) 
 	if start {
 		go ws.run(w)
 	}
+}
+
+// ResumeAppends lifts the fence a failed async append put on document
+// docID (see AppendOpAsync); a no-op when there is none.
+func (s *Store) ResumeAppends(docID string) {
+	ws := s.writers
+	ws.mu.Lock()
+	delete(ws.fence, docID)
+	ws.mu.Unlock()
+}
+
+// fencedErr is the error of an op refused because an earlier one failed:
+// a conflict at the same place when that was one.
+func fencedErr(docID string, v int, err error) error {
+	var ce *ConflictError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("append op v%d to %q: after a failed batch: %w", v, docID, &ConflictError{Key: ce.Key, Have: ce.Have, Got: uint64(v)})
+	}
+	return fmt.Errorf("append op v%d to %q: after a failed batch: %w", v, docID, err)
 }
 
 // run publishes w's queue, a batch at a time, until it is empty.
@@ -426,19 +461,14 @@ func (ws *writers) run(w *writer) {
 		if err != nil {
 			ws.mu.Lock()
 			behind, w.queue = w.queue, nil
+			ws.fence[w.docID] = err
 			ws.mu.Unlock()
 		}
 		for _, p := range batch {
 			p.done(err)
 		}
 		for _, p := range behind {
-			var ce *ConflictError
-			if errors.As(err, &ce) {
-				p.done(fmt.Errorf("append op v%d to %q: queued behind a failed batch: %w",
-					p.rec.Version, w.docID, &ConflictError{Key: ce.Key, Have: ce.Have, Got: uint64(p.rec.Version)}))
-			} else {
-				p.done(fmt.Errorf("append op v%d to %q: queued behind a failed batch: %w", p.rec.Version, w.docID, err))
-			}
+			p.done(fencedErr(w.docID, p.rec.Version, err))
 		}
 	}
 }

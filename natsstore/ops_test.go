@@ -255,7 +255,8 @@ func TestAppendOpAsyncGroupCommit(t *testing.T) {
 	}
 
 	// A writer that lost the race fails its batch and what was queued
-	// behind it with a conflict; what it submits afterwards goes through.
+	// behind it with a conflict, and what it submits after that too until
+	// it resumes; then it goes through.
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	wg.Add(3)
@@ -270,6 +271,11 @@ func TestAppendOpAsyncGroupCommit(t *testing.T) {
 		}
 	}
 	done := make(chan error, 1)
+	b.AppendOpAsync(id, doc.OpRecord{Version: n, Op: insertAt(0, 0, "z"), UID: "fresh"}, func(err error) { done <- err })
+	if err := <-done; !errors.Is(err, ErrConflict) {
+		t.Fatalf("append to a fenced document: %v, want the conflict again", err)
+	}
+	b.ResumeAppends(id)
 	b.AppendOpAsync(id, doc.OpRecord{Version: n, Op: insertAt(0, 0, "z"), UID: "fresh"}, func(err error) { done <- err })
 	if err := <-done; err != nil {
 		t.Fatalf("append after the conflict: %v", err)
@@ -375,5 +381,46 @@ func TestRetryOfAStoredBatch(t *testing.T) {
 	}
 	if info, _ := s.GetDoc(id); info.Version != 1 {
 		t.Fatalf("head v%d after the retry, want 1", info.Version)
+	}
+}
+
+// TestReadSurvivesConsumerFailures reads a long history while the ordered
+// consumer fails again and again part way (as it does when the server it
+// reads from goes away): the read goes on from where each failure left it
+// and returns every op once, in order.
+func TestReadSurvivesConsumerFailures(t *testing.T) {
+	s, _ := openOne(t)
+	const id, n = "faulty", 300
+	if _, err := s.CreateDoc(bg, doc.Info{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	for v := range n { // one message per op
+		rec := doc.OpRecord{Version: v, Op: insertAt(0, v, "x"), UID: fmt.Sprintf("u%d", v), ClientID: "c"}
+		if err := s.AppendOps(bg, id, []doc.OpRecord{rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var faults atomic.Int64
+	s.consumerFault = func(next uint64) error {
+		if next%7 == 0 {
+			faults.Add(1)
+			return errors.New("injected consumer failure")
+		}
+		return nil
+	}
+	recs, err := s.OpsCtx(bg, id, 3, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != n-3 {
+		t.Fatalf("read %d ops, want %d", len(recs), n-3)
+	}
+	for i, rec := range recs {
+		if rec.Version != 3+i || rec.UID != fmt.Sprintf("u%d", 3+i) {
+			t.Fatalf("op %d: v%d %s", i, rec.Version, rec.UID)
+		}
+	}
+	if faults.Load() < 2 {
+		t.Fatalf("the consumer failed %d times; the test means it to fail repeatedly", faults.Load())
 	}
 }

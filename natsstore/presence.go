@@ -74,6 +74,10 @@ type Presence struct {
 	s    *Store
 	node string
 	boot string // a random id per Store: tells a restarted node from its former self
+	// started is when presence started: until a NodeTimeout later this
+	// node may not have heard of every other node yet, and a query waits
+	// its whole timeout for answers.
+	started time.Time
 
 	mu       sync.Mutex                      // guards every field below
 	local    map[string]map[string]Member    // channel → client → this node's members
@@ -110,6 +114,7 @@ func newPresence(s *Store) (*Presence, error) {
 		s:        s,
 		node:     s.cfg.Name,
 		boot:     randomID(),
+		started:  time.Now(),
 		local:    make(map[string]map[string]Member),
 		seq:      make(map[string]uint64),
 		tracked:  make(map[string]*tracked),
@@ -220,11 +225,15 @@ func (p *Presence) heard(m *nats.Msg) {
 		p.dropNode(hb.Node)
 		return
 	}
-	if n == nil {
+	first := n == nil
+	if first {
 		n = &nodeState{boot: hb.Boot}
 		p.nodes[hb.Node] = n
 	}
-	back := n.dead || n.boot != hb.Boot
+	// A node heard of for the first time may have members of channels
+	// this node started watching before it knew of it (a query waits
+	// only for the nodes it knows): ask again.
+	back := first || n.dead || n.boot != hb.Boot
 	restarted := n.boot != hb.Boot
 	n.last, n.dead, n.boot = time.Now(), false, hb.Boot
 	p.mu.Unlock()
@@ -232,8 +241,22 @@ func (p *Presence) heard(m *nats.Msg) {
 		p.dropNode(hb.Node) // its former self's members
 	}
 	if back {
-		p.resyncAll()
+		p.async(p.resyncAll) // off the heartbeat subscription: the queries wait
 	}
+}
+
+// async runs fn on a goroutine of the store's, unless presence is closed.
+func (p *Presence) async(fn func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed { // (Close waits for the store's goroutines after closing presence)
+		return
+	}
+	p.s.wg.Add(1)
+	go func() {
+		defer p.s.wg.Done()
+		fn()
+	}()
 }
 
 // noteNodeLocked starts the clock of a node first heard of through its
@@ -409,7 +432,7 @@ func (p *Presence) event(t *tracked, m *nats.Msg) {
 	p.mu.Unlock()
 	deliver(notes)
 	if gap {
-		go p.resync(t.name) // a lost event: ask again
+		p.async(func() { p.resync(t.name) }) // a lost event: ask again
 	}
 }
 
@@ -435,6 +458,12 @@ func (p *Presence) answerQuery(m *nats.Msg) {
 // query asks every node for its members of channel and waits until every
 // node known alive (and this one) has answered, or for the timeout.
 func (p *Presence) query(channel string) ([]presSnapshot, error) {
+	snaps, _, err := p.queryAll(channel)
+	return snaps, err
+}
+
+// queryAll is query, also reporting whether every node answered.
+func (p *Presence) queryAll(channel string) ([]presSnapshot, bool, error) {
 	inbox := nats.NewInbox()
 	replies := make(chan presSnapshot, 64)
 	sub, err := p.s.nc.Subscribe(inbox, func(m *nats.Msg) {
@@ -447,7 +476,7 @@ func (p *Presence) query(channel string) ([]presSnapshot, error) {
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	want := map[string]bool{p.node: true}
@@ -460,23 +489,27 @@ func (p *Presence) query(channel string) ([]presSnapshot, error) {
 	p.mu.Unlock()
 	q, _ := json.Marshal(map[string]string{"channel": channel})
 	if err := p.s.nc.PublishRequest(p.s.n.presQuery(encode(channel)), inbox, q); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var out []presSnapshot
-	timeout := time.NewTimer(p.s.cfg.HeartbeatInterval)
+	timeout := time.NewTimer(2 * p.s.cfg.HeartbeatInterval)
 	defer timeout.Stop()
-	for len(want) > 0 {
+	young := time.Since(p.started) < p.s.cfg.NodeTimeout
+	for len(want) > 0 || young {
 		select {
 		case snap := <-replies:
 			delete(want, snap.Node)
 			out = append(out, snap)
 		case <-timeout.C:
-			return out, nil // the silent ones will be taken as dead, or answer a later query
+			if young && len(want) == 0 {
+				return out, true, nil
+			}
+			return out, false, nil // the silent ones will be taken as dead, or answer a later query
 		case <-p.quit:
-			return out, ErrClosed
+			return out, false, ErrClosed
 		}
 	}
-	return out, nil
+	return out, true, nil
 }
 
 // applySnapshots replaces the members of each answering node (not this
@@ -557,10 +590,22 @@ func (p *Presence) Watch(channel string, fn func(PresenceEvent)) (members []Memb
 			stop()
 			return nil, nil, err
 		}
-		snaps, err := p.query(channel)
+		snaps, complete, err := p.queryAll(channel)
 		if err != nil && !errors.Is(err, ErrClosed) {
 			stop()
 			return nil, nil, fmt.Errorf("watch presence of %q: %w", channel, err)
+		}
+		if !complete && err == nil {
+			// A node was slow to answer (or is dying): ask again in a
+			// moment, so that its members are not missing until its
+			// next event.
+			p.async(func() {
+				select {
+				case <-time.After(p.s.cfg.HeartbeatInterval):
+					p.resync(channel)
+				case <-p.quit:
+				}
+			})
 		}
 		p.mu.Lock()
 		p.applySnapshotsLocked(t, snaps) // not ready: no watcher calls

@@ -272,68 +272,103 @@ func (s *Store) seek(ctx context.Context, st jetstream.Stream, subj string, targ
 }
 
 // scanDirect is how many messages scan reads one request at a time before
-// it switches to an ordered consumer.
-const scanDirect = 8
+// it switches to an ordered consumer, and scanFallback how many it reads
+// that way after the consumer failed, before it tries one again.
+const (
+	scanDirect   = 8
+	scanFallback = 64
+)
 
 // scan calls fn on each message of subj with a sequence in [from, until],
 // in order, until fn returns false. It reads the first few with one
 // request each and the rest through an ordered consumer, which streams
-// them.
+// them. When the consumer fails (a server of the cluster going away, an
+// election), scan goes on from where it stopped with single requests,
+// which retry, and then with a new consumer: a read fails only when ctx
+// ends or a request keeps failing past its retries.
 func (s *Store) scan(ctx context.Context, st jetstream.Stream, subj string, from, until uint64, fn func(*jetstream.RawStreamMsg) (bool, error)) error {
 	seq := from
-	for i := 0; i < scanDirect; i++ {
+	direct := scanDirect
+	for {
+		for i := 0; i < direct; i++ {
+			if seq > until {
+				return nil
+			}
+			m, err := s.nextMsg(ctx, st, subj, seq)
+			if err != nil {
+				return err
+			}
+			if m == nil || m.Sequence > until {
+				return nil
+			}
+			more, err := fn(m)
+			if err != nil || !more {
+				return err
+			}
+			seq = m.Sequence + 1
+		}
 		if seq > until {
 			return nil
 		}
-		m, err := s.nextMsg(ctx, st, subj, seq)
-		if err != nil {
+		next, finished, err := s.scanConsumer(ctx, st, subj, seq, until, fn)
+		if finished {
 			return err
 		}
-		if m == nil || m.Sequence > until {
-			return nil
+		if ctx.Err() != nil || s.isClosed() {
+			return fmt.Errorf("read %s: %w", subj, err)
 		}
-		more, err := fn(m)
-		if err != nil || !more {
-			return err
-		}
-		seq = m.Sequence + 1
+		s.log.Debug().Err(err).Str("subject", subj).Uint64("seq", next).Msg("ordered consumer failed; reading on with single requests")
+		seq, direct = next, scanFallback
 	}
-	if seq > until {
-		return nil
-	}
-	// The consumer recreates itself after a failure; bound the wait.
-	ctx, cancel := context.WithTimeout(ctx, 3*s.cfg.RequestTimeout)
-	defer cancel()
-	cons, err := s.js.OrderedConsumer(ctx, st.CachedInfo().Config.Name, jetstream.OrderedConsumerConfig{
+}
+
+// scanConsumer is scan's ordered consumer from seq. finished reports that
+// the scan is over (err is then fn's, or nil); otherwise err is the
+// consumer's failure and next the first sequence not yet given to fn.
+func (s *Store) scanConsumer(ctx context.Context, st jetstream.Stream, subj string, seq, until uint64, fn func(*jetstream.RawStreamMsg) (bool, error)) (next uint64, finished bool, err error) {
+	next = seq
+	// The consumer recreates itself after a failure; bound each wait.
+	wait := 3 * s.cfg.RequestTimeout
+	cctx, cancel := context.WithTimeout(ctx, wait)
+	cons, err := s.js.OrderedConsumer(cctx, st.CachedInfo().Config.Name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subj},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    seq,
 	})
+	cancel()
 	if err != nil {
-		return fmt.Errorf("read %s: %w", subj, err)
+		return next, false, err
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(256))
 	if err != nil {
-		return fmt.Errorf("read %s: %w", subj, err)
+		return next, false, err
 	}
 	defer it.Stop()
 	for {
-		jm, err := it.Next(jetstream.NextContext(ctx))
+		if s.consumerFault != nil {
+			if err := s.consumerFault(next); err != nil {
+				return next, false, err
+			}
+		}
+		nctx, cancel := context.WithTimeout(ctx, wait)
+		jm, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
 		if err != nil {
-			return fmt.Errorf("read %s: %w", subj, err)
+			return next, false, err
 		}
 		meta, err := jm.Metadata()
 		if err != nil {
-			return fmt.Errorf("read %s: %w", subj, err)
+			return next, false, err
 		}
 		m := &jetstream.RawStreamMsg{Subject: jm.Subject(), Sequence: meta.Sequence.Stream,
 			Header: jm.Headers(), Data: jm.Data(), Time: meta.Timestamp}
 		if m.Sequence > until {
-			return nil
+			return next, true, nil
 		}
 		more, err := fn(m)
+		next = m.Sequence + 1
 		if err != nil || !more || m.Sequence == until || meta.NumPending == 0 {
-			return err
+			return next, true, err
 		}
 	}
 }

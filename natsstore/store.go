@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -39,7 +40,9 @@ var (
 	// ErrConflict: an append lost the compare-and-append: another node
 	// appended at that version first (or the version does not follow on
 	// from the log). Nothing was written. The error is a [*ConflictError].
-	ErrConflict = errors.New("natsstore: version conflict")
+	// It is doc.ErrConflict, so that the session tests for it whatever the
+	// backend.
+	ErrConflict = doc.ErrConflict
 	// ErrCompacted: the versions asked for lie before the document's
 	// compaction point. It wraps doc.ErrCompacted.
 	ErrCompacted = fmt.Errorf("natsstore: %w", doc.ErrCompacted)
@@ -57,18 +60,9 @@ var (
 
 // A ConflictError says where an append did not follow on: Have is the
 // next version (or offset) the log holds now, Got the first version the
-// append carried. It matches [ErrConflict] under [errors.Is].
-type ConflictError struct {
-	Key       string
-	Have, Got uint64
-}
-
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("natsstore: conflict on %q: next is %d, got %d", e.Key, e.Have, e.Got)
-}
-
-// Is makes errors.Is(err, ErrConflict) true.
-func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+// append carried. It matches [ErrConflict] under [errors.Is]. It is
+// doc.ConflictError, shared with the session.
+type ConflictError = doc.ConflictError
 
 // Defaults for zero Config fields.
 const (
@@ -127,6 +121,9 @@ type Config struct {
 	// SnapshotEvery is how many ops apart the background snapshots of a
 	// document are. By default DefaultSnapshotEvery (1000).
 	SnapshotEvery int
+	// Limits are the document limits Import checks (zero fields: doc's
+	// defaults), as a single node's storage.Config.Limits.
+	Limits doc.Limits
 	// DeleteMarkerTTL is how long the marker a deleted document leaves on
 	// its op subject lives; while it does, a node that still appends to
 	// the deleted document gets ErrNotFound. By default 24 hours.
@@ -222,6 +219,7 @@ type Store struct {
 	kvRetr   jetstream.KeyValue
 	kvUsers  jetstream.KeyValue
 	kvNames  jetstream.KeyValue
+	kvRevoke jetstream.KeyValue
 	chunk    int // snapshot chunk size, bytes
 	maxBatch int // bytes of ops in one message
 
@@ -238,6 +236,11 @@ type Store struct {
 
 	wg   sync.WaitGroup // background goroutines
 	quit chan struct{}
+
+	// consumerFault, set by tests before use, fails scan's ordered
+	// consumer before the message at sequence next when it returns an
+	// error.
+	consumerFault func(next uint64) error
 }
 
 // Stats counts what a Store did since it opened, for metrics and tests.
@@ -371,7 +374,7 @@ func (s *Store) checkJetStream(ctx context.Context) error {
 
 // setup creates or updates every stream and bucket.
 func (s *Store) setup(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 4*s.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, max(4*s.cfg.RequestTimeout, time.Minute))
 	defer cancel()
 	var err error
 	s.ops, err = s.ensureStream(ctx, jetstream.StreamConfig{
@@ -435,6 +438,7 @@ func (s *Store) setup(ctx context.Context) error {
 		{&s.kvRetr, s.n.bucket("retractions"), "retracted channel messages by channel"},
 		{&s.kvUsers, s.n.bucket("users"), "users by id"},
 		{&s.kvNames, s.n.bucket("usernames"), "user ids by name"},
+		{&s.kvRevoke, s.n.bucket("revocations"), "revoked tokens and users"},
 	} {
 		if *b.kv, err = s.ensureBucket(ctx, b.name, "Tandem: "+b.what); err != nil {
 			return err
@@ -450,17 +454,51 @@ func nonZero(d, def time.Duration) time.Duration {
 	return d
 }
 
-// ensureStream creates a stream or updates it to cfg.
+// ensureStream creates a stream or updates it to cfg, unless it is there
+// as wanted already (nodes starting after the first, or again, change
+// nothing). On a JetStream cluster, nodes starting together create the
+// same streams at once, and a request that meets a stream another node is
+// creating may go unanswered; so each attempt is bounded (a few seconds,
+// at most RequestTimeout) and retried until ctx ends, the stream then
+// being there as wanted.
 func (s *Store) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	st, err := s.js.CreateOrUpdateStream(ctx, cfg)
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, min(s.cfg.RequestTimeout, time.Duration(2+attempt)*time.Second))
+		st, err := s.js.Stream(actx, cfg.Name)
+		switch {
+		case err == nil && sameStream(st.CachedInfo().Config, cfg):
+		case err == nil || errors.Is(err, jetstream.ErrStreamNotFound):
+			st, err = s.js.CreateOrUpdateStream(actx, cfg)
+		}
+		cancel()
+		if err == nil {
+			return st, nil
+		}
+		if ctx.Err() == nil && transient(err) && apiCode(err) != errCodeReplicasNotSupported {
+			s.log.Debug().Err(err).Str("stream", cfg.Name).Int("attempt", attempt+1).Msg("stream setup retried")
+			backoff(ctx, attempt)
+			continue
+		}
 		hint := ""
 		if cfg.Replicas > 1 {
 			hint = fmt.Sprintf(" (replicas %d needs a JetStream cluster of at least %d servers)", cfg.Replicas, cfg.Replicas)
 		}
 		return nil, fmt.Errorf("create or update stream %s%s: %w", cfg.Name, hint, err)
 	}
-	return st, nil
+}
+
+// errCodeReplicasNotSupported is JetStream's answer to replicas > 1 on a
+// server that is not part of a cluster: no retry changes it.
+const errCodeReplicasNotSupported jetstream.ErrorCode = 10074
+
+// sameStream reports whether a stream's configuration has every setting
+// Tandem chooses as want has it.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Replicas == want.Replicas && have.Storage == want.Storage &&
+		have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.AllowRollup == want.AllowRollup &&
+		have.AllowMsgTTL == want.AllowMsgTTL && have.Discard == want.Discard && have.DenyDelete == want.DenyDelete &&
+		have.AllowDirect == want.AllowDirect && have.Description == want.Description
 }
 
 // ensureBucket creates a key-value bucket keeping one revision per key.

@@ -44,3 +44,33 @@ func encode(name string) string {
 	}
 	return b.String()
 }
+
+// decode reverses encode; ok is false for a hashed token (whose name is
+// not recoverable) or one encode cannot have made.
+func decode(tok string) (string, bool) {
+	if tok == "=" {
+		return "", true
+	}
+	if strings.HasPrefix(tok, "=_") {
+		return "", false
+	}
+	var b strings.Builder
+	b.Grow(len(tok))
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		if c != '=' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+2 >= len(tok) {
+			return "", false
+		}
+		v, err := hex.DecodeString(tok[i+1 : i+3])
+		if err != nil {
+			return "", false
+		}
+		b.WriteByte(v[0])
+		i += 2
+	}
+	return b.String(), true
+}

@@ -51,7 +51,7 @@ func (c *Config) validateHooks() error {
 
 // startHooks makes the hooks' Caller (nil when no hook is on), its metrics
 // registered with the server's, reading the documents it stores from the
-// database.
+// store (the data file, or JetStream in cluster mode).
 func (m *Server) startHooks() (*hooks.Caller, error) {
 	h := m.Config.File.Hooks
 	if h == nil {
@@ -70,11 +70,11 @@ func (m *Server) startHooks() (*hooks.Caller, error) {
 // durable). It reads storage rather than the document's session, so that
 // it serves the final drain at shutdown, after the sessions closed.
 func (m *Server) durableDoc(_ context.Context, id string) (hooks.DocSnapshot, error) {
-	info, err := m.DB.GetDoc(id)
+	info, err := m.docStore.GetDoc(id)
 	if err != nil {
 		return hooks.DocSnapshot{}, err
 	}
-	content, err := m.DB.ContentAt(id, info.Version)
+	content, err := m.docStore.ContentAt(id, info.Version)
 	if err != nil {
 		return hooks.DocSnapshot{}, err
 	}

@@ -142,3 +142,31 @@ func (h *liveHistory) Retract(ctx context.Context, channel string, offset uint64
 	}
 	return fmt.Errorf("retract message %d of %q: %w", offset, channel, storage.ErrNotFound)
 }
+
+var _ session.SharedChannelLog = (*liveHistory)(nil)
+
+// Shared reports whether channel is shared with other nodes: never a live
+// channel (each node keeps its own), and every other channel when the
+// history behind is shared (cluster mode).
+func (h *liveHistory) Shared(channel string) bool {
+	sl, ok := h.ChannelHistory.(session.SharedChannelLog)
+	return ok && !h.live[channel] && sl.Shared(channel)
+}
+
+// PublishMessage passes to the shared history (see Shared).
+func (h *liveHistory) PublishMessage(ctx context.Context, msg doc.Message) (doc.Message, string, error) {
+	sl, ok := h.ChannelHistory.(session.SharedChannelLog)
+	if !ok {
+		return doc.Message{}, "", fmt.Errorf("publish to %q: not a shared channel: %w", msg.Channel, doc.ErrInvalid)
+	}
+	return sl.PublishMessage(ctx, msg)
+}
+
+// FollowChannel passes to the shared history (see Shared).
+func (h *liveHistory) FollowChannel(ctx context.Context, channel string, after uint64, deliver func(doc.Message, string), onErr func(error)) (func(), error) {
+	sl, ok := h.ChannelHistory.(session.SharedChannelLog)
+	if !ok {
+		return nil, fmt.Errorf("follow %q: not a shared channel: %w", channel, doc.ErrInvalid)
+	}
+	return sl.FollowChannel(ctx, channel, after, deliver, onErr)
+}

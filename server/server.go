@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -23,6 +24,7 @@ import (
 	"github.com/tandemhq/tandem/hooks"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/metrics"
+	"github.com/tandemhq/tandem/natsstore"
 	"github.com/tandemhq/tandem/notify"
 	"github.com/tandemhq/tandem/session"
 	"github.com/tandemhq/tandem/storage"
@@ -61,6 +63,13 @@ type Config struct {
 	// LogJSON forces JSON logs; by default they are JSON in production
 	// mode and a console format in development.
 	LogJSON bool
+	// NATSURL runs the server as a node of a cluster on NATS JetStream
+	// (--nats, $TANDEM_NATS_URL; overrides the config file's nats.url):
+	// one URL or several, comma-separated. Data is then not used.
+	NATSURL string
+	// Node names this node in the cluster; by default the host name and a
+	// random suffix (--node, $TANDEM_NODE).
+	Node string
 
 	// File holds what a --config file may set.
 	File FileConfig
@@ -93,6 +102,8 @@ type FileConfig struct {
 	// Auth tunes token verification (docs/operations.md, "Authentication
 	// and revocation").
 	Auth AuthConfig `json:"auth,omitzero"`
+	// NATS runs the server as a node of a cluster (docs/cluster.md).
+	NATS NATSConfig `json:"nats,omitzero"`
 	// Hooks are the application's hooks: signed calls to its backend,
 	// which decides (docs/hooks.md).
 	Hooks *hooks.Config `json:"hooks,omitempty"`
@@ -271,7 +282,10 @@ type Server struct {
 	Config Config
 	Log    zerolog.Logger
 
+	// DB is the data file in single-node mode; NATS the JetStream store in
+	// cluster mode. One of them is nil.
 	DB      *storage.DB
+	NATS    *natsstore.Store
 	Hub     *session.Hub
 	Docs    *session.Docs
 	Metrics *metrics.Metrics
@@ -284,8 +298,14 @@ type Server struct {
 	Web      *web.Server
 	HTTP     *http.Server
 	verifier *auth.Verifier // nil in development mode
-	ln       net.Listener
-	errc     chan error
+	be       backend
+	// docStore is the documents' store of either mode (m.DB or m.NATS).
+	docStore web.DocStore
+	// stopRevocations ends the watch that applies revocations made on
+	// other nodes (cluster mode, production mode).
+	stopRevocations func()
+	ln              net.Listener
+	errc            chan error
 
 	// statsInterval is how often stats are published; by default a second
 	// (tests shorten it).
@@ -306,40 +326,72 @@ func (m *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.Data, 0o750); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	db, err := storage.Open(filepath.Join(c.Data, "tandem.db"), storage.Config{
-		NoSync: c.NoSync, SnapshotEvery: c.File.SnapshotEvery, Logger: m.Log,
-		Limits: doc.Limits{MaxLen: c.File.Limits.MaxDocLen}, // what import checks: the sessions' limits
-	})
-	if err != nil {
-		return err
-	}
-	m.DB = db
+	var (
+		store  web.DocStore
+		ready  func() error
+		backup func(start func(size int64) io.Writer) (int64, error)
+	)
 	m.Metrics = metrics.New()
-	m.registerStorageMetrics()
+	if c.Cluster() {
+		st, err := m.openCluster(ctx, namespaces)
+		if err != nil {
+			return err
+		}
+		m.NATS = st
+		m.be = clusterBackend(st)
+		m.registerClusterMetrics(st)
+		store, ready = st, clusterReady(st)
+	} else {
+		if err := os.MkdirAll(c.Data, 0o750); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		db, err := storage.Open(filepath.Join(c.Data, "tandem.db"), storage.Config{
+			NoSync: c.NoSync, SnapshotEvery: c.File.SnapshotEvery, Logger: m.Log,
+			Limits: doc.Limits{MaxLen: c.File.Limits.MaxDocLen}, // what import checks: the sessions' limits
+		})
+		if err != nil {
+			return err
+		}
+		m.DB = db
+		m.be = backend{history: newLiveHistory(db, statsChannel), receipts: db, users: db,
+			documents: db, opLog: db, snapshots: db, comments: db, revocations: db,
+			commits: func() float64 { return float64(db.Stats().Commits) }}
+		m.registerStorageMetrics()
+		store, ready, backup = db, db.Ready, db.Backup
+	}
+	m.docStore = store
+	closeStore := func() {
+		if m.DB != nil {
+			_ = m.DB.Close()
+		}
+		if m.NATS != nil {
+			_ = m.NATS.Close()
+		}
+	}
 	if m.Webhooks, err = m.startWebhooks(); err != nil {
-		_ = db.Close()
+		closeStore()
 		return err
 	}
 	if m.Hooks, err = m.startHooks(); err != nil {
 		m.stopWebhooks(ctx)
-		_ = db.Close()
+		closeStore()
 		return err
 	}
+	be := m.be
 	m.Hub = session.NewHub(session.HubConfig{
-		History: newLiveHistory(db, statsChannel), Receipts: db, Users: db, Namespaces: namespaces, Logger: m.Log, Metrics: m.Metrics,
+		History: be.history, Receipts: be.receipts, Users: be.users, Namespaces: namespaces, Logger: m.Log, Metrics: m.Metrics,
 		CountInterval: time.Duration(c.File.Limits.PresenceCountInterval),
 		Notifier:      m.Webhooks,
 		// Every frame the hub builds fits a connection's send queue.
 		FrameBudget: c.File.Limits.MaxQueueBytes / 2,
+		Presence:    be.presence, Ephemeral: be.ephemeral,
 	})
 	m.Docs = session.NewDocs(session.DocsConfig{
-		Documents: db, OpLog: db, Snapshots: db, Comments: db, Hub: m.Hub, Logger: m.Log, Metrics: m.Metrics,
+		Documents: be.documents, OpLog: be.opLog, Snapshots: be.snapshots, Comments: be.comments, Hub: m.Hub, Logger: m.Log, Metrics: m.Metrics,
 		IdleTimeout: c.DocIdleTimeout, OpRate: c.File.Limits.OpRate, OpBurst: c.File.Limits.OpBurst,
 		Notifier: m.Webhooks, Watcher: m.docWatcher(),
 		MaxOpBytes: c.File.Limits.MaxOpBytes, MaxDocLen: c.File.Limits.MaxDocLen,
+		Presence: be.presence, Ephemeral: be.ephemeral,
 	})
 	verifier, err := m.startVerifier(ctx)
 	if err != nil {
@@ -347,14 +399,24 @@ func (m *Server) Run(ctx context.Context) error {
 		m.Hub.Close()
 		m.stopHooks(ctx)
 		m.stopWebhooks(ctx)
-		_ = db.Close()
+		closeStore()
 		return err
 	}
 	m.verifier = verifier
+	if m.NATS != nil && verifier != nil {
+		if m.stopRevocations, err = watchRevocations(m.NATS, verifier.Revocations(), m.Log); err != nil {
+			verifier.Close()
+			m.Docs.Close()
+			m.Hub.Close()
+			m.stopWebhooks(ctx)
+			closeStore()
+			return err
+		}
+	}
 	lim := c.File.Limits
 	proxies, _ := c.trustedProxies() // checked by Validate
 	m.Web = web.New(web.Config{
-		Hub: m.Hub, Users: db, Docs: m.Docs, Store: db, Verifier: verifier, APIKeys: apiKeys(c),
+		Hub: m.Hub, Users: be.users, Docs: m.Docs, Store: store, Verifier: verifier, APIKeys: apiKeys(c),
 		MaxFrameBytes: lim.MaxFrameBytes, MaxSubscriptions: lim.MaxSubscriptions,
 		FrameRate: lim.FrameRate, FrameBurst: lim.FrameBurst, MaxQueueBytes: lim.MaxQueueBytes,
 		PingInterval: time.Duration(lim.PingInterval), ConnectTimeout: time.Duration(lim.ConnectTimeout),
@@ -364,7 +426,7 @@ func (m *Server) Run(ctx context.Context) error {
 		HTTPIdleTimeout:  time.Duration(lim.HTTPIdleTimeout),
 		MaxConnections:   lim.MaxConnections, MaxConnectionsPerIP: lim.MaxConnectionsPerIP, TrustedProxies: proxies,
 		AllowedOrigins: c.File.AllowedOrigins, AllowedHosts: c.File.AllowedHosts, ServerName: "tandem/" + Version, Logger: m.Log, Metrics: m.Metrics,
-		Ready: db.Ready, Notifier: m.Webhooks, Webhooks: m.Webhooks, Backup: db.Backup,
+		Ready: ready, Notifier: m.Webhooks, Webhooks: m.Webhooks, Backup: backup,
 		Hooks: m.webHooks(),
 	})
 	ln, err := net.Listen("tcp", c.Addr)
@@ -377,7 +439,7 @@ func (m *Server) Run(ctx context.Context) error {
 		m.Hub.Close()
 		m.stopHooks(ctx)
 		m.stopWebhooks(ctx)
-		_ = db.Close()
+		closeStore()
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.ln = ln
@@ -390,7 +452,12 @@ func (m *Server) Run(ctx context.Context) error {
 		mode = "development"
 		m.Log.Warn().Msg("DEVELOPMENT MODE: no TANDEM_JWT_SECRET or TANDEM_JWKS_URL set, so anyone may connect as a guest with every grant. Set one before exposing this server.")
 	}
-	m.Log.Info().Str("addr", ln.Addr().String()).Str("data", c.Data).Str("mode", mode).Bool("nosync", c.NoSync).Msg("tandem listening")
+	if m.NATS != nil {
+		m.Log.Info().Str("addr", ln.Addr().String()).Str("node", m.NATS.Node()).Str("nats", m.NATS.Conn().ConnectedUrlRedacted()).
+			Str("mode", mode).Msg("tandem listening (cluster mode)")
+	} else {
+		m.Log.Info().Str("addr", ln.Addr().String()).Str("data", c.Data).Str("mode", mode).Bool("nosync", c.NoSync).Msg("tandem listening")
+	}
 	return nil
 }
 
@@ -425,6 +492,9 @@ func (m *Server) Close(ctx context.Context) error {
 	if m.stats != nil {
 		m.stats.stop()
 	}
+	if m.stopRevocations != nil {
+		m.stopRevocations()
+	}
 	if m.verifier != nil {
 		m.verifier.Close()
 	}
@@ -439,6 +509,11 @@ func (m *Server) Close(ctx context.Context) error {
 	if m.DB != nil {
 		if err := m.DB.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("database: %w", err))
+		}
+	}
+	if m.NATS != nil {
+		if err := m.NATS.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster store: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -468,7 +543,7 @@ func (m *Server) startVerifier(ctx context.Context) (*auth.Verifier, error) {
 	if !c.Production() {
 		return nil, nil
 	}
-	revocations, err := auth.LoadRevocations(ctx, m.DB, nil)
+	revocations, err := auth.LoadRevocations(ctx, m.be.revocations, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -119,7 +119,7 @@ func (p *statsPublisher) run(m *Server) {
 			last = now
 			ops := counterValue(m.Metrics.OpsApplied)
 			msgs := counterValue(m.Metrics.Published)
-			commits := float64(m.DB.Stats().Commits)
+			commits := m.be.commits()
 			p99, _ := m.Metrics.TakeAckWindow()
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)

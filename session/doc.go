@@ -51,6 +51,22 @@
 // of a long document) are streamed by the connection (large.go). Changes to
 // the set of documents are announced on [DocsChannel] (docs_events.go).
 //
+// # Cluster mode
+//
+// When the storage is shared with other Tandem nodes (NATS JetStream,
+// package natsstore), the same types run in cluster mode, found by type
+// assertion on the interfaces in store.go, so neither the OT nor the web
+// layer knows which mode it runs in. A document whose OpLog is a
+// SharedOpLog applies an op only once it is in the log, whichever node
+// stored it: its own ops wait in their original form, are transformed over
+// the log and appended by compare-and-append, and are transformed again
+// and resubmitted after losing to another node; a follower delivers what
+// the other nodes stored (doc_cluster.go). A channel whose history is a
+// SharedChannelLog gets its offsets from the store and delivers only what
+// its follower delivers; presence, ephemeral messages, cursors and
+// notices cross nodes over a PresenceBus and an EphemeralBus
+// (hub_cluster.go). docs/cluster.md has the whole design.
+//
 // # Errors, storage and events
 //
 // Every sentinel is in errors.go; the web edge maps each to a wire code in

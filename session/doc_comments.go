@@ -47,6 +47,9 @@ func (s *docSession) handleComment(r *docRequest) {
 			r.fail(fmt.Errorf("%s has %d comments (replies included), at most %d: %w", s.id, n, cfg.MaxComments, ErrTooLarge))
 			return
 		}
+		if cr.Version > s.acked && s.park(r, cr.Version) {
+			return
+		}
 		if cr.Version < 0 || cr.Version > s.acked {
 			r.fail(fmt.Errorf("comment on %s at v%d, head is v%d: %w", s.id, cr.Version, s.acked, ErrFutureVersion))
 			return

@@ -17,6 +17,9 @@ func (s *docSession) setCursor(r *docRequest) {
 		return
 	}
 	v := *r.version
+	if v > s.acked && s.park(r, v) {
+		return
+	}
 	if v < 0 || v > s.acked {
 		r.fail(fmt.Errorf("cursor on %s at v%d, head is v%d: %w", s.id, v, s.acked, ErrFutureVersion))
 		return
@@ -73,8 +76,10 @@ func (s *docSession) sendCursor(m *docMember) {
 	m.lastCursor = s.docs.cfg.Now()
 	cid := m.client.Sub.ClientID()
 	user := m.client.User
-	s.broadcast(proto.Encode(proto.Cursor{Type: proto.TypeCursor, Doc: s.id, Version: s.acked,
-		ClientID: cid, User: &user, Ranges: m.cursor}), cid)
+	frame := proto.Encode(proto.Cursor{Type: proto.TypeCursor, Doc: s.id, Version: s.acked,
+		ClientID: cid, User: &user, Ranges: m.cursor})
+	s.broadcast(frame, cid)
+	s.publishCursor(frame)
 }
 
 // flushCursors broadcasts the coalesced cursors that are due.
@@ -114,6 +119,14 @@ func (s *docSession) cursorFrames(self string) []proto.Cursor {
 		if cid != self && m.cursor != nil {
 			u := m.client.User
 			out = append(out, proto.Cursor{Doc: s.id, Version: s.acked, ClientID: cid, User: &u, Ranges: m.cursor})
+		}
+	}
+	if s.cl != nil {
+		for cid, rm := range s.cl.remote {
+			if cid != self && rm.cursor != nil {
+				u := rm.user
+				out = append(out, proto.Cursor{Doc: s.id, Version: s.acked, ClientID: cid, User: &u, Ranges: rm.cursor})
+			}
 		}
 	}
 	return out

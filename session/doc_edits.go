@@ -180,6 +180,9 @@ func (s *docSession) serverEdit(r *docRequest) {
 	base := head
 	if r.version != nil {
 		base = *r.version
+		if base > head && s.park(r, base) {
+			return
+		}
 		if base < 0 || base > head {
 			r.fail(fmt.Errorf("edit %s at v%d, head is v%d: %w", s.id, base, head, ErrFutureVersion))
 			return
@@ -187,6 +190,10 @@ func (s *docSession) serverEdit(r *docRequest) {
 	}
 	if r.op.IsNoop() {
 		r.done <- EditResult{Version: head, Op: ot.Op{}}
+		return
+	}
+	if s.cl != nil {
+		s.serverEditCluster(r, base)
 		return
 	}
 	if r.uid == "" {
@@ -242,4 +249,26 @@ func (s *docSession) readHead(r *docRequest) {
 	}
 	*r.head = headText{version: s.doc.Version(), content: s.headContent(), epoch: s.epoch}
 	r.done <- EditResult{Version: s.doc.Version()}
+}
+
+// serverEditCluster queues a server-side edit in cluster mode: one pending
+// op, split into pieces when it is submitted (each time: a recovery
+// transforms the rest of it again).
+func (s *docSession) serverEditCluster(r *docRequest, base int) {
+	if r.uid == "" {
+		r.uid = "srv-" + s.newCommentID()[3:]
+	} else if v, e, ok, err := s.lookupUIDCluster(r.uid, base); err != nil {
+		r.fail(err)
+		return
+	} else if ok {
+		if e != nil {
+			r.fail(fmt.Errorf("edit %s with uid %q: the same edit is under way: %w", s.id, r.uid, ErrTryAgain))
+			return
+		}
+		r.done <- EditResult{Version: v}
+		return
+	}
+	s.queueOp(&clusterOp{base: base, op: r.op, root: r.uid, split: true, user: r.user,
+		p: pendOp{done: r.done, start: r.received}})
+	s.idle.Reset(s.docs.cfg.IdleTimeout)
 }

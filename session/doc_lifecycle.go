@@ -19,6 +19,9 @@ import (
 // session's writes land on top of them.
 func (s *docSession) unload() bool {
 	s.flush()
+	if s.cl != nil {
+		s.flushCluster()
+	}
 	d := s.docs
 	d.mu.Lock()
 	busy := len(s.reqs) > 0 && !d.closed
@@ -37,6 +40,21 @@ func (s *docSession) unload() bool {
 	delete(d.sessions, s.id)
 	close(s.done)
 	d.mu.Unlock()
+	if s.cl != nil {
+		for cid := range s.members {
+			s.leaveBus(cid)
+		}
+		s.stopFollowing()
+		if s.cl.retry != nil {
+			s.cl.retry.Stop()
+		}
+		if s.cl.parkDue != nil {
+			s.cl.parkDue.Stop()
+		}
+		for _, p := range s.cl.parked {
+			p.r.fail(fmt.Errorf("%s: %w", s.id, ErrTryAgain))
+		}
+	}
 	// Requests that slipped in before done closed go to the next session.
 	for {
 		select {
@@ -61,7 +79,9 @@ func (s *docSession) persist() {
 	if err := cfg.Snapshots.PutSnapshot(ctx, s.id, doc.Snapshot{Version: s.doc.Version(), Content: s.headContent()}); err != nil {
 		s.log.Error().Err(err).Msg("snapshot on unload")
 	}
-	if cs := s.doc.Comments(); len(cs) > 0 {
+	if cs := s.doc.Comments(); len(cs) > 0 && s.cl == nil {
+		// (In cluster mode the store holds every comment as written, and
+		// other nodes may have changed them since: they are not rewritten.)
 		if err := cfg.Comments.PutComments(ctx, s.id, cs); err != nil {
 			s.log.Error().Err(err).Msg("comments on unload")
 		}
@@ -84,6 +104,11 @@ func (s *docSession) forget() {
 	s.recent, s.uids, s.uidFloor = nil, map[string]int{}, 0
 	s.content, s.contentV = "", -1
 	s.commentN = 0
+	if s.cl != nil {
+		s.stopFollowing()
+		s.cl.halted, s.cl.have, s.cl.okTo, s.cl.ambiguous = false, 0, 0, false
+		s.acked = 0
+	}
 }
 
 // load reads the document from storage, once. create says whether a
@@ -121,6 +146,11 @@ func (s *docSession) load(create bool) error {
 	if s.epoch == "" {
 		s.epoch = "none" // a store that keeps no epochs: one for every incarnation
 	}
+	if s.cl != nil {
+		if err := s.loadCluster(); err != nil {
+			return err
+		}
+	}
 	snap, tail, err := cfg.Snapshots.Head(s.id)
 	if err != nil {
 		s.loaded, s.loadErr = true, fmt.Errorf("load %s: %w", s.id, err)
@@ -150,7 +180,30 @@ func (s *docSession) load(create bool) error {
 	for _, rec := range s.recent {
 		s.uids[rec.UID] = rec.Version
 	}
+	if s.cl != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.startFollowing(ctx)
+		cancel()
+		if err != nil {
+			s.forget()
+			return fmt.Errorf("load %s: %w", s.id, err) // not remembered: the next request tries again
+		}
+	}
 	s.loaded = true
+	return nil
+}
+
+// loadCluster prepares a load in cluster mode: a fence a former session
+// left is lifted, and comment changes are watched before the comments are
+// read.
+func (s *docSession) loadCluster() error {
+	s.cl.log.ResumeAppends(s.id)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.watchComments(ctx); err != nil {
+		s.stopFollowing()
+		return fmt.Errorf("load %s: %w", s.id, err)
+	}
 	return nil
 }
 
@@ -181,6 +234,11 @@ func (s *docSession) deleteDoc(r *docRequest) {
 	cancel()
 	if err != nil {
 		r.fail(fmt.Errorf("delete %s: %w", s.id, err))
+		return
+	}
+	if s.cl != nil {
+		s.closeAll("deleted", fmt.Errorf("%s: %w", s.id, ErrDocNotFound))
+		r.done <- EditResult{}
 		return
 	}
 	frame := proto.Encode(proto.Closed{Type: proto.TypeClosed, Doc: s.id, Reason: "deleted"})

@@ -82,12 +82,19 @@ func (s *docSession) submitOp(r *docRequest) {
 	}
 	cfg := &s.docs.cfg
 	base := *r.version
+	if base > s.acked && s.park(r, base) {
+		return // the log has not reached it here yet (cluster mode)
+	}
 	if base < 0 || base > s.acked {
 		r.fail(fmt.Errorf("op on %s at v%d, the client can know at most v%d: %w", s.id, base, s.acked, ErrFutureVersion))
 		return
 	}
 	if r.uid == "" || len(r.uid) > 128 {
 		r.fail(fmt.Errorf("%w: an op needs a uid of 1 to 128 bytes", ErrBadUID))
+		return
+	}
+	if s.cl != nil {
+		s.submitOpCluster(r, m, base)
 		return
 	}
 	// Exactly once: a uid seen before is acked with its original version.
@@ -299,7 +306,7 @@ func (s *docSession) recoverDuplicate() {
 				s.log.Error().Err(err).Msg("uid lookup")
 			}
 		}
-		s.answerDropped(p, rec.UID, orig.Version, ok)
+		s.answerDropped(p, rec.UID, orig.Version, ok, nil)
 	}
 	s.inflight = map[int]pendOp{}
 	s.forget()
@@ -314,9 +321,12 @@ func (s *docSession) recoverDuplicate() {
 
 // answerDropped answers the author (and the resenders) of an op that was
 // not applied: an ack with the original's version when it was a duplicate
-// (ok), else ErrTryAgain.
-func (s *docSession) answerDropped(p pendOp, uid string, orig int, ok bool) {
-	err := fmt.Errorf("op %s on %s was not applied: %w", uid, s.id, ErrTryAgain)
+// (ok), else the error why (nil: ErrTryAgain).
+func (s *docSession) answerDropped(p pendOp, uid string, orig int, ok bool, why error) {
+	err := why
+	if err == nil {
+		err = fmt.Errorf("op %s on %s was not applied: %w", uid, s.id, ErrTryAgain)
+	}
 	answer := func(cid string, id *int64) {
 		m := s.members[cid]
 		if m == nil {
@@ -379,8 +389,12 @@ func (s *docSession) publish(v int) {
 	}
 }
 
-// flush waits until every submitted op is durable and published.
+// flush waits until every submitted op is durable and published. In
+// cluster mode memory holds only what is in the log: nothing to wait for.
 func (s *docSession) flush() {
+	if s.cl != nil {
+		return
+	}
 	for len(s.inflight) > 0 {
 		if s.failed() != nil {
 			s.drainDurable()
@@ -424,4 +438,39 @@ func opFrame(docID string, rec doc.OpRecord) proto.DocOp {
 func DocOpOf(docID string, rec doc.OpRecord) proto.DocOp {
 	return proto.DocOp{Doc: docID, Version: rec.Version, Op: rec.Op, UID: rec.UID,
 		User: rec.User, ClientID: rec.ClientID, TS: rec.Time.UTC().Format(proto.TimeLayout)}
+}
+
+// submitOpCluster queues a client's op in cluster mode, after the checks
+// submitOp shares: exactly once (a uid in the log is acked with its
+// version, one pending waits with it), the rate and the size.
+func (s *docSession) submitOpCluster(r *docRequest, m *docMember, base int) {
+	cfg := &s.docs.cfg
+	v, e, ok, err := s.lookupUIDCluster(r.uid, base)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	if ok {
+		if e != nil {
+			e.p.dupes = append(e.p.dupes, dupAck{client: m.client.Sub.ClientID(), id: r.id})
+			return
+		}
+		m.client.Sub.Send(proto.Encode(proto.Ack{ID: r.id, Type: proto.TypeAck, Doc: s.id, Version: v, UID: r.uid}))
+		return
+	}
+	lim := s.limiters[m.client.User.ID]
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Limit(cfg.OpRate), cfg.OpBurst)
+		s.limiters[m.client.User.ID] = lim
+	}
+	if !lim.Allow() {
+		r.fail(fmt.Errorf("%s: %w", s.id, ErrOpRate))
+		return
+	}
+	if insBytes := doc.InsertBytes(r.op); insBytes > cfg.MaxOpBytes {
+		r.fail(fmt.Errorf("op inserts %d bytes, at most %d: %w", insBytes, cfg.MaxOpBytes, ErrDocTooLarge))
+		return
+	}
+	s.queueOp(&clusterOp{base: base, op: r.op, root: r.uid, user: m.client.User.ID, client: m.client.Sub.ClientID(),
+		p: pendOp{author: m.client.Sub.ClientID(), id: r.id, start: r.received}})
 }

@@ -37,6 +37,11 @@ type DocsConfig struct {
 	Comments  Comments
 	// Hub delivers @mention notifications of comments.
 	Hub *Hub
+	// Presence and Ephemeral carry document presence and cursors between
+	// nodes in cluster mode (an OpLog that is a SharedOpLog); nil: this
+	// node's members and cursors only.
+	Presence  PresenceBus
+	Ephemeral EphemeralBus
 
 	// IdleTimeout is how long a document with nobody in it stays loaded
 	// before it writes a snapshot and unloads. By default 30 * time.Second.
@@ -369,6 +374,9 @@ type docRequest struct {
 	head       *headText         // reqRead: filled in before done
 
 	received time.Time // when the request was handed over
+	// parkedOut: the request waited for the log to reach its version
+	// (cluster mode) and is answered now, whatever the log reached.
+	parkedOut bool
 }
 
 func (r *docRequest) fail(err error) {

@@ -76,6 +76,9 @@ type docSession struct {
 	idle      *time.Timer
 	cursorDue *time.Timer // flushes coalesced cursors
 	commentN  int
+
+	// cl is the cluster-mode state (doc_cluster.go); nil on a single node.
+	cl *clusterDoc
 }
 
 // docMember is a client with the document open.
@@ -102,6 +105,7 @@ func newDocSession(d *Docs, id string) *docSession {
 		inflight: make(map[int]pendOp),
 		members:  make(map[string]*docMember),
 		limiters: make(map[string]*rate.Limiter),
+		cl:       newClusterDoc(&d.cfg),
 	}
 }
 
@@ -119,7 +123,19 @@ func (s *docSession) run() {
 		case r := <-s.reqs:
 			s.handle(r)
 		case <-s.wake:
-			s.drainDurable()
+			if s.cl != nil {
+				s.drainResults()
+			} else {
+				s.drainDurable()
+			}
+		case e := <-s.inboxChan():
+			s.handleIn(e)
+		case <-s.sideChan():
+			s.handleSide()
+		case <-s.retryChan():
+			s.recover()
+		case <-s.parkChan():
+			s.expireParked()
 		case <-s.cursorDue.C:
 			s.flushCursors()
 		case <-s.idle.C:
@@ -204,6 +220,9 @@ func (s *docSession) open(r *docRequest) {
 	var reply LargeFrame
 	if r.version != nil && !reset {
 		v := *r.version
+		if v > head && s.park(r, v) {
+			return // the log has not reached it here yet (cluster mode)
+		}
 		if v < 0 || v > head {
 			r.fail(fmt.Errorf("open %s at v%d, head is v%d: %w", s.id, v, head, ErrFutureVersion))
 			return
@@ -238,6 +257,7 @@ func (s *docSession) open(r *docRequest) {
 	if _, again := s.members[cid]; !again {
 		s.members[cid] = &docMember{client: r.client}
 		s.memberCount.Store(int32(len(s.members)))
+		s.joinBus(cid, r.client.User)
 		notify(s.docs.cfg.Notifier, Event{Type: EventDocJoined, Time: s.docs.cfg.Now(), Doc: s.id, User: r.client.User.ID, ClientID: cid})
 		s.broadcast(proto.Encode(proto.Presence{Type: proto.TypePresence, Channel: "doc:" + s.id, Doc: s.id, Event: "join",
 			Member: &proto.Member{ClientID: cid, User: r.client.User}}), cid)
@@ -252,6 +272,7 @@ func (s *docSession) closeFor(cid string, _ bool) {
 	}
 	delete(s.members, cid)
 	s.memberCount.Store(int32(len(s.members)))
+	s.leaveBus(cid)
 	notify(s.docs.cfg.Notifier, Event{Type: EventDocLeft, Time: s.docs.cfg.Now(), Doc: s.id, User: m.client.User.ID, ClientID: cid})
 	s.broadcast(proto.Encode(proto.Presence{Type: proto.TypePresence, Channel: "doc:" + s.id, Doc: s.id, Event: "leave",
 		Member: &proto.Member{ClientID: cid, User: m.client.User}}), cid)
@@ -269,12 +290,20 @@ func (s *docSession) broadcast(frame []byte, skip string) {
 	}
 }
 
-// memberFrames lists the members for a snapshot, the opener last.
+// memberFrames lists the members for a snapshot (those on other nodes
+// too, in cluster mode), the opener last.
 func (s *docSession) memberFrames(self string, selfUser proto.User) []proto.Member {
 	out := make([]proto.Member, 0, len(s.members)+1)
 	for cid, m := range s.members {
 		if cid != self {
 			out = append(out, proto.Member{ClientID: cid, User: m.client.User})
+		}
+	}
+	if s.cl != nil {
+		for cid, rm := range s.cl.remote {
+			if cid != self {
+				out = append(out, proto.Member{ClientID: cid, User: rm.user})
+			}
 		}
 	}
 	return append(out, proto.Member{ClientID: self, User: selfUser})

@@ -75,6 +75,11 @@ type HubConfig struct {
 	Metrics *metrics.Metrics
 	// Notifier hears of joins, leaves and mentions; nil: nobody.
 	Notifier Notifier
+	// Presence and Ephemeral carry presence, ephemeral messages and
+	// notices between nodes in cluster mode (History a SharedChannelLog);
+	// nil: this node's only.
+	Presence  PresenceBus
+	Ephemeral EphemeralBus
 }
 
 // Hub owns the channels: their subscribers, presence and publish order. It
@@ -91,6 +96,10 @@ type Hub struct {
 	closed   bool
 
 	mentions *mentionPool
+
+	// shared is History as a SharedChannelLog (cluster mode), else nil.
+	shared SharedChannelLog
+	pubs   sync.WaitGroup // cluster publish workers (hub_cluster.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: count ticker, mention workers
@@ -139,6 +148,10 @@ type channel struct {
 	batchAt    map[string]int
 	batchTimer *time.Timer
 	batchSent  time.Time
+
+	// Cluster mode (hub_cluster.go); cluster is set at creation.
+	cluster bool
+	clu     *chanCluster
 }
 
 type subscription struct {
@@ -208,6 +221,7 @@ func NewHub(cfg HubConfig) *Hub {
 		channels: make(map[string]*channel),
 		stop:     make(chan struct{}),
 	}
+	h.shared, _ = cfg.History.(SharedChannelLog)
 	h.mentions = newMentionPool(h)
 	h.wg.Add(1 + cfg.MentionWorkers)
 	go h.countLoop()
@@ -232,16 +246,25 @@ func (h *Hub) Close() {
 		chans = append(chans, ch)
 	}
 	h.mu.Unlock()
+	var stops []func()
 	for _, ch := range chans {
 		ch.mu.Lock()
 		if ch.batchTimer != nil {
 			ch.batchTimer.Stop()
 			ch.batchTimer = nil
 		}
+		if ch.clu != nil && ch.clu.following {
+			stops = append(stops, ch.clu.stops...)
+			ch.clu.following, ch.clu.stops = false, nil
+		}
 		ch.mu.Unlock()
+	}
+	for _, stop := range stops { // cluster mode: followers and watches
+		stop()
 	}
 	close(h.stop)
 	h.wg.Wait()
+	h.pubs.Wait()
 }
 
 // Namespace returns the options of the channel's namespace.
@@ -263,6 +286,9 @@ func (h *Hub) acquire(name string) (*channel, error) {
 	ch := h.channels[name]
 	if ch == nil {
 		ch = &channel{name: name, ns: h.Namespace(name), subs: make(map[string]*subscription)}
+		if h.shared != nil && h.shared.Shared(name) {
+			ch.cluster, ch.clu = true, &chanCluster{remote: map[string]*remoteSub{}}
+		}
 		h.channels[name] = ch
 	}
 	ch.mu.Lock()
@@ -406,10 +432,23 @@ func (h *Hub) Subscribe(r SubscribeRequest) error {
 	receipts, receiptBytes := trimReceipts(stored, h.cfg.FrameBudget/8)
 
 	id := r.Sub.ClientID()
+	if ch.cluster {
+		// Follow what other nodes do with the channel before registering,
+		// and hold seq until registered, so that the last subscriber
+		// leaving meanwhile cannot stop it (see unfollow).
+		ch.seq.Lock()
+		if err := h.followSeqLocked(ch); err != nil {
+			ch.seq.Unlock()
+			return err
+		}
+	}
 	ch.mu.Lock()
 	s, again := ch.subs[id]
 	if again && s.recovering {
 		ch.mu.Unlock()
+		if ch.cluster {
+			ch.seq.Unlock()
+		}
 		return fmt.Errorf("subscribe %s: a subscribe of this connection is under way", r.Channel)
 	}
 	if !again {
@@ -429,6 +468,9 @@ func (h *Hub) Subscribe(r SubscribeRequest) error {
 	}
 	memberBytes := h.subscribedMembersLocked(ch, s, &reply)
 	ch.mu.Unlock()
+	if ch.cluster {
+		ch.seq.Unlock()
+	}
 
 	var frame []byte
 	if r.Since != nil {
@@ -449,6 +491,9 @@ func (h *Hub) Subscribe(r SubscribeRequest) error {
 	if err != nil {
 		if !again {
 			h.removeLocked(ch, id, s)
+			if ch.cluster && len(ch.subs) == 0 {
+				go h.unfollow(ch)
+			}
 			return err
 		}
 		frame = nil // the subscription goes on as it was
@@ -587,7 +632,11 @@ func (h *Hub) Unsubscribe(channelName, clientID string) bool {
 	if ok {
 		h.removeLocked(ch, clientID, s)
 	}
+	last := ok && len(ch.subs) == 0
 	ch.mu.Unlock()
+	if last && ch.cluster {
+		h.unfollow(ch)
+	}
 	if ok {
 		// Give the channel a chance to leave memory.
 		h.mu.Lock()
@@ -651,6 +700,10 @@ func (h *Hub) Publish(p Publication, done func(offset uint64, err error)) {
 		return
 	}
 	now := h.now()
+	if ch.cluster && !p.Ephemeral && ch.ns.HistorySize > 0 {
+		h.publishShared(ch, p, now, done) // takes over the reference
+		return
+	}
 	ch.seq.Lock()
 	defer ch.seq.Unlock()
 	ch.mu.Lock()
@@ -658,6 +711,9 @@ func (h *Hub) Publish(p Publication, done func(offset uint64, err error)) {
 		m := doc.Message{Channel: p.Channel, Event: p.Event, Data: p.Data, User: p.From.User, ClientID: p.From.ClientID, Time: now}
 		h.deliverLocked(ch, m, p.SkipClient)
 		ch.mu.Unlock()
+		if ch.cluster {
+			h.sendOthers(ch.name, ephemeralEnvelope{Msg: &m})
+		}
 		h.release(ch)
 		done(0, nil)
 		return
@@ -769,7 +825,9 @@ func (h *Hub) Retract(ctx context.Context, channelName string, offset uint64, by
 	if err := h.cfg.History.Retract(ctx, channelName, offset, by); err != nil {
 		return fmt.Errorf("retract: %w", err)
 	}
-	h.Broadcast(channelName, proto.Encode(proto.ChannelReply{Type: proto.TypeRetracted, Channel: channelName, Offset: offset, By: by}), "")
+	frame := proto.Encode(proto.ChannelReply{Type: proto.TypeRetracted, Channel: channelName, Offset: offset, By: by})
+	h.Broadcast(channelName, frame, "")
+	h.sendOthersIfShared(channelName, ephemeralEnvelope{Frame: frame})
 	return nil
 }
 
@@ -806,9 +864,11 @@ func (h *Hub) MarkRead(ctx context.Context, channelName, clientID, user string, 
 	if err := h.cfg.Receipts.SetReceipt(ctx, user, channelName, offset); err != nil {
 		return fmt.Errorf("read receipt: %w", err)
 	}
-	h.Broadcast(channelName, proto.Encode(proto.Receipt{
+	frame := proto.Encode(proto.Receipt{
 		Type: proto.TypeReceipt, Channel: channelName, User: user, Offset: offset,
 		TS: h.now().UTC().Format(proto.TimeLayout),
-	}), "")
+	})
+	h.Broadcast(channelName, frame, "")
+	h.sendOthersIfShared(channelName, ephemeralEnvelope{Frame: frame})
 	return nil
 }

@@ -46,6 +46,7 @@ func (ch *channel) countViewerLocked(s *subscription, delta int) {
 // instead. Must be called with ch.mu held.
 func (h *Hub) joinLocked(ch *channel, s *subscription) {
 	s.present = true
+	h.announceLocked(ch, s, "join")
 	id := s.sub.ClientID()
 	i, _ := slices.BinarySearch(ch.order, id)
 	ch.order = slices.Insert(ch.order, i, id)
@@ -64,6 +65,7 @@ func (h *Hub) joinLocked(ch *channel, s *subscription) {
 // presence instead. Must be called with ch.mu held, after s left ch.subs.
 func (h *Hub) leaveLocked(ch *channel, s *subscription) {
 	s.present = false
+	h.announceLocked(ch, s, "leave")
 	id := s.sub.ClientID()
 	if i, ok := slices.BinarySearch(ch.order, id); ok {
 		ch.order = slices.Delete(ch.order, i, i+1)
@@ -238,12 +240,12 @@ func (h *Hub) pageLocked(ch *channel, after string, limit int) (members []proto.
 	budget := h.cfg.FrameBudget / 4
 	members = []proto.Member{}
 	for ; i < len(ch.order) && len(members) < limit; i++ {
-		s := ch.subs[ch.order[i]]
-		if len(members) > 0 && size+s.memberBytes > budget {
+		m, n := ch.memberLocked(ch.order[i])
+		if len(members) > 0 && size+n > budget {
 			break
 		}
-		members = append(members, s.member)
-		size += s.memberBytes
+		members = append(members, m)
+		size += n
 	}
 	if i < len(ch.order) && len(members) > 0 {
 		next = members[len(members)-1].ClientID
@@ -318,6 +320,7 @@ func (h *Hub) SetPresence(channelName, clientID string, state json.RawMessage) e
 	}
 	s.member.State = state
 	s.memberBytes = memberSize(s.member)
+	h.announceLocked(ch, s, "update")
 	if h.modeLocked(ch) == PresenceFull {
 		h.presenceLocked(ch, "update", s, "")
 	}
@@ -337,7 +340,8 @@ func (h *Hub) Members(channelName string) []proto.Member {
 	defer ch.mu.Unlock()
 	out := make([]proto.Member, 0, len(ch.order))
 	for _, id := range ch.order {
-		out = append(out, ch.subs[id].member)
+		m, _ := ch.memberLocked(id)
+		out = append(out, m)
 	}
 	return out
 }

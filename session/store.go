@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/tandemhq/tandem/doc"
 )
@@ -97,4 +98,103 @@ type Users interface {
 	PutUser(ctx context.Context, u doc.User) error
 	GetUser(id string) (doc.User, bool, error)
 	UserByName(name string) (doc.User, bool, error)
+}
+
+// Cluster mode. Several Tandem nodes share one store (NATS JetStream,
+// package natsstore): the interfaces below are what the session needs
+// besides the ones above. None is needed in single-node mode; storage.DB
+// implements none of them. Docs runs a document in cluster mode when its
+// OpLog is a SharedOpLog; the hub runs its channels in cluster mode when
+// its History is a SharedChannelLog. See cluster.md in docs/ for the
+// whole design.
+
+// SharedOpLog is an op log that other nodes append to as well: an append
+// is a compare-and-append at its version, and fails with a
+// *doc.ConflictError when another node got there first.
+type SharedOpLog interface {
+	OpLog
+	// FollowOps delivers the document's ops from version from on, in
+	// order, each once, as any node stores them. deliver may block
+	// (delivery waits); onErr reports, once, why delivery stopped
+	// (doc.ErrNotFound: the document was deleted). stop returns once
+	// deliver is no longer running.
+	FollowOps(ctx context.Context, docID string, from int, deliver func([]doc.OpRecord), onErr func(error)) (stop func(), err error)
+	// FindUID looks for an op with uid at versions >= base, the only place
+	// an op made against base can have landed.
+	FindUID(ctx context.Context, docID, uid string, base int) (doc.OpRecord, bool, error)
+	// ResumeAppends lifts the fence a failed AppendOpAsync puts on the
+	// document: after a failure every append of the document fails until
+	// then, so that no op made on top of a failed one lands.
+	ResumeAppends(docID string)
+}
+
+// CommentWatcher tells a document's session of comment changes made
+// through other nodes.
+type CommentWatcher interface {
+	// WatchComments calls fn with every change stored after the call: the
+	// comment as stored (Range valid at Version), or deleted and the ID.
+	// fn may block; stop returns once it is no longer running.
+	WatchComments(ctx context.Context, docID string, fn func(c doc.Comment, deleted bool)) (stop func(), err error)
+}
+
+// Ephemeral kinds of EphemeralBus.
+const (
+	EphemeralChannel = "ch"  // a channel's ephemeral messages and notices
+	EphemeralDoc     = "doc" // a document's cursors
+)
+
+// EphemeralBus carries frames that are never stored (cursors, ephemeral
+// channel messages, retraction and receipt notices) to the other nodes
+// that serve the same channel or document: at most once, in order per
+// node.
+type EphemeralBus interface {
+	PublishEphemeral(kind, name string, payload []byte) error
+	// SubscribeEphemeral calls fn with what other nodes publish for that
+	// name until unsubscribe; fn must not block.
+	SubscribeEphemeral(kind, name string, fn func(payload []byte)) (unsubscribe func(), err error)
+}
+
+// RemoteMember is a member of a channel (or document: "doc:<id>")
+// connected to another node. Info is what that node joined it with: the
+// encoded proto.Member.
+type RemoteMember struct {
+	Node     string
+	ClientID string
+	Info     json.RawMessage
+}
+
+// RemoteEvent is a join, update or leave of a member on another node.
+type RemoteEvent struct {
+	Kind   string // "join", "update" or "leave"
+	Member RemoteMember
+}
+
+// PresenceBus spreads who is in a channel or document between nodes. A
+// node that dies takes its members out on every other node within a
+// bounded time (see docs/cluster.md).
+type PresenceBus interface {
+	// Join, Update and Leave announce this node's member.
+	Join(channel, clientID string, info json.RawMessage) error
+	Update(channel, clientID string, info json.RawMessage) error
+	Leave(channel, clientID string) error
+	// Watch returns every node's members now and calls fn for each change
+	// on another node until stop; fn must not block nor call back.
+	Watch(channel string, fn func(RemoteEvent)) (members []RemoteMember, stop func(), err error)
+}
+
+// SharedChannelLog is a channel history that other nodes publish to as
+// well (cluster mode): the store assigns offsets, and every node delivers
+// what any node stored, from a follower. The hub runs a channel this way
+// when its History is a SharedChannelLog and Shared says so for the
+// channel; other channels keep the single-node path (ChannelHistory).
+type SharedChannelLog interface {
+	// Shared reports whether channel is shared with other nodes.
+	Shared(channel string) bool
+	// PublishMessage stores msg with the channel's next offset (msg.Offset
+	// is ignored) and returns it as stored, with the channel's epoch.
+	PublishMessage(ctx context.Context, msg doc.Message) (doc.Message, string, error)
+	// FollowChannel delivers the messages after offset after, in order,
+	// each once, as any node stores them; a message of a new epoch comes
+	// with it. deliver may block; stop returns once it no longer runs.
+	FollowChannel(ctx context.Context, channel string, after uint64, deliver func(msg doc.Message, epoch string), onErr func(error)) (stop func(), err error)
 }

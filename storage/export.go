@@ -347,3 +347,48 @@ func (f *exportFile) validate(every int, lim doc.Limits) ([]doc.Snapshot, error)
 	}
 	return slices.Clip(out), nil
 }
+
+// ExportData is one document's stored history as the export format holds
+// it, for other stores (cluster mode's natsstore) that read and write the
+// same format: the document, its compaction point, snapshots (the first at
+// Base), every op from Base and the comments.
+type ExportData struct {
+	Doc       doc.Info
+	Base      int
+	Snapshots []doc.Snapshot
+	Ops       []doc.OpRecord
+	Comments  []doc.Comment
+}
+
+// WriteExport writes d in the tandem-export format, version 1, exactly as
+// DB.Export does (the epoch is left out: an import makes its own).
+func WriteExport(w io.Writer, d ExportData, now time.Time) error {
+	info := d.Doc
+	info.Epoch = ""
+	return writeExport(w, &exportFile{Format: ExportFormat, FormatVersion: ExportFormatVersion, ExportedAt: now.UTC(),
+		Doc: info, Base: d.Base, Snapshots: d.Snapshots, Ops: d.Ops, Comments: d.Comments})
+}
+
+// ReadExport reads an export from r and validates it as DB.Import does
+// (replaying every op within lim), returning it and the snapshots to
+// store: the export's and one every `every` ops where it has none. Errors
+// wrap ErrBadExport.
+func ReadExport(r io.Reader, every int, lim doc.Limits) (ExportData, []doc.Snapshot, error) {
+	var f exportFile
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return ExportData{}, nil, fmt.Errorf("import: not a readable export: %w: %w", err, ErrBadExport)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return ExportData{}, nil, fmt.Errorf("import: data after the export's end: %w", ErrBadExport)
+	}
+	if every <= 0 {
+		every = 1000
+	}
+	snaps, err := f.validate(every, lim.WithDefaults())
+	if err != nil {
+		return ExportData{}, nil, fmt.Errorf("import %q: %w", f.Doc.ID, err)
+	}
+	return ExportData{Doc: f.Doc, Base: f.Base, Snapshots: f.Snapshots, Ops: f.Ops, Comments: f.Comments}, snaps, nil
+}

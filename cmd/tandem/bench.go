@@ -32,6 +32,9 @@ Scenarios:
   trace     the real editing traces through the document model
   history   a real trace typed through a server by 3 authors: disk bytes per
             op after packing and compaction, and the time to read it back
+  cluster   editors (1 doc x 30, 200 docs x 5) on one node and on a cluster
+            of --nodes nodes on an embedded NATS with JetStream, side by
+            side: ops/s, ack p50/p99, retries across nodes
   all       a short run of every scenario (what make bench runs)
 
 Run 'tandem bench SCENARIO -h' for its flags.`)
@@ -70,6 +73,7 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 	baseline := fs.Bool("baseline", true, "trace: also time a naive []rune splice")
 	edits := fs.Int("edits", 0, "history: replay only the first N edits of the trace (0: all)")
 	traceName := fs.String("trace", "automerge-paper", "history: the editing trace")
+	nodes := fs.Int("nodes", 3, "cluster: nodes in the cluster")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -125,6 +129,8 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 		err = runOne(bench.Presence(ctx, opts, bench.PresenceConfig{Conns: n, Churn: *churn, Track: *track}))
 	case "editors":
 		err = runOne(bench.Editors(ctx, opts, bench.EditorsConfig{Docs: *docs, Clients: *clients, Rate: *opsRate, Duration: *dur}))
+	case "cluster":
+		err = bench.Cluster(ctx, opts, bench.ClusterConfig{Nodes: *nodes, Duration: *dur, Rate: *opsRate}, func(r *bench.Result, err error) error { return runOne(r, err) })
 	case "all":
 		err = bench.All(ctx, opts, func(r *bench.Result, err error) error { return runOne(r, err) })
 	default:

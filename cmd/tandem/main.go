@@ -7,6 +7,7 @@
 //	tandem import  [flags]   load an exported history into a data directory
 //	tandem backup  [flags]   write a consistent copy of the whole data file
 //	tandem compact [flags]   shrink a stopped server's data file
+//	tandem migrate [flags]   move a data file's documents into a cluster
 //	tandem token   [flags]   mint a JWT for development and scripts
 //	tandem bench   SCENARIO  measure a server over the real protocol
 //	tandem version           print the version
@@ -45,6 +46,7 @@ func commands() []command {
 		{"import", "load an exported history into a data directory", runImport},
 		{"backup", "write a consistent copy of the whole data file", runBackup},
 		{"compact", "shrink a stopped server's data file", runCompact},
+		{"migrate", "move a data file's documents into a running server or cluster", runMigrate},
 		{"token", "mint a JWT for development and scripts", runToken},
 		{"bench", "measure a server over the real protocol", runBench},
 		{"version", "print the version", runVersion},

@@ -70,11 +70,21 @@ func (r *remote) do(ctx context.Context, method, path string, body io.Reader) (*
 	if json.Unmarshal(b, &apiErr) != nil || apiErr.Code == "" {
 		return nil, fmt.Errorf("server answered %s", resp.Status)
 	}
-	err = fmt.Errorf("server answered %d %s: %s", resp.StatusCode, apiErr.Code, apiErr.Message)
+	err = &remoteError{status: resp.StatusCode, code: apiErr.Code, msg: apiErr.Message}
 	if resp.StatusCode == http.StatusUnauthorized {
 		err = fmt.Errorf("%w (check --key or $TANDEM_API_KEY)", err)
 	}
 	return nil, err
+}
+
+// remoteError is an error the server answered with.
+type remoteError struct {
+	status    int
+	code, msg string
+}
+
+func (e *remoteError) Error() string {
+	return fmt.Sprintf("server answered %d %s: %s", e.status, e.code, e.msg)
 }
 
 // export writes document id's export, checked to be complete JSON in the

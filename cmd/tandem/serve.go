@@ -30,6 +30,8 @@ func (m *serveFlags) ParseFlags(args []string, stderr io.Writer) error {
 	if v := os.Getenv("TANDEM_DATA"); v != "" {
 		c.Data = v
 	}
+	c.NATSURL = os.Getenv("TANDEM_NATS_URL")
+	c.Node = os.Getenv("TANDEM_NODE")
 	c.JWTSecret = os.Getenv("TANDEM_JWT_SECRET")
 	c.JWKSURL = os.Getenv("TANDEM_JWKS_URL")
 	if v := os.Getenv("TANDEM_API_KEYS"); v != "" {
@@ -47,6 +49,8 @@ func (m *serveFlags) ParseFlags(args []string, stderr io.Writer) error {
 	fs.BoolVar(&c.NoSync, "nosync", false, "skip fsync (UNSAFE: loses acked data on a crash; benchmarks only)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", false, "JSON logs even in development mode")
+	fs.StringVar(&c.NATSURL, "nats", c.NATSURL, "run as a cluster node on NATS JetStream at this URL, or several comma-separated ($TANDEM_NATS_URL); --data is then not used")
+	fs.StringVar(&c.Node, "node", c.Node, "this node's name in the cluster; default: host name and a random suffix ($TANDEM_NODE)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tandem serve [flags]\n\nRuns the server. Without $TANDEM_JWT_SECRET or $TANDEM_JWKS_URL it runs in development mode.\n\nFlags:")
 		fs.PrintDefaults()
@@ -60,6 +64,8 @@ func (m *serveFlags) ParseFlags(args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected arguments %v: %w", fs.Args(), errUsage)
 	}
+	dataFlag := false
+	fs.Visit(func(f *flag.Flag) { dataFlag = dataFlag || f.Name == "data" })
 	if *configFile != "" {
 		b, err := os.ReadFile(*configFile)
 		if err != nil {
@@ -70,6 +76,9 @@ func (m *serveFlags) ParseFlags(args []string, stderr io.Writer) error {
 		if err := dec.Decode(&c.File); err != nil {
 			return fmt.Errorf("config %s: %w", *configFile, err)
 		}
+	}
+	if dataFlag && c.Cluster() {
+		return fmt.Errorf("serve: --data with a NATS URL: a cluster node keeps no data of its own (move a data file into the cluster with tandem migrate, see docs/cluster.md)")
 	}
 	return nil
 }
