@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tandemhq/tandem/client"
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
 )
@@ -127,6 +128,6 @@ func TestClientCloseIsEchoed(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != code {
 			t.Fatalf("closed with %d: the connection ended with %v, want close %d echoed", code, err, code)
 		}
-		waitFor(t, 10*time.Second, "the server to drop the connection", func() bool { return ts.Server().Web.Conns() == 0 })
+		testwait.For(t, 10*time.Second, "the server to drop the connection", func() bool { return ts.Server().Web.Conns() == 0 })
 	}
 }

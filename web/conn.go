@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,8 +32,8 @@ const closeGrace = 2 * time.Second
 type conn struct {
 	srv  *Server
 	ws   *websocket.Conn
-	nc   net.Conn        // ws's network connection, which the writers write to
-	raw  syscall.RawConn // nc's socket for non-blocking writes; nil: none (writer.go)
+	cc   *captureConn    // ws's network connection (capture.go)
+	raw  syscall.RawConn // cc's socket for non-blocking writes; nil: none (writer.go)
 	id   string
 	addr string // the client's address as the connection caps count it (capKey)
 
@@ -118,17 +117,16 @@ func extendDeadline(set func(time.Time) error, d *time.Time, atLeast, slack time
 	_ = set(*d)
 }
 
-func newConn(s *Server, ws *websocket.Conn, addr string) *conn {
+func newConn(s *Server, ws *websocket.Conn, cc *captureConn, addr string) *conn {
 	id := newClientID()
-	nc := ws.NetConn()
 	var raw syscall.RawConn
-	if sc, ok := nc.(syscall.Conn); ok && rawWrites {
+	if sc, ok := cc.Conn.(syscall.Conn); ok && rawWrites {
 		raw, _ = sc.SyscallConn()
 	}
 	return &conn{
 		srv:  s,
 		ws:   ws,
-		nc:   nc,
+		cc:   cc,
 		raw:  raw,
 		id:   id,
 		addr: addr,
@@ -300,12 +298,10 @@ func (c *conn) requestClose(d proto.Disconnect, flush bool) {
 // frames, performs the close, and ends when there is nothing left to do
 // (the connection is then back with the writer pool). Its writes block;
 // the write watchdog (writeSince) bounds them.
-func (c *conn) writeLoop(rest [][]byte) {
+func (c *conn) writeLoop(rest []byte) {
 	defer c.srv.writers.own.Done()
-	w := ownWriters.Get().(*worker)
-	defer ownWriters.Put(w)
 	if len(rest) > 0 {
-		if err := c.writeBlocking(w, rest); err != nil {
+		if err := c.writeBlocking(rest); err != nil {
 			c.logger().Debug().Err(err).Msg("write failed")
 			c.abort()
 			return
@@ -334,7 +330,7 @@ func (c *conn) writeLoop(rest [][]byte) {
 		if closing && !flush {
 			batch = nil
 		}
-		if err := c.writeQueued(w, ctl, batch, large); err != nil {
+		if err := c.writeQueued(ctl, batch, large); err != nil {
 			c.logger().Debug().Err(err).Msg("write failed")
 			c.abort()
 			return
@@ -346,25 +342,25 @@ func (c *conn) writeLoop(rest [][]byte) {
 	}
 }
 
-// ownWriters holds the write memory of the connections' own write
-// goroutines between their runs.
-var ownWriters = sync.Pool{New: func() any { return newWorker() }}
-
 // writeQueued writes the control frames due, then what was queued: runs
 // of frames as one message each (up to maxBatchFrames), and each large
-// frame, where a nil entry marks it, as a message of its own.
-func (c *conn) writeQueued(w *worker, ctl control, frames [][]byte, large []session.LargeFrame) error {
+// frame, where a nil entry marks it, as a message of its own. Gorilla
+// writes straight to the socket, and may block; the write watchdog
+// (writeSince) bounds each write.
+func (c *conn) writeQueued(ctl control, frames [][]byte, large []session.LargeFrame) error {
 	for {
 		run := 0
 		for run < len(frames) && run < maxBatchFrames && frames[run] != nil {
 			run++
 		}
 		if run > 0 || ctl.due() {
-			size := w.build(ctl, frames[:run])
-			ctl = control{}
-			if err := c.writeBlocking(w, w.bufs); err != nil {
+			c.writeSince.Store(time.Now().UnixNano())
+			size, err := c.writeFrames(ctl, frames[:run])
+			c.writeSince.Store(0)
+			if err != nil {
 				return err
 			}
+			ctl = control{}
 			c.counted(run, size)
 		}
 		frames = frames[run:]
@@ -382,17 +378,13 @@ func (c *conn) writeQueued(w *worker, ctl control, frames [][]byte, large []sess
 	}
 }
 
-// writeBlocking writes bufs whole, waiting for the socket as long as the
-// write watchdog allows.
-func (c *conn) writeBlocking(w *worker, bufs [][]byte) error {
+// writeBlocking writes b, bytes gorilla encoded for a worker that the
+// socket did not take at once, waiting for the socket as long as the write
+// watchdog allows.
+func (c *conn) writeBlocking(b []byte) error {
 	c.writeSince.Store(time.Now().UnixNano())
 	defer c.writeSince.Store(0)
-	if c.raw != nil {
-		_, err := w.sys.writev(c.raw, bufs, true)
-		return err
-	}
-	nb := net.Buffers(bufs)
-	_, err := nb.WriteTo(c.nc)
+	_, err := c.cc.Conn.Write(b)
 	return err
 }
 

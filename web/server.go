@@ -319,14 +319,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, key, refused)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	hw := &hijackCapture{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		s.mu.Lock()
 		s.releaseLocked(key)
 		s.mu.Unlock()
 		return // the upgrader has answered
 	}
-	c := newConn(s, ws, key)
+	c := newConn(s, ws, hw.conn, key)
 	c.hooked = s.newConnHooks(r)
 	s.mu.Lock()
 	if s.shutting {

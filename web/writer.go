@@ -1,9 +1,11 @@
 package web
 
 import (
-	"encoding/binary"
 	"runtime"
 	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // The write path.
@@ -29,42 +31,21 @@ import (
 // never holds a worker, and its queue bound (4010) and the watchdog close
 // it as before.
 //
-// Frames are framed here rather than by gorilla/websocket, whose writer
-// copies each message into a buffer, moves the socket's write deadline
-// and makes one system call per 4 KiB. Gorilla still reads, and streams
-// large frames and writes close frames from the connection's own writer
-// goroutine, where nothing else writes. Pongs go through the queue like
-// everything else, so that the writer is the only one that writes data to
-// the socket. (Gorilla's reader itself writes a close frame when the
+// Gorilla/websocket does all the WebSocket framing: a worker has it write
+// the connection's frames into memory (captureConn, capture.go) and then
+// hands the bytes to the socket itself, in one non-blocking write(2). The
+// connection's own goroutine has gorilla write straight to the socket.
+// Pongs go through the queue like everything else, so that only the token
+// holder writes. (Gorilla's reader itself writes a close frame when the
 // client breaks the WebSocket protocol; the connection is dropped then.)
 
-// maxBatchFrames bounds the frames of one WebSocket message, so that one
-// message and its control frames fit one writev (1,024 pieces: a header,
-// then each frame and its newline separator).
+// maxBatchFrames bounds the frames of one WebSocket message a worker
+// writes in one turn, so that one connection's backlog does not hold a
+// worker for long.
 const maxBatchFrames = 500
 
 // newline separates the frames of a message.
 var newline = []byte{'\n'}
-
-// textHeader appends the header of an unmasked, final text frame with a
-// payload of n bytes (RFC 6455, 5.2).
-func textHeader(b []byte, n int) []byte {
-	const finText = 0x81
-	switch {
-	case n <= 125:
-		return append(b, finText, byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(b, finText, 126), uint16(n))
-	default:
-		return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(n))
-	}
-}
-
-// controlFrame appends an unmasked control frame (ping 0x9, pong 0xA) with
-// payload p (at most 125 bytes).
-func controlFrame(b []byte, opcode byte, p string) []byte {
-	return append(append(b, 0x80|opcode, byte(len(p))), p...)
-}
 
 // writerPool is the pool of workers that write for every connection; see
 // the comment at the top of this file.
@@ -163,7 +144,7 @@ func (p *writerPool) stop() {
 
 // goOwn starts c's own write goroutine with rest to write first. Only a
 // worker calls it, so that stop's wait for them comes after every start.
-func (p *writerPool) goOwn(c *conn, rest [][]byte) {
+func (p *writerPool) goOwn(c *conn, rest []byte) {
 	p.own.Add(1)
 	go c.writeLoop(rest)
 }
@@ -184,18 +165,16 @@ func (p *writerPool) work() {
 	}
 }
 
-// worker is the reusable memory of one writer (a pool worker, or a
-// connection's own write goroutine while it runs): the pieces of the write
-// under way and the control frames and header they point into.
+// worker is the reusable memory of one pool worker: the bytes of the
+// write under way.
 type worker struct {
-	bufs  [][]byte // the pieces of one write: control frames, header, frames and newlines
-	arena [2*(2+125) + 10]byte
-	sys   sysWriter // the system call's own reusable state (writev_*.go)
+	buf []byte
 }
 
-func newWorker() *worker {
-	return &worker{bufs: make([][]byte, 0, 2*maxBatchFrames+3)}
-}
+func newWorker() *worker { return &worker{buf: make([]byte, 0, 16<<10)} }
+
+// keepBuf bounds the buffer a worker keeps between writes.
+const keepBuf = 1 << 20
 
 // control is the control frames due on a connection.
 type control struct {
@@ -205,63 +184,51 @@ type control struct {
 
 func (c control) due() bool { return c.ping || c.pong }
 
-// build lays out one write in w.bufs: the control frames due, then frames
-// (at most maxBatchFrames, none nil) as one text message, separated by
-// newlines. It returns the message's payload size (0 without frames).
-func (w *worker) build(ctl control, frames [][]byte) int {
-	w.bufs = w.bufs[:0]
-	arena := w.arena[:0] // appends stay within the array: the pieces stay valid
+// writeControl has gorilla write the control frames due, then frames (none
+// nil) as one text message, separated by newlines, to wherever the
+// connection's captureConn sends them now. It returns the message's payload
+// size (0 without frames).
+func (c *conn) writeFrames(ctl control, frames [][]byte) (int, error) {
+	deadline := time.Now().Add(c.srv.cfg.WriteTimeout)
 	if ctl.ping {
-		k := len(arena)
-		arena = controlFrame(arena, 0x9, "")
-		w.bufs = append(w.bufs, arena[k:])
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+			return 0, err
+		}
 	}
 	if ctl.pong {
-		k := len(arena)
-		arena = controlFrame(arena, 0xA, ctl.pongData)
-		w.bufs = append(w.bufs, arena[k:])
+		if err := c.ws.WriteControl(websocket.PongMessage, []byte(ctl.pongData), deadline); err != nil {
+			return 0, err
+		}
 	}
 	if len(frames) == 0 {
-		return 0
+		return 0, nil
+	}
+	w, err := c.ws.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return 0, err
 	}
 	size := len(frames) - 1
-	for _, f := range frames {
-		size += len(f)
-	}
-	k := len(arena)
-	arena = textHeader(arena, size)
-	w.bufs = append(w.bufs, arena[k:])
 	for i, f := range frames {
 		if i > 0 {
-			w.bufs = append(w.bufs, newline)
+			if _, err := w.Write(newline); err != nil {
+				return 0, err
+			}
 		}
-		w.bufs = append(w.bufs, f)
+		if _, err := w.Write(f); err != nil {
+			return 0, err
+		}
+		size += len(f)
 	}
-	return size
-}
-
-// arenaPieces returns how many of w.bufs, from the first, point into the
-// worker's arena.
-func (w *worker) arenaPieces(ctl control, frames int) int {
-	n := 0
-	if ctl.ping {
-		n++
-	}
-	if ctl.pong {
-		n++
-	}
-	if frames > 0 {
-		n++
-	}
-	return n
+	return size, w.Close()
 }
 
 // writeReady is a worker's turn at c, whose write token the pool holds. It
-// writes the control frames due and up to maxBatchFrames queued frames in
-// one non-blocking system call, then puts c back on the ready list if
-// more has been queued meanwhile, or lets go of the token. What needs
-// blocking work (a socket that did not take everything, a large frame, a
-// close) goes to the connection's own write goroutine with the token.
+// has gorilla encode the control frames due and up to maxBatchFrames queued
+// frames into w's memory and writes them in one non-blocking system call,
+// then puts c back on the ready list if more has been queued meanwhile, or
+// lets go of the token. What needs blocking work (a socket that did not
+// take everything, a large frame, a close) goes to the connection's own
+// write goroutine with the token.
 func (c *conn) writeReady(w *worker) {
 	c.qmu.Lock()
 	if c.dead { // the client is gone: nothing to say
@@ -292,22 +259,28 @@ func (c *conn) writeReady(w *worker) {
 	}
 	c.qmu.Unlock()
 
-	size := w.build(ctl, frames)
-	total := 0
-	for _, b := range w.bufs {
-		total += len(b)
+	c.cc.capture(w.buf)
+	size, err := c.writeFrames(ctl, frames)
+	out := c.cc.release()
+	if cap(out) <= keepBuf {
+		w.buf = out[:0]
 	}
-	written, err := w.sys.writev(c.raw, w.bufs, false)
+	if err != nil {
+		c.logger().Debug().Err(err).Msg("write failed")
+		c.abort()
+		return
+	}
+	written, err := tryWrite(c.raw, out)
 	if err != nil {
 		c.logger().Debug().Err(err).Msg("write failed")
 		c.abort()
 		return
 	}
 	c.counted(n, size)
-	if written < total {
+	if written < len(out) {
 		// The socket is full: the rest, and whatever follows, is for a
-		// goroutine that may block.
-		c.srv.writers.goOwn(c, remainder(w.bufs, written, w.arenaPieces(ctl, n)))
+		// goroutine that may block (a copy: the worker reuses its memory).
+		c.srv.writers.goOwn(c, append([]byte(nil), out[written:]...))
 		return
 	}
 	c.qmu.Lock()
@@ -318,24 +291,4 @@ func (c *conn) writeReady(w *worker) {
 	}
 	c.writing = false
 	c.qmu.Unlock()
-}
-
-// remainder returns what is left of bufs after written bytes, copying the
-// pieces that point into a worker's arena (the first arena of them), which
-// the worker reuses.
-func remainder(bufs [][]byte, written, arena int) [][]byte {
-	var rest [][]byte
-	for i, b := range bufs {
-		if written >= len(b) {
-			written -= len(b)
-			continue
-		}
-		b = b[written:]
-		written = 0
-		if i < arena {
-			b = append([]byte(nil), b...)
-		}
-		rest = append(rest, b)
-	}
-	return rest
 }

@@ -2,99 +2,16 @@ package web
 
 import (
 	"bytes"
-	"encoding/binary"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
-
-// readFrame parses one unmasked server frame (RFC 6455, 5.2): its first
-// byte and its payload.
-func readFrame(t *testing.T, b []byte) (first byte, payload []byte, rest []byte) {
-	t.Helper()
-	if len(b) < 2 {
-		t.Fatalf("a frame of %d bytes", len(b))
-	}
-	first, n, b := b[0], int(b[1]&0x7f), b[2:]
-	if b0 := b; n == 126 {
-		n, b = int(binary.BigEndian.Uint16(b0)), b0[2:]
-	} else if n == 127 {
-		n, b = int(binary.BigEndian.Uint64(b0)), b0[8:]
-	}
-	if len(b) < n {
-		t.Fatalf("a frame says %d bytes of payload, %d follow", n, len(b))
-	}
-	return first, b[:n], b[n:]
-}
-
-// TestTextHeader: a message's header gives its payload length in the
-// shortest form RFC 6455 allows, at each boundary.
-func TestTextHeader(t *testing.T) {
-	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 1 << 20} {
-		msg := textHeader(nil, n)
-		want := 2
-		switch {
-		case n > 65535:
-			want = 10
-		case n > 125:
-			want = 4
-		}
-		if len(msg) != want {
-			t.Errorf("payload %d: a header of %d bytes, want %d", n, len(msg), want)
-		}
-		first, payload, rest := readFrame(t, append(msg, make([]byte, n)...))
-		if first != 0x81 || len(payload) != n || len(rest) != 0 {
-			t.Errorf("payload %d: first byte %#x, payload %d, %d left", n, first, len(payload), len(rest))
-		}
-	}
-}
-
-// TestBuild: frames become one text message, separated by newlines,
-// after the control frames due.
-func TestBuild(t *testing.T) {
-	w := newWorker()
-	frames := [][]byte{[]byte(`{"a":1}`), []byte(`{"b":2}`), []byte(`{"c":3}`)}
-	size := w.build(control{ping: true, pong: true, pongData: "hi"}, frames)
-	out := bytes.Join(w.bufs, nil)
-	first, p, out := readFrame(t, out)
-	if first != 0x89 || len(p) != 0 {
-		t.Fatalf("first frame %#x %q, want a ping", first, p)
-	}
-	first, p, out = readFrame(t, out)
-	if first != 0x8A || string(p) != "hi" {
-		t.Fatalf("second frame %#x %q, want a pong with hi", first, p)
-	}
-	first, p, out = readFrame(t, out)
-	want := `{"a":1}` + "\n" + `{"b":2}` + "\n" + `{"c":3}`
-	if first != 0x81 || string(p) != want || size != len(want) || len(out) != 0 {
-		t.Fatalf("message %#x %q (size %d, %d left), want %q", first, p, size, len(out), want)
-	}
-	if got := w.arenaPieces(control{ping: true, pong: true}, len(frames)); got != 3 {
-		t.Fatalf("%d arena pieces, want 3", got)
-	}
-}
-
-// TestRemainder: what is left after a partial write starts at the right
-// byte, and the pieces that point into the worker's arena are copied.
-func TestRemainder(t *testing.T) {
-	arena := []byte("HDR")
-	bufs := [][]byte{arena, []byte("one"), []byte("\n"), []byte("two")}
-	all := "HDRone\ntwo"
-	for written := range len(all) {
-		rest := remainder(bufs, written, 1)
-		if got := string(bytes.Join(rest, nil)); got != all[written:] {
-			t.Fatalf("after %d bytes: %q, want %q", written, got, all[written:])
-		}
-		if written < len(arena) {
-			copy(arena, "xxx")
-			if got := string(bytes.Join(rest, nil)); got != all[written:] {
-				t.Fatalf("after %d bytes, the arena reused: %q, want %q", written, got, all[written:])
-			}
-			copy(arena, "HDR")
-		}
-	}
-}
 
 // tcpPair returns both ends of a loopback TCP connection, the server's
 // with small socket buffers so that it fills quickly.
@@ -124,10 +41,11 @@ func tcpPair(t *testing.T) (server *net.TCPConn, client *net.TCPConn) {
 	return sc, cc.(*net.TCPConn)
 }
 
-// TestWritevPartial: without block, one attempt takes what the socket
-// can hold (here, less than all) and never waits; the remainder written
-// with block, while the peer reads, completes the byte stream exactly.
-func TestWritevPartial(t *testing.T) {
+// TestTryWrite: one attempt takes what the socket can hold (here, less
+// than all) and never waits; later attempts take what is freed, none
+// waits for the peer; what is left, written by a blocking write while
+// the peer reads, completes the byte stream exactly.
+func TestTryWrite(t *testing.T) {
 	if !rawWrites {
 		t.Skip("no raw writes on this system")
 	}
@@ -136,37 +54,15 @@ func TestWritevPartial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 2,000 pieces of assorted sizes, 4 MB in all: more than the socket
-	// buffers and IOV_MAX at once.
-	var bufs [][]byte
-	var all bytes.Buffer
-	for i := range 2000 {
-		b := make([]byte, 1+i*37%4000)
-		for j := range b {
-			b[j] = byte(i + j*7) // no two neighbours alike: a misplaced byte shows
-		}
-		bufs = append(bufs, b)
-		all.Write(b)
+	all := make([]byte, 4<<20) // more than the socket buffers
+	for i := range all {
+		all[i] = byte(i*7 + i/251) // no two neighbours alike: a misplaced byte shows
 	}
-	var s sysWriter
-	start := time.Now()
-	n, err := s.writev(raw, bufs, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n <= 0 || n >= all.Len() {
-		t.Fatalf("one attempt wrote %d of %d bytes, want some but not all", n, all.Len())
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("a non-blocking write took %v", d)
-	}
-	// More attempts take what the socket frees meanwhile, until one takes
-	// nothing: each returns at once (within a generous 5 s), never waiting
-	// for the peer, which does not read yet.
+	n := 0
 	for i := 0; ; i++ {
 		done := make(chan int, 1)
 		go func() {
-			k, err := s.writev(raw, remainder(bufs, n, 0), false)
+			k, err := tryWrite(raw, all[n:])
 			if err != nil {
 				t.Error(err)
 			}
@@ -181,34 +77,33 @@ func TestWritevPartial(t *testing.T) {
 		if k == 0 {
 			break
 		}
-		if n += k; n >= all.Len() || i == 1000 {
-			t.Fatalf("the socket took %d of %d bytes in %d attempts without a read", n, all.Len(), i+1)
+		if n += k; n >= len(all) || i == 1000 {
+			t.Fatalf("the socket took %d of %d bytes in %d attempts without a read", n, len(all), i+1)
 		}
+	}
+	if n == 0 {
+		t.Fatal("the first attempt wrote nothing to an empty socket")
 	}
 	got := make(chan []byte, 1)
 	go func() {
-		b, _ := io.ReadAll(io.LimitReader(cc, int64(all.Len())))
+		b, _ := io.ReadAll(io.LimitReader(cc, int64(len(all))))
 		got <- b
 	}()
-	m, err := s.writev(raw, remainder(bufs, n, 0), true)
-	if err != nil {
+	if _, err := sc.Write(all[n:]); err != nil {
 		t.Fatal(err)
-	}
-	if n+m != all.Len() {
-		t.Fatalf("wrote %d+%d bytes, want %d", n, m, all.Len())
 	}
 	select {
 	case b := <-got:
-		if !bytes.Equal(b, all.Bytes()) {
-			t.Fatalf("the peer read %d bytes that differ from the %d written", len(b), all.Len())
+		if !bytes.Equal(b, all) {
+			t.Fatalf("the peer read %d bytes that differ from the %d written", len(b), len(all))
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the peer did not read everything")
 	}
 }
 
-// TestWritevClosed: a write to a closed socket fails rather than waits.
-func TestWritevClosed(t *testing.T) {
+// TestTryWriteClosed: a write to a closed socket fails rather than waits.
+func TestTryWriteClosed(t *testing.T) {
 	if !rawWrites {
 		t.Skip("no raw writes on this system")
 	}
@@ -219,8 +114,95 @@ func TestWritevClosed(t *testing.T) {
 	}
 	cc.Close()
 	sc.Close()
-	var s sysWriter
-	if _, err := s.writev(raw, [][]byte{[]byte("x")}, true); err == nil {
+	if _, err := tryWrite(raw, []byte("x")); err == nil {
 		t.Fatal("a write to a closed socket succeeded")
+	}
+}
+
+// TestCaptureConn: gorilla, upgraded through hijackCapture, writes to the
+// socket outside a capture (the handshake, then a message), and into
+// memory during one: nothing reaches the client until the captured bytes
+// are written, and then the client reads the frames gorilla made, in
+// order, control frames included.
+func TestCaptureConn(t *testing.T) {
+	type upgraded struct {
+		ws *websocket.Conn
+		cc *captureConn
+	}
+	got := make(chan upgraded, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hw := &hijackCapture{ResponseWriter: w}
+		ws, err := (&websocket.Upgrader{}).Upgrade(hw, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		got <- upgraded{ws, hw.conn}
+	}))
+	defer srv.Close()
+	client, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	up := <-got
+	defer up.ws.Close()
+	if up.cc == nil {
+		t.Fatal("the upgrader did not hijack through hijackCapture")
+	}
+
+	// Outside a capture: straight to the client.
+	if err := up.ws.WriteMessage(websocket.TextMessage, []byte("direct")); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, b, err := client.ReadMessage(); err != nil || string(b) != "direct" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+
+	// During a capture: into memory only.
+	pinged := make(chan string, 1)
+	client.SetPingHandler(func(data string) error { pinged <- data; return nil })
+	up.cc.capture(make([]byte, 0, 16))
+	if err := up.ws.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 10_000) // more than gorilla's write buffer: several frames
+	for _, m := range []string{"one", big} {
+		if err := up.ws.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := up.cc.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err) // ignored while capturing: a later direct write must not time out
+	}
+	out := up.cc.release()
+	if len(out) < len(big) {
+		t.Fatalf("captured %d bytes, want the frames of %d", len(out), len(big))
+	}
+
+	// After the capture: direct again (the deadline set while capturing
+	// did not reach the socket), and the client reads this message before
+	// the captured ones, which reach it only when written.
+	if err := up.ws.WriteMessage(websocket.TextMessage, []byte("after")); err != nil {
+		t.Fatalf("a direct write after the capture: %v", err)
+	}
+	if _, err := up.cc.Conn.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for _, want := range []string{"after", "one", big} {
+		_, b, err := client.ReadMessage()
+		if err != nil || string(b) != want {
+			t.Fatalf("read %.20q (%d bytes), %v; want %.20q", b, len(b), err, want)
+		}
+	}
+	select {
+	case p := <-pinged:
+		if p != "p" {
+			t.Fatalf("ping %q", p)
+		}
+	default:
+		t.Fatal("the captured ping did not reach the client")
 	}
 }

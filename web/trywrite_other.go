@@ -1,0 +1,15 @@
+//go:build !unix
+
+package web
+
+import (
+	"errors"
+	"syscall"
+)
+
+// rawWrites reports whether this system has the non-blocking write path:
+// here it has not, and every write goes through the connection's own
+// goroutine.
+const rawWrites = false
+
+func tryWrite(syscall.RawConn, []byte) (int, error) { return 0, errors.ErrUnsupported }
