@@ -15,7 +15,7 @@ import (
 // connection: a delivery to a connection that has nothing in flight puts
 // the connection on the pool's ready list, and a worker writes whatever
 // the connection has queued by then as one WebSocket message, in one
-// non-blocking writev system call. Frames that arrive meanwhile wait for
+// non-blocking write system call. Frames that arrive meanwhile wait for
 // the connection's next turn: the busier the server, the more frames each
 // system call carries, with no delay added for an idle connection. Under
 // load the workers never park, so a delivery costs an append to a queue
@@ -184,7 +184,7 @@ type control struct {
 
 func (c control) due() bool { return c.ping || c.pong }
 
-// writeControl has gorilla write the control frames due, then frames (none
+// writeFrames has gorilla write the control frames due, then frames (none
 // nil) as one text message, separated by newlines, to wherever the
 // connection's captureConn sends them now. It returns the message's payload
 // size (0 without frames).
