@@ -163,6 +163,7 @@ func Idle(ctx context.Context, opts Options, cfg IdleConfig) (*Result, error) {
 	rss0, _ := rss(pid)
 	heap0, _ := metric(httpURL, "go_memstats_heap_inuse_bytes")
 	stack0, _ := metric(httpURL, "go_memstats_stack_inuse_bytes")
+	goroutines0, _ := metric(httpURL, "go_goroutines")
 
 	clients := make([]*client.Client, cfg.Conns)
 	defer func() {
@@ -210,6 +211,7 @@ func Idle(ctx context.Context, opts Options, cfg IdleConfig) (*Result, error) {
 	rss1, _ := rss(pid)
 	heap1, _ := metric(httpURL, "go_memstats_heap_inuse_bytes")
 	stack1, _ := metric(httpURL, "go_memstats_stack_inuse_bytes")
+	goroutines1, _ := metric(httpURL, "go_goroutines")
 	n := float64(cfg.Conns)
 	if int(conns) != cfg.Conns {
 		res.fail("server counts %d connections, want %d", int(conns), cfg.Conns)
@@ -221,5 +223,6 @@ func Idle(ctx context.Context, opts Options, cfg IdleConfig) (*Result, error) {
 	}
 	res.Figures["heap_bytes_per_conn"] = (heap1 - heap0) / n
 	res.Figures["stack_bytes_per_conn"] = (stack1 - stack0) / n
+	res.Figures["goroutines_per_conn"] = (goroutines1 - goroutines0) / n
 	return res, nil
 }
