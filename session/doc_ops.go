@@ -80,7 +80,6 @@ func (s *docSession) submitOp(r *docRequest) {
 		r.fail(fmt.Errorf("%s: %w", s.id, ErrStorage))
 		return
 	}
-	cfg := &s.docs.cfg
 	base := *r.version
 	if base > s.acked && s.park(r, base) {
 		return // the log has not reached it here yet (cluster mode)
@@ -112,17 +111,7 @@ func (s *docSession) submitOp(r *docRequest) {
 		m.client.Sub.Send(proto.Encode(proto.Ack{ID: r.id, Type: proto.TypeAck, Doc: s.id, Version: v, UID: r.uid}))
 		return
 	}
-	lim := s.limiters[m.client.User.ID]
-	if lim == nil {
-		lim = rate.NewLimiter(rate.Limit(cfg.OpRate), cfg.OpBurst)
-		s.limiters[m.client.User.ID] = lim
-	}
-	if !lim.Allow() {
-		r.fail(fmt.Errorf("%s: %w", s.id, ErrOpRate))
-		return
-	}
-	if insBytes := doc.InsertBytes(r.op); insBytes > cfg.MaxOpBytes {
-		r.fail(fmt.Errorf("op inserts %d bytes, at most %d: %w", insBytes, cfg.MaxOpBytes, ErrDocTooLarge))
+	if !s.admitOp(r, m) {
 		return
 	}
 	rec := doc.OpRecord{Op: r.op, UID: r.uid, User: m.client.User.ID, ClientID: m.client.Sub.ClientID()}
@@ -444,7 +433,6 @@ func DocOpOf(docID string, rec doc.OpRecord) proto.DocOp {
 // submitOp shares: exactly once (a uid in the log is acked with its
 // version, one pending waits with it), the rate and the size.
 func (s *docSession) submitOpCluster(r *docRequest, m *docMember, base int) {
-	cfg := &s.docs.cfg
 	v, e, ok, err := s.lookupUIDCluster(r.uid, base)
 	if err != nil {
 		r.fail(err)
@@ -458,6 +446,17 @@ func (s *docSession) submitOpCluster(r *docRequest, m *docMember, base int) {
 		m.client.Sub.Send(proto.Encode(proto.Ack{ID: r.id, Type: proto.TypeAck, Doc: s.id, Version: v, UID: r.uid}))
 		return
 	}
+	if !s.admitOp(r, m) {
+		return
+	}
+	s.queueOp(&clusterOp{base: base, op: r.op, root: r.uid, user: m.client.User.ID, client: m.client.Sub.ClientID(),
+		p: pendOp{author: m.client.Sub.ClientID(), id: r.id, start: r.received}})
+}
+
+// admitOp applies the author's op rate and the bound on inserted bytes to
+// a client's op; when either refuses it, it answers r and reports false.
+func (s *docSession) admitOp(r *docRequest, m *docMember) bool {
+	cfg := &s.docs.cfg
 	lim := s.limiters[m.client.User.ID]
 	if lim == nil {
 		lim = rate.NewLimiter(rate.Limit(cfg.OpRate), cfg.OpBurst)
@@ -465,12 +464,11 @@ func (s *docSession) submitOpCluster(r *docRequest, m *docMember, base int) {
 	}
 	if !lim.Allow() {
 		r.fail(fmt.Errorf("%s: %w", s.id, ErrOpRate))
-		return
+		return false
 	}
 	if insBytes := doc.InsertBytes(r.op); insBytes > cfg.MaxOpBytes {
 		r.fail(fmt.Errorf("op inserts %d bytes, at most %d: %w", insBytes, cfg.MaxOpBytes, ErrDocTooLarge))
-		return
+		return false
 	}
-	s.queueOp(&clusterOp{base: base, op: r.op, root: r.uid, user: m.client.User.ID, client: m.client.Sub.ClientID(),
-		p: pendOp{author: m.client.Sub.ClientID(), id: r.id, start: r.received}})
+	return true
 }
