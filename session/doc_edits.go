@@ -162,13 +162,7 @@ func (s *docSession) serverEdit(r *docRequest) {
 			return
 		}
 	}
-	if err := s.load(r.create); err != nil {
-		r.fail(err)
-		return
-	}
-	s.flush()
-	if err := s.failed(); err != nil {
-		r.fail(fmt.Errorf("%s: %w", s.id, ErrStorage))
+	if !s.loadDurable(r) {
 		return
 	}
 	if r.epoch != "" && r.epoch != s.epoch {
@@ -238,13 +232,7 @@ func (s *docSession) serverEdit(r *docRequest) {
 // readHead answers a server-side edit's read: the durable head's version,
 // text and epoch.
 func (s *docSession) readHead(r *docRequest) {
-	if err := s.load(r.create); err != nil {
-		r.fail(err)
-		return
-	}
-	s.flush()
-	if err := s.failed(); err != nil {
-		r.fail(fmt.Errorf("%s: %w", s.id, ErrStorage))
+	if !s.loadDurable(r) {
 		return
 	}
 	*r.head = headText{version: s.doc.Version(), content: s.headContent(), epoch: s.epoch}

@@ -200,18 +200,28 @@ func (s *docSession) member(r *docRequest) *docMember {
 	return m
 }
 
+// loadDurable loads the document for r (creating it when r asks) and
+// waits until everything submitted is durable, as a request that reads
+// the head needs; when that fails it answers r and reports false.
+func (s *docSession) loadDurable(r *docRequest) bool {
+	if err := s.load(r.create); err != nil {
+		r.fail(err)
+		return false
+	}
+	s.flush()
+	if err := s.failed(); err != nil {
+		r.fail(fmt.Errorf("%s: %w", s.id, ErrStorage))
+		return false
+	}
+	return true
+}
+
 // open answers an open request with a snapshot, or the ops since version.
 // A version of another incarnation of the document (the request's epoch
 // is not the document's) gets a snapshot marked reset, never ops: they
 // would apply to a text the client does not have.
 func (s *docSession) open(r *docRequest) {
-	if err := s.load(r.create); err != nil {
-		r.fail(err)
-		return
-	}
-	s.flush()
-	if err := s.failed(); err != nil {
-		r.fail(fmt.Errorf("%s: %w", s.id, ErrStorage))
+	if !s.loadDurable(r) {
 		return
 	}
 	cid := r.client.Sub.ClientID()
