@@ -31,6 +31,7 @@ vet:
 
 gotest:
 	$(GO) test -race -timeout 15m ./...
+	$(GO) test -run 'TestIdleConnectionStack' ./server # stack sizes: without -race
 
 # The JavaScript client's tests (node --test) and type check.
 jstest:

@@ -86,11 +86,19 @@ func (c *captureConn) release() []byte {
 
 // hijackCapture is the http.ResponseWriter handed to the upgrader: its
 // Hijack wraps the socket in a captureConn, which the upgrader passes on
-// to the websocket.Conn it makes.
+// to the websocket.Conn it makes, and gives the upgrader a read buffer of
+// readBufferSize bytes that the connection can look into (conn.awaitInput).
+// The upgrader must have no ReadBufferSize of its own, so that it takes
+// this buffer.
 type hijackCapture struct {
 	http.ResponseWriter
-	conn *captureConn // set by Hijack
+	conn *captureConn  // set by Hijack
+	br   *bufio.Reader // the read buffer gorilla uses, set by Hijack
 }
+
+// readBufferSize is a connection's read buffer: frames from clients are
+// small, and an idle connection keeps it.
+const readBufferSize = 512
 
 func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := h.ResponseWriter.(http.Hijacker)
@@ -102,5 +110,9 @@ func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.conn = &captureConn{Conn: nc}
-	return h.conn, brw, nil
+	if brw.Reader.Buffered() > 0 {
+		return h.conn, brw, nil // the upgrader refuses it: data before the handshake's end
+	}
+	h.br = bufio.NewReaderSize(h.conn, readBufferSize)
+	return h.conn, bufio.NewReadWriter(h.br, brw.Writer), nil
 }

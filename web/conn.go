@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -30,12 +31,18 @@ const closeGrace = 2 * time.Second
 // conn is one WebSocket connection. The read goroutine owns the fields
 // marked so; the send queue is guarded by qmu; the identity by idMu.
 type conn struct {
-	srv  *Server
-	ws   *websocket.Conn
-	cc   *captureConn    // ws's network connection (capture.go)
-	raw  syscall.RawConn // cc's socket for non-blocking writes; nil: none (writer.go)
-	id   string
-	addr string // the client's address as the connection caps count it (capKey)
+	srv *Server
+	ws  *websocket.Conn
+	cc  *captureConn    // ws's network connection (capture.go)
+	raw syscall.RawConn // cc's socket for non-blocking writes; nil: none (writer.go)
+	// br is gorilla's read buffer (hijackCapture), looked into by
+	// awaitInput; nil: unknown. awaitFn is awaitInput's callback, made once
+	// (read goroutine).
+	br      *bufio.Reader
+	awaitFn func(uintptr) bool
+	peek    [1]byte // awaitFn's buffer
+	id      string
+	addr    string // the client's address as the connection caps count it (capKey)
 
 	idMu      sync.Mutex // guards ident, user and connected
 	ident     auth.Identity
@@ -512,6 +519,7 @@ func (c *conn) readLoop() {
 		return nil
 	})
 	for {
+		c.awaitInput()
 		mt, r, err := c.ws.NextReader()
 		if err != nil {
 			if !c.draining {
@@ -553,6 +561,26 @@ func (c *conn) readLoop() {
 		c.srv.cfg.Metrics.MessagesIn.Inc()
 		c.handle(data)
 	}
+}
+
+// awaitInput parks the read goroutine until the client has sent
+// something, when gorilla has nothing buffered: an idle connection's read
+// goroutine then waits here rather than deep in gorilla's reader, using
+// little of its stack, which lets the runtime shrink it (the runtime
+// halves a parked goroutine's stack only while less than a quarter of it
+// is in use, and gorilla's read path alone kept every idle connection at
+// 8 KB instead of 4). The wait asks the socket itself (a peek), never
+// only the poller, which reports new data but not data left over from a
+// read that took only part of it. A deadline or a closed socket ends the
+// wait too; the read that follows reports it.
+func (c *conn) awaitInput() {
+	if !canAwaitInput || c.raw == nil || c.br == nil || c.br.Buffered() > 0 {
+		return
+	}
+	if c.awaitFn == nil {
+		c.awaitFn = func(fd uintptr) bool { return socketReadable(fd, c.peek[:]) }
+	}
+	_ = c.raw.Read(c.awaitFn)
 }
 
 // answerPing answers a client's ping with a pong, as gorilla's default

@@ -240,7 +240,8 @@ func New(cfg Config) *Server {
 	}
 	s.refusals = s.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  512,
+		// No ReadBufferSize: the upgrader takes the read buffer the
+		// hijack gives it (hijackCapture, readBufferSize bytes).
 		WriteBufferSize: 4096,
 		WriteBufferPool: &writeBufferPool,
 		CheckOrigin:     s.checkOrigin,
@@ -328,6 +329,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	c := newConn(s, ws, hw.conn, key)
+	c.br = hw.br
 	c.hooked = s.newConnHooks(r)
 	s.mu.Lock()
 	if s.shutting {
