@@ -212,9 +212,8 @@ func (m *markers) finish(t *testing.T, read func() (string, int)) {
 //
 // Known bug, open: in about one run in four, an edit lands inside another
 // client's marker (‹9:7‹6:10››: one character before the end of it) after
-// the kill, so the final check finds neither marker whole. Every client
-// still converges to the log's text; what is wrong is where one edit was
-// placed, which points at an op transformed from the wrong base across the
+// the kill, so the final check finds neither marker whole (and stops
+// there). It points at an op transformed from the wrong base across the
 // reconnect to another node. Until it is found the test runs only when
 // asked: TANDEM_RUN_KNOWN_BUGS=1 go test -race -count=8 -run TestNodeKilled
 // ./clustertest
