@@ -151,14 +151,14 @@ func Editors(ctx context.Context, opts Options, cfg EditorsConfig) (*Result, err
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(k), 42))
 			edit := func() {
-				n := e.d.Len()
-				var op ot.Op
-				if n > 0 && r.IntN(3) == 0 {
-					op = ot.Splice(r.IntN(n), 1, "")
-				} else {
-					op = ot.Splice(r.IntN(n+1), 0, string(rune('a'+r.IntN(26))))
-				}
-				if e.d.Submit(op) == nil {
+				err := e.d.Edit(func(text client.LocalText) ot.Op {
+					n := text.Len()
+					if n > 0 && r.IntN(3) == 0 {
+						return ot.Splice(r.IntN(n), 1, "")
+					}
+					return ot.Splice(r.IntN(n+1), 0, string(rune('a'+r.IntN(26))))
+				})
+				if err == nil {
 					e.stats.mu.Lock()
 					e.stats.edits++
 					e.stats.mu.Unlock()

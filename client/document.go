@@ -410,15 +410,21 @@ func (d *Document) Err() error {
 // network; WaitSynced waits for the acks. An edit the server rejects for
 // good is undone locally and reported to OnError.
 func (d *Document) Submit(op ot.Op) error {
-	op, err := ot.Normalize(op)
-	if err != nil {
-		return fmt.Errorf("client: submit to %s: %w", d.id, err)
-	}
 	d.mu.Lock()
 	if d.ended {
 		err := d.err
 		d.mu.Unlock()
 		return err
+	}
+	return d.submitLocked(op)
+}
+
+// submitLocked is Submit with d.mu held; it unlocks it.
+func (d *Document) submitLocked(op ot.Op) error {
+	op, err := ot.Normalize(op)
+	if err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("client: submit to %s: %w", d.id, err)
 	}
 	if err := op.Check(d.text.Len()); err != nil {
 		d.mu.Unlock()
@@ -442,6 +448,38 @@ func (d *Document) Submit(op ot.Op) error {
 	d.mu.Unlock()
 	out.write()
 	return nil
+}
+
+// LocalText is a read-only view of a document's local text, given to the
+// function of Edit.
+type LocalText interface {
+	// Len returns the text's length in code points.
+	Len() int
+	// Slice returns n code points from code point pos.
+	Slice(pos, n int) string
+	// String returns the whole text.
+	String() string
+}
+
+// Edit submits the op that f makes from the local text, in one step: no
+// remote op is applied between f reading the text and the edit, as one can
+// be between Len (or Text) and Submit, which would then edit another
+// place than the one meant. f runs with the document locked: it must be
+// quick and must not call the document's methods. A nil op submits
+// nothing. See Submit for the rest.
+func (d *Document) Edit(f func(text LocalText) ot.Op) error {
+	d.mu.Lock()
+	if d.ended {
+		err := d.err
+		d.mu.Unlock()
+		return err
+	}
+	op := f(d.text)
+	if op == nil {
+		d.mu.Unlock()
+		return nil
+	}
+	return d.submitLocked(op)
 }
 
 // Insert inserts s at code point pos of the local text; see Submit.

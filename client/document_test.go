@@ -54,22 +54,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 var pieces = []string{"a", "b", " ", "é", "漢", "😀", "e\u0301", "\n", "word "}
 
-// randomEdit makes a random edit, multi-byte text included. Others' ops
-// can shorten the text between Len and the edit; then it tries again.
+// randomEdit makes a random edit, multi-byte text included, on the local
+// text as it is (Edit: others' ops cannot come between reading its length
+// and the edit).
 func randomEdit(r *rand.Rand, d *client.Document) error {
-	for {
-		n := d.Len()
-		var err error
+	return d.Edit(func(text client.LocalText) ot.Op {
+		n := text.Len()
 		if n > 0 && r.IntN(3) == 0 {
 			pos := r.IntN(n)
-			err = d.Delete(pos, 1+r.IntN(min(3, n-pos)))
-		} else {
-			err = d.Insert(r.IntN(n+1), pieces[r.IntN(len(pieces))])
+			return ot.Splice(pos, 1+r.IntN(min(3, n-pos)), "")
 		}
-		if !errors.Is(err, ot.ErrPastEnd) {
-			return err
-		}
-	}
+		return ot.Splice(r.IntN(n+1), 0, pieces[r.IntN(len(pieces))])
+	})
 }
 
 // opLog opens the document at version 0 on a raw connection and returns
@@ -246,6 +242,87 @@ func TestDocConverge(t *testing.T) {
 		t.Fatalf("mirror: %v", err)
 	}
 	t.Logf("%d code points, %d ops for %d edits", utf8.RuneCountInString(want), watcher.Version(), writers*edits)
+}
+
+// TestDocEdit: edits made with Edit land where they were meant on the
+// local text they were made from, however remote ops interleave. Three
+// writers each put tokens at the start or the end of the text while the
+// others do the same; in the end the text is a run of whole tokens, each
+// once. (Made from Len and then Insert, a remote op between the two
+// moves the end, and tokens land inside others.) Edit also refuses what
+// Submit refuses, changing nothing, and a nil op submits nothing.
+func TestDocEdit(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, false)
+	const id, writers = "edit", 3
+	edits := 200
+	if testing.Short() {
+		edits = 60
+	}
+	token := func(w, k int) string { return fmt.Sprintf("<%d.%d>", w, k) }
+	docs := make([]*client.Document, writers)
+	for i := range docs {
+		docs[i] = openDoc(t, dial(t, ts.URL, func(c *client.Config) { c.User = fmt.Sprintf("w%d", i) }), id)
+	}
+	var wg sync.WaitGroup
+	for i, d := range docs {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(i), 11))
+			for k := range edits {
+				atEnd := r.IntN(2) == 0
+				err := d.Edit(func(text client.LocalText) ot.Op {
+					if atEnd {
+						return ot.Splice(text.Len(), 0, token(i, k))
+					}
+					return ot.Splice(0, 0, token(i, k))
+				})
+				if err != nil {
+					t.Errorf("writer %d: %v", i, err)
+					return
+				}
+				if r.IntN(3) == 0 {
+					time.Sleep(time.Duration(r.IntN(1000)) * time.Microsecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	text := checkConverged(t, ts, id, docs...)
+	rest := text
+	seen := map[string]bool{}
+	for rest != "" {
+		end := strings.IndexByte(rest, '>')
+		tok := rest[:end+1]
+		if end < 0 || !strings.HasPrefix(tok, "<") || strings.Count(tok, "<") != 1 || seen[tok] {
+			t.Fatalf("the text is not a run of whole tokens, each once: %q at %d", rest[:min(len(rest), 40)], len(text)-len(rest))
+		}
+		seen[tok] = true
+		rest = rest[end+1:]
+	}
+	if len(seen) != writers*edits {
+		t.Fatalf("%d tokens in the text, %d made", len(seen), writers*edits)
+	}
+
+	d := docs[0]
+	before, v := d.Text(), d.Version()
+	if err := d.Edit(func(client.LocalText) ot.Op { return nil }); err != nil {
+		t.Fatalf("a nil op: %v", err)
+	}
+	err := d.Edit(func(text client.LocalText) ot.Op { return ot.Splice(text.Len()+1, 0, "x") })
+	if !errors.Is(err, ot.ErrPastEnd) {
+		t.Fatalf("an op past the end: %v, want ErrPastEnd", err)
+	}
+	if d.Text() != before || d.Version() != v || !d.Synced() {
+		t.Fatal("a refused Edit changed the document")
+	}
+	if err := d.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	err = d.Edit(func(client.LocalText) ot.Op { called = true; return ot.Splice(0, 0, "x") })
+	if !errors.Is(err, client.ErrDocClosed) || called {
+		t.Fatalf("Edit after Close: %v (f called: %v), want ErrDocClosed without calling f", err, called)
+	}
 }
 
 // TestDocReconnectExactlyOnce cuts a writer's connection right after it

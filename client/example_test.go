@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/client"
+	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
 )
@@ -110,6 +111,38 @@ func ExampleClient_OpenDoc() {
 }
 
 // Subscribe to a channel with a handler, and publish on it.
+// Edit makes an op from the local text as it is when the op is submitted:
+// here a line appended at the end, wherever others' ops have moved it.
+func ExampleDocument_Edit() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+
+	c, err := client.Dial(ctx, client.Config{URL: url, User: "ann"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	d, err := c.OpenDoc(ctx, "log-1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, line := range []string{"first\n", "second\n"} {
+		err := d.Edit(func(text client.LocalText) ot.Op {
+			return ot.Splice(text.Len(), 0, line)
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := d.WaitSynced(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%q at version %d\n", d.Text(), d.Version())
+	// Output:
+	// "first\nsecond\n" at version 2
+}
+
 func ExampleClient_Subscribe() {
 	url, stop := exampleServer()
 	defer stop()

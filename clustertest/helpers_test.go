@@ -20,6 +20,7 @@ import (
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/natsstore"
+	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/server"
 )
 
@@ -366,12 +367,14 @@ type editor struct {
 }
 
 func (e *editor) step() error {
-	n := e.d.Len()
-	if n > 0 && e.rng.IntN(4) == 0 {
-		pos := e.rng.IntN(n)
-		return e.d.Delete(pos, 1+e.rng.IntN(min(3, n-pos)))
-	}
-	return e.d.Insert(e.rng.IntN(n+1), texts[e.rng.IntN(len(texts))])
+	return e.d.Edit(func(text client.LocalText) ot.Op {
+		n := text.Len()
+		if n > 0 && e.rng.IntN(4) == 0 {
+			pos := e.rng.IntN(n)
+			return ot.Splice(pos, 1+e.rng.IntN(min(3, n-pos)), "")
+		}
+		return ot.Splice(e.rng.IntN(n+1), 0, texts[e.rng.IntN(len(texts))])
+	})
 }
 
 // proxy is a TCP load balancer in front of nodes: each new connection
