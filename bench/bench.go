@@ -179,13 +179,15 @@ func (tg *target) servers() []*server.Server {
 
 // benchNamespaces are what a started server adds for the scenarios: a
 // channel namespace without presence (fan-out to thousands) and without
-// client publish limits, and one with full presence that never switches
-// to count mode.
+// client publish limits, one with full presence that never switches to
+// count mode, and one with full presence and the default switch.
 func benchNamespaces() map[string]server.NamespaceConfig {
 	return map[string]server.NamespaceConfig{
 		"bench": {HistorySize: 1000, HistoryAge: server.Duration(time.Hour), Presence: "off", ClientPublish: true},
 		// The presence scenario's rooms: full presence at any size.
 		presenceNamespace: {Presence: "full", PresenceCountAbove: -1, PresenceBatch: server.Duration(presenceWindow)},
+		// The same with the default switch to count mode.
+		switchNamespace: {Presence: "full", PresenceBatch: server.Duration(presenceWindow)},
 	}
 }
 

@@ -152,6 +152,27 @@ func TestPresenceScenario(t *testing.T) {
 		t.Logf("notes: %v", r.Notes)
 	}
 	checkResult(t, r, err, "join_seconds", "presence_frames_per_member_mean")
+	if r.Figures["members_in_count_mode"] != 0 {
+		t.Errorf("%v members in count mode in a room that never switches", r.Figures["members_in_count_mode"])
+	}
+	t.Logf("%v", r.Figures)
+}
+
+// TestPresenceScenarioSwitch: 1,100 members join a full-presence channel
+// with the default switch, so it goes to count mode past 1,000; every
+// member's count converges, also after churn (the tracked members are told
+// of the switch and keep no list).
+func TestPresenceScenarioSwitch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,100 connections")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	r, err := Presence(ctx, testOptions(t), PresenceConfig{Conns: 1100, Churn: 100, Switch: true})
+	checkResult(t, r, err, "join_seconds", "presence_frames_per_member_mean")
+	if r.Figures["members_in_count_mode"] < 1000 {
+		t.Errorf("%v members were told of count mode, want every member", r.Figures["members_in_count_mode"])
+	}
 	t.Logf("%v", r.Figures)
 }
 

@@ -20,9 +20,9 @@ import (
 )
 
 // PresenceConfig is the presence scenario: Conns connections join one
-// full-presence channel (batched presence, no switch to count mode), then
-// Churn random leaves, rejoins and state changes; at the end every
-// member's view of the room is checked.
+// full-presence channel (batched presence; no switch to count mode unless
+// Switch), then Churn random leaves, rejoins and state changes; at the end
+// every member's view of the room is checked.
 type PresenceConfig struct {
 	// Conns is how many members join. By default 10,000.
 	Conns int
@@ -39,13 +39,21 @@ type PresenceConfig struct {
 	Dialers int
 	// Seed makes the churn reproducible; 0 picks one (reported).
 	Seed uint64
+	// Switch puts the room in a full-presence namespace with the server's
+	// default switch to count mode (above 1,000 members, back below four
+	// fifths of that), as a namespace configured with full presence and
+	// nothing else has. Without it the room lists every member at any
+	// size, which costs every member a record of every other: N² records.
+	Switch bool
 }
 
 // presenceNamespace is the namespace a started server has for the
 // scenario: full presence that never switches to count mode, with the
-// default batching window, presenceWindow.
+// default batching window, presenceWindow; switchNamespace is the same
+// with the server's default switch to count mode.
 const (
 	presenceNamespace = "benchroom"
+	switchNamespace   = "benchswitch"
 	presenceWindow    = 100 * time.Millisecond
 )
 
@@ -66,7 +74,7 @@ func Presence(ctx context.Context, opts Options, cfg PresenceConfig) (*Result, e
 	if cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
 	}
-	res := newResult("presence", map[string]any{"conns": cfg.Conns, "churn": cfg.Churn, "tracked": cfg.Track, "seed": cfg.Seed})
+	res := newResult("presence", map[string]any{"conns": cfg.Conns, "churn": cfg.Churn, "tracked": cfg.Track, "seed": cfg.Seed, "switch": cfg.Switch})
 	limit := raiseFileLimit()
 	var tg *target
 	if opts.Server == "" && limit > 0 && limit < uint64(2*cfg.Conns+500) {
@@ -85,10 +93,14 @@ func Presence(ctx context.Context, opts Options, cfg PresenceConfig) (*Result, e
 		}
 		defer stop()
 	}
-	if opts.Server != "" {
-		res.Notes = append(res.Notes, "the server must have a namespace "+presenceNamespace+" with full presence and no switch to count mode")
+	namespace := presenceNamespace
+	if cfg.Switch {
+		namespace = switchNamespace
 	}
-	channel := fmt.Sprintf("%s:room-%d", presenceNamespace, time.Now().UnixNano())
+	if opts.Server != "" {
+		res.Notes = append(res.Notes, "the server must have a namespace "+presenceNamespace+" with full presence and no switch to count mode, and "+switchNamespace+" with full presence")
+	}
+	channel := fmt.Sprintf("%s:room-%d", namespace, time.Now().UnixNano())
 
 	members := make([]*presenceMember, cfg.Conns)
 	defer func() {
@@ -190,6 +202,15 @@ func Presence(ctx context.Context, opts Options, cfg PresenceConfig) (*Result, e
 	if bad := converged(members, truth, true); bad != "" {
 		res.fail("after reading the member list: %s", bad)
 	}
+	inCountMode := 0
+	for _, m := range members {
+		m.mu.Lock()
+		if m.subscribed && m.countMode {
+			inCountMode++
+		}
+		m.mu.Unlock()
+	}
+	res.Figures["members_in_count_mode"] = float64(inCountMode)
 	res.Seconds = time.Since(began).Seconds()
 	return res, nil
 }
@@ -241,7 +262,7 @@ func converged(members []*presenceMember, truth *roomTruth, exact bool) string {
 			continue
 		}
 		m.mu.Lock()
-		count, known, err := m.count, maps.Clone(m.members), m.err
+		count, known, err, countMode := m.count, maps.Clone(m.members), m.err, m.countMode
 		m.mu.Unlock()
 		if err != nil {
 			return fmt.Sprintf("%s: %v", m.clientID, err)
@@ -249,7 +270,7 @@ func converged(members []*presenceMember, truth *roomTruth, exact bool) string {
 		if count != len(want) {
 			return fmt.Sprintf("%s counts %d members, the room has %d", m.clientID, count, len(want))
 		}
-		if !m.track {
+		if !m.track || countMode {
 			continue
 		}
 		for id, st := range known {
@@ -331,6 +352,7 @@ type presenceMember struct {
 
 	mu         sync.Mutex // guards the fields below
 	subscribed bool
+	countMode  bool // the room switched to count mode: no member list
 	count      int
 	members    map[string]string // client id → state (tracked members)
 	replies    map[int64]chan []byte
@@ -471,6 +493,7 @@ func (m *presenceMember) fetchMembers(ctx context.Context) error {
 var (
 	presencePrefix = []byte(`{"type":"presence"`)
 	countKey       = []byte(`"count":`)
+	modeEvent      = []byte(`"event":"mode"`)
 )
 
 // read is the member's reader: it applies what the server says, in order.
@@ -514,6 +537,7 @@ type inFrame struct {
 	Events      []proto.PresenceEvent `json:"events"`
 	Members     []proto.Member        `json:"members"`
 	Count       *int                  `json:"count"`
+	Mode        string                `json:"mode"`
 	MemberCount *int                  `json:"member_count"`
 	MembersNext string                `json:"members_next"`
 	After       string                `json:"after"`
@@ -523,7 +547,7 @@ type inFrame struct {
 func (m *presenceMember) handle(line []byte) error {
 	if bytes.HasPrefix(line, presencePrefix) {
 		m.frames.Add(1)
-		if !m.track {
+		if !m.track && !bytes.Contains(line, modeEvent) {
 			// Only the count, which every batch carries after its events.
 			i := bytes.LastIndex(line, countKey)
 			if i < 0 {
@@ -544,7 +568,7 @@ func (m *presenceMember) handle(line []byte) error {
 			return nil
 		}
 	}
-	if !m.track && !bytes.HasPrefix(line, []byte(`{"id":`)) {
+	if !m.track && !bytes.HasPrefix(line, []byte(`{"id":`)) && !bytes.Contains(line, modeEvent) {
 		return nil // a message or a receipt: not counted
 	}
 	var f inFrame
@@ -556,6 +580,8 @@ func (m *presenceMember) handle(line []byte) error {
 	switch f.Type {
 	case proto.TypeSubscribed:
 		m.subscribed = true
+		// A room in count mode answers with the count and no member.
+		m.countMode = f.MemberCount != nil && len(f.Members) == 0
 		clear(m.members)
 		if m.track {
 			for _, mb := range f.Members {
@@ -567,6 +593,7 @@ func (m *presenceMember) handle(line []byte) error {
 			m.count = *f.MemberCount
 		}
 	case proto.TypeMembers:
+		m.countMode = f.Mode == "count"
 		for id := range m.members {
 			if id > f.After && (f.Next == "" || id <= f.Next) {
 				delete(m.members, id)
@@ -586,6 +613,12 @@ func (m *presenceMember) handle(line []byte) error {
 			}
 		case "join", "update", "leave":
 			m.apply(f.Event, *f.Member)
+		case "count":
+		case "mode":
+			// Count mode keeps no list; back in full presence the list is
+			// read anew (fetchMembers at the end).
+			m.countMode = f.Mode == "count"
+			clear(m.members)
 		default:
 			return fmt.Errorf("unexpected presence frame %.200s", line)
 		}

@@ -178,7 +178,7 @@ type NamespaceConfig struct {
 	PresenceBatch Duration `json:"presence_batch,omitempty"`
 	// PresenceCountAbove and PresenceCountBelow: a full-presence channel
 	// switches to count mode above the one and back below the other; 0
-	// means 5,000 and four fifths of it, a negative above never switches.
+	// means 1,000 and four fifths of it, a negative above never switches.
 	PresenceCountAbove int `json:"presence_count_above,omitempty"`
 	PresenceCountBelow int `json:"presence_count_below,omitempty"`
 	// Hooks lists the hooks the namespace asks: "subscribe", "publish",

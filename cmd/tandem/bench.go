@@ -67,6 +67,7 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 	conns := fs.Int("conns", 2000, "idle: connections; presence: members (default 10000)")
 	churn := fs.Int("churn", 0, "presence: random leaves, rejoins and state changes after the joins")
 	track := fs.Int("track", 20, "presence: members that keep and check the whole member list (-1: all)")
+	switchMode := fs.Bool("switch", false, "presence: the room switches to count mode past the server's default threshold (1,000 members)")
 	docs := fs.Int("docs", 1, "editors: documents")
 	clients := fs.Int("clients", 10, "editors: clients per document")
 	rounds := fs.Int("rounds", 5, "trace: rounds (the best counts)")
@@ -126,7 +127,7 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 				n = *conns
 			}
 		})
-		err = runOne(bench.Presence(ctx, opts, bench.PresenceConfig{Conns: n, Churn: *churn, Track: *track}))
+		err = runOne(bench.Presence(ctx, opts, bench.PresenceConfig{Conns: n, Churn: *churn, Track: *track, Switch: *switchMode}))
 	case "editors":
 		err = runOne(bench.Editors(ctx, opts, bench.EditorsConfig{Docs: *docs, Clients: *clients, Rate: *opsRate, Duration: *dur}))
 	case "cluster":
