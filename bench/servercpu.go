@@ -85,6 +85,10 @@ type cpuMeter struct {
 	writes0, frames0 float64
 	Writes, Frames   float64
 	countsOK         bool
+	// The server's storage commits over the window (from /metrics; none
+	// in cluster mode).
+	commits0, Commits float64
+	commitsOK         bool
 }
 
 // startCPU starts measuring; pid 0 (the server is in this process or
@@ -96,6 +100,8 @@ func startCPU(tg *target) *cpuMeter {
 		_, w, err1 := processSyscalls(m.pid)
 		f, err2 := metric(m.httpURL, "tandem_messages_out_total")
 		m.writes0, m.frames0, m.countsOK = float64(w), f, err1 == nil && err2 == nil
+		c, err3 := metric(m.httpURL, "tandem_storage_commits_total")
+		m.commits0, m.commitsOK = c, err3 == nil
 		var err error
 		m.server0, err = processCPU(m.pid)
 		m.serverOK = err == nil
@@ -116,6 +122,10 @@ func (m *cpuMeter) stop() {
 		_, w, err1 := processSyscalls(m.pid)
 		f, err2 := metric(m.httpURL, "tandem_messages_out_total")
 		m.Writes, m.Frames, m.countsOK = float64(w)-m.writes0, f-m.frames0, err1 == nil && err2 == nil
+	}
+	if m.commitsOK {
+		c, err := metric(m.httpURL, "tandem_storage_commits_total")
+		m.Commits, m.commitsOK = c-m.commits0, err == nil
 	}
 }
 
@@ -138,5 +148,11 @@ func (m *cpuMeter) report(res *Result, unit string, units, deliveries float64) {
 	if m.countsOK && m.Writes > 0 {
 		res.Figures["server_write_calls"] = m.Writes
 		res.Figures["server_frames_per_write"] = m.Frames / m.Writes
+	}
+	if m.commitsOK && m.Commits > 0 {
+		res.Figures["server_storage_commits"] = m.Commits
+		if unit == "op" && units > 0 {
+			res.Figures["server_ops_per_commit"] = units / m.Commits
+		}
 	}
 }
