@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/natstest"
 	"github.com/tandemhq/tandem/proto"
 	"github.com/tandemhq/tandem/server"
 )
@@ -40,7 +43,7 @@ func line(m client.Message) string { return fmt.Sprintf("%d:%s", m.Offset, m.Dat
 // TestChannelsAcrossNodes runs the channel scenarios of cluster mode on
 // three nodes sharing one NATS server.
 func TestChannelsAcrossNodes(t *testing.T) {
-	ns := runNATS(t)
+	ns := natstest.Run(t)
 	prefix := testPrefix()
 	url := ns.ClientURL()
 	nodes := startNodes(t, []string{url, url, url}, prefix, 1)
@@ -350,10 +353,7 @@ func ctxT(t testing.TB) context.Context {
 // TestRefusesWithoutJetStream: a node pointed at a NATS server without
 // JetStream does not start, and says why and what to do.
 func TestRefusesWithoutJetStream(t *testing.T) {
-	o := natsOpts(t)
-	o.JetStream = false
-	ns := startNATS(t, o)
-	t.Cleanup(ns.Shutdown)
+	ns := natstest.Run(t, func(o *natsserver.Options) { o.JetStream = false })
 	srv := server.New(nodeConfig(ns.ClientURL(), testPrefix(), "nojs", 1), logger(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -371,7 +371,7 @@ func TestRefusesWithoutJetStream(t *testing.T) {
 // TestRevocationAcrossNodes: in production mode, a user's tokens revoked
 // through one node's HTTP API are refused by every node.
 func TestRevocationAcrossNodes(t *testing.T) {
-	ns := runNATS(t)
+	ns := natstest.Run(t)
 	prefix := testPrefix()
 	const secret = "cluster-test-secret-0123456789abcdef"
 	var nodes []*node

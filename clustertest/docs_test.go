@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/client"
+	"github.com/tandemhq/tandem/internal/natstest"
 	"github.com/tandemhq/tandem/natsstore"
 	"github.com/tandemhq/tandem/ot"
 )
@@ -137,7 +138,7 @@ func concurrentEdits(t *testing.T, nodes []*node, st *natsstore.Store, l editLoa
 // document, then on 20 documents at once: every client converges on what
 // every node serves, which is what replaying the stream from empty gives.
 func TestDocsAcrossNodes(t *testing.T) {
-	ns := runNATS(t)
+	ns := natstest.Run(t)
 	prefix := testPrefix()
 	url := ns.ClientURL()
 	nodes := startNodes(t, []string{url, url, url}, prefix, 1)
@@ -181,7 +182,7 @@ func TestDocsAcrossNodes(t *testing.T) {
 // each other, see each other's cursors at the right place, and each
 // other's comments; one leaving is seen leave on every node.
 func TestDocPresenceAcrossNodes(t *testing.T) {
-	ns := runNATS(t)
+	ns := natstest.Run(t)
 	prefix := testPrefix()
 	url := ns.ClientURL()
 	nodes := startNodes(t, []string{url, url, url}, prefix, 1)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tandemhq/tandem/client"
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/natstest"
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/server"
 )
@@ -253,7 +254,7 @@ func misplacedMarker(ops []doc.OpRecord) string {
 // nodes within the bound (NodeTimeout + HeartbeatInterval).
 
 func TestNodeKilled(t *testing.T) {
-	ns := runNATS(t)
+	ns := natstest.Run(t)
 	prefix := testPrefix()
 	url := ns.ClientURL()
 	n1 := startNode(t, nodeConfig(url, prefix, "node1", 1))
@@ -315,10 +316,10 @@ func TestReplicatedCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a three-server cluster: not in -short")
 	}
-	nc := runNATSCluster(t)
+	nc := natstest.RunCluster(t)
 	prefix := testPrefix()
-	nodes := startNodes(t, []string{nc.url(0), nc.url(1), nc.url(2)}, prefix, 3)
-	st := openStore(t, nc.url(0), prefix, 3)
+	nodes := startNodes(t, []string{nc.URL(0), nc.URL(1), nc.URL(2)}, prefix, 3)
+	st := openStore(t, nc.URL(0), prefix, 3)
 	t.Run("one doc", func(t *testing.T) {
 		concurrentEdits(t, nodes, st, editLoad{clients: 30, docs: 1, steps: 40, prefix: "r-one"})
 	})
@@ -336,18 +337,18 @@ func TestReplicatedCluster(t *testing.T) {
 		// Shut down the server that leads the op stream: the others
 		// elect a new leader while the editors type.
 		victim := 0
-		for i, s := range nc.srvs {
+		for i, s := range nc.Srvs {
 			if s.JetStreamIsStreamLeader("$G", strings.ToUpper(prefix)+"_OPS") {
 				victim = i
 			}
 		}
 		before := m.total()
-		nc.stop(victim)
+		nc.Stop(victim)
 		down := time.Now()
 		t.Logf("NATS server s%d (the op stream's leader) down after %d acked edits", victim+1, before)
 		waitFor(t, 60*time.Second, "editing to go on without it", func() bool { return m.total() >= before+45 })
 		t.Logf("45 more edits acked %v after it went down", time.Since(down).Round(time.Millisecond))
-		nc.restart(victim)
+		nc.Restart(victim)
 		back := m.total()
 		waitFor(t, 60*time.Second, "editing to go on with it back", func() bool { return m.total() >= back+45 })
 		m.finish(t, func() (string, []doc.OpRecord) { return replay(t, st, id) })
@@ -355,7 +356,7 @@ func TestReplicatedCluster(t *testing.T) {
 		// holds what the others hold.
 		waitFor(t, 60*time.Second, "the restarted server to catch up", func() bool {
 			var lasts []uint64
-			for _, s := range nc.srvs {
+			for _, s := range nc.Srvs {
 				jsz, err := s.Jsz(&natsJSZ)
 				if err != nil {
 					return false

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 
 	"github.com/tandemhq/tandem/client"
@@ -34,117 +33,6 @@ const (
 	nodeTimeout = time.Second
 	memberBound = nodeTimeout + heartbeat + 8*time.Second
 )
-
-// natsOpts are the options of an embedded NATS server on 127.0.0.1 with
-// JetStream in a temporary directory.
-func natsOpts(t testing.TB) *natsserver.Options {
-	return &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
-}
-
-func startNATS(t testing.TB, o *natsserver.Options) *natsserver.Server {
-	t.Helper()
-	srv, err := natsserver.NewServer(o)
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(20 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	return srv
-}
-
-// runNATS starts one NATS server with JetStream for the test.
-func runNATS(t testing.TB) *natsserver.Server {
-	t.Helper()
-	srv := startNATS(t, natsOpts(t))
-	t.Cleanup(srv.Shutdown)
-	return srv
-}
-
-// natsCluster is three NATS servers forming one JetStream cluster.
-type natsCluster struct {
-	t    testing.TB
-	opts []*natsserver.Options
-	srvs []*natsserver.Server
-	urls []string
-}
-
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	out := make([]int, n)
-	for i := range out {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-	}
-	return out
-}
-
-// runNATSCluster starts a three-server JetStream cluster and waits for its
-// meta leader.
-func runNATSCluster(t testing.TB) *natsCluster {
-	t.Helper()
-	ports := freePorts(t, 6)
-	var routes []string
-	for i := range 3 {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
-	}
-	c := &natsCluster{t: t}
-	for i := range 3 {
-		o := natsOpts(t)
-		o.ServerName = fmt.Sprintf("s%d", i+1)
-		o.Port = ports[i]
-		o.Cluster = natsserver.ClusterOpts{Name: "tandem-test", Host: "127.0.0.1", Port: ports[3+i]}
-		o.Routes = natsserver.RoutesFromStr(strings.Join(routes, ","))
-		c.opts = append(c.opts, o)
-		c.urls = append(c.urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
-	}
-	for _, o := range c.opts {
-		c.srvs = append(c.srvs, startNATS(t, o.Clone()))
-	}
-	t.Cleanup(func() {
-		for _, s := range c.srvs {
-			if s != nil {
-				s.Shutdown()
-			}
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		for _, s := range c.srvs {
-			if s.JetStreamIsLeader() {
-				return c
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no JetStream meta leader in 30 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// url returns every server's URL, server i's first.
-func (c *natsCluster) url(i int) string {
-	urls := []string{c.urls[i]}
-	for j, u := range c.urls {
-		if j != i {
-			urls = append(urls, u)
-		}
-	}
-	return strings.Join(urls, ",")
-}
-
-func (c *natsCluster) stop(i int) {
-	c.srvs[i].Shutdown()
-	c.srvs[i].WaitForShutdown()
-	c.srvs[i] = nil
-}
-
-func (c *natsCluster) restart(i int) { c.srvs[i] = startNATS(c.t, c.opts[i].Clone()) }
 
 // testPrefix is a fresh prefix of streams and subjects, so that tests that
 // share NATS servers never see each other's data.

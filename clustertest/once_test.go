@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/tandemhq/tandem/internal/natstest"
 )
 
 // wsClient speaks the protocol by hand, to drop a connection at a chosen
@@ -98,7 +100,7 @@ func splitLines(data []byte) [][]byte {
 // document. Every uid is in the log exactly once, and each client's answer
 // names the version its op has in the log.
 func TestExactlyOnceAcrossNodes(t *testing.T) {
-	ns := runNATS(t)
+	ns := natstest.Run(t)
 	prefix := testPrefix()
 	url := ns.ClientURL()
 	nodes := startNodes(t, []string{url, url, url}, prefix, 1)

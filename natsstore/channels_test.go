@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/natstest"
 	"github.com/tandemhq/tandem/internal/testwait"
 )
 
 func TestChannelOffsetsAcrossConnections(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t)
 	var pubs []*Store
 	for i := range 5 {
 		pubs = append(pubs, open(t, testConfig(t, srv.ClientURL(), fmt.Sprintf("p%d", i))))
@@ -113,7 +114,7 @@ func TestChannelOffsetsAcrossConnections(t *testing.T) {
 }
 
 func TestChannelHistoryRetractReceipts(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t)
 	cfg := testConfig(t, srv.ClientURL(), "n1")
 	cfg.Namespaces = map[string]doc.HistoryLimit{
 		"":     {MaxCount: 100},

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/natstest"
 	"github.com/tandemhq/tandem/internal/testwait"
 )
 
@@ -43,10 +44,10 @@ func TestClusterContention(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a three-server cluster: not in -short")
 	}
-	c := runCluster(t)
+	c := natstest.RunCluster(t)
 	var stores []*Store
 	for i := range 3 {
-		cfg := testConfig(t, c.url(i), fmt.Sprintf("n%d", i+1))
+		cfg := testConfig(t, c.URL(i), fmt.Sprintf("n%d", i+1))
 		cfg.Replicas = 3
 		stores = append(stores, open(t, cfg))
 	}
@@ -64,7 +65,7 @@ func TestClusterContention(t *testing.T) {
 	// new one while the writers go on.
 	opsStream := stores[0].n.opsStream
 	victim := -1
-	for i, srv := range c.srvs {
+	for i, srv := range c.Srvs {
 		if srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, opsStream) {
 			victim = i
 		}
@@ -72,11 +73,11 @@ func TestClusterContention(t *testing.T) {
 	if victim < 0 {
 		t.Fatal("no leader of the op stream")
 	}
-	c.stop(victim)
+	c.Stop(victim)
 	stoppedAt := progress.Load()
 	t.Logf("server s%d, the op stream's leader, shut down at %d ops", victim+1, stoppedAt)
 	testwait.For(t, 60*time.Second, "appends to go on without it", func() bool { return progress.Load() >= stoppedAt+each/2 })
-	c.restart(victim)
+	c.Restart(victim)
 	t.Logf("server s%d restarted at %d ops", victim+1, progress.Load())
 
 	var res contention
@@ -96,12 +97,12 @@ func TestClusterContention(t *testing.T) {
 	// where the others' do.
 	other := (victim + 1) % 3
 	testwait.For(t, 30*time.Second, "the restarted server to catch up", func() bool {
-		want, ok0 := streamState(c.srvs[other], opsStream)
-		got, ok1 := streamState(c.srvs[victim], opsStream)
+		want, ok0 := streamState(c.Srvs[other], opsStream)
+		got, ok1 := streamState(c.Srvs[victim], opsStream)
 		return ok0 && ok1 && got.LastSeq == want.LastSeq && got.Msgs == want.Msgs
 	})
 	// And a store connected to it alone reads the whole log.
-	only := open(t, testConfig(t, c.urls[victim], "late"))
+	only := open(t, testConfig(t, c.Srvs[victim].ClientURL(), "late"))
 	if info, err := only.GetDoc(id); err != nil || info.Version != res.total {
 		t.Fatalf("through the restarted server: v%d %v", info.Version, err)
 	}

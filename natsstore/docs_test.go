@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/natstest"
 	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/ot"
 )
@@ -58,7 +59,7 @@ func TestEncodeTokens(t *testing.T) {
 }
 
 func TestNoJetStream(t *testing.T) {
-	srv := runServer(t, false)
+	srv := natstest.Run(t, func(o *server.Options) { o.JetStream = false })
 	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
 	defer cancel()
 	_, err := Open(ctx, testConfig(t, srv.ClientURL(), "n1"))
@@ -71,7 +72,7 @@ func TestNoJetStream(t *testing.T) {
 }
 
 func TestReplicasNeedACluster(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t)
 	cfg := testConfig(t, srv.ClientURL(), "n1")
 	cfg.Replicas = 3
 	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
@@ -188,7 +189,7 @@ func TestAppendBadInput(t *testing.T) {
 }
 
 func TestOpsSnapshotsCompaction(t *testing.T) {
-	srv := runServer(t, true, func(o *server.Options) { o.MaxPayload = 64 << 10 })
+	srv := natstest.Run(t, func(o *server.Options) { o.MaxPayload = 64 << 10 })
 	s := open(t, testConfig(t, srv.ClientURL(), "n1")) // SnapshotEvery 10
 	const id = "doc.1"
 	if _, err := s.CreateDoc(bg, doc.Info{ID: id}); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandemhq/tandem/doc"
+	"github.com/tandemhq/tandem/internal/natstest"
 	"github.com/tandemhq/tandem/internal/testwait"
 )
 
@@ -154,7 +155,7 @@ func checkLog(t *testing.T, s *Store, id string, c contention) []doc.OpRecord {
 }
 
 func TestAppendContention(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t)
 	var stores []*Store
 	for i := range 4 {
 		stores = append(stores, open(t, testConfig(t, srv.ClientURL(), fmt.Sprintf("n%d", i+1))))
@@ -222,7 +223,7 @@ func TestAppendContention(t *testing.T) {
 }
 
 func TestAppendOpAsyncGroupCommit(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t)
 	a := open(t, testConfig(t, srv.ClientURL(), "a"))
 	b := open(t, testConfig(t, srv.ClientURL(), "b"))
 	const id = "async"
@@ -285,7 +286,7 @@ func TestAppendOpAsyncGroupCommit(t *testing.T) {
 // TestFollowerSeesDeletion: a follower of a document deleted by another
 // node stops with ErrNotFound.
 func TestFollowerSeesDeletion(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t)
 	a := open(t, testConfig(t, srv.ClientURL(), "a"))
 	b := open(t, testConfig(t, srv.ClientURL(), "b"))
 	if _, err := a.CreateDoc(bg, doc.Info{ID: "gone"}); err != nil {
@@ -320,7 +321,7 @@ func TestFollowerSeesDeletion(t *testing.T) {
 // would lose the compare-and-append and A would find the uid among the ops
 // it missed.
 func TestExactlyOnceAcrossNodes(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t)
 	a := open(t, testConfig(t, srv.ClientURL(), "A"))
 	b := open(t, testConfig(t, srv.ClientURL(), "B"))
 	const id = "once"

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/natstest"
 	"github.com/tandemhq/tandem/internal/testwait"
 )
 
@@ -44,7 +45,7 @@ func clients(ms []Member) []string {
 }
 
 func TestPresenceAcrossNodes(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t)
 	a := open(t, testConfig(t, srv.ClientURL(), "A"))
 	b := open(t, testConfig(t, srv.ClientURL(), "B"))
 	c := open(t, testConfig(t, srv.ClientURL(), "C"))
@@ -115,7 +116,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 }
 
 func TestEphemeral(t *testing.T) {
-	srv := runServer(t, true)
+	srv := natstest.Run(t)
 	a := open(t, testConfig(t, srv.ClientURL(), "A"))
 	b := open(t, testConfig(t, srv.ClientURL(), "B"))
 	var mu sync.Mutex
