@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/client"
+	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/internal/natstest"
 	"github.com/tandemhq/tandem/natsstore"
 	"github.com/tandemhq/tandem/ot"
@@ -148,6 +149,18 @@ func TestDocsAcrossNodes(t *testing.T) {
 	})
 	t.Run("twenty docs", func(t *testing.T) {
 		concurrentEdits(t, nodes, st, editLoad{clients: 30, docs: 20, steps: 50, prefix: "twenty"})
+	})
+	// Where each edit lands, under contention: 30 clients on the three
+	// nodes put markers at the start or the end of one text; every marker
+	// is whole and once in the log, and no op lands inside another.
+	t.Run("markers", func(t *testing.T) {
+		var urls []string
+		for i := range 30 {
+			urls = append(urls, nodes[i%3].ws)
+		}
+		m := startMarkers(t, urls, "markers")
+		waitFor(t, 60*time.Second, "600 edits acked", func() bool { return m.total() >= 600 })
+		m.finish(t, func() (string, []doc.OpRecord) { return replay(t, st, "markers") })
 	})
 	// Server-side edits of several ops each (a replaced text over the op
 	// size limit is split) through every node, while editors type.
