@@ -455,7 +455,8 @@ func (d *Document) submitLocked(op ot.Op) error {
 type LocalText interface {
 	// Len returns the text's length in code points.
 	Len() int
-	// Slice returns n code points from code point pos.
+	// Slice returns n code points from code point pos; it panics unless
+	// 0 <= pos, 0 <= n and pos+n <= Len().
 	Slice(pos, n int) string
 	// String returns the whole text.
 	String() string
@@ -465,8 +466,9 @@ type LocalText interface {
 // remote op is applied between f reading the text and the edit, as one can
 // be between Len (or Text) and Submit, which would then edit another
 // place than the one meant. f runs with the document locked: it must be
-// quick and must not call the document's methods. A nil op submits
-// nothing. See Submit for the rest.
+// quick and must not call the document's methods (a panic in it unlocks
+// the document and goes on up). A nil op submits nothing. See Submit for
+// the rest.
 func (d *Document) Edit(f func(text LocalText) ot.Op) error {
 	d.mu.Lock()
 	if d.ended {
@@ -474,7 +476,15 @@ func (d *Document) Edit(f func(text LocalText) ot.Op) error {
 		d.mu.Unlock()
 		return err
 	}
-	op := f(d.text)
+	op := func() ot.Op {
+		defer func() {
+			if r := recover(); r != nil {
+				d.mu.Unlock() // a panicking f leaves the document usable
+				panic(r)
+			}
+		}()
+		return f(d.text)
+	}()
 	if op == nil {
 		d.mu.Unlock()
 		return nil

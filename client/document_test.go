@@ -312,7 +312,15 @@ func TestDocEdit(t *testing.T) {
 	if !errors.Is(err, ot.ErrPastEnd) {
 		t.Fatalf("an op past the end: %v, want ErrPastEnd", err)
 	}
-	if d.Text() != before || d.Version() != v || !d.Synced() {
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("a panic in Edit's function did not go on up")
+			}
+		}()
+		_ = d.Edit(func(text client.LocalText) ot.Op { return ot.Splice(0, 0, text.Slice(text.Len(), 1)) })
+	}()
+	if d.Text() != before || d.Version() != v || !d.Synced() { // (Text would block on a held lock)
 		t.Fatal("a refused Edit changed the document")
 	}
 	if err := d.Close(ctxT(t)); err != nil {
