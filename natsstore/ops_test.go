@@ -425,3 +425,45 @@ func TestReadSurvivesConsumerFailures(t *testing.T) {
 		t.Fatalf("the consumer failed %d times; the test means it to fail repeatedly", faults.Load())
 	}
 }
+
+// TestReadSurvivesLaggingConsumer: an ordered consumer that says nothing
+// more is pending before the end (one placed on a replica that is still
+// catching up after a restart, which made TestClusterContention read "v60
+// compacted away" once) does not end a read: it goes on with requests the
+// stream's leader answers, and returns every op.
+func TestReadSurvivesLaggingConsumer(t *testing.T) {
+	s, _ := openOne(t)
+	const id, n = "lagging", 300
+	if _, err := s.CreateDoc(bg, doc.Info{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	for v := range n { // one message per op
+		rec := doc.OpRecord{Version: v, Op: insertAt(0, v, "x"), UID: fmt.Sprintf("u%d", v), ClientID: "c"}
+		if err := s.AppendOps(bg, id, []doc.OpRecord{rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lags atomic.Int64
+	s.consumerLag = func(seq uint64) bool {
+		if seq%40 == 0 {
+			lags.Add(1)
+			return true
+		}
+		return false
+	}
+	recs, err := s.OpsCtx(bg, id, 3, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != n-3 {
+		t.Fatalf("read %d ops, want %d", len(recs), n-3)
+	}
+	for i, rec := range recs {
+		if rec.Version != 3+i || rec.UID != fmt.Sprintf("u%d", 3+i) {
+			t.Fatalf("op %d: v%d %s", i, rec.Version, rec.UID)
+		}
+	}
+	if lags.Load() < 2 {
+		t.Fatalf("the consumer ended early %d times; the test means it to, repeatedly", lags.Load())
+	}
+}

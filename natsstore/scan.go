@@ -317,7 +317,9 @@ func (s *Store) scan(ctx context.Context, st jetstream.Stream, subj string, from
 		if ctx.Err() != nil || s.isClosed() {
 			return fmt.Errorf("read %s: %w", subj, err)
 		}
-		s.log.Debug().Err(err).Str("subject", subj).Uint64("seq", next).Msg("ordered consumer failed; reading on with single requests")
+		if !errors.Is(err, errConsumerDrained) {
+			s.log.Debug().Err(err).Str("subject", subj).Uint64("seq", next).Msg("ordered consumer failed; reading on with single requests")
+		}
 		seq, direct = next, scanFallback
 	}
 }
@@ -367,8 +369,19 @@ func (s *Store) scanConsumer(ctx context.Context, st jetstream.Stream, subj stri
 		}
 		more, err := fn(m)
 		next = m.Sequence + 1
-		if err != nil || !more || m.Sequence == until || meta.NumPending == 0 {
+		if err != nil || !more || m.Sequence == until {
 			return next, true, err
+		}
+		if meta.NumPending == 0 || (s.consumerLag != nil && s.consumerLag(m.Sequence)) {
+			// Nothing more pending for the consumer, which may be placed on
+			// a replica that is still catching up (a JetStream server just
+			// restarted): its end is not the stream's. The scan goes on
+			// with single requests, which the stream's leader answers, and
+			// ends when they find nothing.
+			return next, false, errConsumerDrained
 		}
 	}
 }
+
+// errConsumerDrained: scan's ordered consumer had nothing more pending.
+var errConsumerDrained = errors.New("natsstore: ordered consumer has nothing pending")

@@ -241,6 +241,10 @@ type Store struct {
 	// consumer before the message at sequence next when it returns an
 	// error.
 	consumerFault func(next uint64) error
+	// consumerLag, set by tests before use, makes scan's ordered consumer
+	// report nothing pending after the message at seq when it returns
+	// true, as one on a replica that lags behind does.
+	consumerLag func(seq uint64) bool
 }
 
 // Stats counts what a Store did since it opened, for metrics and tests.
