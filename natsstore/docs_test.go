@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/tandemhq/tandem/doc"
 	"github.com/tandemhq/tandem/internal/natstest"
@@ -68,6 +70,38 @@ func TestNoJetStream(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "-js") {
 		t.Errorf("the error should say how to enable JetStream: %v", err)
+	}
+}
+
+// TestJetStreamSlowToAnswer: a server whose JetStream does not answer the
+// first account info request in time (one just restarted, recovering) is
+// asked again; here the second answer says JetStream is off, which Open
+// reports as such rather than as the first request's timeout.
+func TestJetStreamSlowToAnswer(t *testing.T) {
+	srv := natstest.Run(t, func(o *server.Options) { o.JetStream = false })
+	nc := rawConn(t, srv.ClientURL())
+	var asked atomic.Int64
+	if _, err := nc.Subscribe("$JS.API.INFO", func(m *nats.Msg) {
+		if asked.Add(1) == 1 {
+			return // no answer: the request times out
+		}
+		_ = m.Respond([]byte(`{"type":"io.nats.jetstream.api.v1.account_info_response","error":{"code":503,"err_code":10039,"description":"jetstream not enabled"}}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, srv.ClientURL(), "n1")
+	cfg.RequestTimeout = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+	defer cancel()
+	_, err := Open(ctx, cfg)
+	if !errors.Is(err, ErrNoJetStream) {
+		t.Fatalf("Open: %v, want ErrNoJetStream from the second answer", err)
+	}
+	if n := asked.Load(); n != 2 {
+		t.Fatalf("asked %d times, want 2", n)
 	}
 }
 

@@ -359,20 +359,27 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 }
 
 // checkJetStream fails with ErrNoJetStream when the server has no
-// JetStream for this account.
+// JetStream for this account. A server that does not answer in time (one
+// just restarted may take a while to recover its JetStream state) is asked
+// again until ctx ends.
 func (s *Store) checkJetStream(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-	defer cancel()
-	_, err := s.js.AccountInfo(ctx)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount),
-		errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("%w on %s (%v): start nats-server with -js, or add a jetstream {} block to its configuration",
-			ErrNoJetStream, s.nc.ConnectedUrlRedacted(), err)
-	default:
-		return fmt.Errorf("JetStream account info from %s: %w", s.nc.ConnectedUrlRedacted(), err)
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		_, err := s.js.AccountInfo(actx)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount),
+			errors.Is(err, nats.ErrNoResponders):
+			return fmt.Errorf("%w on %s (%v): start nats-server with -js, or add a jetstream {} block to its configuration",
+				ErrNoJetStream, s.nc.ConnectedUrlRedacted(), err)
+		case ctx.Err() == nil && transient(err):
+			s.log.Warn().Err(err).Int("attempt", attempt+1).Msg("JetStream account info: no answer yet; asking again")
+			backoff(ctx, attempt)
+		default:
+			return fmt.Errorf("JetStream account info from %s: %w", s.nc.ConnectedUrlRedacted(), err)
+		}
 	}
 }
 

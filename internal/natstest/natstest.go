@@ -26,15 +26,26 @@ func Options(t testing.TB) *server.Options {
 // the caller shuts it down.
 func Start(t testing.TB, opts *server.Options) *server.Server {
 	t.Helper()
+	srv, err := start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// start starts a server with opts and waits, at most 20 s, until it takes
+// connections.
+func start(opts *server.Options) (*server.Server, error) {
 	srv, err := server.NewServer(opts)
 	if err != nil {
-		t.Fatalf("nats server: %v", err)
+		return nil, fmt.Errorf("nats server: %w", err)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(20 * time.Second) {
-		t.Fatal("nats server did not start in 20 s")
+		srv.Shutdown()
+		return nil, fmt.Errorf("nats server on port %d did not start in 20 s", opts.Port)
 	}
-	return srv
+	return srv, nil
 }
 
 // Run starts a server with Options changed by each tweak, shut down at the
@@ -76,9 +87,34 @@ type Cluster struct {
 }
 
 // RunCluster starts a three-server JetStream cluster, shut down at the end
-// of the test, and waits for its meta leader.
+// of the test, and waits for its meta leader. A server that does not start
+// (one of the ports FreePorts reserved was taken meanwhile) makes it start
+// the cluster again on other ports, at most three times.
 func RunCluster(t testing.TB) *Cluster {
 	t.Helper()
+	var err error
+	for range 3 {
+		var c *Cluster
+		if c, err = tryCluster(t); err == nil {
+			t.Cleanup(func() {
+				for _, s := range c.Srvs {
+					if s != nil {
+						s.Shutdown()
+					}
+				}
+			})
+			c.WaitMetaLeader()
+			return c
+		}
+		t.Logf("starting a NATS cluster again on other ports: %v", err)
+	}
+	t.Fatal(err)
+	return nil
+}
+
+// tryCluster starts the three servers of a cluster on free ports; on an
+// error it shuts down those it started.
+func tryCluster(t testing.TB) (*Cluster, error) {
 	ports := FreePorts(t, 6)
 	var routes []string
 	for i := range 3 {
@@ -95,17 +131,16 @@ func RunCluster(t testing.TB) *Cluster {
 		c.urls = append(c.urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 	}
 	for _, o := range c.opts {
-		c.Srvs = append(c.Srvs, Start(t, o.Clone()))
-	}
-	t.Cleanup(func() {
-		for _, s := range c.Srvs {
-			if s != nil {
+		srv, err := start(o.Clone())
+		if err != nil {
+			for _, s := range c.Srvs {
 				s.Shutdown()
 			}
+			return nil, err
 		}
-	})
-	c.WaitMetaLeader()
-	return c
+		c.Srvs = append(c.Srvs, srv)
+	}
+	return c, nil
 }
 
 // WaitMetaLeader waits, at most 30 s, until a running server is the
