@@ -538,11 +538,22 @@ func (s *Store) ensureBucket(ctx context.Context, bucket, desc string) (jetstrea
 	if err != nil {
 		return nil, err
 	}
-	kv, err := s.js.KeyValue(ctx, bucket)
-	if err != nil {
-		return nil, fmt.Errorf("bind bucket %s: %w", bucket, err)
+	// Bound each attempt as ensureStream does: on a cluster electing
+	// leaders a request may go unanswered, and one wait for the whole of
+	// ctx was seen to use up a node's start.
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, min(s.cfg.RequestTimeout, time.Duration(2+attempt)*time.Second))
+		kv, err := s.js.KeyValue(actx, bucket)
+		cancel()
+		if err == nil {
+			return kv, nil
+		}
+		if ctx.Err() != nil || !transient(err) {
+			return nil, fmt.Errorf("bind bucket %s: %w", bucket, err)
+		}
+		s.log.Debug().Err(err).Str("bucket", bucket).Int("attempt", attempt+1).Msg("bucket bind retried")
+		backoff(ctx, attempt)
 	}
-	return kv, nil
 }
 
 // Close stops presence (announcing this node's departure), waits for the
