@@ -392,15 +392,7 @@ func TestRetryOfAStoredBatch(t *testing.T) {
 func TestReadSurvivesConsumerFailures(t *testing.T) {
 	s, _ := openOne(t)
 	const id, n = "faulty", 300
-	if _, err := s.CreateDoc(bg, doc.Info{ID: id}); err != nil {
-		t.Fatal(err)
-	}
-	for v := range n { // one message per op
-		rec := doc.OpRecord{Version: v, Op: insertAt(0, v, "x"), UID: fmt.Sprintf("u%d", v), ClientID: "c"}
-		if err := s.AppendOps(bg, id, []doc.OpRecord{rec}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendOneByOne(t, s, id, n)
 	var faults atomic.Int64
 	s.consumerFault = func(next uint64) error {
 		if next%7 == 0 {
@@ -409,18 +401,7 @@ func TestReadSurvivesConsumerFailures(t *testing.T) {
 		}
 		return nil
 	}
-	recs, err := s.OpsCtx(bg, id, 3, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(recs) != n-3 {
-		t.Fatalf("read %d ops, want %d", len(recs), n-3)
-	}
-	for i, rec := range recs {
-		if rec.Version != 3+i || rec.UID != fmt.Sprintf("u%d", 3+i) {
-			t.Fatalf("op %d: v%d %s", i, rec.Version, rec.UID)
-		}
-	}
+	checkReadFrom3(t, s, id, n)
 	if faults.Load() < 2 {
 		t.Fatalf("the consumer failed %d times; the test means it to fail repeatedly", faults.Load())
 	}
@@ -434,15 +415,7 @@ func TestReadSurvivesConsumerFailures(t *testing.T) {
 func TestReadSurvivesLaggingConsumer(t *testing.T) {
 	s, _ := openOne(t)
 	const id, n = "lagging", 300
-	if _, err := s.CreateDoc(bg, doc.Info{ID: id}); err != nil {
-		t.Fatal(err)
-	}
-	for v := range n { // one message per op
-		rec := doc.OpRecord{Version: v, Op: insertAt(0, v, "x"), UID: fmt.Sprintf("u%d", v), ClientID: "c"}
-		if err := s.AppendOps(bg, id, []doc.OpRecord{rec}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendOneByOne(t, s, id, n)
 	var lags atomic.Int64
 	s.consumerLag = func(seq uint64) bool {
 		if seq%40 == 0 {
@@ -451,6 +424,30 @@ func TestReadSurvivesLaggingConsumer(t *testing.T) {
 		}
 		return false
 	}
+	checkReadFrom3(t, s, id, n)
+	if lags.Load() < 2 {
+		t.Fatalf("the consumer ended early %d times; the test means it to, repeatedly", lags.Load())
+	}
+}
+
+// appendOneByOne creates document id with n ops, one message each.
+func appendOneByOne(t *testing.T, s *Store, id string, n int) {
+	t.Helper()
+	if _, err := s.CreateDoc(bg, doc.Info{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	for v := range n {
+		rec := doc.OpRecord{Version: v, Op: insertAt(0, v, "x"), UID: fmt.Sprintf("u%d", v), ClientID: "c"}
+		if err := s.AppendOps(bg, id, []doc.OpRecord{rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkReadFrom3 reads the ops of document id (made by appendOneByOne with
+// n ops) from v3 to the end and checks each.
+func checkReadFrom3(t *testing.T, s *Store, id string, n int) {
+	t.Helper()
 	recs, err := s.OpsCtx(bg, id, 3, n)
 	if err != nil {
 		t.Fatal(err)
@@ -462,8 +459,5 @@ func TestReadSurvivesLaggingConsumer(t *testing.T) {
 		if rec.Version != 3+i || rec.UID != fmt.Sprintf("u%d", 3+i) {
 			t.Fatalf("op %d: v%d %s", i, rec.Version, rec.UID)
 		}
-	}
-	if lags.Load() < 2 {
-		t.Fatalf("the consumer ended early %d times; the test means it to, repeatedly", lags.Load())
 	}
 }

@@ -473,28 +473,42 @@ func nonZero(d, def time.Duration) time.Duration {
 // at most RequestTimeout) and retried until ctx ends, the stream then
 // being there as wanted.
 func (s *Store) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, min(s.cfg.RequestTimeout, time.Duration(2+attempt)*time.Second))
-		st, err := s.js.Stream(actx, cfg.Name)
+	var st jetstream.Stream
+	err := s.setupStep(ctx, "stream "+cfg.Name, func(ctx context.Context) error {
+		var err error
+		st, err = s.js.Stream(ctx, cfg.Name)
 		switch {
 		case err == nil && sameStream(st.CachedInfo().Config, cfg):
 		case err == nil || errors.Is(err, jetstream.ErrStreamNotFound):
-			st, err = s.js.CreateOrUpdateStream(actx, cfg)
+			st, err = s.js.CreateOrUpdateStream(ctx, cfg)
 		}
-		cancel()
-		if err == nil {
-			return st, nil
-		}
-		if ctx.Err() == nil && transient(err) && apiCode(err) != errCodeReplicasNotSupported {
-			s.log.Debug().Err(err).Str("stream", cfg.Name).Int("attempt", attempt+1).Msg("stream setup retried")
-			backoff(ctx, attempt)
-			continue
-		}
+		return err
+	})
+	if err != nil {
 		hint := ""
 		if cfg.Replicas > 1 {
 			hint = fmt.Sprintf(" (replicas %d needs a JetStream cluster of at least %d servers)", cfg.Replicas, cfg.Replicas)
 		}
 		return nil, fmt.Errorf("create or update stream %s%s: %w", cfg.Name, hint, err)
+	}
+	return st, nil
+}
+
+// setupStep runs fn, a request of the setup at start, until it succeeds,
+// fails for good, or ctx ends. Each attempt is bounded (a few seconds, at
+// most RequestTimeout): on a cluster whose nodes start together, or that
+// elects leaders, a request may go unanswered, and one wait for the whole
+// of ctx was seen to use up a node's start.
+func (s *Store) setupStep(ctx context.Context, what string, fn func(context.Context) error) error {
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, min(s.cfg.RequestTimeout, time.Duration(2+attempt)*time.Second))
+		err := fn(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) || apiCode(err) == errCodeReplicasNotSupported {
+			return err
+		}
+		s.log.Debug().Err(err).Str("what", what).Int("attempt", attempt+1).Msg("setup retried")
+		backoff(ctx, attempt)
 	}
 }
 
@@ -538,22 +552,16 @@ func (s *Store) ensureBucket(ctx context.Context, bucket, desc string) (jetstrea
 	if err != nil {
 		return nil, err
 	}
-	// Bound each attempt as ensureStream does: on a cluster electing
-	// leaders a request may go unanswered, and one wait for the whole of
-	// ctx was seen to use up a node's start.
-	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, min(s.cfg.RequestTimeout, time.Duration(2+attempt)*time.Second))
-		kv, err := s.js.KeyValue(actx, bucket)
-		cancel()
-		if err == nil {
-			return kv, nil
-		}
-		if ctx.Err() != nil || !transient(err) {
-			return nil, fmt.Errorf("bind bucket %s: %w", bucket, err)
-		}
-		s.log.Debug().Err(err).Str("bucket", bucket).Int("attempt", attempt+1).Msg("bucket bind retried")
-		backoff(ctx, attempt)
+	var kv jetstream.KeyValue
+	err = s.setupStep(ctx, "bucket "+bucket, func(ctx context.Context) error {
+		var err error
+		kv, err = s.js.KeyValue(ctx, bucket)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bind bucket %s: %w", bucket, err)
 	}
+	return kv, nil
 }
 
 // Close stops presence (announcing this node's departure), waits for the
