@@ -62,7 +62,13 @@ before(async () => {
   });
   await new Promise((resolve) => server.listen(PORT, "127.0.0.1", resolve));
 });
-after(() => server?.close());
+// Every test is over: drop the server's connections too, so that a
+// keep-alive connection of the Tandem server's hook client cannot keep this
+// process (and the file's test) running.
+after(() => {
+  server?.close();
+  server?.closeAllConnections();
+});
 
 function client(token) {
   return connect({ url: URL_, storage: null, token, backoff: { min: 20, max: 200 } });
