@@ -83,9 +83,10 @@ type FileConfig struct {
 	Limits     LimitsConfig               `json:"limits,omitzero"`
 	// SnapshotEvery is how many ops pass between automatic snapshots.
 	SnapshotEvery int `json:"snapshot_every,omitempty"`
-	// CommitGather bounds how long a busy server's commit waits to gather
-	// more writes (fewer fsyncs per write); 0 means 5 ms, a negative value
-	// never waits. A quiet server never waits.
+	// CommitGather bounds how long a busy server's commit waits for the
+	// ops its editors are expected to send next (fewer fsyncs per write);
+	// 0 means 5 ms, a negative value never waits. A quiet server never
+	// waits (docs/operations.md, "Commit gathering").
 	CommitGather Duration `json:"commit_gather,omitempty"`
 	// APIKeys are HTTP API keys, each with its grants (none listed: every
 	// grant).

@@ -76,6 +76,7 @@ func (s *docSession) submitOp(r *docRequest) {
 	if m == nil {
 		return
 	}
+	defer s.expectArrived(m.client.Sub.ClientID()) // after the append: doc_expect.go
 	if err := s.failed(); err != nil {
 		r.fail(fmt.Errorf("%s: %w", s.id, ErrStorage))
 		return
@@ -241,12 +242,17 @@ func (s *docSession) drainDurable() {
 	s.durable = nil
 	s.durableMu.Unlock()
 	slices.Sort(versions)
+	if len(versions) > 0 {
+		s.expectAgain()
+		defer s.expectLend()
+	}
 	for _, v := range versions {
 		if v != s.acked {
 			// Commits complete in submission order; a gap means a failure
 			// that the failure branch below handles.
 			break
 		}
+		s.expectFrom(s.inflight[v].author)
 		s.publish(v)
 	}
 	if failure != nil && len(s.inflight) > 0 {

@@ -77,6 +77,16 @@ type docSession struct {
 	cursorDue *time.Timer // flushes coalesced cursors
 	commentN  int
 
+	// expecting holds the members acked in the latest round of commits
+	// who have not sent an op since: editors about to send their next op,
+	// lent to the op log as appends to come (WriteExpecter, doc_expect.go).
+	// expectDue takes them back when they do not come soon. expecter is
+	// nil when the op log takes no such hint.
+	expecting map[string]struct{}
+	lent      int // the count lent to expecter now
+	expectDue *time.Timer
+	expecter  WriteExpecter
+
 	// cl is the cluster-mode state (doc_cluster.go); nil on a single node.
 	cl *clusterDoc
 }
@@ -92,7 +102,7 @@ type docMember struct {
 }
 
 func newDocSession(d *Docs, id string) *docSession {
-	return &docSession{
+	s := &docSession{
 		docs:     d,
 		id:       id,
 		log:      d.log.With().Str("doc", id).Logger(),
@@ -107,6 +117,10 @@ func newDocSession(d *Docs, id string) *docSession {
 		limiters: make(map[string]*rate.Limiter),
 		cl:       newClusterDoc(&d.cfg),
 	}
+	if e, ok := d.cfg.OpLog.(WriteExpecter); ok && s.cl == nil {
+		s.expecter, s.expecting = e, make(map[string]struct{})
+	}
+	return s
 }
 
 // run is the document's goroutine.
@@ -116,8 +130,11 @@ func (s *docSession) run() {
 	s.idle = time.NewTimer(cfg.IdleTimeout)
 	s.cursorDue = time.NewTimer(time.Hour)
 	s.cursorDue.Stop()
+	s.expectDue = time.NewTimer(time.Hour)
+	s.expectDue.Stop()
 	defer s.idle.Stop()
 	defer s.cursorDue.Stop()
+	defer s.expectNone()
 	for {
 		select {
 		case r := <-s.reqs:
@@ -138,6 +155,8 @@ func (s *docSession) run() {
 			s.expireParked()
 		case <-s.cursorDue.C:
 			s.flushCursors()
+		case <-s.expectDue.C:
+			s.expectNone()
 		case <-s.idle.C:
 			if len(s.members) == 0 && s.unload() {
 				return

@@ -47,6 +47,18 @@ type OpLog interface {
 	Ops(docID string, from, to int) ([]doc.OpRecord, error)
 }
 
+// WriteExpecter is an op log that can use a hint of the appends to come
+// (storage.DB implements it): a busy log waits a little for them, and
+// commits them with the appends already queued, rather than commit
+// without them and again for them. A document's session lends it the
+// editors it has just acked (they send their next op as soon as they
+// have one) and takes each back when that editor's next op comes, or
+// when the editor has not come back soon (expectFor).
+type WriteExpecter interface {
+	// ExpectWrites adds n, which may be negative, to the appends expected.
+	ExpectWrites(n int)
+}
+
 // Snapshots loads a document to open it and saves its content on close.
 type Snapshots interface {
 	// Head returns the latest snapshot and the ops after it.

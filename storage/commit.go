@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -95,8 +96,12 @@ type committer struct {
 	queue  []request // guarded by mu
 	closed bool      // guarded by mu; set once by stop
 
-	wake   chan struct{} // cap 1: a queued request or stop
+	wake   chan struct{} // cap 1: a queued request, stop, or no write expected
 	exited chan struct{} // closed when run returns
+
+	// expected is the number of write requests the callers expect to
+	// submit soon (DB.ExpectWrites), for gather.
+	expected atomic.Int64
 
 	// journal is owned by the committer goroutine (run and the write
 	// transactions it runs); set by Open before run starts.
@@ -199,8 +204,8 @@ func (c *committer) run() {
 				}
 				break
 			}
-			if wait := min(took, c.db.cfg.CommitGather); last >= gatherFrom && len(batch) < last && wait > 0 && !closed {
-				batch = c.gather(batch, 2*last, wait)
+			if wait := min(gatherTook*took, c.db.cfg.CommitGather); last >= gatherFrom && wait > 0 && !closed && c.expected.Load() > 0 {
+				batch = c.gather(batch, wait)
 			}
 			last = len(batch)
 			took = c.commit(batch, c.journal.entries >= c.db.cfg.journalMax && !c.drainFailed)
@@ -213,25 +218,29 @@ func (c *committer) run() {
 // server as busy, and gathers (see gather).
 const gatherFrom = 8
 
-// gather makes a busy server's commits larger. When the last commit
-// carried last >= gatherFrom requests and fewer are queued now, run calls
-// it to wait, at most as long as the last commit took (and at most
-// Config.CommitGather), until twice as many are queued. A quiet server
-// (commits of a few requests) never waits, so an editor alone sees no
-// delay; a busy one makes fewer, larger commits, which saves fsyncs and
-// puts more ops in each member's write (a commit's ops are acked and
-// broadcast together). On the 100-editor bench commits grew from about 8
-// ops to about 13, server CPU per op fell by about 15% and ack p99 fell
-// too, because on a saturated machine the CPU saved is queueing saved.
-// Stopping the committer ends the wait. It returns batch with what it
-// took.
-func (c *committer) gather(batch []request, want int, wait time.Duration) []request {
+// gatherTook bounds a gather's wait by the duration of the commit before
+// it: at most gatherTook times as long (and at most Config.CommitGather).
+const gatherTook = 3
+
+// gather makes a busy server's commits larger without making anyone wait
+// for nothing. The callers lend the committer their expectation of writes
+// to come (DB.ExpectWrites: the document sessions count the editors they
+// have just acked, who send their next op at once when they have one).
+// When the last commit carried last >= gatherFrom requests and writes are
+// expected, run calls gather to wait until none is expected any more, at
+// most wait: an editor's next op then joins this commit instead of waiting
+// for the next one. A quiet server never waits, nor one whose writers have
+// all sent what they were expected to. Fewer, larger commits save fsyncs
+// and put more ops in each member's write (a commit's ops are acked and
+// broadcast together). Stopping the committer ends the wait. It returns
+// batch with what it took.
+func (c *committer) gather(batch []request, wait time.Duration) []request {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		var closed bool
 		batch, closed = c.takeQueued(batch)
-		if len(batch) >= want || closed {
+		if closed || c.expected.Load() <= 0 {
 			return batch
 		}
 		select {
@@ -239,6 +248,17 @@ func (c *committer) gather(batch []request, want int, wait time.Duration) []requ
 		case <-t.C:
 			batch, _ = c.takeQueued(batch)
 			return batch
+		}
+	}
+}
+
+// expect adds n, which may be negative, to the writes expected, and wakes
+// a gathering committer when none is expected any more.
+func (c *committer) expect(n int) {
+	if c.expected.Add(int64(n)) <= 0 && n < 0 {
+		select {
+		case c.wake <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -386,6 +406,19 @@ func callWrite(fn writeFunc, w *writeTx) (err error) {
 	}()
 	return fn(w)
 }
+
+// ExpectWrites adds n, which may be negative, to the number of write
+// requests the caller expects to submit soon: a hint, never a promise.
+// While some are expected, a busy server's commit waits a little for them
+// (Config.CommitGather) instead of leaving them for the next commit; a
+// caller takes back what it lent (a negative n) once it has submitted
+// the write (so that the commit that stops waiting takes it), or as soon
+// as it stops expecting it. A count left lent only
+// costs a busy server those short waits.
+func (db *DB) ExpectWrites(n int) { db.commits.expect(n) }
+
+// ExpectedWrites reports the number of writes expected (ExpectWrites).
+func (db *DB) ExpectedWrites() int { return int(db.commits.expected.Load()) }
 
 // Stats returns a copy of the committer's counters.
 func (db *DB) Stats() Stats {

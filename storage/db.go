@@ -109,10 +109,11 @@ type Config struct {
 	// Now returns the current time, for message trimming and default
 	// timestamps. By default, time.Now.
 	Now func() time.Time
-	// CommitGather bounds how long a commit of a busy server waits to
-	// gather more requests (committer.gather): never longer than the
-	// commit before it took, and never on a quiet server. By default
-	// DefaultCommitGather (5 ms); a negative value turns gathering off.
+	// CommitGather bounds how long a commit of a busy server waits for
+	// the writes its callers expect (ExpectWrites; committer.gather):
+	// never longer than three times the commit before it took, and never
+	// on a quiet server. By default DefaultCommitGather (5 ms); a negative
+	// value turns gathering off.
 	CommitGather time.Duration
 	// Limits are the document limits Import checks (doc.Limits; zero
 	// fields take doc's defaults). The server passes the limits its
