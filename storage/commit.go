@@ -100,8 +100,11 @@ type committer struct {
 	exited chan struct{} // closed when run returns
 
 	// expected is the number of write requests the callers expect to
-	// submit soon (DB.ExpectWrites), for gather.
-	expected atomic.Int64
+	// submit soon (DB.ExpectWrites), for gather; gathering is set while
+	// gather waits, so that only then does the last one taken back wake
+	// the committer.
+	expected  atomic.Int64
+	gathering atomic.Bool
 
 	// journal is owned by the committer goroutine (run and the write
 	// transactions it runs); set by Open before run starts.
@@ -237,6 +240,8 @@ const gatherTook = 3
 func (c *committer) gather(batch []request, wait time.Duration) []request {
 	t := time.NewTimer(wait)
 	defer t.Stop()
+	c.gathering.Store(true)
+	defer c.gathering.Store(false)
 	for {
 		var closed bool
 		batch, closed = c.takeQueued(batch)
@@ -255,7 +260,7 @@ func (c *committer) gather(batch []request, wait time.Duration) []request {
 // expect adds n, which may be negative, to the writes expected, and wakes
 // a gathering committer when none is expected any more.
 func (c *committer) expect(n int) {
-	if c.expected.Add(int64(n)) <= 0 && n < 0 {
+	if c.expected.Add(int64(n)) <= 0 && n < 0 && c.gathering.Load() {
 		select {
 		case c.wake <- struct{}{}:
 		default:
