@@ -35,14 +35,11 @@ type conn struct {
 	ws  *websocket.Conn
 	cc  *captureConn    // ws's network connection (capture.go)
 	raw syscall.RawConn // cc's socket for non-blocking writes; nil: none (writer.go)
-	// br is gorilla's read buffer (hijackCapture), looked into by
-	// awaitInput; nil: unknown. awaitFn is awaitInput's callback, made once
-	// (read goroutine).
-	br      *bufio.Reader
-	awaitFn func(uintptr) bool
-	peek    [1]byte // awaitFn's buffer
-	id      string
-	addr    string // the client's address as the connection caps count it (capKey)
+	// br is gorilla's read buffer (hijackCapture), filled by awaitInput;
+	// nil: unknown.
+	br   *bufio.Reader
+	id   string
+	addr string // the client's address as the connection caps count it (capKey)
 
 	idMu      sync.Mutex // guards ident, user and connected
 	ident     auth.Identity
@@ -569,18 +566,15 @@ func (c *conn) readLoop() {
 // little of its stack, which lets the runtime shrink it (the runtime
 // halves a parked goroutine's stack only while less than a quarter of it
 // is in use, and gorilla's read path alone kept every idle connection at
-// 8 KB instead of 4). The wait asks the socket itself (a peek), never
-// only the poller, which reports new data but not data left over from a
-// read that took only part of it. A deadline or a closed socket ends the
-// wait too; the read that follows reports it.
+// 8 KB instead of 4). It waits by filling gorilla's own read buffer, so a
+// busy connection pays no extra system call: what it reads is what
+// gorilla reads next. A deadline or a closed socket ends the wait too;
+// the read that follows reports it.
 func (c *conn) awaitInput() {
-	if !canAwaitInput || c.raw == nil || c.br == nil || c.br.Buffered() > 0 {
+	if c.br == nil || c.br.Buffered() > 0 {
 		return
 	}
-	if c.awaitFn == nil {
-		c.awaitFn = func(fd uintptr) bool { return socketReadable(fd, c.peek[:]) }
-	}
-	_ = c.raw.Read(c.awaitFn)
+	_, _ = c.br.Peek(1)
 }
 
 // answerPing answers a client's ping with a pong, as gorilla's default
