@@ -13,10 +13,10 @@ const expectFor = 50 * time.Millisecond
 // expectForTest, when set, replaces expectFor (tests).
 var expectForTest atomic.Int64
 
-// A round of commits replaces who is expected: the authors acked in it,
-// who were not expected before or came back meanwhile. So stragglers of
-// the round before are not waited for again, and a count stays lent for
-// at most expectFor after the document's last commit.
+// A round (a drainDurable that publishes ops) replaces who is expected
+// with the authors it acked: whoever was expected from the round before
+// and has not sent since is dropped, not waited for again. So a count
+// stays lent for at most expectFor after the document's last round.
 //
 // expectAgain starts a round: it forgets who is expected without telling
 // the op log (expectLend settles the difference).
