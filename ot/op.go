@@ -229,7 +229,8 @@ func appendSplice(dst Op, pos, del int, ins string) Op {
 // insert that follows a delete is moved in front of it. The zero Builder is
 // ready to use.
 type Builder struct {
-	ops Op
+	ops     Op
+	discard bool // drop everything (the side of a transform nobody wants)
 }
 
 // Retain appends a retain of n code points; n <= 0 is ignored.
@@ -265,6 +266,9 @@ func (b *Builder) insertN(s string, n int) {
 
 // add appends a valid component, keeping the op canonical.
 func (b *Builder) add(c Component) {
+	if b.discard {
+		return
+	}
 	last := len(b.ops) - 1
 	if last < 0 {
 		b.ops = append(b.ops, c)

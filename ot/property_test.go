@@ -35,6 +35,12 @@ func checkLaws(t *testing.T, seed uint64, text string) {
 		}
 		mustCanonical(t, "Transform a'", x2)
 		mustCanonical(t, "Transform b'", y2)
+		// TransformRight builds b' alone, in memory it is handed.
+		scratch := ot.Op{ot.Insert("junk"), ot.Retain(3), ot.Delete(2)}
+		y3, err := ot.TransformRight(x, y, scratch)
+		if err != nil || !y3.Equal(y2) {
+			t.Fatalf("TransformRight(%v, %v) = %v, %v; Transform's b' is %v", x, y, y3, err, y2)
+		}
 		got1 := apply(t, apply(t, text, x), y2)
 		got2 := apply(t, apply(t, text, y), x2)
 		if got1 != got2 {
@@ -121,6 +127,20 @@ func TestTransformOverHistory(t *testing.T) {
 			if _, server, err = ot.Transform(h, server); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// The same with TransformRight, two buffers in turn, as the
+		// server does it.
+		var bufs [2]ot.Op
+		right := mine
+		for i, h := range history {
+			var err error
+			if right, err = ot.TransformRight(h, right, bufs[i%2]); err != nil {
+				t.Fatal(err)
+			}
+			bufs[i%2] = right
+		}
+		if !right.Equal(server) {
+			t.Fatalf("base %q, history %v, op %v: TransformRight in turn gives %v, Transform %v", base, history, mine, right, server)
 		}
 		// Client side: each history op over mine in turn.
 		client, pending := apply(t, base, mine), mine

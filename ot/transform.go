@@ -79,9 +79,32 @@ func Transform(a, b Op) (a2, b2 Op, err error) {
 	if err := checkNonZero("b", b); err != nil {
 		return nil, nil, fmt.Errorf("transform: %w", err)
 	}
-	var ab, bb Builder
-	ab.ops = make(Op, 0, len(a)+2)
-	bb.ops = make(Op, 0, len(b)+2)
+	ab := Builder{ops: make(Op, 0, len(a)+2)}
+	bb := Builder{ops: make(Op, 0, len(b)+2)}
+	transform(a, b, &ab, &bb)
+	return ab.Op(), bb.Op(), nil
+}
+
+// TransformRight returns b2 of Transform(a, b) alone, built in buf's
+// memory (from buf[:0]; a nil buf allocates): the server's case, which
+// transforms an incoming op over each op of the history and never needs
+// the history's side. buf must not share memory with a or b; the result
+// does, with buf, until buf is used again.
+func TransformRight(a, b, buf Op) (Op, error) {
+	if err := checkNonZero("a", a); err != nil {
+		return nil, fmt.Errorf("transform: %w", err)
+	}
+	if err := checkNonZero("b", b); err != nil {
+		return nil, fmt.Errorf("transform: %w", err)
+	}
+	ab := Builder{discard: true}
+	bb := Builder{ops: buf[:0]}
+	transform(a, b, &ab, &bb)
+	return bb.Op(), nil
+}
+
+// transform is Transform's walk: it builds a2 into ab and b2 into bb.
+func transform(a, b Op, ab, bb *Builder) {
 	ia, ib := newIter(a), newIter(b)
 	for {
 		ca, cb := ia.c, ib.c
@@ -95,7 +118,7 @@ func Transform(a, b Op) (a2, b2 Op, err error) {
 			bb.insertN(cb.s, cb.n)
 			ib.next()
 		case ca.n == 0 && cb.n == 0:
-			return ab.Op(), bb.Op(), nil
+			return
 		case ca.n == 0: // a is done: it retains the rest
 			if cb.n > 0 {
 				ab.Retain(cb.n)

@@ -132,6 +132,12 @@ func TestZeroComponentsRejected(t *testing.T) {
 	if _, _, err := ot.Transform(good, bad); !errors.Is(err, ot.ErrZeroLength) {
 		t.Errorf("Transform(good, bad) error = %v", err)
 	}
+	if _, err := ot.TransformRight(bad, good, nil); !errors.Is(err, ot.ErrZeroLength) {
+		t.Errorf("TransformRight(bad, good) error = %v", err)
+	}
+	if _, err := ot.TransformRight(good, bad, nil); !errors.Is(err, ot.ErrZeroLength) {
+		t.Errorf("TransformRight(good, bad) error = %v", err)
+	}
 	if _, err := ot.Compose(bad, good); !errors.Is(err, ot.ErrZeroLength) {
 		t.Errorf("Compose(bad, good) error = %v", err)
 	}

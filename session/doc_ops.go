@@ -148,12 +148,15 @@ func (s *docSession) transformOver(base int, op ot.Op) (ot.Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, h := range history {
-		if _, op, err = ot.Transform(h.Op, op); err != nil {
+	// Each step builds into the buffer the step before did not use; only
+	// the result is copied out.
+	for i, h := range history {
+		if op, err = ot.TransformRight(h.Op, op, s.transformBufs[i%2]); err != nil {
 			return nil, err
 		}
+		s.transformBufs[i%2] = op
 	}
-	return op, nil
+	return slices.Clone(op), nil
 }
 
 // apply applies rec.Op, made against the head, and submits it to the op

@@ -76,6 +76,8 @@ type docSession struct {
 	idle      *time.Timer
 	cursorDue *time.Timer // flushes coalesced cursors
 	commentN  int
+	// transformBufs is transformOver's memory, used in turn.
+	transformBufs [2]ot.Op
 
 	// expecting holds the members acked in the latest round of commits
 	// who have not sent an op since: editors about to send their next op,
