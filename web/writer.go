@@ -44,6 +44,12 @@ import (
 // worker for long.
 const maxBatchFrames = 500
 
+// keepQueueFrames bounds the send queue a connection keeps for reuse once
+// written (a slot is a slice header, 24 bytes): a busy connection's queue
+// is not allocated again for every batch, and an idle one keeps at most
+// 1.5 KB.
+const keepQueueFrames = 64
+
 // newline separates the frames of a message.
 var newline = []byte{'\n'}
 
@@ -262,6 +268,7 @@ func (c *conn) writeReady(w *worker) {
 	c.cc.capture(w.buf)
 	size, err := c.writeFrames(ctl, frames)
 	out := c.cc.release()
+	clear(frames) // encoded into out: the slots can hold the next frames
 	if cap(out) <= keepBuf {
 		w.buf = out[:0]
 	}
@@ -284,6 +291,9 @@ func (c *conn) writeReady(w *worker) {
 		return
 	}
 	c.qmu.Lock()
+	if c.queue == nil && cap(frames) <= keepQueueFrames && !c.closing {
+		c.queue = frames[:0] // no allocation for the next frames queued
+	}
 	if len(c.queue) > 0 || c.pingDue || c.pongDue || c.closing || c.dead {
 		c.srv.writers.push(c) // its turn again, behind the others
 		c.qmu.Unlock()
