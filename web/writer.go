@@ -175,9 +175,10 @@ func (p *writerPool) work() {
 // write under way.
 type worker struct {
 	buf []byte
+	raw *rawWrite
 }
 
-func newWorker() *worker { return &worker{buf: make([]byte, 0, 16<<10)} }
+func newWorker() *worker { return &worker{buf: make([]byte, 0, 16<<10), raw: newRawWrite()} }
 
 // keepBuf bounds the buffer a worker keeps between writes.
 const keepBuf = 1 << 20
@@ -277,7 +278,7 @@ func (c *conn) writeReady(w *worker) {
 		c.abort()
 		return
 	}
-	written, err := tryWrite(c.raw, out)
+	written, err := w.raw.write(c.raw, out)
 	if err != nil {
 		c.logger().Debug().Err(err).Msg("write failed")
 		c.abort()
