@@ -61,6 +61,7 @@ type conn struct {
 
 	qmu       sync.Mutex // guards the fields below, up to writing, and large and largeBytes
 	queue     [][]byte   // a nil entry stands for the next of large
+	spare     [][]byte   // empty; memory for queue when it is nil (writeReady)
 	qbytes    int
 	closing   bool             // no more frames are queued
 	closeWith proto.Disconnect // why it closes, once closing
@@ -216,6 +217,9 @@ func (c *conn) Send(frame []byte) bool {
 		c.logger().Warn().Msg("slow reader: closing")
 		return false
 	}
+	if c.queue == nil {
+		c.queue, c.spare = c.spare, nil
+	}
 	c.queue = append(c.queue, frame)
 	c.qbytes += len(frame)
 	c.kickLocked()
@@ -234,7 +238,7 @@ func (c *conn) slowLocked() {
 
 // dropQueueLocked drops every queued frame. Must be called with c.qmu held.
 func (c *conn) dropQueueLocked() {
-	c.queue, c.qbytes = nil, 0
+	c.queue, c.spare, c.qbytes = nil, nil, 0
 	c.large, c.largeBytes = nil, 0
 }
 

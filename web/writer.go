@@ -45,10 +45,10 @@ import (
 const maxBatchFrames = 500
 
 // keepQueueFrames bounds the send queue a connection keeps for reuse once
-// written (a slot is a slice header, 24 bytes): a busy connection's queue
-// is not allocated again for every batch, and an idle one keeps at most
-// 1.5 KB.
-const keepQueueFrames = 64
+// written (conn.spare; a slot is a slice header, 24 bytes): a busy
+// connection's queue is not allocated again for every batch, and an idle
+// one keeps at most 768 bytes.
+const keepQueueFrames = 32
 
 // newline separates the frames of a message.
 var newline = []byte{'\n'}
@@ -292,8 +292,8 @@ func (c *conn) writeReady(w *worker) {
 		return
 	}
 	c.qmu.Lock()
-	if c.queue == nil && cap(frames) <= keepQueueFrames && !c.closing {
-		c.queue = frames[:0] // no allocation for the next frames queued
+	if c.spare == nil && cap(frames) <= keepQueueFrames && !c.closing {
+		c.spare = frames[:0] // the queue's memory when it is next empty
 	}
 	if len(c.queue) > 0 || c.pingDue || c.pongDue || c.closing || c.dead {
 		c.srv.writers.push(c) // its turn again, behind the others
