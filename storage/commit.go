@@ -418,8 +418,8 @@ func callWrite(fn writeFunc, w *writeTx) (err error) {
 // (Config.CommitGather) instead of leaving them for the next commit; a
 // caller takes back what it lent (a negative n) once it has submitted
 // the write (so that the commit that stops waiting takes it), or as soon
-// as it stops expecting it. A count left lent only
-// costs a busy server those short waits.
+// as it stops expecting it. A count left lent only costs a busy server
+// those short waits.
 func (db *DB) ExpectWrites(n int) { db.commits.expect(n) }
 
 // ExpectedWrites reports the number of writes expected (ExpectWrites).
