@@ -19,7 +19,7 @@ import (
 func (c *conn) handle(data []byte) {
 	defer c.lockHooks()()
 	var req proto.Request
-	if err := json.Unmarshal(data, &req); err != nil {
+	if err := proto.DecodeRequest(data, &req); err != nil {
 		if !c.isConnected() {
 			c.fatal(proto.DisconnectNoConnect)
 			return
