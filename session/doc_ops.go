@@ -238,26 +238,43 @@ func (s *docSession) committed(version int, err error) {
 }
 
 // drainDurable acks and broadcasts every op that became durable, in
-// version order, and handles an append failure.
+// version order, and handles an append failure. Ops that become durable
+// while it publishes join the round it delivers: storage reports a
+// commit's appends one by one, and the first report may wake run before
+// the last is made.
 func (s *docSession) drainDurable() {
-	s.durableMu.Lock()
-	versions, failure := s.durable, s.failure
-	s.durable = nil
-	s.durableMu.Unlock()
-	slices.Sort(versions)
-	if len(versions) > 0 {
-		s.expectAgain()
-		defer s.expectLend()
-	}
-	for _, v := range versions {
-		if v != s.acked {
-			// Commits complete in submission order; a gap means a failure
-			// that the failure branch below handles.
+	round := s.round[:0]
+	var failure error
+	for gap := false; !gap; {
+		s.durableMu.Lock()
+		versions := s.durable
+		failure = s.failure
+		s.durable, s.durableSpare = s.durableSpare[:0], nil
+		s.durableMu.Unlock()
+		if len(versions) == 0 {
+			s.durableSpare = versions
 			break
 		}
-		s.expectFrom(s.inflight[v].author)
-		s.publish(v)
+		slices.Sort(versions)
+		if len(round) == 0 {
+			s.expectAgain()
+			defer s.expectLend()
+		}
+		for _, v := range versions {
+			if v != s.acked {
+				// Commits complete in submission order; a gap means a
+				// failure that the failure branch below handles.
+				gap = true
+				break
+			}
+			s.expectFrom(s.inflight[v].author)
+			round = append(round, s.publish(v))
+		}
+		s.durableSpare = versions
 	}
+	s.deliver(round)
+	clear(round)
+	s.round = round[:0]
 	if failure != nil && len(s.inflight) > 0 {
 		if errors.Is(failure, doc.ErrDuplicateUID) {
 			s.recoverDuplicate()
@@ -351,21 +368,39 @@ func (s *docSession) answerDropped(p pendOp, uid string, orig int, ok bool, why 
 	}
 }
 
-// publish acks op v to its author (and to resends of it) and sends it to
-// every other member, then moves stored cursors through it.
-func (s *docSession) publish(v int) {
+// published is what one durable op sends to the document's members: an
+// ack to its author, and to the clients whose resends of it were still in
+// flight, and the op to everyone else.
+type published struct {
+	author string // client id; empty for a server-side edit
+	ack    []byte
+	frame  []byte
+	dupes  []dupFrame
+}
+
+// dupFrame is the ack of a resend whose original was still in flight.
+type dupFrame struct {
+	client string
+	ack    []byte
+}
+
+// publish does what op v's becoming durable does in the document (cursors
+// move through it, its waiter and the watchers hear of it) and returns
+// what it sends to the members, for deliver.
+func (s *docSession) publish(v int) published {
 	p := s.inflight[v]
 	delete(s.inflight, v)
 	s.docs.cfg.Metrics.ObserveAck(time.Since(p.start))
 	rec := s.recent[v-s.recent[0].Version]
 	s.acked = v + 1
-	frame := proto.Encode(opFrame(s.id, rec))
+	out := published{author: p.author, frame: proto.Encode(opFrame(s.id, rec))}
+	if p.author != "" {
+		out.ack = proto.Encode(proto.Ack{ID: p.id, Type: proto.TypeAck, Doc: s.id, Version: v, UID: rec.UID})
+	}
+	for _, d := range p.dupes {
+		out.dupes = append(out.dupes, dupFrame{d.client, proto.Encode(proto.Ack{ID: d.id, Type: proto.TypeAck, Doc: s.id, Version: v, UID: rec.UID})})
+	}
 	for cid, m := range s.members {
-		if cid == p.author {
-			m.client.Sub.Send(proto.Encode(proto.Ack{ID: p.id, Type: proto.TypeAck, Doc: s.id, Version: v, UID: rec.UID}))
-		} else {
-			sendEncoded(m.client.Sub, frame)
-		}
 		if m.cursor != nil {
 			m.cursor = transformSelections(rec.Op, m.cursor, cid == rec.ClientID)
 		}
@@ -380,11 +415,39 @@ func (s *docSession) publish(v int) {
 	s.opsApplied.Add(1)
 	s.watch(v + 1)
 	notify(s.docs.cfg.Notifier, Event{Type: EventDocChanged, Time: rec.Time, Doc: s.id, Version: v + 1, User: rec.User, ClientID: rec.ClientID})
-	for _, d := range p.dupes {
-		if m := s.members[d.client]; m != nil {
-			m.client.Sub.Send(proto.Encode(proto.Ack{ID: d.id, Type: proto.TypeAck, Doc: s.id, Version: v, UID: rec.UID}))
-		}
+	return out
+}
+
+// deliver sends a round of durable ops, in version order, to every
+// member: acks for its own ops (and for its resends of ops still in
+// flight), everyone else's ops. Each member gets the whole round in one call
+// where its connection takes a batch (BatchSender): one wake-up of its
+// writer and one write for the round, where a call per op let the writer
+// take the first ops before the rest were queued.
+func (s *docSession) deliver(round []published) {
+	if len(round) == 0 {
+		return
 	}
+	batch := s.batch[:0]
+	for cid, m := range s.members {
+		batch = batch[:0]
+		for i := range round {
+			p := &round[i]
+			if cid == p.author {
+				batch = append(batch, p.ack)
+			} else {
+				batch = append(batch, p.frame)
+			}
+			for _, d := range p.dupes {
+				if d.client == cid {
+					batch = append(batch, d.ack)
+				}
+			}
+		}
+		sendFrames(m.client.Sub, batch)
+	}
+	clear(batch)
+	s.batch = batch[:0]
 }
 
 // flush waits until every submitted op is durable and published. In

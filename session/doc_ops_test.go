@@ -2,10 +2,14 @@ package session_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/testwait"
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/session"
 )
@@ -71,6 +75,79 @@ func TestOpAckedOnlyWhenDurable(t *testing.T) {
 		t.Fatalf("answer %s, want an ack", mustJSON(t, a))
 	}
 	bob.wait("ann's op", ofType("op"))
+}
+
+// TestOpsDeliveredByRound: ops that become durable while the document's
+// goroutine is busy reach each member in one batch, in version order: an
+// ack for its own op, the others' ops.
+func TestOpsDeliveredByRound(t *testing.T) {
+	t.Parallel()
+	docs, st := newFaultyDocs(t, time.Minute)
+	const id = "rounds"
+	eds := []*recorder{newRecorder(t, "ann"), newRecorder(t, "bob"), newRecorder(t, "cat")}
+	dan := newRecorder(t, "dan")
+	for _, r := range append(eds, dan) {
+		r.open(docs, id)
+	}
+	release := make(chan struct{})
+	st.set(func(f *faultyStore) { f.holdDone = release })
+	reqs := make([]*int64, len(eds))
+	for i, r := range eds {
+		reqs[i] = r.op(docs, id, 0, ot.Op{ot.Insert(r.user.ID)}, r.user.ID+"-1")
+	}
+	testwait.For(t, 10*time.Second, "the three appends", func() bool {
+		return st.appendsOf("ann-1")+st.appendsOf("bob-1")+st.appendsOf("cat-1") == 3
+	})
+	// Hold the document's goroutine in a send to cat (dan's cursor) while
+	// storage reports the three ops durable.
+	entered, open := make(chan struct{}), make(chan struct{})
+	cat := eds[2]
+	cat.mu.Lock()
+	cat.gate = sync.OnceFunc(func() { close(entered); <-open })
+	cat.mu.Unlock()
+	docs.Cursor(dan.client(), dan.newID(), id, 0, []ot.Selection{{}})
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("dan's cursor never reached cat")
+	}
+	st.set(func(f *faultyStore) { f.holdDone = nil })
+	close(release)
+	testwait.For(t, 10*time.Second, "the three reports", func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.reported == 3
+	})
+	close(open)
+	for i, r := range eds {
+		if a := r.answer(reqs[i]); str(a["type"]) != "ack" || num(a["version"]) != i {
+			t.Fatalf("%s's answer %s, want an ack at v%d", r.user.ID, mustJSON(t, a), i)
+		}
+	}
+	for i, r := range append(eds, dan) {
+		r.wait("the last op", func(m map[string]json.RawMessage) bool {
+			return str(m["type"]) == "op" && num(m["version"]) == 2 || str(m["type"]) == "ack" && num(m["version"]) == 2
+		})
+		r.mu.Lock()
+		var got []string
+		for _, m := range r.frames {
+			if typ := str(m["type"]); typ == "op" || typ == "ack" {
+				got = append(got, fmt.Sprintf("%s v%d", typ, num(m["version"])))
+			}
+		}
+		batches := slices.Clone(r.batches)
+		r.mu.Unlock()
+		want := []string{"op v0", "op v1", "op v2"}
+		if i < len(eds) {
+			want[i] = fmt.Sprintf("ack v%d", i)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s got %q, want %q", r.user.ID, got, want)
+		}
+		if !slices.Equal(batches, []int{3}) {
+			t.Errorf("%s got batches of %v frames, want one of 3", r.user.ID, batches)
+		}
+	}
 }
 
 // TestOpResentIsAckedWithItsVersion: an op sent again with a uid the

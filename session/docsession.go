@@ -78,6 +78,12 @@ type docSession struct {
 	commentN  int
 	// transformBufs is transformOver's memory, used in turn.
 	transformBufs [2]ot.Op
+	// durableSpare is memory for durable, which drainDurable hands over
+	// and takes back.
+	durableSpare []int
+	// round and batch are drainDurable's and deliver's memory.
+	round []published
+	batch [][]byte
 
 	// expecting holds the members acked in the latest round of commits
 	// who have not sent an op since: editors about to send their next op,

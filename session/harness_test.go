@@ -43,6 +43,7 @@ type faultyStore struct {
 	// holdDone, while set, holds back the reports of appends (durable
 	// already) until it is closed: the session hears of them late.
 	holdDone chan struct{}
+	reported int // the reports holdDone held, made since
 }
 
 func (f *faultyStore) set(fn func(f *faultyStore)) {
@@ -58,7 +59,15 @@ func (f *faultyStore) AppendOpAsync(docID string, rec doc.OpRecord, done func(er
 	f.mu.Unlock()
 	if hold != nil {
 		report := done
-		done = func(err error) { go func() { <-hold; report(err) }() }
+		done = func(err error) {
+			go func() {
+				<-hold
+				report(err)
+				f.mu.Lock()
+				f.reported++
+				f.mu.Unlock()
+			}()
+		}
 	}
 	f.DB.AppendOpAsync(docID, rec, done)
 }
@@ -146,10 +155,12 @@ type recorder struct {
 	id   string
 	user proto.User
 
-	mu     sync.Mutex // guards frames
-	frames []map[string]json.RawMessage
-	more   chan struct{} // cap 1: a frame arrived
-	nextID int64
+	mu      sync.Mutex // guards frames, batches and gate
+	frames  []map[string]json.RawMessage
+	batches []int         // the sizes of the SendBatch calls, in order
+	gate    func()        // when set, every Send and SendBatch calls it first
+	more    chan struct{} // cap 1: a frame arrived
+	nextID  int64
 }
 
 func newRecorder(t *testing.T, user string) *recorder {
@@ -159,6 +170,34 @@ func newRecorder(t *testing.T, user string) *recorder {
 func (r *recorder) ClientID() string { return r.id }
 
 func (r *recorder) Send(frame []byte) bool {
+	r.pass()
+	return r.record(frame)
+}
+
+// SendBatch is Send for each frame, and notes the batch's size
+// (session.BatchSender).
+func (r *recorder) SendBatch(frames [][]byte) bool {
+	r.pass()
+	r.mu.Lock()
+	r.batches = append(r.batches, len(frames))
+	r.mu.Unlock()
+	for _, f := range frames {
+		r.record(f)
+	}
+	return true
+}
+
+// pass calls the gate, if there is one.
+func (r *recorder) pass() {
+	r.mu.Lock()
+	gate := r.gate
+	r.mu.Unlock()
+	if gate != nil {
+		gate()
+	}
+}
+
+func (r *recorder) record(frame []byte) bool {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(frame, &m); err != nil {
 		r.t.Errorf("%s got a frame that is not JSON: %q", r.id, frame)

@@ -31,6 +31,16 @@ type Subscriber interface {
 	Send(frame []byte) bool
 }
 
+// BatchSender is a Subscriber that takes several frames in one call, as if
+// sent one by one in order: a document delivers a round of ops to each
+// member at once.
+type BatchSender interface {
+	// SendBatch queues frames in order without blocking and reports false
+	// as Send does. It may keep the frames, which it must not modify, but
+	// not the slice that holds them.
+	SendBatch(frames [][]byte) bool
+}
+
 // HubConfig configures a Hub. History, Receipts and Users are required.
 type HubConfig struct {
 	History  ChannelHistory

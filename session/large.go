@@ -85,3 +85,33 @@ func sendEncoded(sub Subscriber, frame []byte) bool {
 	}
 	return sub.Send(frame)
 }
+
+// sendFrames sends encoded frames to sub in order: runs of small frames
+// in one call where sub is a BatchSender, each large one as sendEncoded
+// does. It stops at the first the subscriber refuses.
+func sendFrames(sub Subscriber, frames [][]byte) bool {
+	bs, ok := sub.(BatchSender)
+	if !ok {
+		for _, f := range frames {
+			if !sendEncoded(sub, f) {
+				return false
+			}
+		}
+		return true
+	}
+	_, large := sub.(LargeSender)
+	start := 0
+	for i, f := range frames {
+		if len(f) <= eagerMax || !large {
+			continue
+		}
+		if i > start && !bs.SendBatch(frames[start:i]) {
+			return false
+		}
+		if !sendEncoded(sub, f) {
+			return false
+		}
+		start = i + 1
+	}
+	return start == len(frames) || bs.SendBatch(frames[start:])
+}

@@ -206,25 +206,64 @@ func (c *conn) ping() {
 // queued is dropped and Send returns false.
 func (c *conn) Send(frame []byte) bool {
 	c.qmu.Lock()
-	if c.closing {
-		c.qmu.Unlock()
-		return false
+	ok, slow := c.roomLocked(1, len(frame))
+	if ok {
+		c.queue = append(c.queue, frame)
+		c.qbytes += len(frame)
+		c.kickLocked()
 	}
-	if len(c.queue)+1 > c.srv.cfg.MaxQueueFrames || c.qbytes+len(frame) > c.srv.cfg.MaxQueueBytes {
+	c.qmu.Unlock()
+	if slow {
+		c.slowReader()
+	}
+	return ok
+}
+
+// SendBatch queues frames in order without blocking
+// (session.BatchSender): one lock and at most one wake-up of the writer
+// for all of them. Over the queue's bounds it closes the connection as a
+// slow reader, as Send does.
+func (c *conn) SendBatch(frames [][]byte) bool {
+	size := 0
+	for _, f := range frames {
+		size += len(f)
+	}
+	c.qmu.Lock()
+	ok, slow := c.roomLocked(len(frames), size)
+	if ok {
+		c.queue = append(c.queue, frames...)
+		c.qbytes += size
+		c.kickLocked()
+	}
+	c.qmu.Unlock()
+	if slow {
+		c.slowReader()
+	}
+	return ok
+}
+
+// roomLocked reports whether n more frames of size bytes in all may be
+// queued, taking the queue's reused memory if it is empty. Over the
+// queue's bounds it closes the connection as a slow reader (slow, for the
+// caller to report once it has unlocked). Must be called with c.qmu held.
+func (c *conn) roomLocked(n, size int) (ok, slow bool) {
+	if c.closing {
+		return false, false
+	}
+	if len(c.queue)+n > c.srv.cfg.MaxQueueFrames || c.qbytes+size > c.srv.cfg.MaxQueueBytes {
 		c.slowLocked()
-		c.qmu.Unlock()
-		c.srv.cfg.Metrics.SlowReaderCloses.Inc()
-		c.logger().Warn().Msg("slow reader: closing")
-		return false
+		return false, true
 	}
 	if c.queue == nil {
 		c.queue, c.spare = c.spare, nil
 	}
-	c.queue = append(c.queue, frame)
-	c.qbytes += len(frame)
-	c.kickLocked()
-	c.qmu.Unlock()
-	return true
+	return true, false
+}
+
+// slowReader reports a close as a slow reader.
+func (c *conn) slowReader() {
+	c.srv.cfg.Metrics.SlowReaderCloses.Inc()
+	c.logger().Warn().Msg("slow reader: closing")
 }
 
 // slowLocked closes the connection as a slow reader: what is queued is
@@ -263,8 +302,7 @@ func (c *conn) SendLarge(f session.LargeFrame, reply bool) error {
 		}
 		c.slowLocked()
 		c.qmu.Unlock()
-		c.srv.cfg.Metrics.SlowReaderCloses.Inc()
-		c.logger().Warn().Msg("slow reader: closing")
+		c.slowReader()
 		return session.ErrSlow
 	}
 	c.queue = append(c.queue, nil)
