@@ -85,7 +85,7 @@ type FileConfig struct {
 	SnapshotEvery int `json:"snapshot_every,omitempty"`
 	// CommitGather bounds how long a busy server's commit waits for the
 	// ops its editors are expected to send next (fewer fsyncs per write);
-	// 0 means 5 ms, a negative value never waits. A quiet server never
+	// 0 means 10 ms, a negative value never waits. A quiet server never
 	// waits (docs/operations.md, "Commit gathering").
 	CommitGather Duration `json:"commit_gather,omitempty"`
 	// APIKeys are HTTP API keys, each with its grants (none listed: every

@@ -223,7 +223,7 @@ const gatherFrom = 8
 
 // gatherTook bounds a gather's wait by the duration of the commit before
 // it: at most gatherTook times as long (and at most Config.CommitGather).
-const gatherTook = 3
+const gatherTook = 6
 
 // gather makes a busy server's commits larger without making anyone wait
 // for nothing. The callers lend the committer their expectation of writes

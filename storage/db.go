@@ -80,7 +80,7 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 const (
 	DefaultSnapshotEvery = 1000
 	DefaultLockTimeout   = 3 * time.Second
-	DefaultCommitGather  = 5 * time.Millisecond
+	DefaultCommitGather  = 10 * time.Millisecond
 )
 
 // maxIDLen bounds document ids, channel names, user ids, comment ids and op
@@ -111,8 +111,8 @@ type Config struct {
 	Now func() time.Time
 	// CommitGather bounds how long a commit of a busy server waits for
 	// the writes its callers expect (ExpectWrites; committer.gather):
-	// never longer than three times the commit before it took, and never
-	// on a quiet server. By default DefaultCommitGather (5 ms); a negative
+	// never longer than six times the commit before it took, and never
+	// on a quiet server. By default DefaultCommitGather (10 ms); a negative
 	// value turns gathering off.
 	CommitGather time.Duration
 	// Limits are the document limits Import checks (doc.Limits; zero
