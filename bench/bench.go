@@ -52,7 +52,10 @@ type Options struct {
 	// ServerProfile, with ServerProcess, has the child server write a CPU
 	// profile of its whole run to this file.
 	ServerProfile string
-	Log           zerolog.Logger
+	// ServerMemProfile, with ServerProcess, has the child server write its
+	// allocations (a pprof "allocs" profile) to this file when it stops.
+	ServerMemProfile string
+	Log              zerolog.Logger
 }
 
 // Result is one scenario's outcome.

@@ -64,7 +64,8 @@ func startChildServer(ctx context.Context, opts Options) (*childServer, error) {
 		args = append(args, "--nosync")
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "TANDEM_JWT_SECRET=", "TANDEM_API_KEYS=", "TANDEM_CPUPROFILE="+opts.ServerProfile)
+	cmd.Env = append(os.Environ(), "TANDEM_JWT_SECRET=", "TANDEM_API_KEYS=", "TANDEM_CPUPROFILE="+opts.ServerProfile,
+		"TANDEM_MEMPROFILE="+opts.ServerMemProfile)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

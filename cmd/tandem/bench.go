@@ -56,6 +56,7 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 	fs.BoolVar(&opts.ServerProcess, "server-process", false, "editors, fanout: start the server as a child process and report its CPU per op and per delivery")
 	fs.StringVar(&opts.Binary, "server-binary", "", "the tandem binary a child server runs (default: this one)")
 	fs.StringVar(&opts.ServerProfile, "server-cpuprofile", "", "with --server-process: write the child server's CPU profile to this file")
+	fs.StringVar(&opts.ServerMemProfile, "server-memprofile", "", "with --server-process: write the child server's allocations to this file")
 	verbose := fs.Bool("v", false, "log the server's warnings")
 	// Scenario flags.
 	subs := fs.Int("subscribers", 1000, "fanout: subscribers")

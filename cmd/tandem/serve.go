@@ -106,7 +106,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	server.Version = Version
-	stopProfile, err := startCPUProfile(os.Getenv("TANDEM_CPUPROFILE"))
+	stopProfile, err := startProfiles()
 	if err != nil {
 		return err
 	}
