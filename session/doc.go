@@ -39,8 +39,10 @@
 //     documents' ops share one commit and one fsync).
 //   - When storage reports it durable (committed, on storage's goroutine,
 //     which only records it and wakes the document), drainDurable and
-//     publish ack the author, send the op to every other member, and move
-//     stored cursors through it, in version order.
+//     publish move stored cursors through it, in version order, and
+//     deliver acks the author and sends the op to every other member:
+//     the ops that became durable together go to each member in one call
+//     (BatchSender), so that its connection writes them at once.
 //
 // Cursors (doc_cursors.go) are moved to the durable head and coalesced;
 // comments (doc_comments.go) are stored on the durable head; edits made on
