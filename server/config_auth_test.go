@@ -12,8 +12,9 @@ import (
 )
 
 // TestStartRefusesWeakAuth: a short JWT secret, a short API key from the
-// environment and unsafe JWKS settings stop the server at start with an
-// error that says what to fix (and never the secret itself).
+// environment, unsafe JWKS settings (and a broadcast window out of
+// bounds) stop the server at start with an error that says what to fix
+// (and never the secret itself).
 func TestStartRefusesWeakAuth(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -39,6 +40,15 @@ func TestStartRefusesWeakAuth(t *testing.T) {
 			c.JWTSecret = strings.Repeat("s", 32)
 			c.File.Auth.JWKSMinRefresh = server.Duration(-time.Second)
 		}, "must not be negative"},
+		{"broadcast window over a second", func(c *server.Config) {
+			c.File.DocBroadcast.Window = server.Duration(2 * time.Second)
+		}, "config: doc_broadcast: the window must be between 0 and 1s"},
+		{"broadcast window for negative members", func(c *server.Config) {
+			c.File.DocBroadcast = server.DocBroadcastConfig{Window: server.Duration(25 * time.Millisecond), Members: -1}
+		}, "config: doc_broadcast"},
+		{"broadcast window of 25ms", func(c *server.Config) {
+			c.File.DocBroadcast.Window = server.Duration(25 * time.Millisecond)
+		}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := server.DefaultConfig()

@@ -75,6 +75,19 @@ type Config struct {
 	File FileConfig
 }
 
+// MaxBroadcastWindow bounds DocBroadcastConfig.Window.
+const MaxBroadcastWindow = time.Second
+
+// DocBroadcastConfig is a broadcast window for big documents
+// (session.DocsConfig.BroadcastWindow): a document with at least Members
+// members (0: 50) sends its members the ops that become durable once per
+// Window, acks included, instead of as each commit ends. Fewer, larger
+// writes for up to one Window more latency; off while Window is 0.
+type DocBroadcastConfig struct {
+	Window  Duration `json:"window,omitempty"`
+	Members int      `json:"members,omitempty"`
+}
+
 // FileConfig is the JSON of a --config file. Every field is optional.
 type FileConfig struct {
 	// Namespaces overrides or adds namespaces by name ("" is the default
@@ -88,6 +101,9 @@ type FileConfig struct {
 	// 0 means 10 ms, a negative value never waits. A quiet server never
 	// waits (docs/operations.md, "Commit gathering").
 	CommitGather Duration `json:"commit_gather,omitempty"`
+	// DocBroadcast sets a broadcast window for big documents; off by
+	// default (docs/operations.md, "Big documents").
+	DocBroadcast DocBroadcastConfig `json:"doc_broadcast,omitzero"`
 	// APIKeys are HTTP API keys, each with its grants (none listed: every
 	// grant).
 	APIKeys []APIKeyConfig `json:"api_keys,omitempty"`
@@ -397,6 +413,7 @@ func (m *Server) Run(ctx context.Context) error {
 		Notifier: m.Webhooks, Watcher: m.docWatcher(),
 		MaxOpBytes: c.File.Limits.MaxOpBytes, MaxDocLen: c.File.Limits.MaxDocLen,
 		Presence: be.presence, Ephemeral: be.ephemeral,
+		BroadcastWindow: time.Duration(c.File.DocBroadcast.Window), BroadcastMembers: c.File.DocBroadcast.Members,
 	})
 	verifier, err := m.startVerifier(ctx)
 	if err != nil {
@@ -582,6 +599,9 @@ func (c *Config) Validate() error {
 		if _, err := auth.ParseGrants(k.Grants); err != nil {
 			return fmt.Errorf("config: api_keys[%d]: %w", i, err)
 		}
+	}
+	if b := c.File.DocBroadcast; b.Window < 0 || time.Duration(b.Window) > MaxBroadcastWindow || b.Members < 0 {
+		return fmt.Errorf("config: doc_broadcast: the window must be between 0 and %s and members not negative", MaxBroadcastWindow)
 	}
 	if err := c.validateWebhooks(); err != nil {
 		return err

@@ -42,7 +42,10 @@
 //     publish move stored cursors through it, in version order, and
 //     deliver acks the author and sends the op to every other member:
 //     the ops that became durable together go to each member in one call
-//     (BatchSender), so that its connection writes them at once.
+//     (BatchSender), so that its connection writes them at once. A big
+//     document with a broadcast window (DocsConfig.BroadcastWindow) holds
+//     them and sends each member what it holds once per window
+//     (doc_hold.go).
 //
 // Cursors (doc_cursors.go) are moved to the durable head and coalesced;
 // comments (doc_comments.go) are stored on the durable head; edits made on

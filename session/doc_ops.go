@@ -276,6 +276,7 @@ func (s *docSession) drainDurable() {
 	clear(round)
 	s.round = round[:0]
 	if failure != nil && len(s.inflight) > 0 {
+		s.sendHeld()
 		if errors.Is(failure, doc.ErrDuplicateUID) {
 			s.recoverDuplicate()
 			return
@@ -428,6 +429,10 @@ func (s *docSession) deliver(round []published) {
 	if len(round) == 0 {
 		return
 	}
+	hold := s.holds(len(round))
+	if !hold {
+		s.sendHeld()
+	}
 	batch := s.batch[:0]
 	for cid, m := range s.members {
 		batch = batch[:0]
@@ -444,10 +449,17 @@ func (s *docSession) deliver(round []published) {
 				}
 			}
 		}
-		sendFrames(m.client.Sub, batch)
+		if hold {
+			m.held = append(m.held, batch...)
+		} else {
+			sendFrames(m.client.Sub, batch)
+		}
 	}
 	clear(batch)
 	s.batch = batch[:0]
+	if hold {
+		s.held(len(round))
+	}
 }
 
 // flush waits until every submitted op is durable and published. In

@@ -86,6 +86,16 @@ type DocsConfig struct {
 	// client's cursor; later updates within it are coalesced (the latest
 	// wins). By default 50 * time.Millisecond.
 	CursorInterval time.Duration
+	// BroadcastWindow, when positive, makes a document with at least
+	// BroadcastMembers members (by default DefaultBroadcastMembers) send
+	// its members the ops that become durable once per window instead of
+	// as each commit ends (acks included: a member's frames stay in
+	// order): fewer, larger writes in a big room whose editors type at a
+	// human pace, for up to one window of latency. Anything else the
+	// document sends first sends what it holds. Off (0) by default; a
+	// cluster node ignores it. See docs/operations.md, "Big documents".
+	BroadcastWindow  time.Duration
+	BroadcastMembers int
 	// RecentOps is how many recent ops each document keeps in memory for
 	// transforming late ops and answering reopens. By default 1024.
 	RecentOps int
@@ -143,6 +153,9 @@ func (c *DocsConfig) setDefaults() {
 	}
 	if c.OpBurst <= 0 {
 		c.OpBurst = 1000
+	}
+	if c.BroadcastMembers <= 0 {
+		c.BroadcastMembers = DefaultBroadcastMembers
 	}
 	if c.CursorInterval <= 0 {
 		c.CursorInterval = 50 * time.Millisecond

@@ -81,6 +81,12 @@ type docSession struct {
 	// durableSpare is memory for durable, which drainDurable hands over
 	// and takes back.
 	durableSpare []int
+	// holding is set while run drains durable ops: only those rounds may
+	// be held for the broadcast window; heldOps counts the ops held, and
+	// deliverDue ends the window (doc_hold.go).
+	holding    bool
+	heldOps    int
+	deliverDue *time.Timer
 	// round and batch are drainDurable's and deliver's memory.
 	round []published
 	batch [][]byte
@@ -107,6 +113,9 @@ type docMember struct {
 	// coalesced update not yet broadcast (doc_cursors.go).
 	lastCursor time.Time
 	pending    bool
+	// held is what the broadcast window holds for the member
+	// (doc_hold.go).
+	held [][]byte
 }
 
 func newDocSession(d *Docs, id string) *docSession {
@@ -140,37 +149,52 @@ func (s *docSession) run() {
 	s.cursorDue.Stop()
 	s.expectDue = time.NewTimer(time.Hour)
 	s.expectDue.Stop()
+	s.deliverDue = newDeliverTimer()
 	defer s.idle.Stop()
 	defer s.cursorDue.Stop()
+	defer s.deliverDue.Stop()
 	defer s.expectNone()
 	for {
+		// What the broadcast window holds is sent before anything else
+		// (doc_hold.go).
 		select {
 		case r := <-s.reqs:
+			s.sendHeldBefore(r)
 			s.handle(r)
 		case <-s.wake:
 			if s.cl != nil {
 				s.drainResults()
 			} else {
+				s.holding = true
 				s.drainDurable()
+				s.holding = false
 			}
+		case <-s.deliverDue.C:
+			s.sendHeld()
 		case e := <-s.inboxChan():
+			s.sendHeld()
 			s.handleIn(e)
 		case <-s.sideChan():
+			s.sendHeld()
 			s.handleSide()
 		case <-s.retryChan():
+			s.sendHeld()
 			s.recover()
 		case <-s.parkChan():
+			s.sendHeld()
 			s.expireParked()
 		case <-s.cursorDue.C:
-			s.flushCursors()
+			s.flushCursors() // broadcasts only, which join what is held
 		case <-s.expectDue.C:
 			s.expectNone()
 		case <-s.idle.C:
+			s.sendHeld()
 			if len(s.members) == 0 && s.unload() {
 				return
 			}
 			s.idle.Reset(cfg.IdleTimeout)
 		case <-s.stop:
+			s.sendHeld()
 			s.unload()
 			return
 		}
@@ -318,10 +342,16 @@ func (s *docSession) closeFor(cid string, _ bool) {
 	}
 }
 
-// broadcast sends a frame to every member but skip.
+// broadcast sends a frame to every member but skip; while a broadcast
+// window runs, it joins what the window holds (doc_hold.go).
 func (s *docSession) broadcast(frame []byte, skip string) {
+	hold := s.heldOps > 0
 	for cid, m := range s.members {
-		if cid != skip {
+		switch {
+		case cid == skip:
+		case hold:
+			m.held = append(m.held, frame)
+		default:
 			m.client.Sub.Send(frame)
 		}
 	}

@@ -495,6 +495,19 @@ func TestConvergenceOneDocument(t *testing.T) {
 	converge(t, ls, 1, 20, edits)
 }
 
+// TestConvergenceBroadcastWindow: twenty editors of one document converge
+// over the protocol with a broadcast window holding their ops and acks.
+func TestConvergenceBroadcastWindow(t *testing.T) {
+	edits := 200
+	if testing.Short() {
+		edits = 50
+	}
+	ls := startLive(t, func(c *server.Config) {
+		c.File.DocBroadcast = server.DocBroadcastConfig{Window: server.Duration(20 * time.Millisecond), Members: 10}
+	})
+	converge(t, ls, 1, 20, edits)
+}
+
 func TestConvergenceManyDocuments(t *testing.T) {
 	edits := 100
 	if testing.Short() {
