@@ -55,7 +55,11 @@ type Options struct {
 	// ServerMemProfile, with ServerProcess, has the child server write its
 	// allocations (a pprof "allocs" profile) to this file when it stops.
 	ServerMemProfile string
-	Log              zerolog.Logger
+	// ServerConfig, with ServerProcess, is a JSON object of config file
+	// keys (`tandem serve --config`) set in the child server's config,
+	// over the bench's own: {"commit_gather": "5ms"}.
+	ServerConfig string
+	Log          zerolog.Logger
 }
 
 // Result is one scenario's outcome.

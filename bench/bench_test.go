@@ -106,6 +106,18 @@ func TestIdleScenario(t *testing.T) {
 	opts.Binary = bin
 	r, err := Idle(context.Background(), opts, IdleConfig{Conns: 50})
 	checkResult(t, r, err, "connections")
+
+	// The editors against that binary in a child process, whose config
+	// file gets --server-config's keys: a broadcast window for documents
+	// of two members or more, which the editors must converge through.
+	opts.ServerProcess = true
+	opts.ServerConfig = `{"doc_broadcast": {"window": "20ms", "members": 2}}`
+	r, err = Editors(context.Background(), opts, EditorsConfig{Docs: 1, Clients: 3, Duration: time.Second})
+	checkResult(t, r, err, "committed_ops", "server_cpu_us_per_delivery")
+	opts.ServerConfig = `{"doc_broadcast": `
+	if _, err := Editors(context.Background(), opts, EditorsConfig{Docs: 1, Clients: 3, Duration: time.Second}); err == nil {
+		t.Fatal("a server config that is not JSON was taken")
+	}
 }
 
 func TestReport(t *testing.T) {

@@ -49,6 +49,15 @@ func startChildServer(ctx context.Context, opts Options) (*childServer, error) {
 	}
 	cfgFile := filepath.Join(dir, "config.json")
 	cfg := map[string]any{"namespaces": benchNamespaces(), "limits": benchLimits()}
+	if opts.ServerConfig != "" {
+		var extra map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(opts.ServerConfig), &extra); err != nil {
+			return nil, fmt.Errorf("the server's config (a JSON object of config file keys): %w", err)
+		}
+		for k, v := range extra {
+			cfg[k] = v
+		}
+	}
 	b, _ := json.Marshal(cfg)
 	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
 		return nil, err

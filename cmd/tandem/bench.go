@@ -57,6 +57,7 @@ Run 'tandem bench SCENARIO -h' for its flags.`)
 	fs.StringVar(&opts.Binary, "server-binary", "", "the tandem binary a child server runs (default: this one)")
 	fs.StringVar(&opts.ServerProfile, "server-cpuprofile", "", "with --server-process: write the child server's CPU profile to this file")
 	fs.StringVar(&opts.ServerMemProfile, "server-memprofile", "", "with --server-process: write the child server's allocations to this file")
+	fs.StringVar(&opts.ServerConfig, "server-config", "", `with --server-process: a JSON object of config file keys for the child server, e.g. '{"commit_gather":"5ms"}'`)
 	verbose := fs.Bool("v", false, "log the server's warnings")
 	// Scenario flags.
 	subs := fs.Int("subscribers", 1000, "fanout: subscribers")

@@ -39,7 +39,8 @@ func TestOperationsConfigExample(t *testing.T) {
 	f := m.Config.File
 	if !f.Namespaces["audit"].ServerOnly || f.Namespaces["chat"].HistorySize != 1000 || f.Limits.FrameBurst != 562 || len(f.APIKeys) != 2 || len(f.Webhooks) != 1 ||
 		f.Auth.RequireExp == nil || !*f.Auth.RequireExp || f.Auth.Audience == "" || f.Auth.JWKSURL == "" || f.Auth.JWKSMinRefresh != server.Duration(time.Minute) ||
-		f.Limits.MaxConnectionsPerIP != 1000 || time.Duration(f.Limits.HTTPWriteTimeout) != time.Minute || len(f.TrustedProxies) != 2 || len(f.AllowedHosts) != 1 {
+		f.Limits.MaxConnectionsPerIP != 1000 || time.Duration(f.Limits.HTTPWriteTimeout) != time.Minute || len(f.TrustedProxies) != 2 || len(f.AllowedHosts) != 1 ||
+		f.DocBroadcast.Window != server.Duration(25*time.Millisecond) || f.DocBroadcast.Members != 50 {
 		t.Fatalf("the example loaded as %+v", f)
 	}
 }
