@@ -29,11 +29,16 @@ const DefaultBroadcastMembers = 50
 // sends what is held first.
 const maxHeldOps = 512
 
+// windowed reports whether a round delivered now is held.
+func (s *docSession) windowed() bool {
+	cfg := &s.docs.cfg
+	return s.holding && s.cl == nil && cfg.BroadcastWindow > 0 && len(s.members) >= cfg.BroadcastMembers
+}
+
 // holds reports whether a round of n ops being delivered is to be held,
 // sending what is held first when the round would pass maxHeldOps.
 func (s *docSession) holds(n int) bool {
-	cfg := &s.docs.cfg
-	if !s.holding || s.cl != nil || cfg.BroadcastWindow <= 0 || len(s.members) < cfg.BroadcastMembers {
+	if !s.windowed() {
 		return false
 	}
 	if s.heldOps+n > maxHeldOps {

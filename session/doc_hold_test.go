@@ -114,3 +114,37 @@ func TestBroadcastWindowEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestBroadcastWindowLendsNothing: a document whose acks the window holds
+// does not lend its editors to the op log as writes to come (their acks
+// come too late for a commit to wait for their next ops); below the
+// window's threshold it does. Not parallel: it lengthens expectFor.
+func TestBroadcastWindowLendsNothing(t *testing.T) {
+	session.SetExpectFor(t, time.Minute)
+	docs, st := newFaultyDocsWith(t, func(c *session.DocsConfig) {
+		c.IdleTimeout = time.Minute
+		c.BroadcastWindow = time.Hour
+		c.BroadcastMembers = 3
+	})
+	ann, bob, cat := newRecorder(t, "ann"), newRecorder(t, "bob"), newRecorder(t, "cat")
+	ann.open(docs, "small")
+	bob.open(docs, "small")
+	ann.answer(ann.op(docs, "small", 0, ot.Op{ot.Insert("a")}, "ann-1"))
+	waitFor(t, "ann lent as a write to come", func() bool { return st.ExpectedWrites() == 1 })
+	docs.Close()
+	waitFor(t, "everything given back", func() bool { return st.ExpectedWrites() == 0 })
+
+	docs, st = newFaultyDocsWith(t, func(c *session.DocsConfig) {
+		c.IdleTimeout = time.Minute
+		c.BroadcastWindow = time.Hour
+		c.BroadcastMembers = 3
+	})
+	for _, r := range []*recorder{ann, bob, cat} {
+		r.open(docs, "big")
+	}
+	ann.op(docs, "big", 0, ot.Op{ot.Insert("a")}, "ann-2")
+	time.Sleep(200 * time.Millisecond) // durable, and held
+	if n := st.ExpectedWrites(); n != 0 {
+		t.Fatalf("%d writes expected from a document whose acks are held, want 0", n)
+	}
+}
