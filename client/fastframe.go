@@ -2,9 +2,8 @@ package client
 
 import (
 	"bytes"
-	"strconv"
-	"unicode/utf8"
 
+	"github.com/tandemhq/tandem/internal/jsonscan"
 	"github.com/tandemhq/tandem/ot"
 	"github.com/tandemhq/tandem/proto"
 )
@@ -59,7 +58,7 @@ func decodeFast(line []byte) (f *inbound, ok bool) {
 		var n int
 		switch string(key) {
 		case "type", "doc", "uid", "user", "client_id", "ts":
-			s, m, good := plainString(line[i:])
+			s, m, good := jsonscan.String(line[i:], 0)
 			if !good {
 				return nil, false
 			}
@@ -79,7 +78,7 @@ func decodeFast(line []byte) (f *inbound, ok bool) {
 			}
 			n = m
 		case "id", "version":
-			v, m, good := plainInt(line[i:])
+			v, m, good := jsonscan.Int(line[i:], 0)
 			if !good {
 				return nil, false
 			}
@@ -93,8 +92,8 @@ func decodeFast(line []byte) (f *inbound, ok bool) {
 			}
 			n = m
 		case "op":
-			m := arrayEnd(line[i:])
-			if m < 0 {
+			m, good := jsonscan.FlatArrayEnd(line[i:], 0)
+			if !good {
 				return nil, false
 			}
 			o, err := ot.Decode(line[i : i+m])
@@ -133,59 +132,4 @@ func decodeFast(line []byte) (f *inbound, ok bool) {
 		return &inbound{Type: typ, ID: a.ID, body: a}, true
 	}
 	return nil, false
-}
-
-// plainString reads a JSON string without escapes at the start of b.
-func plainString(b []byte) (string, int, bool) {
-	if len(b) < 2 || b[0] != '"' {
-		return "", 0, false
-	}
-	for j := 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			if !utf8.Valid(b[1:j]) {
-				return "", 0, false // encoding/json replaces what is invalid
-			}
-			return string(b[1:j]), j + 1, true
-		case c == '\\' || c < 0x20:
-			return "", 0, false
-		}
-	}
-	return "", 0, false
-}
-
-// plainInt reads a non-negative JSON integer at the start of b.
-func plainInt(b []byte) (int64, int, bool) {
-	j := 0
-	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-		j++
-	}
-	if j == 0 || j > 18 || (j > 1 && b[0] == '0') {
-		return 0, 0, false
-	}
-	v, err := strconv.ParseInt(string(b[:j]), 10, 64)
-	return v, j, err == nil
-}
-
-// arrayEnd returns the length of the JSON array at the start of b whose
-// strings hold no escapes, or -1.
-func arrayEnd(b []byte) int {
-	if len(b) == 0 || b[0] != '[' {
-		return -1
-	}
-	for j := 1; j < len(b); j++ {
-		switch b[j] {
-		case '"':
-			k := bytes.IndexByte(b[j+1:], '"')
-			if k < 0 || bytes.IndexByte(b[j+1:j+1+k], '\\') >= 0 {
-				return -1
-			}
-			j += k + 1
-		case ']':
-			return j + 1
-		case '[', '{':
-			return -1
-		}
-	}
-	return -1
 }

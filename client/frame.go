@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 
+	"github.com/tandemhq/tandem/internal/jsonscan"
 	"github.com/tandemhq/tandem/proto"
 )
 
@@ -239,7 +240,7 @@ func peekType(line []byte) (string, bool) {
 		return "", false
 	}
 	if rest, ok := bytes.CutPrefix(b, []byte(`"id":`)); ok {
-		_, n, ok := plainInt(rest)
+		_, n, ok := jsonscan.Int(rest, 0)
 		if !ok || n >= len(rest) || rest[n] != ',' {
 			return "", false
 		}
@@ -249,6 +250,6 @@ func peekType(line []byte) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	s, _, ok := plainString(b)
+	s, _, ok := jsonscan.String(b, 0)
 	return s, ok
 }
